@@ -1,0 +1,148 @@
+//! Certificate revocation lists consumed by the verifier.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateRevocationListDer;
+use webpki::{CertRevocationList, OwnedCertRevocationList};
+
+/// Largest CRL document accepted, in bytes.
+pub const MAX_CRL_BYTES: usize = 16 * 1024 * 1024;
+
+/// A set of X.509 CRLs (RFC 5280 section 5) checked during verification.
+///
+/// Cloning is cheap (a reference count).
+///
+/// A certificate in the verified path (leaf or intermediate) whose serial is
+/// listed by a CRL of its issuer is rejected. A CRL's signature is checked
+/// against its issuer when it is used. CRLs of other issuers are ignored;
+/// a certificate with no CRL from its issuer is accepted (CRLs are a
+/// deny-list, as in rustls' `WebPkiClientVerifier`).
+///
+/// ```
+/// use mtls_core::CrlSet;
+///
+/// let crls = CrlSet::new();
+/// assert!(crls.is_empty());
+/// assert!(CrlSet::from_pem(b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n").is_err());
+/// ```
+#[derive(Clone, Default)]
+pub struct CrlSet {
+    // Shared, copy-on-write: a set is cloned at every handshake by sources.
+    crls: Arc<Vec<Arc<CertRevocationList<'static>>>>,
+    ders: Arc<Vec<CertificateRevocationListDer<'static>>>,
+}
+
+impl CrlSet {
+    /// An empty set: revokes nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loads every `X509 CRL` block of a PEM document. A document without
+    /// any CRL is an error.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, CrlError> {
+        if pem.len() > MAX_CRL_BYTES {
+            return Err(CrlError::TooLarge { len: pem.len() });
+        }
+        let mut set = Self::new();
+        for item in CertificateRevocationListDer::pem_slice_iter(pem) {
+            let der = item.map_err(|e| CrlError::Pem {
+                reason: e.to_string(),
+            })?;
+            set.add_der(der)?;
+        }
+        if set.is_empty() {
+            return Err(CrlError::NoCrl);
+        }
+        Ok(set)
+    }
+
+    /// Loads one CRL from DER or any number from PEM, telling them apart by
+    /// the first byte (DER starts with a SEQUENCE tag, `0x30`).
+    pub fn from_pem_or_der(bytes: &[u8]) -> Result<Self, CrlError> {
+        if bytes.first() == Some(&0x30) {
+            let mut set = Self::new();
+            set.add_der(CertificateRevocationListDer::from(bytes.to_vec()))?;
+            Ok(set)
+        } else {
+            Self::from_pem(bytes)
+        }
+    }
+
+    /// Adds one DER-encoded CRL.
+    pub fn add_der(&mut self, der: CertificateRevocationListDer<'static>) -> Result<(), CrlError> {
+        if der.len() > MAX_CRL_BYTES {
+            return Err(CrlError::TooLarge { len: der.len() });
+        }
+        let index = self.crls.len();
+        let crl = OwnedCertRevocationList::from_der(&der).map_err(|e| CrlError::Invalid {
+            index,
+            reason: format!("{e:?}"),
+        })?;
+        Arc::make_mut(&mut self.crls).push(Arc::new(crl.into()));
+        Arc::make_mut(&mut self.ders).push(der);
+        Ok(())
+    }
+
+    /// Adds every CRL of `other`.
+    pub fn extend(&mut self, other: &CrlSet) {
+        Arc::make_mut(&mut self.crls).extend(other.crls.iter().cloned());
+        Arc::make_mut(&mut self.ders).extend(other.ders.iter().cloned());
+    }
+
+    /// The CRLs, DER-encoded.
+    pub fn ders(&self) -> &[CertificateRevocationListDer<'static>] {
+        &self.ders
+    }
+
+    /// The number of CRLs.
+    pub fn len(&self) -> usize {
+        self.crls.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.crls.is_empty()
+    }
+
+    pub(crate) fn webpki_crls(&self) -> &[Arc<CertRevocationList<'static>>] {
+        &self.crls
+    }
+}
+
+impl fmt::Debug for CrlSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrlSet").field("crls", &self.crls.len()).finish()
+    }
+}
+
+/// Why a CRL could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CrlError {
+    /// The document is larger than [`MAX_CRL_BYTES`].
+    #[error("crl: {len} bytes, larger than the {MAX_CRL_BYTES} bytes allowed")]
+    TooLarge {
+        /// The document's length.
+        len: usize,
+    },
+    /// A PEM block could not be decoded.
+    #[error("crl: malformed PEM: {reason}")]
+    Pem {
+        /// What the PEM decoder said.
+        reason: String,
+    },
+    /// A PEM document held no `X509 CRL` block.
+    #[error("crl: no X509 CRL block found")]
+    NoCrl,
+    /// A CRL is malformed or uses an unsupported feature (delta CRLs, ...).
+    #[error("crl: CRL #{index} is invalid: {reason}")]
+    Invalid {
+        /// Position of the CRL in the document.
+        index: usize,
+        /// What the parser said.
+        reason: String,
+    },
+}

@@ -1,0 +1,39 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod authorize;
+mod bundle;
+mod bundle_set;
+mod crl;
+mod jwks;
+mod peer;
+mod pem;
+mod provider;
+mod source;
+mod spiffe_id;
+mod svid;
+mod time_fmt;
+mod tls;
+mod trust_domain;
+mod verify;
+mod x509;
+
+pub use authorize::{Authorizer, AuthorizerExt, Denied};
+pub use bundle::{BundleError, X509Bundle, MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES};
+pub use bundle_set::BundleSet;
+pub use crl::{CrlError, CrlSet, MAX_CRL_BYTES};
+pub use peer::{PeerIdentity, PeerIdentityError};
+pub use provider::default_crypto_provider;
+pub use source::{BundleSource, CrlSource, SvidSource};
+pub use spiffe_id::{SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};
+pub use svid::{SvidError, X509Svid};
+pub use tls::{
+    ClientConfigBuilder, ConfigError, MtlsClientConfig, MtlsServerConfig, RejectionHook,
+    ServerConfigBuilder,
+};
+pub use trust_domain::TrustDomain;
+pub use verify::{verify, PeerRole, VerifyError, MAX_CHAIN_LEN, MAX_PEER_CERTIFICATE_BYTES};
+
+/// Re-exported so users name the same rustls the configs are built with.
+pub use rustls;

@@ -1,0 +1,393 @@
+//! SPIFFE IDs (SPIFFE-ID.md section 2).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::trust_domain::{validate_trust_domain, TrustDomain};
+
+/// Longest SPIFFE ID accepted, in bytes, scheme included (SPIFFE-ID.md 2.3).
+pub const MAX_SPIFFE_ID_LEN: usize = 2048;
+
+/// Longest trust domain name accepted, in bytes (SPIFFE-ID.md 2.3).
+pub const MAX_TRUST_DOMAIN_LEN: usize = 255;
+
+const SCHEME_PREFIX: &str = "spiffe://";
+
+/// A SPIFFE ID such as `spiffe://example.org/ns/default/sa/web`.
+///
+/// A `SpiffeId` can only exist valid (SPIFFE-ID.md section 2):
+///
+/// - the scheme is exactly `spiffe` (lowercase) followed by `://`;
+/// - the trust domain is non-empty, at most 255 bytes, of `[a-z0-9._-]`
+///   (uppercase is rejected, never folded), with no port and no userinfo;
+/// - the path is empty or made of `/segment` parts, each non-empty, not `.`
+///   or `..`, of `[a-zA-Z0-9._-]`, with no trailing `/`;
+/// - no query, no fragment, no percent-encoding;
+/// - at most 2048 bytes in all.
+///
+/// Parsing is strict and does no normalisation, so two IDs are equal exactly
+/// when their strings are equal, and `parse(id.to_string()) == id`.
+/// Cloning is cheap (reference counts).
+///
+/// ```
+/// use mtls_core::SpiffeId;
+///
+/// let id: SpiffeId = "spiffe://example.org/ns/prod/sa/web".parse()?;
+/// assert_eq!(id.trust_domain().name(), "example.org");
+/// assert_eq!(id.path(), "/ns/prod/sa/web");
+/// assert_eq!(id.segments().collect::<Vec<_>>(), ["ns", "prod", "sa", "web"]);
+///
+/// for bad in [
+///     "SPIFFE://example.org/web",     // scheme must be lowercase
+///     "spiffe://Example.org/web",     // trust domain must be lowercase
+///     "spiffe://example.org:443/web", // no port
+///     "spiffe://example.org/web/",    // no trailing slash
+///     "spiffe://example.org/a/../b",  // no dot segments
+///     "spiffe://example.org/web?x=1", // no query
+/// ] {
+///     assert!(bad.parse::<SpiffeId>().is_err(), "{bad}");
+/// }
+/// # Ok::<(), mtls_core::SpiffeIdError>(())
+/// ```
+#[derive(Clone)]
+pub struct SpiffeId {
+    /// The whole ID, `spiffe://td/path`.
+    uri: Arc<str>,
+    trust_domain: TrustDomain,
+}
+
+impl SpiffeId {
+    /// Parses a SPIFFE ID, rejecting anything the specification does not allow.
+    pub fn new(s: &str) -> Result<Self, SpiffeIdError> {
+        Self::from_bytes(s.as_bytes())
+    }
+
+    /// Parses a SPIFFE ID from raw bytes (for example an X.509 URI SAN).
+    /// Any byte outside the SPIFFE alphabets, non-ASCII included, is an error.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SpiffeIdError> {
+        if bytes.is_empty() {
+            return Err(SpiffeIdError::Empty);
+        }
+        if bytes.len() > MAX_SPIFFE_ID_LEN {
+            return Err(SpiffeIdError::TooLong { len: bytes.len() });
+        }
+        let rest = bytes
+            .strip_prefix(SCHEME_PREFIX.as_bytes())
+            .ok_or(SpiffeIdError::WrongScheme)?;
+        let td_end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let (td, path) = rest.split_at(td_end);
+        validate_trust_domain(td)?;
+        validate_path(path)?;
+        // Every byte was checked to be ASCII above, so both are valid UTF-8;
+        // the conversions cannot fail, but they are handled anyway.
+        let td = std::str::from_utf8(td).map_err(|_| SpiffeIdError::WrongScheme)?;
+        let uri = std::str::from_utf8(bytes).map_err(|_| SpiffeIdError::WrongScheme)?;
+        Ok(Self {
+            uri: Arc::from(uri),
+            trust_domain: TrustDomain::from_validated(td),
+        })
+    }
+
+    /// Builds `spiffe://<trust_domain><path>`, validating `path`
+    /// (empty, or `/segment` parts as in [`SpiffeId`]).
+    pub fn from_path(trust_domain: &TrustDomain, path: &str) -> Result<Self, SpiffeIdError> {
+        validate_path(path.as_bytes())?;
+        let id = Self::from_validated_parts(trust_domain.clone(), path);
+        if id.uri.len() > MAX_SPIFFE_ID_LEN {
+            return Err(SpiffeIdError::TooLong { len: id.uri.len() });
+        }
+        Ok(id)
+    }
+
+    /// Builds an ID from path segments, validating each one:
+    /// `from_segments(&td, ["ns", "prod"])` is `spiffe://td/ns/prod`.
+    pub fn from_segments<I, S>(trust_domain: &TrustDomain, segments: I) -> Result<Self, SpiffeIdError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut path = String::new();
+        for segment in segments {
+            let segment = segment.as_ref();
+            if segment.contains('/') {
+                return Err(SpiffeIdError::BadPathChar {
+                    byte: b'/',
+                    index: path.len() + 1 + segment.find('/').unwrap_or(0),
+                });
+            }
+            path.push('/');
+            path.push_str(segment);
+        }
+        Self::from_path(trust_domain, &path)
+    }
+
+    /// An ID from a constant; panics if `s` is invalid.
+    ///
+    /// Meant for constants and tests. Use [`SpiffeId::new`] or [`str::parse`]
+    /// for anything that comes from outside the program.
+    #[track_caller]
+    pub fn from_static(s: &'static str) -> Self {
+        match Self::new(s) {
+            Ok(id) => id,
+            Err(e) => panic!("invalid SPIFFE ID {s:?}: {e}"),
+        }
+    }
+
+    pub(crate) fn from_validated_parts(trust_domain: TrustDomain, path: &str) -> Self {
+        let uri = format!("{SCHEME_PREFIX}{}{path}", trust_domain.name());
+        Self {
+            uri: Arc::from(uri),
+            trust_domain,
+        }
+    }
+
+    /// The trust domain this ID belongs to.
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.trust_domain
+    }
+
+    /// The path, `""` for a trust domain's own ID, else `/a/b...`.
+    pub fn path(&self) -> &str {
+        let start = SCHEME_PREFIX.len() + self.trust_domain.name().len();
+        &self.uri[start..]
+    }
+
+    /// The path segments, in order (none for a trust domain's own ID).
+    pub fn segments(&self) -> impl Iterator<Item = &str> + '_ {
+        self.path().split('/').skip(1)
+    }
+
+    /// Whether this is a trust domain's own ID (`spiffe://td`, empty path).
+    ///
+    /// X.509-SVID leaves never carry such an ID (X509-SVID.md section 2).
+    pub fn is_trust_domain_id(&self) -> bool {
+        self.path().is_empty()
+    }
+
+    /// Whether this ID belongs to `trust_domain`.
+    pub fn is_member_of(&self, trust_domain: &TrustDomain) -> bool {
+        &self.trust_domain == trust_domain
+    }
+
+    /// Whether this ID's path starts with `prefix` on a segment boundary,
+    /// within the same trust domain: `spiffe://td/ns/a` is under
+    /// `spiffe://td/ns/a` and `spiffe://td/ns`, not under `spiffe://td/ns/ab`
+    /// nor `spiffe://other/ns`. Every ID of a trust domain is under the trust
+    /// domain's own ID.
+    pub fn is_under(&self, prefix: &SpiffeId) -> bool {
+        match self.uri.strip_prefix(&*prefix.uri) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+
+    /// The ID as a string, `spiffe://td/path`.
+    pub fn as_str(&self) -> &str {
+        &self.uri
+    }
+}
+
+/// Checks an ID path: empty, or `/segment` parts (SPIFFE-ID.md section 2.2).
+pub(crate) fn validate_path(path: &[u8]) -> Result<(), SpiffeIdError> {
+    if path.is_empty() {
+        return Ok(());
+    }
+    if path[0] != b'/' {
+        return Err(SpiffeIdError::BadPathChar {
+            byte: path[0],
+            index: 0,
+        });
+    }
+    let mut segment_start = 1;
+    for index in 1..=path.len() {
+        let byte = path.get(index).copied();
+        match byte {
+            None | Some(b'/') => {
+                let segment = &path[segment_start..index];
+                match segment {
+                    b"" if byte.is_none() => return Err(SpiffeIdError::TrailingSlash),
+                    b"" => return Err(SpiffeIdError::EmptySegment),
+                    b"." | b".." => return Err(SpiffeIdError::DotSegment),
+                    _ => {}
+                }
+                segment_start = index + 1;
+            }
+            Some(b) if is_path_byte(b) => {}
+            Some(b) => return Err(path_char_error(b, index)),
+        }
+    }
+    Ok(())
+}
+
+/// `[a-zA-Z0-9._-]`: the path segment alphabet of SPIFFE-ID.md section 2.2.
+pub(crate) const fn is_path_byte(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_')
+}
+
+fn path_char_error(byte: u8, index: usize) -> SpiffeIdError {
+    match byte {
+        b'?' => SpiffeIdError::QueryNotAllowed,
+        b'#' => SpiffeIdError::FragmentNotAllowed,
+        b'%' => SpiffeIdError::PercentEncodingNotAllowed,
+        _ => SpiffeIdError::BadPathChar { byte, index },
+    }
+}
+
+/// Why a string is not a valid SPIFFE ID or trust domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpiffeIdError {
+    /// The input is empty.
+    #[error("spiffe id: empty")]
+    Empty,
+    /// The input is longer than 2048 bytes.
+    #[error("spiffe id: {len} bytes, longer than the {MAX_SPIFFE_ID_LEN} bytes allowed")]
+    TooLong {
+        /// Length of the input, in bytes.
+        len: usize,
+    },
+    /// The input does not start with the lowercase `spiffe://`.
+    #[error("spiffe id: scheme must be \"spiffe://\" (lowercase)")]
+    WrongScheme,
+    /// There is no trust domain.
+    #[error("spiffe id: trust domain is missing")]
+    MissingTrustDomain,
+    /// The trust domain is longer than 255 bytes.
+    #[error("spiffe id: trust domain is {len} bytes, longer than the {MAX_TRUST_DOMAIN_LEN} bytes allowed")]
+    TrustDomainTooLong {
+        /// Length of the trust domain, in bytes.
+        len: usize,
+    },
+    /// The trust domain has an uppercase letter (never folded to lowercase).
+    #[error("spiffe id: trust domain has an uppercase letter at byte {index}; trust domains are lowercase")]
+    UppercaseTrustDomain {
+        /// Offset of the letter within the trust domain.
+        index: usize,
+    },
+    /// The trust domain has a byte outside `[a-z0-9._-]`.
+    #[error("spiffe id: trust domain has byte 0x{byte:02x} at {index}; only a-z, 0-9, '.', '-' and '_' are allowed")]
+    BadTrustDomainChar {
+        /// The offending byte.
+        byte: u8,
+        /// Its offset within the trust domain.
+        index: usize,
+    },
+    /// The authority has a port (`:`).
+    #[error("spiffe id: a port is not allowed")]
+    PortNotAllowed,
+    /// The authority has userinfo (`@`).
+    #[error("spiffe id: userinfo is not allowed")]
+    UserInfoNotAllowed,
+    /// The input has a query (`?`).
+    #[error("spiffe id: a query is not allowed")]
+    QueryNotAllowed,
+    /// The input has a fragment (`#`).
+    #[error("spiffe id: a fragment is not allowed")]
+    FragmentNotAllowed,
+    /// The input has percent-encoding (`%`).
+    #[error("spiffe id: percent-encoding is not allowed")]
+    PercentEncodingNotAllowed,
+    /// The path has an empty segment (`//`).
+    #[error("spiffe id: path has an empty segment")]
+    EmptySegment,
+    /// The path has a `.` or `..` segment.
+    #[error("spiffe id: path has a '.' or '..' segment")]
+    DotSegment,
+    /// The path ends with `/`.
+    #[error("spiffe id: path has a trailing '/'")]
+    TrailingSlash,
+    /// The path has a byte outside `[a-zA-Z0-9._-]` and `/`.
+    #[error("spiffe id: path has byte 0x{byte:02x} at {index}; only a-z, A-Z, 0-9, '.', '-', '_' and '/' are allowed")]
+    BadPathChar {
+        /// The offending byte.
+        byte: u8,
+        /// Its offset within the path.
+        index: usize,
+    },
+    /// A trust domain was given as a SPIFFE ID with a path.
+    #[error("spiffe id: a trust domain cannot have a path")]
+    TrustDomainWithPath,
+}
+
+impl PartialEq for SpiffeId {
+    fn eq(&self, other: &Self) -> bool {
+        self.uri == other.uri
+    }
+}
+
+impl Eq for SpiffeId {}
+
+impl Hash for SpiffeId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.uri.hash(state)
+    }
+}
+
+impl PartialOrd for SpiffeId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SpiffeId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.uri.cmp(&other.uri)
+    }
+}
+
+impl fmt::Display for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.uri)
+    }
+}
+
+impl fmt::Debug for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SpiffeId").field(&&*self.uri).finish()
+    }
+}
+
+impl AsRef<str> for SpiffeId {
+    fn as_ref(&self) -> &str {
+        &self.uri
+    }
+}
+
+impl FromStr for SpiffeId {
+    type Err = SpiffeIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<&str> for SpiffeId {
+    type Error = SpiffeIdError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<String> for SpiffeId {
+    type Error = SpiffeIdError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(&s)
+    }
+}
+
+impl serde::Serialize for SpiffeId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.uri)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SpiffeId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::new(&s).map_err(serde::de::Error::custom)
+    }
+}

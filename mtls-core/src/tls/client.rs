@@ -1,0 +1,100 @@
+//! The client side: the server verified by its SPIFFE ID.
+
+use std::sync::Arc;
+
+use rustls::client::Resumption;
+use rustls::{ClientConfig, CommonState};
+
+use super::common::{common_builder_methods, Common};
+use super::server::reverify_if_resumed;
+use super::verifier::SvidVerifier;
+use super::ConfigError;
+use crate::peer::{PeerIdentity, PeerIdentityError};
+use crate::source::{BundleSource, SvidSource};
+use crate::verify::PeerRole;
+
+/// A rustls `ClientConfig` that presents an X.509-SVID and admits only
+/// servers whose SVID verifies against the bundle of their own trust domain
+/// and whom the authorizer allows (typically the exact SPIFFE ID expected).
+///
+/// The server name dialled is not checked against the certificate: a
+/// SPIFFE server is identified by its SPIFFE ID, not by a DNS name. Any
+/// `ServerName` may be passed to `connect` (it is sent as SNI).
+///
+/// ```no_run
+/// # fn run(svid: mtls_core::X509Svid, bundles: mtls_core::BundleSet) -> Result<(), Box<dyn std::error::Error>> {
+/// use mtls_core::{authorize, MtlsClientConfig, SpiffeId};
+///
+/// let client = MtlsClientConfig::builder(svid, bundles)
+///     .authorizer(authorize::exact(SpiffeId::from_static("spiffe://example.org/backend")))
+///     .build()?;
+/// let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MtlsClientConfig {
+    config: Arc<ClientConfig>,
+    verifier: Arc<SvidVerifier>,
+}
+
+impl MtlsClientConfig {
+    /// Starts a builder presenting the SVIDs of `svid` and verifying servers
+    /// against the bundles of `bundles`.
+    pub fn builder(
+        svid: impl SvidSource + 'static,
+        bundles: impl BundleSource + 'static,
+    ) -> ClientConfigBuilder {
+        ClientConfigBuilder {
+            common: Common::new(Arc::new(svid), Arc::new(bundles)),
+        }
+    }
+
+    /// The rustls config, for `tokio_rustls::TlsConnector`, hyper or reqwest
+    /// (`use_preconfigured_tls`).
+    pub fn rustls_config(&self) -> Arc<ClientConfig> {
+        self.config.clone()
+    }
+
+    /// The authenticated server of a finished handshake made with this
+    /// config; a resumed session is verified again (see
+    /// [`MtlsServerConfig::peer_identity`](crate::MtlsServerConfig::peer_identity)).
+    pub fn peer_identity(&self, conn: &CommonState) -> Result<PeerIdentity, PeerIdentityError> {
+        reverify_if_resumed(&self.verifier, conn)
+    }
+}
+
+/// Builds an [`MtlsClientConfig`]; see [`MtlsClientConfig::builder`].
+#[derive(Debug)]
+pub struct ClientConfigBuilder {
+    common: Common,
+}
+
+impl ClientConfigBuilder {
+    common_builder_methods!();
+
+    /// Allows TLS session resumption (default: off). See
+    /// [`ServerConfigBuilder::resumption`](crate::ServerConfigBuilder::resumption):
+    /// read identities with [`MtlsClientConfig::peer_identity`] if it is on.
+    pub fn resumption(mut self, enabled: bool) -> Self {
+        self.common.resumption = enabled;
+        self
+    }
+
+    /// Builds the config; fails if no authorizer was chosen.
+    pub fn build(self) -> Result<MtlsClientConfig, ConfigError> {
+        let (parts, alpn, resumption) = self.common.parts(PeerRole::Server)?;
+        let mut config = ClientConfig::builder_with_provider(parts.provider)
+            .with_protocol_versions(parts.versions)?
+            .dangerous()
+            .with_custom_certificate_verifier(parts.verifier.clone())
+            .with_client_cert_resolver(parts.resolver);
+        config.alpn_protocols = alpn;
+        if !resumption {
+            config.resumption = Resumption::disabled();
+        }
+        Ok(MtlsClientConfig {
+            config: Arc::new(config),
+            verifier: parts.verifier,
+        })
+    }
+}

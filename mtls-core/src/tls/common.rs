@@ -1,0 +1,137 @@
+//! What the server and client builders share.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::SupportedProtocolVersion;
+
+use super::resolver::SvidResolver;
+use super::verifier::SvidVerifier;
+use super::{ConfigError, RejectionHook};
+use crate::authorize::Authorizer;
+use crate::source::{BundleSource, CrlSource, SvidSource};
+use crate::verify::PeerRole;
+
+static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+pub(crate) struct Common {
+    pub(crate) svid: Arc<dyn SvidSource>,
+    pub(crate) bundles: Arc<dyn BundleSource>,
+    pub(crate) crls: Option<Arc<dyn CrlSource>>,
+    pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
+    pub(crate) provider: Option<Arc<CryptoProvider>>,
+    pub(crate) alpn: Vec<Vec<u8>>,
+    pub(crate) resumption: bool,
+    pub(crate) tls13_only: bool,
+    pub(crate) on_reject: Option<RejectionHook>,
+}
+
+pub(crate) struct Parts {
+    pub(crate) provider: Arc<CryptoProvider>,
+    pub(crate) versions: &'static [&'static SupportedProtocolVersion],
+    pub(crate) verifier: Arc<SvidVerifier>,
+    pub(crate) resolver: Arc<SvidResolver>,
+}
+
+impl Common {
+    pub(crate) fn new(svid: Arc<dyn SvidSource>, bundles: Arc<dyn BundleSource>) -> Self {
+        Self {
+            svid,
+            bundles,
+            crls: None,
+            authorizer: None,
+            provider: None,
+            alpn: Vec::new(),
+            resumption: false,
+            tls13_only: false,
+            on_reject: None,
+        }
+    }
+
+    pub(crate) fn parts(self, peer_role: PeerRole) -> Result<(Parts, Vec<Vec<u8>>, bool), ConfigError> {
+        let authorizer = self.authorizer.ok_or(ConfigError::MissingAuthorizer)?;
+        let provider = self.provider.unwrap_or_else(crate::provider::default_crypto_provider);
+        let versions: &'static [&'static SupportedProtocolVersion] = if self.tls13_only {
+            TLS13_ONLY
+        } else {
+            rustls::DEFAULT_VERSIONS
+        };
+        let verifier = Arc::new(SvidVerifier::new(
+            self.bundles,
+            self.crls,
+            authorizer,
+            &provider,
+            peer_role,
+            self.on_reject,
+        ));
+        let resolver = Arc::new(SvidResolver::new(self.svid, provider.clone()));
+        Ok((
+            Parts {
+                provider,
+                versions,
+                verifier,
+                resolver,
+            },
+            self.alpn,
+            self.resumption,
+        ))
+    }
+}
+
+impl fmt::Debug for Common {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("has_authorizer", &self.authorizer.is_some())
+            .field("has_crls", &self.crls.is_some())
+            .field("alpn", &self.alpn)
+            .field("resumption", &self.resumption)
+            .field("tls13_only", &self.tls13_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder methods shared by both builders, written once.
+macro_rules! common_builder_methods {
+    () => {
+        /// Who may connect: **required**. Applied after the chain and the
+        /// SPIFFE checks pass; a denial aborts the handshake with the
+        /// `access_denied` alert.
+        pub fn authorizer(mut self, authorizer: impl $crate::Authorizer + 'static) -> Self {
+            self.common.authorizer = Some(std::sync::Arc::new(authorizer));
+            self
+        }
+
+        /// Revocation lists checked for every certificate of the peer's path.
+        pub fn crls(mut self, crls: impl $crate::CrlSource + 'static) -> Self {
+            self.common.crls = Some(std::sync::Arc::new(crls));
+            self
+        }
+
+        /// The crypto provider (default: [`default_crypto_provider`](crate::default_crypto_provider)).
+        pub fn crypto_provider(mut self, provider: std::sync::Arc<rustls::crypto::CryptoProvider>) -> Self {
+            self.common.provider = Some(provider);
+            self
+        }
+
+        /// ALPN protocols, most preferred first (`b"h2"`, `b"http/1.1"`).
+        pub fn alpn_protocols(mut self, protocols: Vec<Vec<u8>>) -> Self {
+            self.common.alpn = protocols;
+            self
+        }
+
+        /// Accept TLS 1.3 only (default: TLS 1.3 and 1.2).
+        pub fn tls13_only(mut self) -> Self {
+            self.common.tls13_only = true;
+            self
+        }
+
+        /// Called with the reason whenever a peer is rejected.
+        pub fn on_rejection(mut self, hook: impl Fn(&$crate::VerifyError) + Send + Sync + 'static) -> Self {
+            self.common.on_reject = Some(std::sync::Arc::new(hook));
+            self
+        }
+    };
+}
+
+pub(crate) use common_builder_methods;

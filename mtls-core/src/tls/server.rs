@@ -1,0 +1,120 @@
+//! The server side: client certificates required and SPIFFE-verified.
+
+use std::sync::Arc;
+
+use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
+use rustls::{CommonState, HandshakeKind, ServerConfig};
+
+use super::common::{common_builder_methods, Common};
+use super::verifier::SvidVerifier;
+use super::ConfigError;
+use crate::peer::{peer_chain, PeerIdentity, PeerIdentityError};
+use crate::source::{BundleSource, SvidSource};
+use crate::verify::PeerRole;
+
+/// A rustls `ServerConfig` that requires a client certificate and admits
+/// only peers whose X.509-SVID verifies against the bundle of their own
+/// trust domain and whom the authorizer allows.
+///
+/// The SVID presented and the bundles and CRLs used are read from their
+/// sources at every handshake, so rotation needs no new config.
+///
+/// ```no_run
+/// # fn run(svid: mtls_core::X509Svid, bundles: mtls_core::BundleSet) -> Result<(), Box<dyn std::error::Error>> {
+/// use mtls_core::{authorize, MtlsServerConfig, TrustDomain};
+///
+/// let server = MtlsServerConfig::builder(svid, bundles)
+///     .authorizer(authorize::member_of(TrustDomain::from_static("example.org")))
+///     .alpn_protocols(vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+///     .build()?;
+/// let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MtlsServerConfig {
+    config: Arc<ServerConfig>,
+    verifier: Arc<SvidVerifier>,
+}
+
+impl MtlsServerConfig {
+    /// Starts a builder presenting the SVIDs of `svid` and verifying clients
+    /// against the bundles of `bundles`.
+    pub fn builder(
+        svid: impl SvidSource + 'static,
+        bundles: impl BundleSource + 'static,
+    ) -> ServerConfigBuilder {
+        ServerConfigBuilder {
+            common: Common::new(Arc::new(svid), Arc::new(bundles)),
+        }
+    }
+
+    /// The rustls config, for `tokio_rustls::TlsAcceptor` and the like.
+    pub fn rustls_config(&self) -> Arc<ServerConfig> {
+        self.config.clone()
+    }
+
+    /// The authenticated client of a finished handshake made with this
+    /// config. A resumed session is verified again against the current
+    /// bundles, CRLs and authorizer, because rustls restores a resumed
+    /// peer's chain without calling the verifier: a resumed handshake never
+    /// admits a peer a full handshake would reject.
+    pub fn peer_identity(&self, conn: &CommonState) -> Result<PeerIdentity, PeerIdentityError> {
+        reverify_if_resumed(&self.verifier, conn)
+    }
+}
+
+pub(crate) fn reverify_if_resumed(
+    verifier: &SvidVerifier,
+    conn: &CommonState,
+) -> Result<PeerIdentity, PeerIdentityError> {
+    match conn.handshake_kind() {
+        Some(HandshakeKind::Resumed) if !conn.is_handshaking() => {
+            let chain = peer_chain(conn)?;
+            verifier.reverify(&chain).map_err(PeerIdentityError::Verify)
+        }
+        _ => PeerIdentity::from_connection(conn),
+    }
+}
+
+/// Builds an [`MtlsServerConfig`]; see [`MtlsServerConfig::builder`].
+#[derive(Debug)]
+pub struct ServerConfigBuilder {
+    common: Common,
+}
+
+impl ServerConfigBuilder {
+    common_builder_methods!();
+
+    /// Allows TLS session resumption (default: off).
+    ///
+    /// On resumption rustls restores the client's chain from the session and
+    /// does not run the verifier, so a client revoked or whose CA was removed
+    /// since could be admitted by code that trusts the connection blindly.
+    /// Turn this on only if every connection's identity is read with
+    /// [`MtlsServerConfig::peer_identity`] (mtls-tower's listener does),
+    /// which verifies resumed sessions again.
+    pub fn resumption(mut self, enabled: bool) -> Self {
+        self.common.resumption = enabled;
+        self
+    }
+
+    /// Builds the config; fails if no authorizer was chosen.
+    pub fn build(self) -> Result<MtlsServerConfig, ConfigError> {
+        let (parts, alpn, resumption) = self.common.parts(PeerRole::Client)?;
+        let mut config = ServerConfig::builder_with_provider(parts.provider)
+            .with_protocol_versions(parts.versions)?
+            .with_client_cert_verifier(parts.verifier.clone())
+            .with_cert_resolver(parts.resolver);
+        config.alpn_protocols = alpn;
+        if resumption {
+            config.session_storage = ServerSessionMemoryCache::new(1024);
+        } else {
+            config.session_storage = Arc::new(NoServerSessionStorage {});
+            config.send_tls13_tickets = 0;
+        }
+        Ok(MtlsServerConfig {
+            config: Arc::new(config),
+            verifier: parts.verifier,
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! The SPIFFE verifier behind both rustls configs.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use super::RejectionHook;
+use crate::authorize::Authorizer;
+use crate::crl::CrlSet;
+use crate::peer::PeerIdentity;
+use crate::source::{BundleSource, CrlSource};
+use crate::time_fmt::pki_from_system_time;
+use crate::verify::{verify_with, PeerRole, VerifyError};
+
+/// Verifies a peer's chain with [`verify_with`] against the current
+/// bundles and CRLs of its sources, then applies the authorizer.
+pub(crate) struct SvidVerifier {
+    pub(crate) bundles: Arc<dyn BundleSource>,
+    pub(crate) crls: Option<Arc<dyn CrlSource>>,
+    pub(crate) authorizer: Arc<dyn Authorizer>,
+    pub(crate) algs: WebPkiSupportedAlgorithms,
+    pub(crate) role: PeerRole,
+    pub(crate) on_reject: Option<RejectionHook>,
+}
+
+impl SvidVerifier {
+    pub(crate) fn new(
+        bundles: Arc<dyn BundleSource>,
+        crls: Option<Arc<dyn CrlSource>>,
+        authorizer: Arc<dyn Authorizer>,
+        provider: &CryptoProvider,
+        role: PeerRole,
+        on_reject: Option<RejectionHook>,
+    ) -> Self {
+        Self {
+            bundles,
+            crls,
+            authorizer,
+            algs: provider.signature_verification_algorithms,
+            role,
+            on_reject,
+        }
+    }
+
+    /// Chain verification, SPIFFE checks and authorization, at `now`.
+    pub(crate) fn verify(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<PeerIdentity, VerifyError> {
+        let bundles = self.bundles.current_bundles();
+        let crls = match &self.crls {
+            Some(source) => source.current_crls(),
+            None => CrlSet::new(),
+        };
+        let result = verify_with(leaf, intermediates, &bundles, &crls, now, self.role, self.algs.all)
+            .and_then(|peer| {
+                self.authorizer.authorize(peer.spiffe_id())?;
+                Ok(peer)
+            });
+        if let (Err(e), Some(hook)) = (&result, &self.on_reject) {
+            hook(e);
+        }
+        result
+    }
+
+    /// Verifies again, at the current time, a chain rustls restored from a
+    /// resumed session.
+    pub(crate) fn reverify(&self, chain: &[CertificateDer<'static>]) -> Result<PeerIdentity, VerifyError> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err(VerifyError::EmptyChain);
+        };
+        self.verify(leaf, intermediates, pki_from_system_time(std::time::SystemTime::now()))
+    }
+
+    fn rustls_verify(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        self.verify(leaf, intermediates, now).map(drop).map_err(to_rustls_error)
+    }
+}
+
+/// Maps a rejection to the rustls error that sends the right alert:
+/// `access_denied` for an authorizer denial, `certificate_expired`,
+/// `unknown_ca`, `certificate_revoked`... where one fits, and
+/// `bad_certificate` (carrying our error) for SPIFFE format failures.
+pub(crate) fn to_rustls_error(e: VerifyError) -> rustls::Error {
+    use crate::time_fmt::pki_from_system_time as pki;
+    let ce = match &e {
+        VerifyError::Denied(_) => CertificateError::ApplicationVerificationFailure,
+        VerifyError::Expired { not_after, now, .. } => CertificateError::ExpiredContext {
+            time: pki(*now),
+            not_after: pki(*not_after),
+        },
+        VerifyError::NotYetValid { not_before, now, .. } => CertificateError::NotValidYetContext {
+            time: pki(*now),
+            not_before: pki(*not_before),
+        },
+        VerifyError::UntrustedIssuer { .. } => CertificateError::UnknownIssuer,
+        VerifyError::Revoked { .. } => CertificateError::Revoked,
+        VerifyError::BadSignature { .. } => CertificateError::BadSignature,
+        VerifyError::WrongExtendedKeyUsage { .. } => CertificateError::InvalidPurpose,
+        _ => CertificateError::Other(OtherError(Arc::new(e))),
+    };
+    rustls::Error::InvalidCertificate(ce)
+}
+
+impl ClientCertVerifier for SvidVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // Bundles change at run time; hints would be stale (DESIGN.md §3).
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.rustls_verify(end_entity, intermediates, now)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+impl ServerCertVerifier for SvidVerifier {
+    /// Verifies the server by its SPIFFE ID. The server name the client
+    /// dialled is deliberately not compared with the certificate: SVIDs
+    /// identify workloads by URI SAN, and the authorizer decides which
+    /// SPIFFE IDs are acceptable servers.
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.rustls_verify(end_entity, intermediates, now)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+impl fmt::Debug for SvidVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SvidVerifier").field("role", &self.role).finish_non_exhaustive()
+    }
+}

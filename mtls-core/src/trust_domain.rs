@@ -1,0 +1,193 @@
+//! SPIFFE trust domains (SPIFFE-ID.md section 2.1).
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::spiffe_id::{SpiffeId, SpiffeIdError, MAX_TRUST_DOMAIN_LEN};
+
+/// A SPIFFE trust domain name, such as `example.org`.
+///
+/// A `TrustDomain` can only exist valid (SPIFFE-ID.md section 2.1): it is
+/// non-empty, at most 255 bytes, and made only of lowercase ASCII letters,
+/// digits, `.`, `-` and `_`. Uppercase letters are *rejected*, not folded
+/// to lowercase, as go-spiffe does: a peer presenting `spiffe://Example.org`
+/// does not silently become a member of `example.org`.
+///
+/// Cloning is cheap (a reference count), and a `TrustDomain` can be looked
+/// up in maps by `&str` (it implements `Borrow<str>`).
+///
+/// ```
+/// use mtls_core::TrustDomain;
+///
+/// let td: TrustDomain = "example.org".parse()?;
+/// assert_eq!(td.name(), "example.org");
+/// assert_eq!(td.id().to_string(), "spiffe://example.org");
+///
+/// assert!("Example.org".parse::<TrustDomain>().is_err());
+/// assert!("example.org:443".parse::<TrustDomain>().is_err());
+/// # Ok::<(), mtls_core::SpiffeIdError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TrustDomain {
+    name: Arc<str>,
+}
+
+impl TrustDomain {
+    /// Parses a bare trust domain name (`example.org`).
+    ///
+    /// To parse a trust domain given as a SPIFFE ID (`spiffe://example.org`),
+    /// use [`TrustDomain::from_id_or_name`].
+    pub fn new(name: &str) -> Result<Self, SpiffeIdError> {
+        validate_trust_domain(name.as_bytes())?;
+        Ok(Self {
+            name: Arc::from(name),
+        })
+    }
+
+    /// Parses either a bare name (`example.org`) or the trust domain's own
+    /// SPIFFE ID (`spiffe://example.org`, without a path), like go-spiffe's
+    /// `TrustDomainFromString`.
+    pub fn from_id_or_name(s: &str) -> Result<Self, SpiffeIdError> {
+        if s.contains(":/") {
+            let id = SpiffeId::new(s)?;
+            if !id.path().is_empty() {
+                return Err(SpiffeIdError::TrustDomainWithPath);
+            }
+            Ok(id.trust_domain().clone())
+        } else {
+            Self::new(s)
+        }
+    }
+
+    /// A trust domain from a constant; panics if `name` is invalid.
+    ///
+    /// Meant for constants and tests. Use [`TrustDomain::new`] or
+    /// [`str::parse`] for anything that comes from outside the program.
+    #[track_caller]
+    pub fn from_static(name: &'static str) -> Self {
+        match Self::new(name) {
+            Ok(td) => td,
+            Err(e) => panic!("invalid trust domain {name:?}: {e}"),
+        }
+    }
+
+    /// The trust domain name, for example `example.org`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The trust domain's own SPIFFE ID, `spiffe://<name>` (no path).
+    pub fn id(&self) -> SpiffeId {
+        SpiffeId::from_validated_parts(self.clone(), "")
+    }
+
+    pub(crate) fn from_validated(name: &str) -> Self {
+        Self {
+            name: Arc::from(name),
+        }
+    }
+}
+
+/// Checks the bytes of a trust domain name (SPIFFE-ID.md section 2.1 and 2.3).
+pub(crate) fn validate_trust_domain(name: &[u8]) -> Result<(), SpiffeIdError> {
+    if name.is_empty() {
+        return Err(SpiffeIdError::MissingTrustDomain);
+    }
+    for (index, &byte) in name.iter().enumerate() {
+        if !is_trust_domain_byte(byte) {
+            return Err(trust_domain_char_error(byte, index));
+        }
+    }
+    if name.len() > MAX_TRUST_DOMAIN_LEN {
+        return Err(SpiffeIdError::TrustDomainTooLong { len: name.len() });
+    }
+    Ok(())
+}
+
+/// `[a-z0-9._-]`: the trust domain alphabet of SPIFFE-ID.md section 2.1.
+pub(crate) const fn is_trust_domain_byte(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_')
+}
+
+fn trust_domain_char_error(byte: u8, index: usize) -> SpiffeIdError {
+    match byte {
+        b':' => SpiffeIdError::PortNotAllowed,
+        b'@' => SpiffeIdError::UserInfoNotAllowed,
+        b'?' => SpiffeIdError::QueryNotAllowed,
+        b'#' => SpiffeIdError::FragmentNotAllowed,
+        b'%' => SpiffeIdError::PercentEncodingNotAllowed,
+        b'A'..=b'Z' => SpiffeIdError::UppercaseTrustDomain { index },
+        _ => SpiffeIdError::BadTrustDomainChar { byte, index },
+    }
+}
+
+impl fmt::Display for TrustDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl fmt::Debug for TrustDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TrustDomain").field(&&*self.name).finish()
+    }
+}
+
+impl Hash for TrustDomain {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly like `str` so that `Borrow<str>` lookups work.
+        self.name.hash(state)
+    }
+}
+
+impl Borrow<str> for TrustDomain {
+    fn borrow(&self) -> &str {
+        &self.name
+    }
+}
+
+impl AsRef<str> for TrustDomain {
+    fn as_ref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl FromStr for TrustDomain {
+    type Err = SpiffeIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<&str> for TrustDomain {
+    type Error = SpiffeIdError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<String> for TrustDomain {
+    type Error = SpiffeIdError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(&s)
+    }
+}
+
+impl serde::Serialize for TrustDomain {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TrustDomain {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::new(&s).map_err(serde::de::Error::custom)
+    }
+}
