@@ -6,6 +6,8 @@ pub mod authorize;
 mod bundle;
 mod bundle_set;
 mod crl;
+#[cfg(feature = "spiffe-types")]
+mod interop;
 mod jwks;
 mod peer;
 mod pem;

@@ -24,7 +24,7 @@ pub(crate) struct LeafInfo {
 
 pub(crate) fn parse(der: &[u8], index: usize) -> Result<X509Certificate<'_>, VerifyError> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(VerifyError::MalformedCertificate {
             index,
             reason: "trailing data after the certificate".into(),
