@@ -126,7 +126,11 @@ macro_rules! common_builder_methods {
             self
         }
 
-        /// Called with the reason whenever a peer is rejected.
+        /// Called with the full reason whenever the verifier rejects a peer's
+        /// chain (the peer itself only sees a TLS alert), including when a
+        /// resumed session fails re-verification in `peer_identity`. A
+        /// client presenting no certificate at all is refused by rustls
+        /// before the verifier runs and is not reported here.
         pub fn on_rejection(mut self, hook: impl Fn(&$crate::VerifyError) + Send + Sync + 'static) -> Self {
             self.common.on_reject = Some(std::sync::Arc::new(hook));
             self

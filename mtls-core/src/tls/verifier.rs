@@ -90,9 +90,12 @@ impl SvidVerifier {
 }
 
 /// Maps a rejection to the rustls error that sends the right alert:
-/// `access_denied` for an authorizer denial, `certificate_expired`,
-/// `unknown_ca`, `certificate_revoked`... where one fits, and
-/// `bad_certificate` (carrying our error) for SPIFFE format failures.
+/// `access_denied` for an authorizer denial; `bad_certificate` for a chain
+/// that breaks the X.509-SVID format rules; `unknown_ca`,
+/// `certificate_expired`, `certificate_revoked`, `decrypt_error` or
+/// `unsupported_certificate` where one fits; `certificate_unknown` (carrying
+/// our error) for any other path validation failure. The full reason always
+/// goes to the rejection hook.
 pub(crate) fn to_rustls_error(e: VerifyError) -> rustls::Error {
     use crate::time_fmt::pki_from_system_time as pki;
     let ce = match &e {
@@ -105,10 +108,24 @@ pub(crate) fn to_rustls_error(e: VerifyError) -> rustls::Error {
             time: pki(*now),
             not_before: pki(*not_before),
         },
-        VerifyError::UntrustedIssuer { .. } => CertificateError::UnknownIssuer,
+        VerifyError::UntrustedIssuer { .. } | VerifyError::NoBundle { .. } => CertificateError::UnknownIssuer,
         VerifyError::Revoked { .. } => CertificateError::Revoked,
         VerifyError::BadSignature { .. } => CertificateError::BadSignature,
         VerifyError::WrongExtendedKeyUsage { .. } => CertificateError::InvalidPurpose,
+        VerifyError::EmptyChain
+        | VerifyError::ChainTooLong { .. }
+        | VerifyError::CertificateTooLarge { .. }
+        | VerifyError::MalformedCertificate { .. }
+        | VerifyError::NoUriSan
+        | VerifyError::MultipleUriSans { .. }
+        | VerifyError::InvalidSpiffeId { .. }
+        | VerifyError::TrustDomainIdAsLeaf { .. }
+        | VerifyError::LeafIsCa { .. }
+        | VerifyError::LeafMissingKeyUsage { .. }
+        | VerifyError::LeafMissingDigitalSignature { .. }
+        | VerifyError::LeafHasKeyCertSign { .. }
+        | VerifyError::LeafHasCrlSign { .. }
+        | VerifyError::BadSigningCertificate { .. } => CertificateError::BadEncoding,
         _ => CertificateError::Other(OtherError(Arc::new(e))),
     };
     rustls::Error::InvalidCertificate(ce)
