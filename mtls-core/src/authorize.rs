@@ -202,7 +202,12 @@ pub fn path_prefix(prefix: SpiffeId) -> PathPrefix {
 pub fn path_prefixes<I: IntoIterator<Item = SpiffeId>>(prefixes: I) -> PathPrefix {
     // Stored as strings of valid IDs, so that lookups by `&str` of the
     // peer's ancestors need no parsing and no allocation.
-    PathPrefix(prefixes.into_iter().map(|id| Box::from(id.as_str())).collect())
+    PathPrefix(
+        prefixes
+            .into_iter()
+            .map(|id| Box::from(id.as_str()))
+            .collect(),
+    )
 }
 
 impl Authorizer for PathPrefix {

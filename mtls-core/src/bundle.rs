@@ -62,7 +62,10 @@ impl X509Bundle {
     }
 
     /// A bundle of the given DER certificates.
-    pub fn from_authorities<I>(trust_domain: TrustDomain, authorities: I) -> Result<Self, BundleError>
+    pub fn from_authorities<I>(
+        trust_domain: TrustDomain,
+        authorities: I,
+    ) -> Result<Self, BundleError>
     where
         I: IntoIterator<Item = CertificateDer<'static>>,
     {
@@ -97,8 +100,10 @@ impl X509Bundle {
     /// Loads a bundle in the SPIFFE bundle format (a JWKS document).
     ///
     /// Per SPIFFE_Trust_Domain_and_Bundle.md section 4: `keys` is required
-    /// (an empty array trusts nothing); each `use: "x509-svid"` entry must hold
-    /// exactly one DER certificate in `x5c`; entries of unknown `use` or
+    /// (an empty array trusts nothing); each `use: "x509-svid"` entry's
+    /// authority is the first DER certificate of its `x5c` (an entry with no
+    /// `x5c` or an empty one is ignored, further values too, as X509-SVID.md
+    /// section 6.2 says); entries of unknown `use` or
     /// `kty` are ignored; `jwt-svid` entries are kept as they are, so that
     /// emitting the bundle again does not drop them; `spiffe_sequence` and
     /// `spiffe_refresh_hint` are kept. Duplicate members are rejected.
@@ -110,7 +115,8 @@ impl X509Bundle {
     /// Loads a bundle from PEM or SPIFFE JWKS, telling them apart by the first
     /// non-blank byte (`{` means JWKS).
     pub fn from_pem_or_jwks(trust_domain: TrustDomain, bytes: &[u8]) -> Result<Self, BundleError> {
-        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        let start = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        match start.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') => Self::from_jwks(trust_domain, bytes),
             _ => Self::from_pem(trust_domain, bytes),
         }
@@ -122,7 +128,11 @@ impl X509Bundle {
         self.add_authority_at(der, index)
     }
 
-    fn add_authority_at(&mut self, der: CertificateDer<'static>, index: usize) -> Result<(), BundleError> {
+    fn add_authority_at(
+        &mut self,
+        der: CertificateDer<'static>,
+        index: usize,
+    ) -> Result<(), BundleError> {
         if der.len() > MAX_CERTIFICATE_BYTES {
             return Err(BundleError::CertificateTooLarge {
                 index,
@@ -207,7 +217,10 @@ impl X509Bundle {
 
     /// The authorities as PEM `CERTIFICATE` blocks.
     pub fn to_pem(&self) -> String {
-        self.authorities.iter().map(|der| crate::pem::encode("CERTIFICATE", der)).collect()
+        self.authorities
+            .iter()
+            .map(|der| crate::pem::encode("CERTIFICATE", der))
+            .collect()
     }
 
     /// The bundle in the SPIFFE bundle format (a JWKS document).

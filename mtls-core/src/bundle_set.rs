@@ -39,7 +39,9 @@ impl BundleSet {
 
     /// A set holding the given bundles; two bundles of one trust domain is an
     /// error (they are never merged).
-    pub fn from_bundles<I: IntoIterator<Item = X509Bundle>>(bundles: I) -> Result<Self, BundleError> {
+    pub fn from_bundles<I: IntoIterator<Item = X509Bundle>>(
+        bundles: I,
+    ) -> Result<Self, BundleError> {
         let mut set = Self::new();
         for bundle in bundles {
             if let Some(existing) = set.bundles.get(bundle.trust_domain()) {

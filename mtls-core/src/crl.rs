@@ -114,7 +114,9 @@ impl CrlSet {
 
 impl fmt::Debug for CrlSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CrlSet").field("crls", &self.crls.len()).finish()
+        f.debug_struct("CrlSet")
+            .field("crls", &self.crls.len())
+            .finish()
     }
 }
 

@@ -19,8 +19,9 @@ const USE_JWT: &str = "jwt-svid";
 
 pub(crate) fn parse(trust_domain: TrustDomain, json: &[u8]) -> Result<X509Bundle, BundleError> {
     let json_err = |reason: String| BundleError::Json { reason };
-    let StrictValue(doc) =
-        serde_json::from_slice(json).map_err(|e| json_err(e.to_string()))?;
+    // RFC 8259 section 8.1: a parser may ignore a byte order mark.
+    let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
+    let StrictValue(doc) = serde_json::from_slice(json).map_err(|e| json_err(e.to_string()))?;
     let Value::Object(mut doc) = doc else {
         return Err(json_err("the document is not a JSON object".into()));
     };
@@ -38,9 +39,11 @@ pub(crate) fn parse(trust_domain: TrustDomain, json: &[u8]) -> Result<X509Bundle
     }
     match doc.get("spiffe_refresh_hint") {
         None | Some(Value::Null) => {}
-        Some(v) => bundle.set_refresh_hint(Some(Duration::from_secs(v.as_u64().ok_or_else(
-            || json_err("\"spiffe_refresh_hint\" is not a non-negative integer".into()),
-        )?))),
+        Some(v) => {
+            bundle.set_refresh_hint(Some(Duration::from_secs(v.as_u64().ok_or_else(|| {
+                json_err("\"spiffe_refresh_hint\" is not a non-negative integer".into())
+            })?)))
+        }
     }
     for (index, key) in keys.into_iter().enumerate() {
         let invalid = |reason: &str| BundleError::InvalidKey {
@@ -66,27 +69,31 @@ pub(crate) fn parse(trust_domain: TrustDomain, json: &[u8]) -> Result<X509Bundle
             Some(_) => return Err(invalid("\"kty\" is not a string")),
             None => return Err(invalid("\"kty\" is required")),
         }
-        let x5c = match key.get("x5c") {
-            Some(Value::Array(x5c)) => x5c,
+        // X509-SVID.md section 6.2: an entry whose `x5c` is missing or empty
+        // MUST be ignored, and only the first of several values is used.
+        let b64 = match key.get("x5c") {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(x5c)) => match x5c.first() {
+                None => continue,
+                Some(Value::String(b64)) => b64,
+                Some(_) => return Err(invalid("the first \"x5c\" value is not a string")),
+            },
             Some(_) => return Err(invalid("\"x5c\" is not an array")),
-            None => return Err(invalid("an x509-svid key needs \"x5c\"")),
-        };
-        let [Value::String(b64)] = x5c.as_slice() else {
-            return Err(BundleError::InvalidKey {
-                index,
-                reason: format!(
-                    "an x509-svid key needs exactly one certificate string in \"x5c\", found {} entries",
-                    x5c.len()
-                ),
-            });
         };
         let der = STANDARD
             .decode(b64)
             .map_err(|e| invalid(&format!("\"x5c\" is not valid base64: {e}")))?;
-        bundle.add_authority(CertificateDer::from(der)).map_err(|e| BundleError::InvalidKey {
-            index,
-            reason: e.to_string(),
-        })?;
+        bundle
+            .add_authority(CertificateDer::from(der))
+            .map_err(|e| match e {
+                BundleError::InvalidCertificate { reason, .. } => invalid(&format!(
+                    "\"x5c\" is not a valid X.509 certificate: {reason}"
+                )),
+                BundleError::CertificateTooLarge { len, .. } => invalid(&format!(
+                    "\"x5c\" certificate is {len} bytes, larger than allowed"
+                )),
+                other => other,
+            })?;
     }
     Ok(bundle)
 }
@@ -96,7 +103,10 @@ pub(crate) fn emit(bundle: &X509Bundle) -> Result<String, BundleError> {
     for (index, der) in bundle.authorities().iter().enumerate() {
         let mut key = public_jwk(der, index)?;
         key.insert("use".into(), USE_X509.into());
-        key.insert("x5c".into(), Value::Array(vec![STANDARD.encode(der).into()]));
+        key.insert(
+            "x5c".into(),
+            Value::Array(vec![STANDARD.encode(der).into()]),
+        );
         keys.push(Value::Object(key));
     }
     keys.extend(bundle.jwt_keys.iter().cloned().map(Value::Object));
@@ -160,7 +170,10 @@ fn public_jwk(der: &[u8], index: usize) -> Result<Map<String, Value>, BundleErro
 }
 
 fn strip_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len().saturating_sub(1));
+    let start = bytes
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
     &bytes[start..]
 }
 

@@ -26,6 +26,7 @@ pub use bundle::{BundleError, X509Bundle, MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTE
 pub use bundle_set::BundleSet;
 pub use crl::{CrlError, CrlSet, MAX_CRL_BYTES};
 pub use peer::{PeerIdentity, PeerIdentityError};
+pub use pem::encode as to_pem;
 pub use provider::default_crypto_provider;
 pub use source::{BundleSource, CrlSource, SvidSource};
 pub use spiffe_id::{SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};

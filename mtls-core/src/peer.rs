@@ -98,7 +98,9 @@ pub(crate) fn peer_chain(
     conn: &CommonState,
 ) -> Result<Arc<[CertificateDer<'static>]>, PeerIdentityError> {
     match conn.peer_certificates() {
-        Some(certs) if !certs.is_empty() => Ok(certs.iter().map(|c| c.clone().into_owned()).collect()),
+        Some(certs) if !certs.is_empty() => {
+            Ok(certs.iter().map(|c| c.clone().into_owned()).collect())
+        }
         _ => Err(PeerIdentityError::NoPeerCertificate),
     }
 }

@@ -2,8 +2,14 @@
 
 use base64::Engine;
 
-/// Encodes `der` as one PEM block with 64-column lines.
-pub(crate) fn encode(label: &str, der: &[u8]) -> String {
+/// Encodes `der` as one PEM block (`-----BEGIN {label}-----`) with
+/// 64-column lines.
+///
+/// ```
+/// let pem = mtls_core::to_pem("CERTIFICATE", &[1, 2, 3]);
+/// assert_eq!(pem, "-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n");
+/// ```
+pub fn encode(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
     out.push_str("-----BEGIN ");

@@ -5,7 +5,9 @@ use std::sync::{Arc, OnceLock};
 use rustls::crypto::CryptoProvider;
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
-compile_error!("mtls-core needs a crypto provider: enable the `aws-lc-rs` (default) or `ring` feature");
+compile_error!(
+    "mtls-core needs a crypto provider: enable the `aws-lc-rs` (default) or `ring` feature"
+);
 
 /// The crypto provider this crate uses when a builder is given none:
 /// aws-lc-rs when the `aws-lc-rs` feature is on (the default), else ring.

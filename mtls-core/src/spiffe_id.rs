@@ -103,7 +103,10 @@ impl SpiffeId {
 
     /// Builds an ID from path segments, validating each one:
     /// `from_segments(&td, ["ns", "prod"])` is `spiffe://td/ns/prod`.
-    pub fn from_segments<I, S>(trust_domain: &TrustDomain, segments: I) -> Result<Self, SpiffeIdError>
+    pub fn from_segments<I, S>(
+        trust_domain: &TrustDomain,
+        segments: I,
+    ) -> Result<Self, SpiffeIdError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,

@@ -44,7 +44,10 @@ struct Inner {
 impl X509Svid {
     /// An SVID from its chain (leaf first) and private key, checked with the
     /// default crypto provider.
-    pub fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Self, SvidError> {
+    pub fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, SvidError> {
         Self::with_provider(chain, key, &crate::provider::default_crypto_provider())
     }
 
@@ -127,7 +130,11 @@ impl X509Svid {
 
     /// The chain as PEM, leaf first.
     pub fn chain_pem(&self) -> String {
-        self.inner.chain.iter().map(|c| crate::pem::encode("CERTIFICATE", c)).collect()
+        self.inner
+            .chain
+            .iter()
+            .map(|c| crate::pem::encode("CERTIFICATE", c))
+            .collect()
     }
 
     /// The private key as PEM. Handle with care.
@@ -140,14 +147,16 @@ impl X509Svid {
         crate::pem::encode(label, self.inner.key.secret_der())
     }
 
-    /// Verifies this SVID's chain against `bundles`, as a peer would.
+    /// Verifies this SVID's chain against `bundles`, as a peer would, for
+    /// the TLS role `role` (which decides the extended key usage needed).
     pub fn verify(
         &self,
         bundles: &crate::BundleSet,
         now: SystemTime,
         crls: &crate::CrlSet,
+        role: crate::PeerRole,
     ) -> Result<crate::PeerIdentity, VerifyError> {
-        crate::verify(self.chain(), bundles, now, crls, crate::PeerRole::Client)
+        crate::verify(self.chain(), bundles, now, crls, role)
     }
 
     /// Whether `self` and `other` are the same value (not merely equal).
@@ -155,7 +164,10 @@ impl X509Svid {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    pub(crate) fn certified_key(&self, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, SvidError> {
+    pub(crate) fn certified_key(
+        &self,
+        provider: &CryptoProvider,
+    ) -> Result<Arc<CertifiedKey>, SvidError> {
         certified_key(&self.inner.chain, &self.inner.key, provider).map(Arc::new)
     }
 }
@@ -174,7 +186,9 @@ fn certified_key(
     let certified = CertifiedKey::new(chain.to_vec(), signing_key);
     match certified.keys_match() {
         Ok(()) => Ok(certified),
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => Err(SvidError::KeyMismatch),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(SvidError::KeyMismatch)
+        }
         Err(e) => Err(SvidError::Key {
             reason: format!("cannot check that the key matches the certificate: {e}"),
         }),
@@ -186,7 +200,10 @@ impl fmt::Debug for X509Svid {
         f.debug_struct("X509Svid")
             .field("spiffe_id", &self.inner.spiffe_id)
             .field("chain_len", &self.inner.chain.len())
-            .field("not_after", &crate::time_fmt::Rfc3339(self.inner.not_after).to_string())
+            .field(
+                "not_after",
+                &crate::time_fmt::Rfc3339(self.inner.not_after).to_string(),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -127,11 +127,13 @@ pub(crate) fn verify_with(
             id,
         });
     };
-    let ee = webpki::EndEntityCert::try_from(leaf).map_err(|e| VerifyError::MalformedCertificate {
-        index: 0,
-        reason: format!("{e:?}"),
-    })?;
-    let crl_refs: Vec<&webpki::CertRevocationList<'_>> = crls.webpki_crls().iter().map(|c| &**c).collect();
+    let ee =
+        webpki::EndEntityCert::try_from(leaf).map_err(|e| VerifyError::MalformedCertificate {
+            index: 0,
+            reason: format!("{e:?}"),
+        })?;
+    let crl_refs: Vec<&webpki::CertRevocationList<'_>> =
+        crls.webpki_crls().iter().map(|c| &**c).collect();
     let revocation = match RevocationOptionsBuilder::new(&crl_refs) {
         Ok(builder) => Some(
             builder
@@ -159,7 +161,10 @@ pub(crate) fn verify_with(
         .map_err(|e| map_webpki_error(e, &id, now_sys, role))?;
     for cert in path.intermediate_certificates() {
         let der = cert.der();
-        let index = intermediates.iter().position(|c| *c == der).map_or(0, |i| i + 1);
+        let index = intermediates
+            .iter()
+            .position(|c| *c == der)
+            .map_or(0, |i| i + 1);
         crate::x509::check_signing_cert(&der, index)?;
     }
     let chain: Arc<[CertificateDer<'static>]> = std::iter::once(leaf)
@@ -170,7 +175,12 @@ pub(crate) fn verify_with(
 }
 
 #[allow(deprecated)] // RequiredEkuNotFound: older rustls-webpki releases still return it
-fn map_webpki_error(e: webpki::Error, id: &SpiffeId, now: SystemTime, role: PeerRole) -> VerifyError {
+fn map_webpki_error(
+    e: webpki::Error,
+    id: &SpiffeId,
+    now: SystemTime,
+    role: PeerRole,
+) -> VerifyError {
     use webpki::Error as E;
     let id = id.clone();
     match e {

@@ -148,7 +148,11 @@ pub(crate) fn leaf_id_and_expiry(der: &[u8]) -> Result<(SpiffeId, SystemTime), V
 
 /// A peer-controlled string made safe to print: escaped and truncated.
 pub(crate) fn quote(s: &str) -> String {
-    let mut out: String = s.chars().take(MAX_QUOTED_URI).flat_map(char::escape_default).collect();
+    let mut out: String = s
+        .chars()
+        .take(MAX_QUOTED_URI)
+        .flat_map(char::escape_default)
+        .collect();
     if s.chars().count() > MAX_QUOTED_URI {
         out.push_str("...");
     }

@@ -14,7 +14,13 @@ const ID: &str = "spiffe://example.org/service/web";
 struct Case {
     name: &'static str,
     /// The chain presented (leaf first), the bundles and CRLs to use.
-    setup: Box<dyn Fn() -> (Vec<rustls::pki_types::CertificateDer<'static>>, BundleSet, CrlSet)>,
+    setup: Box<
+        dyn Fn() -> (
+            Vec<rustls::pki_types::CertificateDer<'static>>,
+            BundleSet,
+            CrlSet,
+        ),
+    >,
     expect: fn(&Result<mtls_core::PeerIdentity, VerifyError>) -> bool,
 }
 
@@ -63,18 +69,23 @@ fn cases() -> Vec<Case> {
             "valid-leaf-with-dns-san",
             |ca| {
                 ca.leaf_with(ID, |p| {
-                    p.subject_alt_names.push(SanType::DnsName("web.example.org".try_into().unwrap()))
+                    p.subject_alt_names
+                        .push(SanType::DnsName("web.example.org".try_into().unwrap()))
                 })
             },
             ok_id,
         ),
-        simple("valid-empty-subject-critical-uri-san", |ca| ca.leaf(ID), |r| {
-            // The test CA leaves the subject empty; check the SAN is critical.
-            let Ok(p) = r else { return false };
-            let (_, cert) = <x509_parser::certificate::X509Certificate<'_> as x509_parser::prelude::FromDer<'_, _>>::from_der(p.leaf()).unwrap();
-            let san = cert.subject_alternative_name().unwrap().unwrap();
-            cert.subject().iter().count() == 0 && san.critical && ok_id(r)
-        }),
+        simple(
+            "valid-empty-subject-critical-uri-san",
+            |ca| ca.leaf(ID),
+            |r| {
+                // The test CA leaves the subject empty; check the SAN is critical.
+                let Ok(p) = r else { return false };
+                let (_, cert) = <x509_parser::certificate::X509Certificate<'_> as x509_parser::prelude::FromDer<'_, _>>::from_der(p.leaf()).unwrap();
+                let san = cert.subject_alternative_name().unwrap().unwrap();
+                cert.subject().iter().count() == 0 && san.critical && ok_id(r)
+            },
+        ),
         Case {
             name: "wrong-untrusted-ca-same-trust-domain-name",
             setup: Box::new(|| {
@@ -86,23 +97,31 @@ fn cases() -> Vec<Case> {
         },
         simple(
             "wrong-expired",
-            |ca| ca.leaf_with(ID, |p| {
-                p.not_before = now() - hours(3);
-                p.not_after = now() - hours(2);
-            }),
+            |ca| {
+                ca.leaf_with(ID, |p| {
+                    p.not_before = now() - hours(3);
+                    p.not_after = now() - hours(2);
+                })
+            },
             |r| matches!(r, Err(VerifyError::Expired { not_after, now, .. }) if not_after < now),
         ),
         simple(
             "wrong-not-yet-valid",
-            |ca| ca.leaf_with(ID, |p| {
-                p.not_before = now() + hours(2);
-                p.not_after = now() + hours(3);
-            }),
+            |ca| {
+                ca.leaf_with(ID, |p| {
+                    p.not_before = now() + hours(2);
+                    p.not_after = now() + hours(3);
+                })
+            },
             |r| matches!(r, Err(VerifyError::NotYetValid { .. })),
         ),
         simple(
             "wrong-leaf-ca-true",
-            |ca| ca.leaf_with(ID, |p| p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained)),
+            |ca| {
+                ca.leaf_with(ID, |p| {
+                    p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained)
+                })
+            },
             |r| matches!(r, Err(VerifyError::LeafIsCa { .. })),
         ),
         simple(
@@ -117,7 +136,11 @@ fn cases() -> Vec<Case> {
         ),
         simple(
             "wrong-leaf-no-digital-signature",
-            |ca| ca.leaf_with(ID, |p| p.key_usages = vec![KeyUsagePurpose::KeyEncipherment]),
+            |ca| {
+                ca.leaf_with(ID, |p| {
+                    p.key_usages = vec![KeyUsagePurpose::KeyEncipherment]
+                })
+            },
             |r| matches!(r, Err(VerifyError::LeafMissingDigitalSignature { .. })),
         ),
         simple(
@@ -127,40 +150,70 @@ fn cases() -> Vec<Case> {
         ),
         simple(
             "wrong-two-uri-sans",
-            |ca| ca.leaf_with(ID, |p| {
-                p.subject_alt_names
-                    .push(SanType::URI("spiffe://example.org/other".try_into().unwrap()))
-            }),
+            |ca| {
+                ca.leaf_with(ID, |p| {
+                    p.subject_alt_names.push(SanType::URI(
+                        "spiffe://example.org/other".try_into().unwrap(),
+                    ))
+                })
+            },
             |r| matches!(r, Err(VerifyError::MultipleUriSans { count: 2 })),
         ),
         simple(
             "wrong-no-uri-san",
-            |ca| ca.leaf_with(ID, |p| {
-                p.subject_alt_names = vec![SanType::DnsName("web.example.org".try_into().unwrap())]
-            }),
+            |ca| {
+                ca.leaf_with(ID, |p| {
+                    p.subject_alt_names =
+                        vec![SanType::DnsName("web.example.org".try_into().unwrap())]
+                })
+            },
             |r| matches!(r, Err(VerifyError::NoUriSan)),
         ),
         simple(
             "wrong-no-san-at-all",
-            |ca| ca.leaf_with(ID, |p| {
-                p.subject_alt_names = vec![];
-                p.distinguished_name.push(rcgen::DnType::CommonName, "web");
-            }),
+            |ca| {
+                ca.leaf_with(ID, |p| {
+                    p.subject_alt_names = vec![];
+                    p.distinguished_name.push(rcgen::DnType::CommonName, "web");
+                })
+            },
             |r| matches!(r, Err(VerifyError::NoUriSan)),
         ),
         simple(
             "wrong-non-spiffe-uri",
-            |ca| ca.leaf_with(ID, |p| {
-                p.subject_alt_names = vec![SanType::URI("https://example.org/web".try_into().unwrap())]
-            }),
-            |r| matches!(r, Err(VerifyError::InvalidSpiffeId { source: SpiffeIdError::WrongScheme, .. })),
+            |ca| {
+                ca.leaf_with(ID, |p| {
+                    p.subject_alt_names =
+                        vec![SanType::URI("https://example.org/web".try_into().unwrap())]
+                })
+            },
+            |r| {
+                matches!(
+                    r,
+                    Err(VerifyError::InvalidSpiffeId {
+                        source: SpiffeIdError::WrongScheme,
+                        ..
+                    })
+                )
+            },
         ),
         simple(
             "wrong-uppercase-trust-domain",
-            |ca| ca.leaf_with(ID, |p| {
-                p.subject_alt_names = vec![SanType::URI("spiffe://Example.org/web".try_into().unwrap())]
-            }),
-            |r| matches!(r, Err(VerifyError::InvalidSpiffeId { source: SpiffeIdError::UppercaseTrustDomain { .. }, .. })),
+            |ca| {
+                ca.leaf_with(ID, |p| {
+                    p.subject_alt_names =
+                        vec![SanType::URI("spiffe://Example.org/web".try_into().unwrap())]
+                })
+            },
+            |r| {
+                matches!(
+                    r,
+                    Err(VerifyError::InvalidSpiffeId {
+                        source: SpiffeIdError::UppercaseTrustDomain { .. },
+                        ..
+                    })
+                )
+            },
         ),
         simple(
             "wrong-trust-domain-id-without-path",
@@ -192,7 +245,11 @@ fn cases() -> Vec<Case> {
             setup: Box::new(|| {
                 let a = TestCa::root("a.example");
                 let c = TestCa::root("c.example");
-                (c.leaf("spiffe://c.example/web").chain, a.bundle_set(), CrlSet::new())
+                (
+                    c.leaf("spiffe://c.example/web").chain,
+                    a.bundle_set(),
+                    CrlSet::new(),
+                )
             }),
             expect: |r| matches!(r, Err(VerifyError::NoBundle { trust_domain, .. }) if trust_domain.name() == "c.example"),
         },
@@ -212,7 +269,14 @@ fn cases() -> Vec<Case> {
                 let inter = root.intermediate_with(|p| p.is_ca = IsCa::ExplicitNoCa);
                 (inter.leaf(ID).chain, root.bundle_set(), CrlSet::new())
             }),
-            expect: |r| matches!(r, Err(VerifyError::Chain { .. } | VerifyError::UntrustedIssuer { .. } | VerifyError::BadSigningCertificate { .. })),
+            expect: |r| {
+                matches!(
+                    r,
+                    Err(VerifyError::Chain { .. }
+                        | VerifyError::UntrustedIssuer { .. }
+                        | VerifyError::BadSigningCertificate { .. })
+                )
+            },
         },
         Case {
             name: "wrong-intermediate-no-key-cert-sign",
@@ -230,7 +294,8 @@ fn cases() -> Vec<Case> {
             setup: Box::new(|| {
                 let root = TestCa::root("example.org");
                 let inter = root.intermediate_with(|p| {
-                    p.subject_alt_names = vec![SanType::URI("spiffe://example.org/ca".try_into().unwrap())]
+                    p.subject_alt_names =
+                        vec![SanType::URI("spiffe://example.org/ca".try_into().unwrap())]
                 });
                 (inter.leaf(ID).chain, root.bundle_set(), CrlSet::new())
             }),
@@ -261,7 +326,9 @@ fn cases() -> Vec<Case> {
             name: "wrong-revoked-intermediate",
             setup: Box::new(|| {
                 let root = TestCa::root("example.org");
-                let inter = root.intermediate_with(|p| p.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x7e, 0x57])));
+                let inter = root.intermediate_with(|p| {
+                    p.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x7e, 0x57]))
+                });
                 let crls = root.crl(&[&rcgen::SerialNumber::from_slice(&[0x7e, 0x57])]);
                 (inter.leaf(ID).chain, root.bundle_set(), crls)
             }),
@@ -271,10 +338,20 @@ fn cases() -> Vec<Case> {
             name: "wrong-leaf-only-server-auth-eku-as-client",
             setup: Box::new(|| {
                 let ca = TestCa::root("example.org");
-                let leaf = ca.leaf_with(ID, |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth]);
+                let leaf = ca.leaf_with(ID, |p| {
+                    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth]
+                });
                 (leaf.chain, ca.bundle_set(), CrlSet::new())
             }),
-            expect: |r| matches!(r, Err(VerifyError::WrongExtendedKeyUsage { role: PeerRole::Client, .. })),
+            expect: |r| {
+                matches!(
+                    r,
+                    Err(VerifyError::WrongExtendedKeyUsage {
+                        role: PeerRole::Client,
+                        ..
+                    })
+                )
+            },
         },
         simple(
             "valid-leaf-without-eku",
@@ -290,7 +367,11 @@ fn cases() -> Vec<Case> {
             name: "wrong-garbage-leaf",
             setup: Box::new(|| {
                 let ca = TestCa::root("example.org");
-                (vec![vec![0x30, 0x03, 0x02, 0x01, 0x01].into()], ca.bundle_set(), CrlSet::new())
+                (
+                    vec![vec![0x30, 0x03, 0x02, 0x01, 0x01].into()],
+                    ca.bundle_set(),
+                    CrlSet::new(),
+                )
             }),
             expect: |r| matches!(r, Err(VerifyError::MalformedCertificate { index: 0, .. })),
         },
@@ -319,14 +400,22 @@ fn verification_table() {
         let (chain, bundles, crls) = (case.setup)();
         let result = verify(&chain, &bundles, SystemTime::now(), &crls, PeerRole::Client);
         if !(case.expect)(&result) {
-            failures.push(format!("{}: got {:?}", case.name, result.as_ref().map(|p| p.spiffe_id().clone())));
+            failures.push(format!(
+                "{}: got {:?}",
+                case.name,
+                result.as_ref().map(|p| p.spiffe_id().clone())
+            ));
         }
         if let Err(e) = &result {
             // Every error has a message and a stable metric label.
             assert!(!e.to_string().is_empty() && !e.kind().is_empty());
         }
     }
-    assert!(failures.is_empty(), "cases failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "cases failed:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -342,5 +431,12 @@ fn verification_time_is_a_parameter() {
     let earlier = SystemTime::now() - std::time::Duration::from_secs(3 * 3600);
     let err = verify(&leaf.chain, &bundles, earlier, &crls, PeerRole::Server).unwrap_err();
     assert!(matches!(err, VerifyError::NotYetValid { .. }), "{err}");
-    verify(&leaf.chain, &bundles, SystemTime::now(), &crls, PeerRole::Server).unwrap();
+    verify(
+        &leaf.chain,
+        &bundles,
+        SystemTime::now(),
+        &crls,
+        PeerRole::Server,
+    )
+    .unwrap();
 }

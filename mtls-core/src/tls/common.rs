@@ -49,9 +49,14 @@ impl Common {
         }
     }
 
-    pub(crate) fn parts(self, peer_role: PeerRole) -> Result<(Parts, Vec<Vec<u8>>, bool), ConfigError> {
+    pub(crate) fn parts(
+        self,
+        peer_role: PeerRole,
+    ) -> Result<(Parts, Vec<Vec<u8>>, bool), ConfigError> {
         let authorizer = self.authorizer.ok_or(ConfigError::MissingAuthorizer)?;
-        let provider = self.provider.unwrap_or_else(crate::provider::default_crypto_provider);
+        let provider = self
+            .provider
+            .unwrap_or_else(crate::provider::default_crypto_provider);
         let versions: &'static [&'static SupportedProtocolVersion] = if self.tls13_only {
             TLS13_ONLY
         } else {
@@ -109,7 +114,10 @@ macro_rules! common_builder_methods {
         }
 
         /// The crypto provider (default: [`default_crypto_provider`](crate::default_crypto_provider)).
-        pub fn crypto_provider(mut self, provider: std::sync::Arc<rustls::crypto::CryptoProvider>) -> Self {
+        pub fn crypto_provider(
+            mut self,
+            provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+        ) -> Self {
             self.common.provider = Some(provider);
             self
         }
@@ -131,7 +139,10 @@ macro_rules! common_builder_methods {
         /// resumed session fails re-verification in `peer_identity`. A
         /// client presenting no certificate at all is refused by rustls
         /// before the verifier runs and is not reported here.
-        pub fn on_rejection(mut self, hook: impl Fn(&$crate::VerifyError) + Send + Sync + 'static) -> Self {
+        pub fn on_rejection(
+            mut self,
+            hook: impl Fn(&$crate::VerifyError) + Send + Sync + 'static,
+        ) -> Self {
             self.common.on_reject = Some(std::sync::Arc::new(hook));
             self
         }

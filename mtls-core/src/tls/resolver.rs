@@ -52,7 +52,11 @@ impl ResolvesServerCert for SvidResolver {
 }
 
 impl ResolvesClientCert for SvidResolver {
-    fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
         self.current()
     }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme,
+};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::RejectionHook;
@@ -59,11 +61,19 @@ impl SvidVerifier {
             Some(source) => source.current_crls(),
             None => CrlSet::new(),
         };
-        let result = verify_with(leaf, intermediates, &bundles, &crls, now, self.role, self.algs.all)
-            .and_then(|peer| {
-                self.authorizer.authorize(peer.spiffe_id())?;
-                Ok(peer)
-            });
+        let result = verify_with(
+            leaf,
+            intermediates,
+            &bundles,
+            &crls,
+            now,
+            self.role,
+            self.algs.all,
+        )
+        .and_then(|peer| {
+            self.authorizer.authorize(peer.spiffe_id())?;
+            Ok(peer)
+        });
         if let (Err(e), Some(hook)) = (&result, &self.on_reject) {
             hook(e);
         }
@@ -72,11 +82,18 @@ impl SvidVerifier {
 
     /// Verifies again, at the current time, a chain rustls restored from a
     /// resumed session.
-    pub(crate) fn reverify(&self, chain: &[CertificateDer<'static>]) -> Result<PeerIdentity, VerifyError> {
+    pub(crate) fn reverify(
+        &self,
+        chain: &[CertificateDer<'static>],
+    ) -> Result<PeerIdentity, VerifyError> {
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Err(VerifyError::EmptyChain);
         };
-        self.verify(leaf, intermediates, pki_from_system_time(std::time::SystemTime::now()))
+        self.verify(
+            leaf,
+            intermediates,
+            pki_from_system_time(std::time::SystemTime::now()),
+        )
     }
 
     fn rustls_verify(
@@ -85,7 +102,9 @@ impl SvidVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        self.verify(leaf, intermediates, now).map(drop).map_err(to_rustls_error)
+        self.verify(leaf, intermediates, now)
+            .map(drop)
+            .map_err(to_rustls_error)
     }
 }
 
@@ -104,11 +123,15 @@ pub(crate) fn to_rustls_error(e: VerifyError) -> rustls::Error {
             time: pki(*now),
             not_after: pki(*not_after),
         },
-        VerifyError::NotYetValid { not_before, now, .. } => CertificateError::NotValidYetContext {
+        VerifyError::NotYetValid {
+            not_before, now, ..
+        } => CertificateError::NotValidYetContext {
             time: pki(*now),
             not_before: pki(*not_before),
         },
-        VerifyError::UntrustedIssuer { .. } | VerifyError::NoBundle { .. } => CertificateError::UnknownIssuer,
+        VerifyError::UntrustedIssuer { .. } | VerifyError::NoBundle { .. } => {
+            CertificateError::UnknownIssuer
+        }
         VerifyError::Revoked { .. } => CertificateError::Revoked,
         VerifyError::BadSignature { .. } => CertificateError::BadSignature,
         VerifyError::WrongExtendedKeyUsage { .. } => CertificateError::InvalidPurpose,
@@ -216,6 +239,8 @@ impl ServerCertVerifier for SvidVerifier {
 
 impl fmt::Debug for SvidVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SvidVerifier").field("role", &self.role).finish_non_exhaustive()
+        f.debug_struct("SvidVerifier")
+            .field("role", &self.role)
+            .finish_non_exhaustive()
     }
 }

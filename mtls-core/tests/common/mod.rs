@@ -1,6 +1,12 @@
 //! An in-process test CA that builds good and deliberately broken
 //! X.509-SVIDs on demand (after go-spiffe's `internal/test/ca.go`).
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -57,7 +63,10 @@ impl TestLeaf {
 pub fn ca_params(td: &str) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, format!("test CA {td} {:?}", SERIAL.load(Ordering::Relaxed)));
+    dn.push(
+        rcgen::DnType::CommonName,
+        format!("test CA {td} {:?}", SERIAL.load(Ordering::Relaxed)),
+    );
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -74,7 +83,10 @@ pub fn leaf_params(id: &str) -> CertificateParams {
     p.distinguished_name = DistinguishedName::new();
     p.is_ca = IsCa::ExplicitNoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     p.subject_alt_names = vec![SanType::URI(id.try_into().unwrap())];
     p.not_before = now() - hours(1);
     p.not_after = now() + hours(1);
