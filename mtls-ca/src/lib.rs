@@ -1,8 +1,33 @@
-//! `mtls-ca`: an embedded certificate authority that issues, renews and
-//! revokes X.509-SVIDs for [`mtls_core`].
-//!
-//! This crate is being built; see the project README for its status.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod authority;
+mod csr;
+mod error;
+mod fs;
+mod issue;
+mod key;
+mod policy;
+mod renew;
+mod revocation;
+mod rotation;
+mod serial;
+mod state;
+mod store;
+mod time;
+
+pub use authority::{CaOptions, CertificateAuthority, LoadOptions, BACKDATE, BUNDLE_REFRESH_HINT};
+pub use csr::MAX_CSR_BYTES;
+pub use error::CaError;
+pub use fs::{write_atomic, write_private};
+pub use issue::{SvidRequest, DEFAULT_SVID_TTL};
+pub use key::KeyType;
+pub use policy::{IssuancePolicy, DEFAULT_MAX_TTL};
+pub use renew::{RenewingSvid, SvidIssuer, MAX_RETRY_DELAY, RENEW_AT, RENEW_JITTER};
+pub use revocation::DEFAULT_CRL_VALIDITY;
+pub use rotation::{RotatingCa, RotationPhase};
+pub use store::{BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE, STATE_FILE};
+pub use time::parse_rfc3339;
 
 pub use mtls_core;

@@ -1,0 +1,115 @@
+//! Signing certificate signing requests.
+
+use mtls_core::SpiffeId;
+use rcgen::CertificateSigningRequestParams;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension};
+
+use crate::authority::{build_err, CertificateAuthority};
+use crate::error::CaError;
+use crate::issue::SvidRequest;
+
+/// Largest CSR accepted, in bytes.
+pub const MAX_CSR_BYTES: usize = 64 * 1024;
+
+impl CertificateAuthority {
+    /// Signs a CSR (PEM or DER) as an X.509-SVID for `request`'s SPIFFE ID.
+    ///
+    /// The CSR's signature is verified and only its public key is used:
+    /// the SPIFFE ID, DNS names and lifetime come from `request`, after the
+    /// issuance policy allows them. A CSR that asks for something else (a
+    /// CA certificate, another URI, a DNS name the request does not grant)
+    /// is refused with [`CaError::CsrMismatch`]. Returns the chain, leaf
+    /// first.
+    pub fn sign_csr(
+        &self,
+        csr: &[u8],
+        request: &SvidRequest,
+    ) -> Result<Vec<CertificateDer<'static>>, CaError> {
+        if csr.len() > MAX_CSR_BYTES {
+            return Err(CaError::CsrTooLarge {
+                len: csr.len(),
+                max: MAX_CSR_BYTES,
+            });
+        }
+        let der = match csr.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'-') => CertificateSigningRequestDer::from_pem_slice(csr).map_err(|e| {
+                CaError::InvalidCsr {
+                    reason: format!("malformed PEM: {e}"),
+                }
+            })?,
+            _ => CertificateSigningRequestDer::from(csr.to_vec()),
+        };
+        check_requested(&der, request)?;
+        let parsed =
+            CertificateSigningRequestParams::from_der(&der).map_err(|e| CaError::InvalidCsr {
+                reason: e.to_string(),
+            })?;
+        self.policy.check(&request.spiffe_id, request.ttl)?;
+        let params = self.leaf_params(request)?;
+        let cert = params
+            .signed_by(&parsed.public_key, &self.issuer)
+            .map_err(|e| build_err("SVID from CSR", e))?
+            .der()
+            .clone();
+        let chain = self.leaf_chain(cert);
+        self.self_check(&chain)?;
+        Ok(chain)
+    }
+}
+
+/// Refuses a CSR that asks for more than `request` grants.
+fn check_requested(der: &[u8], request: &SvidRequest) -> Result<(), CaError> {
+    let invalid = |reason: String| CaError::InvalidCsr { reason };
+    let (rest, csr) =
+        X509CertificationRequest::from_der(der).map_err(|e| invalid(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(invalid("trailing data after the CSR".into()));
+    }
+    let mismatch = |asked: String| CaError::CsrMismatch {
+        id: request.spiffe_id.clone(),
+        asked,
+    };
+    let Some(extensions) = csr.requested_extensions() else {
+        return Ok(());
+    };
+    for ext in extensions {
+        match ext {
+            ParsedExtension::BasicConstraints(bc) if bc.ca => {
+                return Err(mismatch("a CA certificate".into()));
+            }
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for name in &san.general_names {
+                    match name {
+                        GeneralName::URI(uri) => {
+                            if SpiffeId::new(uri).ok().as_ref() != Some(&request.spiffe_id) {
+                                return Err(mismatch(format!("URI {}", quote(uri))));
+                            }
+                        }
+                        GeneralName::DNSName(dns) => {
+                            if !request
+                                .dns_names
+                                .iter()
+                                .any(|d| d.eq_ignore_ascii_case(dns))
+                            {
+                                return Err(mismatch(format!("DNS name {}", quote(dns))));
+                            }
+                        }
+                        other => {
+                            return Err(mismatch(format!("a SAN of another type ({other:?})")))
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn quote(s: &str) -> String {
+    let q: String = s.chars().take(128).flat_map(char::escape_default).collect();
+    format!("\"{q}\"")
+}

@@ -1,0 +1,178 @@
+//! Issuing X.509-SVIDs.
+
+use std::time::{Duration, SystemTime};
+
+use mtls_core::{BundleSet, CrlSet, PeerRole, SpiffeId, X509Svid};
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
+    SanType,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+
+use crate::authority::{build_err, CertificateAuthority, BACKDATE};
+use crate::error::CaError;
+use crate::key::KeyType;
+use crate::serial::random_serial;
+use crate::time::to_offset;
+
+/// The default SVID lifetime.
+pub const DEFAULT_SVID_TTL: Duration = Duration::from_secs(3600);
+
+/// What to put in an SVID.
+///
+/// ```
+/// use mtls_ca::{KeyType, SvidRequest};
+/// use mtls_core::SpiffeId;
+/// use std::time::Duration;
+///
+/// let request = SvidRequest::new(SpiffeId::new("spiffe://example.org/web")?)
+///     .dns_name("web.example.org")
+///     .ttl(Duration::from_secs(600))
+///     .key_type(KeyType::Ed25519);
+/// # Ok::<(), mtls_core::SpiffeIdError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SvidRequest {
+    pub(crate) spiffe_id: SpiffeId,
+    pub(crate) dns_names: Vec<String>,
+    pub(crate) ttl: Duration,
+    pub(crate) key_type: KeyType,
+    pub(crate) common_name: Option<String>,
+}
+
+impl SvidRequest {
+    /// An SVID for `spiffe_id`: empty subject, TTL 1 hour, P-256 key.
+    pub fn new(spiffe_id: SpiffeId) -> Self {
+        Self {
+            spiffe_id,
+            dns_names: Vec::new(),
+            ttl: DEFAULT_SVID_TTL,
+            key_type: KeyType::P256,
+            common_name: None,
+        }
+    }
+
+    /// Adds a DNS SAN beside the SPIFFE ID (for clients such as curl that
+    /// check the server name).
+    pub fn dns_name(mut self, name: impl Into<String>) -> Self {
+        self.dns_names.push(name.into());
+        self
+    }
+
+    /// The lifetime (never beyond the CA's own expiry).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The key type of the generated key (ignored when signing a CSR).
+    pub fn key_type(mut self, key_type: KeyType) -> Self {
+        self.key_type = key_type;
+        self
+    }
+
+    /// A subject common name (default: an empty subject, which makes the
+    /// URI SAN critical as X509-SVID.md recommends).
+    pub fn common_name(mut self, cn: impl Into<String>) -> Self {
+        self.common_name = Some(cn.into());
+        self
+    }
+
+    /// The SPIFFE ID asked for.
+    pub fn spiffe_id(&self) -> &SpiffeId {
+        &self.spiffe_id
+    }
+}
+
+impl CertificateAuthority {
+    /// Issues an X.509-SVID with a fresh key, after the issuance policy
+    /// allows it. The leaf has basicConstraints cA=false, keyUsage
+    /// digitalSignature (critical), EKU serverAuth and clientAuth, exactly
+    /// one URI SAN, a random serial, a `not_before` backdated for clock
+    /// skew, and never outlives the CA. The chain holds the leaf then the
+    /// intermediates (not the trust anchor).
+    pub fn issue(&self, request: &SvidRequest) -> Result<X509Svid, CaError> {
+        self.policy.check(&request.spiffe_id, request.ttl)?;
+        self.issue_unchecked_policy(request)
+    }
+
+    pub(crate) fn issue_unchecked_policy(
+        &self,
+        request: &SvidRequest,
+    ) -> Result<X509Svid, CaError> {
+        let key = request.key_type.generate()?;
+        let params = self.leaf_params(request)?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| build_err("SVID", e))?
+            .der()
+            .clone();
+        let chain = self.leaf_chain(cert);
+        self.self_check(&chain)?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        Ok(X509Svid::new(chain, key)?)
+    }
+
+    pub(crate) fn leaf_chain(&self, leaf: CertificateDer<'static>) -> Vec<CertificateDer<'static>> {
+        std::iter::once(leaf)
+            .chain(self.served_chain().cloned())
+            .collect()
+    }
+
+    /// Verifies an issued chain as a peer would, so that the CA never hands
+    /// out a certificate its own trust bundle rejects.
+    pub(crate) fn self_check(&self, chain: &[CertificateDer<'static>]) -> Result<(), CaError> {
+        let bundles = BundleSet::from(self.bundle()?);
+        for role in [PeerRole::Client, PeerRole::Server] {
+            mtls_core::verify(chain, &bundles, SystemTime::now(), &CrlSet::new(), role).map_err(
+                |e| CaError::Build {
+                    what: "SVID (it fails verification against the CA's own bundle)",
+                    reason: e.to_string(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn leaf_params(&self, request: &SvidRequest) -> Result<CertificateParams, CaError> {
+        let now = SystemTime::now();
+        self.check_valid(now)?;
+        let not_after = (now + request.ttl).min(self.not_after);
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        if let Some(cn) = &request.common_name {
+            dn.push(DnType::CommonName, cn.as_str());
+        }
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let mut sans = vec![SanType::URI(
+            request
+                .spiffe_id
+                .as_str()
+                .try_into()
+                .map_err(|e| build_err("SVID URI SAN", e))?,
+        )];
+        for name in &request.dns_names {
+            match ServerName::try_from(name.as_str()) {
+                Ok(ServerName::DnsName(_)) => {}
+                _ => return Err(CaError::InvalidDnsName(name.clone())),
+            }
+            sans.push(SanType::DnsName(
+                name.as_str()
+                    .try_into()
+                    .map_err(|_| CaError::InvalidDnsName(name.clone()))?,
+            ));
+        }
+        p.subject_alt_names = sans;
+        p.serial_number = Some(random_serial()?);
+        p.not_before = to_offset((now - BACKDATE).max(self.not_before));
+        p.not_after = to_offset(not_after);
+        p.use_authority_key_identifier_extension = true;
+        Ok(p)
+    }
+}
