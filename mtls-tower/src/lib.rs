@@ -1,8 +1,24 @@
-//! `mtls-tower`: TLS listener, per-request authorization layer and mTLS client
-//! connector for axum, tonic and hyper, built on [`mtls_core`].
-//!
-//! This crate is being built; see the project README for its status.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod client;
+mod layer;
+mod listener;
+pub mod metrics;
+mod peer;
+mod policy;
+mod stream;
+
+pub use client::{MtlsClientStream, MtlsConnector};
+pub use layer::{Authorize, AuthorizeLayer, ResponseBody, ResponseFuture};
+pub use listener::{ListenerConfig, ListenerStats, MtlsListener};
+pub use peer::peer_identity;
+#[cfg(feature = "tonic")]
+pub use peer::tonic_peer;
+#[cfg(feature = "axum")]
+pub use peer::{Peer, PeerId, Unauthenticated};
+pub use policy::{PolicyError, RoutePolicy, RoutePolicyBuilder};
+pub use stream::{MtlsConnectInfo, MtlsStream};
 
 pub use mtls_core;

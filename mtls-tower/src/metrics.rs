@@ -1,0 +1,16 @@
+//! Metric names, recorded through the `metrics` facade (no exporter is
+//! installed by this crate).
+
+/// Counter: handshakes, labelled `result` (`ok`/`error`) and `reason`.
+pub const HANDSHAKES: &str = "mtls_handshakes_total";
+/// Histogram: handshake duration in seconds, labelled `result`.
+pub const HANDSHAKE_DURATION: &str = "mtls_handshake_duration_seconds";
+/// Gauge: authenticated connections open.
+pub const CONNECTIONS_OPEN: &str = "mtls_connections_open";
+/// Gauge: handshakes in progress.
+pub const HANDSHAKES_IN_FLIGHT: &str = "mtls_handshakes_in_flight";
+/// Counter: per-request authorization decisions, labelled `result`
+/// (`allow`/`deny`/`unauthenticated`).
+pub const AUTHZ_DECISIONS: &str = "mtls_authz_decisions_total";
+/// Counter: TCP accept errors.
+pub const ACCEPT_ERRORS: &str = "mtls_accept_errors_total";

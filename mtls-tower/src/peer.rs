@@ -1,0 +1,113 @@
+//! Reading the authenticated peer from a request.
+
+use http::Extensions;
+use mtls_core::PeerIdentity;
+
+use crate::stream::MtlsConnectInfo;
+
+/// The authenticated peer of a request, wherever the integration put it:
+/// a `PeerIdentity` extension (inserted by [`AuthorizeLayer`](crate::AuthorizeLayer)),
+/// tonic's `MtlsConnectInfo`, or axum's `ConnectInfo<MtlsConnectInfo>`.
+pub fn peer_identity(extensions: &Extensions) -> Option<&PeerIdentity> {
+    if let Some(peer) = extensions.get::<PeerIdentity>() {
+        return Some(peer);
+    }
+    if let Some(info) = extensions.get::<MtlsConnectInfo>() {
+        return Some(&info.peer);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(info)) =
+        extensions.get::<axum::extract::ConnectInfo<MtlsConnectInfo>>()
+    {
+        return Some(&info.peer);
+    }
+    None
+}
+
+#[cfg(feature = "axum")]
+mod axum_extract {
+    use axum::extract::FromRequestParts;
+    use axum::response::{IntoResponse, Response};
+    use http::request::Parts;
+    use http::StatusCode;
+    use mtls_core::{PeerIdentity, SpiffeId};
+
+    /// Extracts the caller's SPIFFE ID; rejects with 401 when the request
+    /// has no authenticated, unexpired peer.
+    ///
+    /// ```no_run
+    /// use mtls_tower::PeerId;
+    ///
+    /// async fn whoami(PeerId(id): PeerId) -> String {
+    ///     format!("{id}\n")
+    /// }
+    /// ```
+    #[derive(Debug, Clone)]
+    pub struct PeerId(pub SpiffeId);
+
+    /// Extracts the caller's whole [`PeerIdentity`] (ID, chain, expiry);
+    /// rejects with 401 like [`PeerId`].
+    #[derive(Debug, Clone)]
+    pub struct Peer(pub PeerIdentity);
+
+    /// The rejection of [`PeerId`] and [`Peer`]: 401 Unauthorized.
+    #[derive(Debug, Clone, Copy)]
+    #[non_exhaustive]
+    pub struct Unauthenticated;
+
+    impl IntoResponse for Unauthenticated {
+        fn into_response(self) -> Response {
+            (StatusCode::UNAUTHORIZED, "unauthenticated\n").into_response()
+        }
+    }
+
+    fn current(parts: &Parts) -> Result<PeerIdentity, Unauthenticated> {
+        match super::peer_identity(&parts.extensions) {
+            Some(peer) if !peer.is_expired_at(std::time::SystemTime::now()) => Ok(peer.clone()),
+            _ => Err(Unauthenticated),
+        }
+    }
+
+    impl<S: Send + Sync> FromRequestParts<S> for PeerId {
+        type Rejection = Unauthenticated;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Self, Self::Rejection> {
+            current(parts).map(|p| PeerId(p.spiffe_id().clone()))
+        }
+    }
+
+    impl<S: Send + Sync> FromRequestParts<S> for Peer {
+        type Rejection = Unauthenticated;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Self, Self::Rejection> {
+            current(parts).map(Peer)
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use axum_extract::{Peer, PeerId, Unauthenticated};
+
+/// The caller of a tonic request, or `UNAUTHENTICATED` when the request has
+/// no authenticated, unexpired peer.
+///
+/// ```no_run
+/// # async fn handler(request: tonic::Request<()>) -> Result<tonic::Response<String>, tonic::Status> {
+/// let peer = mtls_tower::tonic_peer(&request)?;
+/// Ok(tonic::Response::new(peer.spiffe_id().to_string()))
+/// # }
+/// ```
+#[cfg(feature = "tonic")]
+pub fn tonic_peer<T>(request: &tonic::Request<T>) -> Result<&PeerIdentity, tonic::Status> {
+    match peer_identity(request.extensions()) {
+        Some(peer) if !peer.is_expired_at(std::time::SystemTime::now()) => Ok(peer),
+        Some(_) => Err(tonic::Status::unauthenticated("peer certificate expired")),
+        None => Err(tonic::Status::unauthenticated("no authenticated peer")),
+    }
+}
