@@ -6,6 +6,8 @@ pub mod authorize;
 mod bundle;
 mod bundle_set;
 mod crl;
+#[cfg(feature = "file-source")]
+mod file_source;
 #[cfg(feature = "spiffe-types")]
 mod interop;
 mod jwks;
@@ -25,6 +27,10 @@ pub use authorize::{Authorizer, AuthorizerExt, Denied};
 pub use bundle::{BundleError, X509Bundle, MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES};
 pub use bundle_set::BundleSet;
 pub use crl::{CrlError, CrlSet, MAX_CRL_BYTES};
+#[cfg(feature = "file-source")]
+pub use file_source::{
+    FilePaths, FileSource, FileSourceError, WatchOptions, MAX_SOURCE_FILE_BYTES,
+};
 pub use peer::{PeerIdentity, PeerIdentityError};
 pub use pem::encode as to_pem;
 pub use provider::default_crypto_provider;
