@@ -108,11 +108,14 @@ impl CertificateAuthority {
     ) -> Result<Self, CaError> {
         let key = options.key_type.generate()?;
         let now = SystemTime::now();
-        let not_after = now + options.ttl;
+        let not_after = add_ttl(now, options.ttl)?;
+        // A distinct subject per root, so that two development roots of one
+        // trust domain are told apart (path building matches on subjects).
+        let tag = crate::serial::to_hex(&random_serial()?.to_bytes()[..4]);
         let cn = options
             .common_name
             .clone()
-            .unwrap_or_else(|| format!("mtls DEVELOPMENT root CA for {trust_domain}"));
+            .unwrap_or_else(|| format!("mtls DEVELOPMENT root CA for {trust_domain} ({tag})"));
         let params = ca_params(&trust_domain, &cn, now - BACKDATE, not_after)?;
         let cert = params
             .self_signed(&key)
@@ -155,6 +158,11 @@ impl CertificateAuthority {
             return Err(CaError::KeyMismatch);
         }
         let trust_domain = match (&options.trust_domain, info.trust_domain) {
+            (Some(td), Some(cert_td)) if *td != cert_td => {
+                return Err(CaError::NotACa {
+                    reason: format!("its SPIFFE ID is of trust domain {cert_td}, not {td}"),
+                })
+            }
             (Some(td), _) => td.clone(),
             (None, Some(td)) => td,
             (None, None) => return Err(CaError::UnknownTrustDomain),
@@ -181,7 +189,7 @@ impl CertificateAuthority {
         let key = options.key_type.generate()?;
         let now = SystemTime::now();
         self.check_valid(now)?;
-        let not_after = (now + options.ttl).min(self.not_after);
+        let not_after = add_ttl(now, options.ttl)?.min(self.not_after);
         let cn = options
             .common_name
             .clone()
@@ -302,7 +310,10 @@ impl CertificateAuthority {
 
     /// The CA's private key as PKCS#8 PEM (zeroized on drop).
     pub fn private_key_pem(&self) -> Zeroizing<String> {
-        Zeroizing::new(self.issuer.key().serialize_pem())
+        Zeroizing::new(mtls_core::to_pem(
+            "PRIVATE KEY",
+            &crate::key::pkcs8_der(self.issuer.key()),
+        ))
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, CaState> {
@@ -351,6 +362,16 @@ fn ca_params(
     p.not_after = to_offset(not_after);
     p.use_authority_key_identifier_extension = true;
     Ok(p)
+}
+
+/// `now + ttl`, or an error when that is not a representable time.
+pub(crate) fn add_ttl(now: SystemTime, ttl: Duration) -> Result<SystemTime, CaError> {
+    now.checked_add(ttl)
+        .filter(|t| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .is_ok_and(|d| d.as_secs() < 253_402_300_799)
+        })
+        .ok_or(CaError::TtlTooLong { ttl })
 }
 
 pub(crate) fn build_err(what: &'static str, e: impl fmt::Display) -> CaError {

@@ -108,6 +108,12 @@ pub enum CaError {
     /// A DNS name is not valid.
     #[error("ca: {0:?} is not a valid DNS name")]
     InvalidDnsName(String),
+    /// The TTL asked for reaches past the year 9999.
+    #[error("ca: a TTL of {}s is too long", ttl.as_secs())]
+    TtlTooLong {
+        /// The TTL asked for.
+        ttl: std::time::Duration,
+    },
     /// The TTL asked for is zero.
     #[error("ca: the TTL must be positive")]
     ZeroTtl,

@@ -109,7 +109,9 @@ impl CertificateAuthority {
             .clone();
         let chain = self.leaf_chain(cert);
         self.self_check(&chain)?;
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            crate::key::pkcs8_der(&key).to_vec(),
+        ));
         Ok(X509Svid::new(chain, key)?)
     }
 
@@ -137,7 +139,7 @@ impl CertificateAuthority {
     pub(crate) fn leaf_params(&self, request: &SvidRequest) -> Result<CertificateParams, CaError> {
         let now = SystemTime::now();
         self.check_valid(now)?;
-        let not_after = (now + request.ttl).min(self.not_after);
+        let not_after = crate::authority::add_ttl(now, request.ttl)?.min(self.not_after);
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         if let Some(cn) = &request.common_name {

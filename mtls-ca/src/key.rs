@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use rcgen::{KeyPair, SignatureAlgorithm};
+use zeroize::Zeroizing;
 
 use crate::error::CaError;
 
@@ -44,6 +45,35 @@ impl KeyType {
             Self::Ed25519 => "ed25519",
         }
     }
+}
+
+/// The PKCS#8 document of `key`, in the form every consumer reads.
+///
+/// aws-lc-rs and ring generate Ed25519 keys as PKCS#8 v2 (RFC 5958, with
+/// the public key in `[1]`), which OpenSSL 3.0 refuses ("unsupported"), so
+/// nginx, curl and `openssl` could not use our key files. Such a document
+/// is rewritten as PKCS#8 v1 (RFC 8410 section 7), the form OpenSSL writes;
+/// rcgen and rustls read it (`from_pkcs8_maybe_unchecked`). Other keys are
+/// returned as they are.
+pub(crate) fn pkcs8_der(key: &KeyPair) -> Zeroizing<Vec<u8>> {
+    // SEQUENCE { INTEGER 1, SEQUENCE { OID 1.3.101.112 },
+    //            OCTET STRING { OCTET STRING (32) }, [1] BIT STRING (32) }
+    const V2_HEAD: [u8; 16] = [
+        0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    const V1_HEAD: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let der = Zeroizing::new(key.serialize_der());
+    if der.len() == 83 && der[..16] == V2_HEAD && der[48..51] == [0x81, 0x21, 0x00] {
+        let mut v1 = Zeroizing::new(Vec::with_capacity(48));
+        v1.extend_from_slice(&V1_HEAD);
+        v1.extend_from_slice(&der[16..48]);
+        return v1;
+    }
+    der
 }
 
 impl fmt::Display for KeyType {

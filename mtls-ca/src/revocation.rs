@@ -71,7 +71,7 @@ impl CertificateAuthority {
         let number = state.crl_number + 1;
         let params = CertificateRevocationListParams {
             this_update: to_offset(now - crate::authority::BACKDATE),
-            next_update: to_offset(now + validity),
+            next_update: to_offset(crate::authority::add_ttl(now, validity)?),
             crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
             issuing_distribution_point: None,
             revoked_certs,

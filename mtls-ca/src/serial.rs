@@ -31,7 +31,7 @@ pub(crate) fn from_hex(s: &str) -> Result<Vec<u8>, CaError> {
         .chars()
         .filter(|c| *c != ':')
         .collect();
-    if digits.is_empty() || digits.len() > 40 || digits.len() % 2 != 0 {
+    if digits.is_empty() || digits.len() > 40 || !digits.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..digits.len())

@@ -1,0 +1,331 @@
+//! The `mtls-ca` command line: argument definitions and dispatch.
+
+mod ca;
+mod duration;
+mod failure;
+mod files;
+mod inspect;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mtls_ca::KeyType;
+use mtls_core::{SpiffeId, TrustDomain};
+
+pub(crate) use failure::Failure;
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  success
+  1  the operation failed, or the certificate was rejected; this includes
+     input files that cannot be read or do not hold what they should
+     (garbage PEM, a key that does not match, an invalid CSR)
+  2  usage error: unknown or missing options, invalid option values
+
+Durations are a number and a unit: s, m, h or d (90s, 10m, 1h, 30d), or a
+sum of such terms (1h30m).
+
+Errors are printed on stderr as `mtls-ca: <message>`.";
+
+/// A certificate authority for SPIFFE X.509-SVIDs (mutual TLS identities).
+///
+/// A CA directory holds ca.pem (the signing CA's chain), ca.key (its private
+/// key, mode 0600), bundle.pem (the roots peers trust) and state.json
+/// (revocations, CRL and bundle sequence numbers).
+#[derive(Debug, Parser)]
+#[command(name = "mtls-ca", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a signing CA in a directory: a development root
+    /// (--self-signed) or an existing CA from your PKI (--from-cert/--from-key).
+    Init(InitArgs),
+    /// Create an intermediate CA signed by the CA in --dir (for example one
+    /// per cluster) and save it in --out.
+    Intermediate(IntermediateArgs),
+    /// Issue an X.509-SVID with a fresh key: writes PREFIX.pem (leaf, then
+    /// intermediates) and PREFIX.key (mode 0600).
+    ///
+    /// Prints `spiffe_id: <ID>`, `serial: <hex>` and `not_after: <RFC 3339>`
+    /// on stdout, one per line.
+    Issue(IssueArgs),
+    /// Sign a certificate signing request (PEM or DER) as an X.509-SVID.
+    ///
+    /// Only the CSR's public key is used; the SPIFFE ID, DNS names and
+    /// lifetime come from the options. Prints the same lines as `issue`.
+    SignCsr(SignCsrArgs),
+    /// Print the trust bundle (the roots peers must trust) on stdout.
+    Bundle(BundleArgs),
+    /// Verify an X.509-SVID chain as a server verifies a client.
+    ///
+    /// Prints the SPIFFE ID and exits 0 when the chain is accepted; prints
+    /// the reason on stderr and exits 1 when it is rejected, or when an
+    /// input file cannot be read or parsed; exits 2 on usage errors.
+    Verify(VerifyArgs),
+    /// Revoke a certificate by serial number (recorded in state.json; run
+    /// `crl` to publish it).
+    Revoke(RevokeArgs),
+    /// Write a CRL (PEM "X509 CRL") signed by the CA, listing every revoked
+    /// serial.
+    Crl(CrlArgs),
+    /// Show a certificate: SPIFFE ID, serial, validity, names, key usages,
+    /// and whether it has the shape of an X.509-SVID leaf.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// The CA directory to create.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The trust domain (example.org or spiffe://example.org). Required
+    /// with --self-signed; with --from-cert, defaults to the CA
+    /// certificate's spiffe:// URI SAN.
+    #[arg(long, value_name = "TD", value_parser = parse_trust_domain)]
+    trust_domain: Option<TrustDomain>,
+    /// Create a self-signed root CA. For development only: in production,
+    /// load an intermediate from your organisation's PKI with
+    /// --from-cert/--from-key.
+    #[arg(long, requires = "trust_domain", conflicts_with_all = ["from_cert", "from_key", "from_roots"])]
+    self_signed: bool,
+    /// The self-signed CA's key type.
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::P256, conflicts_with = "from_cert")]
+    key_type: KeyTypeArg,
+    /// How long the self-signed CA is valid.
+    #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = duration::parse, conflicts_with = "from_cert")]
+    ttl: Duration,
+    /// The existing CA's certificate chain (PEM): its certificate first,
+    /// then its issuers.
+    #[arg(long, value_name = "CHAIN.pem", requires = "from_key")]
+    from_cert: Option<PathBuf>,
+    /// The existing CA's private key (PEM: PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, value_name = "KEY.pem", requires = "from_cert")]
+    from_key: Option<PathBuf>,
+    /// The roots peers trust (PEM); default: the last certificate of
+    /// --from-cert.
+    #[arg(long, value_name = "ROOTS.pem", requires = "from_cert")]
+    from_roots: Option<PathBuf>,
+    /// Replace a CA already in DIR.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct IntermediateArgs {
+    /// The parent CA's directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The directory to save the new intermediate CA in.
+    #[arg(long, value_name = "NEWDIR")]
+    out: PathBuf,
+    /// How long the intermediate is valid (never beyond its parent).
+    #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = duration::parse)]
+    ttl: Duration,
+    /// The intermediate's key type.
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::P256)]
+    key_type: KeyTypeArg,
+    /// Replace a CA already in NEWDIR.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct IssueArgs {
+    /// The CA directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The SVID's SPIFFE ID (spiffe://<trust domain>/<path>).
+    #[arg(long, value_name = "ID", value_parser = parse_spiffe_id)]
+    spiffe_id: SpiffeId,
+    /// A DNS name to add beside the SPIFFE ID (repeatable).
+    #[arg(long = "dns", value_name = "NAME")]
+    dns: Vec<String>,
+    /// The SVID's lifetime (never beyond the CA's; the default policy allows
+    /// at most 24h).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration::parse)]
+    ttl: Duration,
+    /// The key type of the generated key.
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::P256)]
+    key_type: KeyTypeArg,
+    /// A subject common name (default: an empty subject).
+    #[arg(long, value_name = "CN")]
+    common_name: Option<String>,
+    /// Where to write: PREFIX.pem (chain) and PREFIX.key (private key).
+    #[arg(long, value_name = "PREFIX")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SignCsrArgs {
+    /// The CA directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The certificate signing request (PEM or DER).
+    #[arg(long, value_name = "REQ.pem")]
+    csr: PathBuf,
+    /// The SVID's SPIFFE ID (spiffe://<trust domain>/<path>).
+    #[arg(long, value_name = "ID", value_parser = parse_spiffe_id)]
+    spiffe_id: SpiffeId,
+    /// A DNS name to add beside the SPIFFE ID (repeatable).
+    #[arg(long = "dns", value_name = "NAME")]
+    dns: Vec<String>,
+    /// The SVID's lifetime (never beyond the CA's; the default policy allows
+    /// at most 24h).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration::parse)]
+    ttl: Duration,
+    /// Where to write the chain (leaf, then intermediates), PEM.
+    #[arg(long, value_name = "CERT.pem")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct BundleArgs {
+    /// The CA directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// PEM certificates, or the SPIFFE bundle format (JWKS).
+    #[arg(long, value_enum, default_value_t = BundleFormat::Pem)]
+    format: BundleFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BundleFormat {
+    /// PEM CERTIFICATE blocks.
+    Pem,
+    /// The SPIFFE bundle format (a JWKS document).
+    Jwks,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The trust domain that bundles given without `TD=` belong to.
+    /// Required unless every --bundle names its trust domain.
+    #[arg(long, value_name = "TD", value_parser = parse_trust_domain)]
+    trust_domain: Option<TrustDomain>,
+    /// A trust bundle file, PEM or SPIFFE JWKS (detected). `TD=FILE` gives
+    /// the bundle of another (federated) trust domain. A path that itself
+    /// contains `=` can be written `./path`. Repeatable; one bundle per
+    /// trust domain.
+    #[arg(long = "bundle", value_name = "[TD=]FILE", required = true, value_parser = verify::parse_bundle_arg)]
+    bundles: Vec<verify::BundleArg>,
+    /// A CRL file, PEM or DER (repeatable).
+    #[arg(long = "crl", value_name = "FILE")]
+    crls: Vec<PathBuf>,
+    /// Verify at this time (RFC 3339, e.g. 2030-01-01T00:00:00Z) instead of
+    /// now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    at: Option<SystemTime>,
+    /// The chain to verify (PEM, leaf first; or one DER certificate).
+    #[arg(value_name = "CHAIN.pem")]
+    chain: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RevokeArgs {
+    /// The CA directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The serial number, hex (`0x` prefix and `:` separators allowed), as
+    /// printed by `issue` and `inspect`.
+    #[arg(long, value_name = "HEX")]
+    serial: String,
+}
+
+#[derive(Debug, Args)]
+struct CrlArgs {
+    /// The CA directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Where to write the CRL (PEM).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// How long the CRL is valid (its nextUpdate).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = duration::parse)]
+    validity: Duration,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The certificate (PEM or DER); of a chain, the first certificate is
+    /// shown.
+    #[arg(value_name = "CERT.pem")]
+    cert: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Key types, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum KeyTypeArg {
+    /// ECDSA P-256 with SHA-256.
+    P256,
+    /// ECDSA P-384 with SHA-384.
+    P384,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl From<KeyTypeArg> for KeyType {
+    fn from(k: KeyTypeArg) -> Self {
+        match k {
+            KeyTypeArg::P256 => KeyType::P256,
+            KeyTypeArg::P384 => KeyType::P384,
+            KeyTypeArg::Ed25519 => KeyType::Ed25519,
+        }
+    }
+}
+
+fn parse_trust_domain(s: &str) -> Result<TrustDomain, String> {
+    TrustDomain::from_id_or_name(s).map_err(|e| e.to_string())
+}
+
+fn parse_spiffe_id(s: &str) -> Result<SpiffeId, String> {
+    SpiffeId::new(s).map_err(|e| e.to_string())
+}
+
+fn parse_time(s: &str) -> Result<SystemTime, String> {
+    mtls_ca::parse_rfc3339(s)
+}
+
+/// Parses the command line, runs the command, and turns its result into
+/// the exit status (clap itself exits 2 on usage errors and 0 on --help).
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Init(a) => ca::init(a),
+        Command::Intermediate(a) => ca::intermediate(a),
+        Command::Issue(a) => ca::issue(a),
+        Command::SignCsr(a) => ca::sign_csr(a),
+        Command::Bundle(a) => ca::bundle(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Revoke(a) => ca::revoke(a),
+        Command::Crl(a) => ca::crl(a),
+        Command::Inspect(a) => inspect::run(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
