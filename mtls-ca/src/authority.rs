@@ -145,10 +145,19 @@ impl CertificateAuthority {
                 reason: e.to_string(),
             },
         })?;
-        let key = KeyPair::try_from(&key_der).map_err(|e| CaError::Pem {
-            what: "CA key",
-            reason: e.to_string(),
-        })?;
+        let key = KeyPair::try_from(&key_der)
+            .and_then(|key| {
+                // Keep the key as PKCS#8 whatever its file's format (SEC1,
+                // PKCS#1), so that `private_key_pem` is what its label says.
+                match crate::key::wrap_pkcs8(&key_der, key.algorithm()) {
+                    Some(pkcs8) => KeyPair::try_from(&PrivateKeyDer::Pkcs8(pkcs8.into())),
+                    None => Ok(key),
+                }
+            })
+            .map_err(|e| CaError::Pem {
+                what: "CA key",
+                reason: e.to_string(),
+            })?;
         let anchors = match &options.roots_pem {
             Some(pem) => certs_from_pem(pem, "roots")?,
             None => chain.last().cloned().into_iter().collect(),
@@ -168,18 +177,24 @@ impl CertificateAuthority {
             (None, None) => return Err(CaError::UnknownTrustDomain),
         };
         let ca = Self::assemble(trust_domain, chain, anchors, key)?;
-        // End-to-end check: the chain order, the anchors and the key all
-        // have to be right for a probe leaf to verify.
-        let probe = SpiffeId::from_path(&ca.trust_domain, "/mtls-ca/probe").map_err(|_| {
+        ca.probe()?;
+        Ok(ca)
+    }
+
+    /// End-to-end check: the chain order, the anchors, the key and the
+    /// constraints of every issuer have to be right for a probe leaf to
+    /// verify.
+    fn probe(&self) -> Result<(), CaError> {
+        let probe = SpiffeId::from_path(&self.trust_domain, "/mtls-ca/probe").map_err(|_| {
             CaError::NotACa {
                 reason: "cannot build a probe ID".into(),
             }
         })?;
-        ca.issue_unchecked_policy(&crate::SvidRequest::new(probe).ttl(Duration::from_secs(60)))
+        self.issue_unchecked_policy(&crate::SvidRequest::new(probe).ttl(Duration::from_secs(60)))
             .map_err(|e| CaError::NotACa {
                 reason: format!("a probe SVID issued with this chain and key does not verify: {e}"),
             })?;
-        Ok(ca)
+        Ok(())
     }
 
     /// A new intermediate CA signed by this one, for the same trust domain
@@ -190,10 +205,14 @@ impl CertificateAuthority {
         let now = SystemTime::now();
         self.check_valid(now)?;
         let not_after = add_ttl(now, options.ttl)?.min(self.not_after);
+        // A distinct subject per intermediate: sibling CAs with one name
+        // cannot be told apart by CRL issuer (rustls-webpki takes the first
+        // CRL whose issuer name matches, and fails on its signature).
+        let tag = crate::serial::to_hex(&random_serial()?.to_bytes()[..4]);
         let cn = options
             .common_name
             .clone()
-            .unwrap_or_else(|| format!("mtls intermediate CA for {}", self.trust_domain));
+            .unwrap_or_else(|| format!("mtls intermediate CA for {} ({tag})", self.trust_domain));
         let params = ca_params(
             &self.trust_domain,
             &cn,
@@ -210,6 +229,9 @@ impl CertificateAuthority {
         let mut child =
             Self::assemble(self.trust_domain.clone(), chain, self.anchors.clone(), key)?;
         child.policy = self.policy.clone();
+        // The parent's constraints (a path length of 0, name constraints)
+        // may forbid the child: find out now, not at the first issuance.
+        child.probe()?;
         Ok(child)
     }
 
@@ -292,7 +314,10 @@ impl CertificateAuthority {
     /// Replaces the issuance policy; its trust domain must be this CA's.
     pub fn set_policy(&mut self, policy: IssuancePolicy) -> Result<(), CaError> {
         if policy.trust_domain() != &self.trust_domain {
-            return Err(CaError::Rotation("the policy is for another trust domain"));
+            return Err(CaError::PolicyTrustDomain {
+                policy: policy.trust_domain().clone(),
+                ca: self.trust_domain.clone(),
+            });
         }
         self.policy = policy;
         Ok(())

@@ -1,7 +1,7 @@
 //! Signing certificate signing requests.
 
 use mtls_core::SpiffeId;
-use rcgen::CertificateSigningRequestParams;
+use rcgen::SubjectPublicKeyInfo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
 use x509_parser::certification_request::X509CertificationRequest;
@@ -42,15 +42,32 @@ impl CertificateAuthority {
             })?,
             _ => CertificateSigningRequestDer::from(csr.to_vec()),
         };
-        check_requested(&der, request)?;
-        let parsed =
-            CertificateSigningRequestParams::from_der(&der).map_err(|e| CaError::InvalidCsr {
+        let (rest, parsed) =
+            X509CertificationRequest::from_der(&der).map_err(|e| CaError::InvalidCsr {
                 reason: e.to_string(),
             })?;
+        if !rest.is_empty() {
+            return Err(CaError::InvalidCsr {
+                reason: "trailing data after the CSR".into(),
+            });
+        }
+        parsed.verify_signature().map_err(|e| CaError::InvalidCsr {
+            reason: format!("its signature does not verify: {e}"),
+        })?;
+        check_requested(&parsed, request)?;
+        // Only the public key is used, with the algorithm its own
+        // SubjectPublicKeyInfo names. (rcgen's CSR parser takes it from the
+        // signature algorithm instead: a P-384 key in a CSR signed with
+        // SHA-256, as `openssl req` does by default, became a "P-256" key.)
+        let public_key =
+            SubjectPublicKeyInfo::from_der(parsed.certification_request_info.subject_pki.raw)
+                .map_err(|e| CaError::InvalidCsr {
+                    reason: format!("unsupported public key: {e}"),
+                })?;
         self.policy.check(&request.spiffe_id, request.ttl)?;
         let params = self.leaf_params(request)?;
         let cert = params
-            .signed_by(&parsed.public_key, &self.issuer)
+            .signed_by(&public_key, &self.issuer)
             .map_err(|e| build_err("SVID from CSR", e))?
             .der()
             .clone();
@@ -61,13 +78,10 @@ impl CertificateAuthority {
 }
 
 /// Refuses a CSR that asks for more than `request` grants.
-fn check_requested(der: &[u8], request: &SvidRequest) -> Result<(), CaError> {
-    let invalid = |reason: String| CaError::InvalidCsr { reason };
-    let (rest, csr) =
-        X509CertificationRequest::from_der(der).map_err(|e| invalid(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(invalid("trailing data after the CSR".into()));
-    }
+fn check_requested(
+    csr: &X509CertificationRequest<'_>,
+    request: &SvidRequest,
+) -> Result<(), CaError> {
     let mismatch = |asked: String| CaError::CsrMismatch {
         id: request.spiffe_id.clone(),
         asked,

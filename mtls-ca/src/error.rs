@@ -105,6 +105,14 @@ pub enum CaError {
         /// Why.
         reason: String,
     },
+    /// An issuance policy for another trust domain was given to a CA.
+    #[error("ca: the policy is for trust domain {policy}, the CA issues for {ca}")]
+    PolicyTrustDomain {
+        /// The policy's trust domain.
+        policy: TrustDomain,
+        /// The CA's trust domain.
+        ca: TrustDomain,
+    },
     /// A DNS name is not valid.
     #[error("ca: {0:?} is not a valid DNS name")]
     InvalidDnsName(String),

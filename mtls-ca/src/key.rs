@@ -94,3 +94,53 @@ impl FromStr for KeyType {
         }
     }
 }
+
+/// A SEC1 (`EC PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`) key wrapped as a
+/// PKCS#8 PrivateKeyInfo (RFC 5208, RFC 5915 section 3); `None` for a key
+/// that is PKCS#8 already.
+pub(crate) fn wrap_pkcs8(
+    key: &rustls_pki_types::PrivateKeyDer<'_>,
+    alg: &'static SignatureAlgorithm,
+) -> Option<Vec<u8>> {
+    use rustls_pki_types::PrivateKeyDer;
+    const EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+    const P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+    const RSA: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let (algorithm, inner): (Vec<u8>, &[u8]) = match key {
+        PrivateKeyDer::Sec1(k) => {
+            let curve = if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+                P256
+            } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+                P384
+            } else {
+                P521
+            };
+            ([EC_PUBLIC_KEY, curve].concat(), k.secret_sec1_der())
+        }
+        PrivateKeyDer::Pkcs1(k) => (RSA.to_vec(), k.secret_pkcs1_der()),
+        _ => return None,
+    };
+    let body = [
+        &[0x02, 0x01, 0x00][..],
+        &tlv(0x30, &algorithm),
+        &tlv(0x04, inner),
+    ]
+    .concat();
+    Some(tlv(0x30, &body))
+}
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    match len {
+        0..=0x7f => out.push(len as u8),
+        0x80..=0xff => out.extend([0x81, len as u8]),
+        _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}

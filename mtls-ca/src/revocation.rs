@@ -7,7 +7,7 @@ use rustls_pki_types::CertificateRevocationListDer;
 
 use crate::authority::{build_err, CertificateAuthority};
 use crate::error::CaError;
-use crate::serial::{canonical, from_hex, to_hex};
+use crate::serial::{canonical, decode_hex, from_hex, to_hex};
 use crate::state::RevokedEntry;
 use crate::time::{from_unix, to_offset};
 
@@ -60,8 +60,10 @@ impl CertificateAuthority {
             .revoked
             .iter()
             .map(|r| {
+                let serial = decode_hex(r.serial.as_bytes())
+                    .ok_or_else(|| CaError::InvalidSerial(r.serial.clone()))?;
                 Ok(RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(&from_hex(&r.serial)?),
+                    serial_number: SerialNumber::from_slice(&serial),
                     revocation_time: to_offset(from_unix(r.revoked_at)),
                     reason_code: None,
                     invalidity_date: None,

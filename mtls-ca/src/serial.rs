@@ -25,25 +25,48 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
 /// Parses hex (with optional `0x` and `:` separators) into serial bytes.
 pub(crate) fn from_hex(s: &str) -> Result<Vec<u8>, CaError> {
     let bad = || CaError::InvalidSerial(s.to_owned());
-    let digits: String = s
-        .trim()
-        .trim_start_matches("0x")
-        .chars()
-        .filter(|c| *c != ':')
-        .collect();
-    if digits.is_empty() || digits.len() > 40 || !digits.len().is_multiple_of(2) {
+    let t = s.trim();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    let digits: Vec<u8> = t.bytes().filter(|b| *b != b':').collect();
+    // ASCII hex only: slicing a `str` between the bytes of a multi-byte
+    // character would panic.
+    if digits.is_empty()
+        || !digits.len().is_multiple_of(2)
+        || !digits.iter().all(u8::is_ascii_hexdigit)
+    {
         return Err(bad());
     }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| bad()))
-        .collect::<Result<Vec<u8>, _>>()
-        .map(canonical)
+    let serial = canonical(decode_hex(&digits).ok_or_else(bad)?);
+    // RFC 5280 allows 20 octets; one more for the sign byte of a 20-octet
+    // value with its high bit set, which exists in the wild.
+    if serial.len() > 21 {
+        return Err(bad());
+    }
+    Ok(serial)
+}
+
+/// Decodes ASCII hex digits (an even number of them).
+pub(crate) fn decode_hex(digits: &[u8]) -> Option<Vec<u8>> {
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let s = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(s, 16).ok()
+        })
+        .collect()
 }
 
 /// The minimal DER INTEGER content of a positive serial: no redundant
 /// leading zero, and a zero in front of a high first byte.
 pub(crate) fn canonical(mut v: Vec<u8>) -> Vec<u8> {
+    if v.is_empty() {
+        // No DER INTEGER is empty; read it as zero rather than store a
+        // serial no CRL can hold.
+        v.push(0);
+    }
     while v.len() > 1 && v[0] == 0 && v[1] < 0x80 {
         v.remove(0);
     }

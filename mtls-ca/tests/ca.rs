@@ -1,0 +1,2664 @@
+//! The embedded CA (DESIGN.md sections 3 "rcgen" and 5): the shape of the
+//! SVIDs it issues, its issuance policy, CSR signing, loading an
+//! organisation's CA, revocation and CRLs, and saving it to disk.
+//!
+//! Organisation PKIs are built on demand with rcgen (the go-spiffe
+//! "in-process CA for mutated certificates" approach); every error is
+//! checked by its exact `CaError` / `VerifyError` variant.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mtls_ca::{
+    write_atomic, write_private, CaError, CaOptions, CertificateAuthority, IssuancePolicy, KeyType,
+    LoadOptions, SvidRequest, BACKDATE, BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE,
+    DEFAULT_CRL_VALIDITY, DEFAULT_MAX_TTL, DEFAULT_SVID_TTL, MAX_CSR_BYTES, STATE_FILE,
+};
+use mtls_core::{verify, BundleSet, CrlSet, PeerRole, SpiffeId, TrustDomain, VerifyError};
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData,
+    SanType, SignatureAlgorithm,
+};
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+use x509_parser::prelude::{
+    CertificateRevocationList, FromDer, GeneralName, ParsedExtension, X509Certificate,
+};
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+const TD: &str = "example.org";
+const WEB: &str = "spiffe://example.org/web";
+
+fn td() -> TrustDomain {
+    TrustDomain::new(TD).unwrap()
+}
+
+fn id(s: &str) -> SpiffeId {
+    SpiffeId::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn dev_root() -> CertificateAuthority {
+    CertificateAuthority::self_signed_for_development(td(), &CaOptions::default()).unwrap()
+}
+
+fn ca_with(key_type: KeyType, ttl: Duration) -> CertificateAuthority {
+    let options = CaOptions {
+        key_type,
+        ttl,
+        common_name: None,
+    };
+    CertificateAuthority::self_signed_for_development(td(), &options).unwrap()
+}
+
+fn parse(der: &[u8]) -> X509Certificate<'_> {
+    let (rest, cert) = X509Certificate::from_der(der).unwrap();
+    assert!(rest.is_empty(), "trailing data after the certificate");
+    cert
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn bundles(ca: &CertificateAuthority) -> BundleSet {
+    BundleSet::from(ca.bundle().unwrap())
+}
+
+fn pem_chain(certs: &[CertificateDer<'_>]) -> String {
+    certs
+        .iter()
+        .map(|c| mtls_core::to_pem("CERTIFICATE", c))
+        .collect()
+}
+
+/// Verifies `chain` as a client and as a server; both must agree.
+fn verify_both(
+    chain: &[CertificateDer<'_>],
+    bundles: &BundleSet,
+    crls: &CrlSet,
+) -> Result<(), VerifyError> {
+    let now = SystemTime::now();
+    let client = verify(chain, bundles, now, crls, PeerRole::Client).map(|_| ());
+    let server = verify(chain, bundles, now, crls, PeerRole::Server).map(|_| ());
+    assert_eq!(
+        client.is_ok(),
+        server.is_ok(),
+        "client {client:?} / server {server:?}"
+    );
+    client
+}
+
+/// Asserts `result` is an error matching `pattern` (with an optional
+/// guard), showing the actual error otherwise.
+macro_rules! assert_err {
+    ($result:expr, $pattern:pat $(if $guard:expr)? $(, $($ctx:tt)+)?) => {{
+        let ctx = String::new() $(+ &format!($($ctx)+))?;
+        match $result {
+            Err(e) => assert!(
+                matches!(&e, $pattern $(if $guard)?),
+                "{ctx}: expected {}, got {e:?}",
+                stringify!($pattern)
+            ),
+            Ok(_) => panic!("{ctx}: expected {}, got Ok", stringify!($pattern)),
+        }
+    }};
+}
+
+/// What a table case expects.
+#[derive(Clone, Copy)]
+enum Expect {
+    Ok,
+    Err(&'static str, fn(&CaError) -> bool),
+}
+
+fn check_expect<T>(name: &str, result: Result<T, CaError>, expect: Expect) {
+    match (result, expect) {
+        (Ok(_), Expect::Ok) => {}
+        (Err(e), Expect::Ok) => panic!("{name}: expected Ok, got {e:?}"),
+        (Ok(_), Expect::Err(want, _)) => panic!("{name}: expected {want}, got Ok"),
+        (Err(e), Expect::Err(want, matches)) => {
+            assert!(matches(&e), "{name}: expected {want}, got {e:?}")
+        }
+    }
+}
+
+const KEY_TYPES: [(KeyType, &SignatureAlgorithm); 3] = [
+    (KeyType::P256, &rcgen::PKCS_ECDSA_P256_SHA256),
+    (KeyType::P384, &rcgen::PKCS_ECDSA_P384_SHA384),
+    (KeyType::Ed25519, &rcgen::PKCS_ED25519),
+];
+
+// --- An organisation's PKI, built with rcgen --------------------------------
+
+/// A CA of an organisation's PKI (no SPIFFE involved unless asked).
+struct OrgCa {
+    der: CertificateDer<'static>,
+    pem: String,
+    key_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn dn(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+/// CA parameters as an organisation would set them: valid from yesterday
+/// for 30 days, keyCertSign + cRLSign, no SAN.
+fn org_ca_params(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+    p.not_after = OffsetDateTime::now_utc() + time::Duration::days(30);
+    p
+}
+
+fn spiffe_uri(s: &str) -> SanType {
+    SanType::URI(s.try_into().unwrap())
+}
+
+fn org_root_with(params: CertificateParams, alg: &'static SignatureAlgorithm) -> OrgCa {
+    let key = KeyPair::generate_for(alg).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    OrgCa {
+        der: cert.der().clone(),
+        pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+fn org_root() -> OrgCa {
+    org_root_with(
+        org_ca_params("Example Org Root CA"),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    )
+}
+
+fn org_sign_with(
+    parent: &OrgCa,
+    mut params: CertificateParams,
+    alg: &'static SignatureAlgorithm,
+) -> OrgCa {
+    params.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate_for(alg).unwrap();
+    let cert = params.signed_by(&key, &parent.issuer).unwrap();
+    OrgCa {
+        der: cert.der().clone(),
+        pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// An intermediate for SPIFFE issued by the organisation's root, with
+/// `customize` applied to its parameters.
+fn org_intermediate(parent: &OrgCa, customize: impl FnOnce(&mut CertificateParams)) -> OrgCa {
+    let mut params = org_ca_params("Example Org SPIFFE intermediate");
+    customize(&mut params);
+    org_sign_with(parent, params, &rcgen::PKCS_ECDSA_P256_SHA256)
+}
+
+fn load_opts(td: Option<TrustDomain>, roots: &OrgCa) -> LoadOptions {
+    LoadOptions {
+        trust_domain: td,
+        roots_pem: Some(roots.pem.clone().into_bytes()),
+    }
+}
+
+/// Loads `int` (issued by `root`) as the production CA would.
+fn load_org(int: &OrgCa, root: &OrgCa) -> CertificateAuthority {
+    CertificateAuthority::from_pem(
+        int.pem.as_bytes(),
+        int.key_pem.as_bytes(),
+        &load_opts(Some(td()), root),
+    )
+    .unwrap()
+}
+
+/// A DER length (short or long form).
+fn der_len(len: usize) -> Vec<u8> {
+    match len {
+        0..=0x7f => vec![len as u8],
+        0x80..=0xff => vec![0x81, len as u8],
+        _ => vec![0x82, (len >> 8) as u8, len as u8],
+    }
+}
+
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend(der_len(content.len()));
+    out.extend_from_slice(content);
+    out
+}
+
+/// A critical nameConstraints extension permitting one URI host, which rcgen
+/// cannot express (its `GeneralSubtree` has no URI variant).
+fn uri_name_constraints(host: &str) -> CustomExtension {
+    let general_name = der_tlv(0x86, host.as_bytes()); // [6] IA5String
+    let subtree = der_tlv(0x30, &general_name); // GeneralSubtree
+    let permitted = der_tlv(0xa0, &subtree); // [0] GeneralSubtrees
+    let content = der_tlv(0x30, &permitted); // NameConstraints
+    let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 30], content);
+    ext.set_criticality(true);
+    ext
+}
+
+// ---------------------------------------------------------------------------
+// 1. Issued leaves
+// ---------------------------------------------------------------------------
+
+type LeafCheck = (&'static str, fn(&X509Certificate<'_>) -> Result<(), String>);
+
+/// The X509-SVID shape of a default leaf, each property a named check.
+const DEFAULT_LEAF_CHECKS: &[LeafCheck] = &[
+    ("version-is-v3", |c| {
+        (c.version() == x509_parser::x509::X509Version::V3)
+            .then_some(())
+            .ok_or(format!("{:?}", c.version()))
+    }),
+    ("basic-constraints-present-ca-false", |c| {
+        match c.basic_constraints().map_err(|e| e.to_string())? {
+            Some(bc) if !bc.value.ca && bc.value.path_len_constraint.is_none() => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    }),
+    ("key-usage-digital-signature-only-critical", |c| {
+        match c.key_usage().map_err(|e| e.to_string())? {
+            Some(ku) if ku.critical && ku.value.flags == 1 && ku.value.digital_signature() => {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    }),
+    ("eku-server-auth-and-client-auth-only", |c| {
+        match c.extended_key_usage().map_err(|e| e.to_string())? {
+            Some(eku)
+                if eku.value.server_auth
+                    && eku.value.client_auth
+                    && !eku.value.any
+                    && !eku.value.code_signing
+                    && !eku.value.email_protection
+                    && !eku.value.time_stamping
+                    && !eku.value.ocsp_signing
+                    && eku.value.other.is_empty() =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    }),
+    ("exactly-one-uri-san-equal-to-the-request", |c| {
+        let san = c
+            .subject_alternative_name()
+            .map_err(|e| e.to_string())?
+            .ok_or("no SAN")?;
+        let uris: Vec<_> = san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::URI(u) => Some(*u),
+                _ => None,
+            })
+            .collect();
+        (uris == [WEB]).then_some(()).ok_or(format!("{uris:?}"))
+    }),
+    ("no-other-san-by-default", |c| {
+        let san = c
+            .subject_alternative_name()
+            .map_err(|e| e.to_string())?
+            .ok_or("no SAN")?;
+        (san.value.general_names.len() == 1)
+            .then_some(())
+            .ok_or(format!("{:?}", san.value.general_names))
+    }),
+    ("empty-subject-by-default", |c| {
+        (c.subject().iter().count() == 0)
+            .then_some(())
+            .ok_or(c.subject().to_string())
+    }),
+    ("san-critical-with-empty-subject", |c| {
+        let san = c
+            .subject_alternative_name()
+            .map_err(|e| e.to_string())?
+            .ok_or("no SAN")?;
+        san.critical.then_some(()).ok_or("not critical".into())
+    }),
+    ("serial-16-bytes-positive", |c| {
+        let s = c.raw_serial();
+        (s.len() == 16 && s[0] & 0x80 == 0 && s[0] != 0)
+            .then_some(())
+            .ok_or(format!("{s:02x?}"))
+    }),
+    ("authority-key-identifier-present", |c| {
+        c.extensions()
+            .iter()
+            .any(|e| {
+                matches!(
+                    e.parsed_extension(),
+                    ParsedExtension::AuthorityKeyIdentifier(_)
+                )
+            })
+            .then_some(())
+            .ok_or("no AKI".into())
+    }),
+    ("no-name-constraints", |c| match c.name_constraints() {
+        Ok(None) => Ok(()),
+        other => Err(format!("{other:?}")),
+    }),
+];
+
+#[test]
+fn default_leaf_has_the_x509_svid_shape() {
+    let root = dev_root();
+    let inter = root.intermediate(&CaOptions::default()).unwrap();
+    for (ca_name, ca) in [("root", &root), ("intermediate", &inter)] {
+        let svid = ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+        assert_eq!(svid.spiffe_id().as_str(), WEB);
+        let cert = parse(svid.leaf());
+        let failures: Vec<String> = DEFAULT_LEAF_CHECKS
+            .iter()
+            .filter_map(|(name, check)| check(&cert).err().map(|e| format!("{name}: {e}")))
+            .collect();
+        assert!(failures.is_empty(), "{ca_name}: {failures:#?}");
+    }
+}
+
+#[test]
+fn leaf_carries_the_dns_names_and_common_name_asked_for() {
+    struct Case {
+        name: &'static str,
+        dns: &'static [&'static str],
+        cn: Option<&'static str>,
+    }
+    let cases = [
+        Case {
+            name: "one-dns-name",
+            dns: &["web.example.org"],
+            cn: None,
+        },
+        Case {
+            name: "two-dns-names",
+            dns: &["web.example.org", "web.internal"],
+            cn: None,
+        },
+        Case {
+            name: "common-name",
+            dns: &[],
+            cn: Some("web"),
+        },
+        Case {
+            name: "dns-and-common-name",
+            dns: &["web.example.org"],
+            cn: Some("web.example.org"),
+        },
+    ];
+    let ca = dev_root();
+    for case in cases {
+        let mut req = SvidRequest::new(id(WEB));
+        for d in case.dns {
+            req = req.dns_name(*d);
+        }
+        if let Some(cn) = case.cn {
+            req = req.common_name(cn);
+        }
+        let svid = ca.issue(&req).unwrap();
+        let cert = parse(svid.leaf());
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        let uris: Vec<&str> = san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::URI(u) => Some(*u),
+                _ => None,
+            })
+            .collect();
+        let dns: Vec<&str> = san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(d) => Some(*d),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(uris, [WEB], "{}", case.name);
+        assert_eq!(dns, case.dns, "{}", case.name);
+        let cns: Vec<&str> = cert
+            .subject()
+            .iter_common_name()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            cns,
+            case.cn.into_iter().collect::<Vec<_>>(),
+            "{}",
+            case.name
+        );
+        if case.cn.is_none() {
+            assert!(san.critical, "{}: SAN not critical", case.name);
+        }
+        verify_both(svid.chain(), &bundles(&ca), &CrlSet::new())
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    }
+}
+
+#[test]
+fn serials_differ_across_issuances_for_one_request() {
+    let ca = dev_root();
+    let req = SvidRequest::new(id(WEB));
+    let mut serials = HashSet::new();
+    for _ in 0..100 {
+        let svid = ca.issue(&req).unwrap();
+        let serial = parse(svid.leaf()).raw_serial().to_vec();
+        assert_eq!(serial.len(), 16, "{serial:02x?}");
+        assert!(serial[0] & 0x80 == 0, "negative serial {serial:02x?}");
+        assert!(serials.insert(serial), "serial repeated");
+    }
+}
+
+#[test]
+fn validity_is_backdated_and_never_outlives_the_ca() {
+    struct Case {
+        name: &'static str,
+        ca: CertificateAuthority,
+        ttl: Option<Duration>,
+        /// Whether the leaf's not_after must equal the CA's.
+        clamped: bool,
+    }
+    let org = org_root();
+    // An organisation intermediate valid only from 10 s ago: the leaf's
+    // backdating must stop at the CA's not_before.
+    let recent = org_intermediate(&org, |p| {
+        p.not_before = OffsetDateTime::now_utc() - time::Duration::seconds(10);
+        p.subject_alt_names = vec![spiffe_uri("spiffe://example.org")];
+    });
+    let recent_ca = load_org(&recent, &org);
+    let recent_cluster = recent_ca.intermediate(&CaOptions::default()).unwrap();
+    let cases = [
+        Case {
+            name: "default-ttl-is-one-hour",
+            ca: dev_root(),
+            ttl: None,
+            clamped: false,
+        },
+        Case {
+            name: "explicit-ttl",
+            ca: dev_root(),
+            ttl: Some(Duration::from_secs(600)),
+            clamped: false,
+        },
+        Case {
+            name: "ttl-clamped-to-a-short-lived-ca",
+            ca: ca_with(KeyType::P256, Duration::from_secs(30 * 60)),
+            ttl: None,
+            clamped: true,
+        },
+        Case {
+            name: "ttl-clamped-to-a-short-lived-intermediate",
+            ca: dev_root()
+                .intermediate(&CaOptions {
+                    ttl: Duration::from_secs(20 * 60),
+                    ..CaOptions::default()
+                })
+                .unwrap(),
+            ttl: Some(Duration::from_secs(3600)),
+            clamped: true,
+        },
+        Case {
+            name: "backdating-stops-at-a-recent-ca-not-before",
+            ca: recent_ca,
+            ttl: None,
+            clamped: false,
+        },
+        Case {
+            name: "backdating-stops-at-a-recent-cluster-ca-not-before",
+            ca: recent_cluster,
+            ttl: None,
+            clamped: false,
+        },
+    ];
+    for case in cases {
+        let ca_cert = parse(case.ca.certificate());
+        let ca_nb = ca_cert.validity().not_before.timestamp();
+        let ca_na = ca_cert.validity().not_after.timestamp();
+        assert_eq!(ca_na, unix(case.ca.not_after()), "{}", case.name);
+        let ttl = case.ttl.unwrap_or(DEFAULT_SVID_TTL);
+        let mut req = SvidRequest::new(id(WEB));
+        if let Some(ttl) = case.ttl {
+            req = req.ttl(ttl);
+        }
+        let now = unix(SystemTime::now());
+        let svid = case.ca.issue(&req).unwrap();
+        let leaf = parse(svid.leaf());
+        let nb = leaf.validity().not_before.timestamp();
+        let na = leaf.validity().not_after.timestamp();
+        assert!(
+            nb >= ca_nb,
+            "{}: not_before {nb} before the CA's {ca_nb}",
+            case.name
+        );
+        assert!(nb <= now, "{}: not_before {nb} in the future", case.name);
+        assert!(
+            nb <= now - 4 * 60 || nb == ca_nb,
+            "{}: not_before {nb} not backdated (now {now}, CA {ca_nb})",
+            case.name
+        );
+        assert!(
+            nb >= now - BACKDATE.as_secs() as i64 - 5,
+            "{}: backdated too far",
+            case.name
+        );
+        assert!(na <= ca_na, "{}: outlives the CA", case.name);
+        if case.clamped {
+            assert_eq!(na, ca_na, "{}: not clamped to the CA", case.name);
+        } else {
+            let want = now + ttl.as_secs() as i64;
+            assert!(
+                (na - want).abs() <= 5,
+                "{}: not_after {na}, want {want} +-5s",
+                case.name
+            );
+        }
+        assert_eq!(unix(svid.not_after()), na, "{}", case.name);
+        verify_both(svid.chain(), &bundles(&case.ca), &CrlSet::new())
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    }
+}
+
+#[test]
+fn chain_is_the_leaf_then_the_intermediates_without_the_root() {
+    let root = dev_root();
+    let int1 = root.intermediate(&CaOptions::default()).unwrap();
+    let int2 = int1.intermediate(&CaOptions::default()).unwrap();
+    let org = org_root();
+    let org_int = org_intermediate(&org, |_| {});
+    // The org intermediate loaded with the root in its chain file.
+    let with_root = CertificateAuthority::from_pem(
+        format!("{}{}", org_int.pem, org.pem).as_bytes(),
+        org_int.key_pem.as_bytes(),
+        &LoadOptions {
+            trust_domain: Some(td()),
+            roots_pem: None,
+        },
+    )
+    .unwrap();
+    let org_loaded = load_org(&org_int, &org);
+    let cluster = org_loaded.intermediate(&CaOptions::default()).unwrap();
+    let cases: [(&str, &CertificateAuthority, Vec<&CertificateDer<'static>>); 6] = [
+        ("self-signed-root", &root, vec![]),
+        ("one-intermediate", &int1, vec![int1.certificate()]),
+        (
+            "two-intermediates",
+            &int2,
+            vec![int2.certificate(), int1.certificate()],
+        ),
+        ("org-intermediate", &org_loaded, vec![&org_int.der]),
+        (
+            "org-intermediate-root-in-chain-file",
+            &with_root,
+            vec![&org_int.der],
+        ),
+        (
+            "cluster-under-org-intermediate",
+            &cluster,
+            vec![cluster.certificate(), &org_int.der],
+        ),
+    ];
+    for (name, ca, intermediates) in cases {
+        let svid = ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+        let chain = svid.chain();
+        assert_eq!(chain.len(), 1 + intermediates.len(), "{name}");
+        assert_eq!(parse(&chain[0]).subject().iter().count(), 0, "{name}");
+        for (got, want) in chain[1..].iter().zip(&intermediates) {
+            assert_eq!(got, *want, "{name}");
+        }
+        for anchor in ca.trust_anchors() {
+            assert!(!chain.contains(anchor), "{name}: the chain holds a root");
+        }
+        verify_both(chain, &bundles(ca), &CrlSet::new()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn every_key_type_issues_and_verifies_as_client_and_server() {
+    for (ca_key, _) in KEY_TYPES {
+        let root = ca_with(ca_key, Duration::from_secs(24 * 3600));
+        for (int_key, _) in KEY_TYPES {
+            let inter = root
+                .intermediate(&CaOptions {
+                    key_type: int_key,
+                    ..CaOptions::default()
+                })
+                .unwrap();
+            for (leaf_key, _) in KEY_TYPES {
+                for (shape, ca) in [("root", &root), ("intermediate", &inter)] {
+                    let name = format!("ca-{ca_key}-int-{int_key}-leaf-{leaf_key}-{shape}");
+                    let svid = ca
+                        .issue(&SvidRequest::new(id(WEB)).key_type(leaf_key))
+                        .unwrap_or_else(|e| panic!("{name}: {e}"));
+                    for role in [PeerRole::Client, PeerRole::Server] {
+                        let peer = verify(
+                            svid.chain(),
+                            &bundles(ca),
+                            SystemTime::now(),
+                            &CrlSet::new(),
+                            role,
+                        )
+                        .unwrap_or_else(|e| panic!("{name} {role:?}: {e}"));
+                        assert_eq!(peer.spiffe_id().as_str(), WEB, "{name}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn ca_certificates_are_signing_certificates_without_name_constraints() {
+    let root = dev_root();
+    let inter = root.intermediate(&CaOptions::default()).unwrap();
+    let named = CertificateAuthority::self_signed_for_development(
+        td(),
+        &CaOptions {
+            common_name: Some("Custom Root".into()),
+            ..CaOptions::default()
+        },
+    )
+    .unwrap();
+    for (name, ca) in [("root", &root), ("intermediate", &inter), ("named", &named)] {
+        let cert = parse(ca.certificate());
+        assert!(
+            matches!(cert.name_constraints(), Ok(None)),
+            "{name}: has name constraints"
+        );
+        let bc = cert.basic_constraints().unwrap().unwrap();
+        assert!(bc.value.ca && bc.critical, "{name}: {bc:?}");
+        let ku = cert.key_usage().unwrap().unwrap();
+        assert!(
+            ku.value.key_cert_sign() && ku.value.crl_sign() && !ku.value.digital_signature(),
+            "{name}: {ku:?}"
+        );
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        let uris: Vec<_> = san.value.general_names.iter().collect();
+        assert!(
+            matches!(uris.as_slice(), [GeneralName::URI("spiffe://example.org")]),
+            "{name}: {uris:?}"
+        );
+        assert_eq!(ca.trust_domain(), &td(), "{name}");
+        assert_eq!(ca.chain()[0], *ca.certificate(), "{name}");
+    }
+    let cn: Vec<_> = parse(named.certificate())
+        .subject()
+        .iter_common_name()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cn, ["Custom Root"]);
+    // The intermediate's chain holds its issuer; the anchors are the root.
+    assert_eq!(inter.chain().len(), 2);
+    assert_eq!(inter.chain()[1], *root.certificate());
+    assert_eq!(inter.trust_anchors(), root.trust_anchors());
+    assert_eq!(
+        root.trust_anchors(),
+        std::slice::from_ref(root.certificate())
+    );
+    // The intermediate's validity stays within the root's.
+    let (r, i) = (parse(root.certificate()), parse(inter.certificate()));
+    assert!(i.validity().not_before.timestamp() >= r.validity().not_before.timestamp());
+    assert!(i.validity().not_after.timestamp() <= r.validity().not_after.timestamp());
+}
+
+#[test]
+fn intermediate_is_clamped_to_its_parent() {
+    let root = ca_with(KeyType::P256, Duration::from_secs(3600));
+    let inter = root
+        .intermediate(&CaOptions {
+            ttl: Duration::from_secs(10 * 24 * 3600),
+            ..CaOptions::default()
+        })
+        .unwrap();
+    assert_eq!(unix(inter.not_after()), unix(root.not_after()));
+}
+
+#[test]
+fn bundle_holds_the_anchors_with_sequence_and_refresh_hint() {
+    let root = dev_root();
+    let inter = root.intermediate(&CaOptions::default()).unwrap();
+    for ca in [&root, &inter] {
+        let bundle = ca.bundle().unwrap();
+        assert_eq!(bundle.trust_domain(), &td());
+        assert_eq!(bundle.authorities(), root.trust_anchors());
+        assert_eq!(bundle.sequence(), Some(1));
+        assert_eq!(bundle.refresh_hint(), Some(mtls_ca::BUNDLE_REFRESH_HINT));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. Issuance policy
+// ---------------------------------------------------------------------------
+
+#[test]
+fn policy_decides_what_may_be_issued() {
+    fn prefixes() -> IssuancePolicy {
+        IssuancePolicy::new(td())
+            .allow_prefix(id("spiffe://example.org/ns/a"))
+            .allow_prefix(id("spiffe://example.org/ns/b"))
+    }
+    struct Case {
+        name: &'static str,
+        policy: fn() -> IssuancePolicy,
+        id: &'static str,
+        ttl: Duration,
+        dns: &'static [&'static str],
+        expect: Expect,
+    }
+    const HOUR: Duration = Duration::from_secs(3600);
+    let default_policy = || IssuancePolicy::new(td());
+    let short_max = || IssuancePolicy::new(td()).max_ttl(Duration::from_secs(600));
+    let cases = [
+        Case {
+            name: "ok-any-path-by-default",
+            policy: default_policy,
+            id: "spiffe://example.org/any/path",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "wrong-trust-domain",
+            policy: default_policy,
+            id: "spiffe://other.org/web",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Err("WrongTrustDomain", |e| {
+                matches!(e, CaError::WrongTrustDomain { .. })
+            }),
+        },
+        Case {
+            name: "wrong-trust-domain-sharing-a-suffix",
+            policy: default_policy,
+            id: "spiffe://sub.example.org/web",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Err("WrongTrustDomain", |e| {
+                matches!(e, CaError::WrongTrustDomain { .. })
+            }),
+        },
+        Case {
+            name: "trust-domain-id-as-leaf",
+            policy: default_policy,
+            id: "spiffe://example.org",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Err("TrustDomainIdAsLeaf", |e| {
+                matches!(e, CaError::TrustDomainIdAsLeaf(_))
+            }),
+        },
+        Case {
+            name: "zero-ttl",
+            policy: default_policy,
+            id: WEB,
+            ttl: Duration::ZERO,
+            dns: &[],
+            expect: Expect::Err("ZeroTtl", |e| matches!(e, CaError::ZeroTtl)),
+        },
+        Case {
+            name: "ttl-at-the-default-max",
+            policy: default_policy,
+            id: WEB,
+            ttl: DEFAULT_MAX_TTL,
+            dns: &[],
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "ttl-over-the-default-max",
+            policy: default_policy,
+            id: WEB,
+            ttl: DEFAULT_MAX_TTL + Duration::from_secs(1),
+            dns: &[],
+            expect: Expect::Err("PolicyDenied", |e| {
+                matches!(e, CaError::PolicyDenied { .. })
+            }),
+        },
+        Case {
+            name: "ttl-over-a-custom-max",
+            policy: short_max,
+            id: WEB,
+            ttl: Duration::from_secs(601),
+            dns: &[],
+            expect: Expect::Err("PolicyDenied", |e| {
+                matches!(e, CaError::PolicyDenied { .. })
+            }),
+        },
+        Case {
+            name: "ttl-at-a-custom-max",
+            policy: short_max,
+            id: WEB,
+            ttl: Duration::from_secs(600),
+            dns: &[],
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "prefix-allows-itself",
+            policy: prefixes,
+            id: "spiffe://example.org/ns/a",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "prefix-allows-a-child",
+            policy: prefixes,
+            id: "spiffe://example.org/ns/a/x",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "second-prefix-allows",
+            policy: prefixes,
+            id: "spiffe://example.org/ns/b/y/z",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "prefix-refuses-a-longer-segment",
+            policy: prefixes,
+            id: "spiffe://example.org/ns/ab",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Err("PolicyDenied", |e| {
+                matches!(e, CaError::PolicyDenied { .. })
+            }),
+        },
+        Case {
+            name: "prefix-refuses-the-parent",
+            policy: prefixes,
+            id: "spiffe://example.org/ns",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Err("PolicyDenied", |e| {
+                matches!(e, CaError::PolicyDenied { .. })
+            }),
+        },
+        Case {
+            name: "prefix-refuses-elsewhere",
+            policy: prefixes,
+            id: "spiffe://example.org/web",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Err("PolicyDenied", |e| {
+                matches!(e, CaError::PolicyDenied { .. })
+            }),
+        },
+        Case {
+            name: "prefix-still-checks-the-trust-domain",
+            policy: prefixes,
+            id: "spiffe://other.org/ns/a",
+            ttl: HOUR,
+            dns: &[],
+            expect: Expect::Err("WrongTrustDomain", |e| {
+                matches!(e, CaError::WrongTrustDomain { .. })
+            }),
+        },
+        Case {
+            name: "valid-dns-names",
+            policy: default_policy,
+            id: WEB,
+            ttl: HOUR,
+            dns: &[
+                "web.example.org",
+                "WEB.Example.ORG",
+                "localhost",
+                "a-b.c_d.io",
+            ],
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "invalid-dns-with-spaces",
+            policy: default_policy,
+            id: WEB,
+            ttl: HOUR,
+            dns: &["not a name"],
+            expect: Expect::Err(
+                "InvalidDnsName",
+                |e| matches!(e, CaError::InvalidDnsName(n) if n == "not a name"),
+            ),
+        },
+        Case {
+            name: "invalid-dns-wildcard",
+            policy: default_policy,
+            id: WEB,
+            ttl: HOUR,
+            dns: &["*.x"],
+            expect: Expect::Err("InvalidDnsName", |e| {
+                matches!(e, CaError::InvalidDnsName(_))
+            }),
+        },
+        Case {
+            name: "invalid-dns-empty-label",
+            policy: default_policy,
+            id: WEB,
+            ttl: HOUR,
+            dns: &["a..b"],
+            expect: Expect::Err("InvalidDnsName", |e| {
+                matches!(e, CaError::InvalidDnsName(_))
+            }),
+        },
+        Case {
+            name: "invalid-dns-empty",
+            policy: default_policy,
+            id: WEB,
+            ttl: HOUR,
+            dns: &[""],
+            expect: Expect::Err("InvalidDnsName", |e| {
+                matches!(e, CaError::InvalidDnsName(_))
+            }),
+        },
+        Case {
+            name: "invalid-dns-ip-address",
+            policy: default_policy,
+            id: WEB,
+            ttl: HOUR,
+            dns: &["127.0.0.1"],
+            expect: Expect::Err("InvalidDnsName", |e| {
+                matches!(e, CaError::InvalidDnsName(_))
+            }),
+        },
+        Case {
+            name: "invalid-dns-after-a-valid-one",
+            policy: default_policy,
+            id: WEB,
+            ttl: HOUR,
+            dns: &["ok.example.org", "bad_\u{e9}.example.org"],
+            expect: Expect::Err("InvalidDnsName", |e| {
+                matches!(e, CaError::InvalidDnsName(_))
+            }),
+        },
+        Case {
+            name: "invalid-dns-too-long-label",
+            policy: default_policy,
+            id: WEB,
+            ttl: HOUR,
+            dns: &["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.org"],
+            expect: Expect::Err("InvalidDnsName", |e| {
+                matches!(e, CaError::InvalidDnsName(_))
+            }),
+        },
+    ];
+    let mut ca = dev_root();
+    for case in cases {
+        ca.set_policy((case.policy)()).unwrap();
+        let mut req = SvidRequest::new(id(case.id)).ttl(case.ttl);
+        for d in case.dns {
+            req = req.dns_name(*d);
+        }
+        let result = ca.issue(&req);
+        if let Ok(svid) = &result {
+            verify_both(svid.chain(), &bundles(&ca), &CrlSet::new())
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        }
+        check_expect(case.name, result, case.expect);
+        // The policy alone agrees (DNS names are checked at issuance).
+        if case.dns.is_empty() {
+            check_expect(
+                case.name,
+                ca.policy().check(&id(case.id), case.ttl),
+                case.expect,
+            );
+        }
+    }
+}
+
+#[test]
+fn set_policy_refuses_another_trust_domain() {
+    let mut ca = dev_root();
+    let other = IssuancePolicy::new(TrustDomain::new("other.org").unwrap());
+    assert_err!(ca.set_policy(other), CaError::PolicyTrustDomain { .. });
+    // The old policy still applies.
+    assert_eq!(ca.policy().trust_domain(), &td());
+    ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+}
+
+#[test]
+fn intermediates_inherit_the_policy() {
+    let mut root = dev_root();
+    root.set_policy(IssuancePolicy::new(td()).allow_prefix(id("spiffe://example.org/ns/a")))
+        .unwrap();
+    let inter = root.intermediate(&CaOptions::default()).unwrap();
+    inter
+        .issue(&SvidRequest::new(id("spiffe://example.org/ns/a/x")))
+        .unwrap();
+    assert_err!(
+        inter.issue(&SvidRequest::new(id("spiffe://example.org/ns/ab"))),
+        CaError::PolicyDenied { .. }
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. CSR signing
+// ---------------------------------------------------------------------------
+
+/// A CSR signed by `key`, with rcgen's default subject ("rcgen self signed
+/// cert") unless `customize` changes it.
+fn make_csr(key: &KeyPair, customize: impl FnOnce(&mut CertificateParams)) -> Vec<u8> {
+    let mut params = CertificateParams::default();
+    customize(&mut params);
+    params.serialize_request(key).unwrap().der().to_vec()
+}
+
+fn p256() -> KeyPair {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+}
+
+#[test]
+fn csr_is_signed_with_only_its_public_key_taken() {
+    let root = dev_root();
+    let inter = root.intermediate(&CaOptions::default()).unwrap();
+    for (key_type, alg) in KEY_TYPES {
+        for (shape, ca) in [("root", &root), ("intermediate", &inter)] {
+            let name = format!("{key_type}-{shape}");
+            let key = KeyPair::generate_for(alg).unwrap();
+            let csr = make_csr(&key, |p| {
+                p.distinguished_name = dn("evil-subject");
+                p.distinguished_name.push(DnType::OrganizationName, "Evil");
+            });
+            // DER and PEM alike.
+            let pem = mtls_core::to_pem("CERTIFICATE REQUEST", &csr);
+            for (encoding, input) in [("der", csr.clone()), ("pem", pem.into_bytes())] {
+                let chain = ca
+                    .sign_csr(&input, &SvidRequest::new(id(WEB)))
+                    .unwrap_or_else(|e| panic!("{name} {encoding}: {e}"));
+                assert_eq!(
+                    chain.len(),
+                    ca.chain().len(),
+                    "{name}: leaf + intermediates"
+                );
+                let leaf = parse(&chain[0]);
+                assert_eq!(
+                    leaf.tbs_certificate.subject_pki.raw,
+                    key.subject_public_key_info().as_slice(),
+                    "{name}: not the CSR's key"
+                );
+                assert_eq!(
+                    leaf.subject().iter().count(),
+                    0,
+                    "{name}: CSR subject copied: {}",
+                    leaf.subject()
+                );
+                let failures: Vec<String> = DEFAULT_LEAF_CHECKS
+                    .iter()
+                    .filter_map(|(n, check)| check(&leaf).err().map(|e| format!("{n}: {e}")))
+                    .collect();
+                assert!(failures.is_empty(), "{name}: {failures:#?}");
+                verify_both(&chain, &bundles(ca), &CrlSet::new())
+                    .unwrap_or_else(|e| panic!("{name} {encoding}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn csr_takes_lifetime_and_names_from_the_request() {
+    let ca = dev_root();
+    let key = p256();
+    let csr = make_csr(&key, |p| {
+        p.subject_alt_names = vec![
+            spiffe_uri(WEB),
+            SanType::DnsName("WEB.example.org".try_into().unwrap()),
+        ];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    });
+    let req = SvidRequest::new(id(WEB))
+        .dns_name("web.example.org")
+        .dns_name("web.internal")
+        .common_name("web")
+        .ttl(Duration::from_secs(300));
+    let now = unix(SystemTime::now());
+    let chain = ca.sign_csr(&csr, &req).unwrap();
+    let leaf = parse(&chain[0]);
+    let dns: Vec<&str> = leaf
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dns, ["web.example.org", "web.internal"]);
+    let na = leaf.validity().not_after.timestamp();
+    assert!((na - (now + 300)).abs() <= 5, "not_after {na}");
+    let cn: Vec<_> = leaf
+        .subject()
+        .iter_common_name()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(cn, ["web"]);
+}
+
+#[test]
+fn csr_defects_are_refused() {
+    struct Case {
+        name: &'static str,
+        csr: Vec<u8>,
+        request: SvidRequest,
+        expect: Expect,
+    }
+    let key = p256();
+    let web = || SvidRequest::new(id(WEB));
+    let csr_with = |customize: fn(&mut CertificateParams)| make_csr(&key, customize);
+    let valid = csr_with(|_| {});
+    let mut tampered = valid.clone();
+    let last = tampered.len() - 2;
+    tampered[last] ^= 0x01;
+    let mut trailing = valid.clone();
+    trailing.extend_from_slice(&[0, 0]);
+    let invalid_csr = Expect::Err("InvalidCsr", |e| matches!(e, CaError::InvalidCsr { .. }));
+    let mismatch = Expect::Err("CsrMismatch", |e| matches!(e, CaError::CsrMismatch { .. }));
+    let cases = vec![
+        Case {
+            name: "ok-no-extensions",
+            csr: valid.clone(),
+            request: web(),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "empty",
+            csr: vec![],
+            request: web(),
+            expect: invalid_csr,
+        },
+        Case {
+            name: "garbage-bytes",
+            csr: b"\x30\x03\x01\x02\x03 definitely not a CSR".to_vec(),
+            request: web(),
+            expect: invalid_csr,
+        },
+        Case {
+            name: "garbage-text",
+            csr: b"hello, CA".to_vec(),
+            request: web(),
+            expect: invalid_csr,
+        },
+        Case {
+            name: "garbage-pem",
+            csr: b"-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n"
+                .to_vec(),
+            request: web(),
+            expect: invalid_csr,
+        },
+        Case {
+            name: "pem-of-a-certificate-not-a-csr",
+            csr: mtls_core::to_pem("CERTIFICATE", dev_root().certificate()).into_bytes(),
+            request: web(),
+            expect: invalid_csr,
+        },
+        Case {
+            name: "certificate-der-not-a-csr",
+            csr: dev_root().certificate().to_vec(),
+            request: web(),
+            expect: invalid_csr,
+        },
+        Case {
+            name: "tampered-signature",
+            csr: tampered,
+            request: web(),
+            expect: invalid_csr,
+        },
+        Case {
+            name: "trailing-data-after-der",
+            csr: trailing,
+            request: web(),
+            expect: invalid_csr,
+        },
+        Case {
+            name: "truncated-der",
+            csr: valid[..valid.len() - 10].to_vec(),
+            request: web(),
+            expect: invalid_csr,
+        },
+        Case {
+            name: "oversized",
+            csr: vec![b'-'; MAX_CSR_BYTES + 1],
+            request: web(),
+            expect: Expect::Err("CsrTooLarge", |e| {
+                matches!(e, CaError::CsrTooLarge { len, max }
+                    if *len == MAX_CSR_BYTES + 1 && *max == MAX_CSR_BYTES)
+            }),
+        },
+        Case {
+            name: "uri-matching-the-request-is-ok",
+            csr: csr_with(|p| p.subject_alt_names = vec![spiffe_uri(WEB)]),
+            request: web(),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "another-uri-san",
+            csr: csr_with(|p| p.subject_alt_names = vec![spiffe_uri("spiffe://example.org/admin")]),
+            request: web(),
+            expect: mismatch,
+        },
+        Case {
+            name: "another-trust-domain-uri",
+            csr: csr_with(|p| p.subject_alt_names = vec![spiffe_uri("spiffe://other.org/web")]),
+            request: web(),
+            expect: mismatch,
+        },
+        Case {
+            name: "non-spiffe-uri",
+            csr: csr_with(|p| p.subject_alt_names = vec![spiffe_uri("https://example.org/web")]),
+            request: web(),
+            expect: mismatch,
+        },
+        Case {
+            name: "second-uri",
+            csr: csr_with(|p| {
+                p.subject_alt_names =
+                    vec![spiffe_uri(WEB), spiffe_uri("spiffe://example.org/admin")]
+            }),
+            request: web(),
+            expect: mismatch,
+        },
+        Case {
+            name: "dns-not-granted",
+            csr: csr_with(|p| {
+                p.subject_alt_names = vec![SanType::DnsName("evil.example.org".try_into().unwrap())]
+            }),
+            request: web().dns_name("web.example.org"),
+            expect: mismatch,
+        },
+        Case {
+            name: "dns-granted-is-ok",
+            csr: csr_with(|p| {
+                p.subject_alt_names = vec![
+                    spiffe_uri(WEB),
+                    SanType::DnsName("web.example.org".try_into().unwrap()),
+                ]
+            }),
+            request: web().dns_name("web.example.org"),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "ip-san",
+            csr: csr_with(|p| {
+                p.subject_alt_names = vec![SanType::IpAddress("10.0.0.1".parse().unwrap())]
+            }),
+            request: web(),
+            expect: mismatch,
+        },
+        Case {
+            name: "email-san",
+            csr: csr_with(|p| {
+                p.subject_alt_names = vec![SanType::Rfc822Name("a@example.org".try_into().unwrap())]
+            }),
+            request: web(),
+            expect: mismatch,
+        },
+        Case {
+            name: "basic-constraints-ca-true",
+            csr: csr_with(|p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)),
+            request: web(),
+            expect: mismatch,
+        },
+        Case {
+            name: "basic-constraints-ca-false-is-ok",
+            csr: csr_with(|p| p.is_ca = IsCa::ExplicitNoCa),
+            request: web(),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "policy-wrong-trust-domain",
+            csr: valid.clone(),
+            request: SvidRequest::new(id("spiffe://other.org/web")),
+            expect: Expect::Err("WrongTrustDomain", |e| {
+                matches!(e, CaError::WrongTrustDomain { .. })
+            }),
+        },
+        Case {
+            name: "policy-trust-domain-id",
+            csr: valid.clone(),
+            request: SvidRequest::new(id("spiffe://example.org")),
+            expect: Expect::Err("TrustDomainIdAsLeaf", |e| {
+                matches!(e, CaError::TrustDomainIdAsLeaf(_))
+            }),
+        },
+        Case {
+            name: "policy-ttl-over-max",
+            csr: valid.clone(),
+            request: web().ttl(DEFAULT_MAX_TTL * 2),
+            expect: Expect::Err("PolicyDenied", |e| {
+                matches!(e, CaError::PolicyDenied { .. })
+            }),
+        },
+        Case {
+            name: "policy-zero-ttl",
+            csr: valid.clone(),
+            request: web().ttl(Duration::ZERO),
+            expect: Expect::Err("ZeroTtl", |e| matches!(e, CaError::ZeroTtl)),
+        },
+        Case {
+            name: "invalid-dns-in-request",
+            csr: valid.clone(),
+            request: web().dns_name("a..b"),
+            expect: Expect::Err("InvalidDnsName", |e| {
+                matches!(e, CaError::InvalidDnsName(_))
+            }),
+        },
+    ];
+    let ca = dev_root();
+    for case in cases {
+        let result = ca.sign_csr(&case.csr, &case.request);
+        if let Ok(chain) = &result {
+            verify_both(chain, &bundles(&ca), &CrlSet::new())
+                .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            assert_eq!(
+                parse(&chain[0]).tbs_certificate.subject_pki.raw,
+                key.subject_public_key_info().as_slice(),
+                "{}",
+                case.name
+            );
+        }
+        check_expect(case.name, result, case.expect);
+    }
+}
+
+#[test]
+fn csr_is_refused_by_a_prefix_policy() {
+    let mut ca = dev_root();
+    ca.set_policy(IssuancePolicy::new(td()).allow_prefix(id("spiffe://example.org/ns/a")))
+        .unwrap();
+    let key = p256();
+    let csr = make_csr(&key, |_| {});
+    ca.sign_csr(&csr, &SvidRequest::new(id("spiffe://example.org/ns/a/x")))
+        .unwrap();
+    assert_err!(
+        ca.sign_csr(&csr, &SvidRequest::new(id("spiffe://example.org/ns/ab"))),
+        CaError::PolicyDenied { .. }
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. Loading an organisation's CA
+// ---------------------------------------------------------------------------
+
+#[test]
+fn org_intermediate_loads_and_its_leaves_verify_against_the_org_root() {
+    let org = org_root();
+    let org_bundle =
+        BundleSet::from(mtls_core::X509Bundle::from_pem(td(), org.pem.as_bytes()).unwrap());
+    struct Case {
+        name: &'static str,
+        int: OrgCa,
+        /// The chain file: the intermediate, then maybe the root.
+        with_root: bool,
+        options: LoadOptions,
+    }
+    let with_san = |p: &mut CertificateParams| {
+        p.subject_alt_names = vec![spiffe_uri("spiffe://example.org")];
+    };
+    let cases = [
+        Case {
+            name: "no-spiffe-san-trust-domain-given",
+            int: org_intermediate(&org, |_| {}),
+            with_root: false,
+            options: load_opts(Some(td()), &org),
+        },
+        Case {
+            name: "spiffe-san-trust-domain-given",
+            int: org_intermediate(&org, with_san),
+            with_root: false,
+            options: load_opts(Some(td()), &org),
+        },
+        Case {
+            name: "spiffe-san-trust-domain-from-the-san",
+            int: org_intermediate(&org, with_san),
+            with_root: false,
+            options: load_opts(None, &org),
+        },
+        Case {
+            name: "root-in-the-chain-file-and-roots",
+            int: org_intermediate(&org, |_| {}),
+            with_root: true,
+            options: load_opts(Some(td()), &org),
+        },
+        Case {
+            name: "roots-default-to-the-last-certificate-of-the-chain",
+            int: org_intermediate(&org, |_| {}),
+            with_root: true,
+            options: LoadOptions {
+                trust_domain: Some(td()),
+                roots_pem: None,
+            },
+        },
+        Case {
+            name: "path-length-one",
+            int: org_intermediate(&org, |p| {
+                p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+            }),
+            with_root: false,
+            options: load_opts(Some(td()), &org),
+        },
+        Case {
+            name: "dns-name-constraints-are-fine",
+            int: org_intermediate(&org, |p| {
+                p.name_constraints = Some(NameConstraints {
+                    permitted_subtrees: vec![GeneralSubtree::DnsName("example.org".into())],
+                    excluded_subtrees: vec![],
+                });
+            }),
+            with_root: false,
+            options: load_opts(Some(td()), &org),
+        },
+        Case {
+            name: "p384-key",
+            int: org_sign_with(
+                &org,
+                org_ca_params("P-384 intermediate"),
+                &rcgen::PKCS_ECDSA_P384_SHA384,
+            ),
+            with_root: false,
+            options: load_opts(Some(td()), &org),
+        },
+        Case {
+            name: "ed25519-key",
+            int: org_sign_with(
+                &org,
+                org_ca_params("Ed25519 intermediate"),
+                &rcgen::PKCS_ED25519,
+            ),
+            with_root: false,
+            options: load_opts(Some(td()), &org),
+        },
+    ];
+    for case in cases {
+        let chain_pem = if case.with_root {
+            format!("{}{}", case.int.pem, org.pem)
+        } else {
+            case.int.pem.clone()
+        };
+        let ca = CertificateAuthority::from_pem(
+            chain_pem.as_bytes(),
+            case.int.key_pem.as_bytes(),
+            &case.options,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(ca.trust_domain(), &td(), "{}", case.name);
+        assert_eq!(ca.certificate(), &case.int.der, "{}", case.name);
+        assert_eq!(
+            ca.trust_anchors(),
+            std::slice::from_ref(&org.der),
+            "{}",
+            case.name
+        );
+        let svid = ca
+            .issue(&SvidRequest::new(id(WEB)).dns_name("web.example.org"))
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(svid.chain().len(), 2, "{}", case.name);
+        verify_both(svid.chain(), &org_bundle, &CrlSet::new())
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        // A per-cluster intermediate below it verifies against the same root.
+        let cluster = ca
+            .intermediate(&CaOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let svid = cluster.issue(&SvidRequest::new(id(WEB))).unwrap();
+        assert_eq!(svid.chain().len(), 3, "{}", case.name);
+        verify_both(svid.chain(), &org_bundle, &CrlSet::new())
+            .unwrap_or_else(|e| panic!("{} cluster: {e}", case.name));
+    }
+}
+
+#[test]
+fn clusters_under_one_org_root_trust_each_other() {
+    let org = org_root();
+    let int_a = org_intermediate(&org, |_| {});
+    let int_b = org_intermediate(&org, |_| {});
+    let region_a = load_org(&int_a, &org);
+    let region_b = load_org(&int_b, &org);
+    let clusters = [
+        ("a1", region_a.intermediate(&CaOptions::default()).unwrap()),
+        ("a2", region_a.intermediate(&CaOptions::default()).unwrap()),
+        (
+            "b1",
+            region_b
+                .intermediate(&CaOptions {
+                    key_type: KeyType::Ed25519,
+                    ..CaOptions::default()
+                })
+                .unwrap(),
+        ),
+    ];
+    for (issuer_name, issuer) in &clusters {
+        let svid = issuer.issue(&SvidRequest::new(id(WEB))).unwrap();
+        for (peer_name, peer) in &clusters {
+            verify_both(svid.chain(), &bundles(peer), &CrlSet::new())
+                .unwrap_or_else(|e| panic!("{issuer_name} leaf in {peer_name}'s bundle: {e}"));
+        }
+    }
+    // Another organisation's root is another matter.
+    // (A distinct name: with the same name webpki reports BadSignature.)
+    let stranger_root = org_root_with(
+        org_ca_params("Stranger Org Root CA"),
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    );
+    let stranger = load_org(&org_intermediate(&stranger_root, |_| {}), &stranger_root);
+    let svid = clusters[0].1.issue(&SvidRequest::new(id(WEB))).unwrap();
+    assert_err!(
+        verify_both(svid.chain(), &bundles(&stranger), &CrlSet::new()),
+        VerifyError::UntrustedIssuer { .. }
+    );
+}
+
+#[test]
+fn loading_a_bad_ca_is_refused() {
+    struct Case {
+        name: &'static str,
+        chain: String,
+        key: String,
+        options: LoadOptions,
+        expect: Expect,
+    }
+    let org = org_root();
+    let good = org_intermediate(&org, |_| {});
+    let other = org_intermediate(&org, |_| {});
+    let opts = || load_opts(Some(td()), &org);
+    let not_a_ca = Expect::Err("NotACa", |e| matches!(e, CaError::NotACa { .. }));
+    let leaf = dev_root().issue(&SvidRequest::new(id(WEB))).unwrap();
+    let no_ca_leaf = org_intermediate(&org, |p| p.is_ca = IsCa::NoCa);
+    let no_key_cert_sign = org_intermediate(&org, |p| {
+        p.key_usages = vec![KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature]
+    });
+    let no_key_usage = org_intermediate(&org, |p| p.key_usages = vec![]);
+    let uri_nc = org_intermediate(&org, |p| {
+        p.custom_extensions = vec![uri_name_constraints("example.org")]
+    });
+    let uri_nc_above = {
+        let mut params = org_ca_params("URI-constrained org CA");
+        params.custom_extensions = vec![uri_name_constraints("example.org")];
+        let constrained = org_sign_with(&org, params, &rcgen::PKCS_ECDSA_P256_SHA256);
+        let below = org_intermediate(&constrained, |_| {});
+        (constrained, below)
+    };
+    let other_td_san = org_intermediate(&org, |p| {
+        p.subject_alt_names = vec![spiffe_uri("spiffe://other.org")]
+    });
+    let path_in_san = org_intermediate(&org, |p| {
+        p.subject_alt_names = vec![spiffe_uri("spiffe://example.org/ca")]
+    });
+    let expired = org_intermediate(&org, |p| {
+        p.not_before = OffsetDateTime::now_utc() - time::Duration::days(2);
+        p.not_after = OffsetDateTime::now_utc() - time::Duration::days(1);
+    });
+    let not_yet_valid = org_intermediate(&org, |p| {
+        p.not_before = OffsetDateTime::now_utc() + time::Duration::days(1);
+        p.not_after = OffsetDateTime::now_utc() + time::Duration::days(2);
+    });
+    let leaf_path_len_zero = org_intermediate(&org, |p| {
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    });
+    let cluster_ca = load_org(&good, &org)
+        .intermediate(&CaOptions::default())
+        .unwrap();
+    let cluster_pem = pem_chain(&cluster_ca.chain()[..1]);
+    let cluster_key = cluster_ca.private_key_pem().as_str().to_owned();
+    let other_org = org_root();
+    let cases = vec![
+        Case {
+            name: "ok",
+            chain: good.pem.clone(),
+            key: good.key_pem.clone(),
+            options: opts(),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "key-of-another-certificate",
+            chain: good.pem.clone(),
+            key: other.key_pem.clone(),
+            options: opts(),
+            expect: Expect::Err("KeyMismatch", |e| matches!(e, CaError::KeyMismatch)),
+        },
+        Case {
+            name: "chain-with-the-issuer-first",
+            chain: format!("{}{}", org.pem, good.pem),
+            key: good.key_pem.clone(),
+            options: opts(),
+            expect: Expect::Err("KeyMismatch", |e| matches!(e, CaError::KeyMismatch)),
+        },
+        Case {
+            name: "an-svid-leaf",
+            chain: leaf.chain_pem(),
+            key: leaf.private_key_pem(),
+            options: opts(),
+            expect: not_a_ca,
+        },
+        Case {
+            name: "no-basic-constraints",
+            chain: no_ca_leaf.pem.clone(),
+            key: no_ca_leaf.key_pem.clone(),
+            options: opts(),
+            expect: not_a_ca,
+        },
+        Case {
+            name: "ca-without-key-cert-sign",
+            chain: no_key_cert_sign.pem.clone(),
+            key: no_key_cert_sign.key_pem.clone(),
+            options: opts(),
+            expect: not_a_ca,
+        },
+        Case {
+            name: "ca-without-key-usage",
+            chain: no_key_usage.pem.clone(),
+            key: no_key_usage.key_pem.clone(),
+            options: opts(),
+            expect: not_a_ca,
+        },
+        Case {
+            name: "uri-name-constraints",
+            chain: uri_nc.pem.clone(),
+            key: uri_nc.key_pem.clone(),
+            options: opts(),
+            expect: not_a_ca,
+        },
+        Case {
+            name: "uri-name-constraints-on-an-issuer-above",
+            chain: format!("{}{}", uri_nc_above.1.pem, uri_nc_above.0.pem),
+            key: uri_nc_above.1.key_pem.clone(),
+            options: opts(),
+            expect: not_a_ca,
+        },
+        Case {
+            name: "trust-domain-conflicting-with-the-spiffe-san",
+            chain: other_td_san.pem.clone(),
+            key: other_td_san.key_pem.clone(),
+            options: opts(),
+            expect: not_a_ca,
+        },
+        Case {
+            name: "trust-domain-from-a-san-of-another-domain-is-that-domain",
+            chain: other_td_san.pem.clone(),
+            key: other_td_san.key_pem.clone(),
+            options: load_opts(None, &org),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "spiffe-id-with-a-path",
+            chain: path_in_san.pem.clone(),
+            key: path_in_san.key_pem.clone(),
+            options: opts(),
+            expect: not_a_ca,
+        },
+        Case {
+            name: "path-length-zero-still-issues-leaves",
+            chain: leaf_path_len_zero.pem.clone(),
+            key: leaf_path_len_zero.key_pem.clone(),
+            options: opts(),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "expired",
+            chain: expired.pem.clone(),
+            key: expired.key_pem.clone(),
+            options: opts(),
+            expect: Expect::Err("CaExpired", |e| matches!(e, CaError::CaExpired { .. })),
+        },
+        Case {
+            name: "not-yet-valid",
+            chain: not_yet_valid.pem.clone(),
+            key: not_yet_valid.key_pem.clone(),
+            options: opts(),
+            expect: Expect::Err("CaNotYetValid", |e| {
+                matches!(e, CaError::CaNotYetValid { .. })
+            }),
+        },
+        Case {
+            name: "no-trust-domain-and-no-spiffe-san",
+            chain: good.pem.clone(),
+            key: good.key_pem.clone(),
+            options: load_opts(None, &org),
+            expect: Expect::Err("UnknownTrustDomain", |e| {
+                matches!(e, CaError::UnknownTrustDomain)
+            }),
+        },
+        Case {
+            name: "garbage-chain-pem",
+            chain: "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".into(),
+            key: good.key_pem.clone(),
+            options: opts(),
+            expect: Expect::Err("Pem", |e| matches!(e, CaError::Pem { .. })),
+        },
+        Case {
+            name: "chain-not-pem",
+            chain: "hello".into(),
+            key: good.key_pem.clone(),
+            options: opts(),
+            expect: Expect::Err("NoCertificate", |e| {
+                matches!(e, CaError::NoCertificate { .. })
+            }),
+        },
+        Case {
+            name: "empty-chain",
+            chain: String::new(),
+            key: good.key_pem.clone(),
+            options: opts(),
+            expect: Expect::Err("NoCertificate", |e| {
+                matches!(e, CaError::NoCertificate { .. })
+            }),
+        },
+        Case {
+            name: "chain-holding-only-a-key",
+            chain: good.key_pem.clone(),
+            key: good.key_pem.clone(),
+            options: opts(),
+            expect: Expect::Err("NoCertificate", |e| {
+                matches!(e, CaError::NoCertificate { .. })
+            }),
+        },
+        Case {
+            name: "empty-key",
+            chain: good.pem.clone(),
+            key: String::new(),
+            options: opts(),
+            expect: Expect::Err("NoPrivateKey", |e| {
+                matches!(e, CaError::NoPrivateKey { .. })
+            }),
+        },
+        Case {
+            name: "key-file-holding-a-certificate",
+            chain: good.pem.clone(),
+            key: good.pem.clone(),
+            options: opts(),
+            expect: Expect::Err("NoPrivateKey", |e| {
+                matches!(e, CaError::NoPrivateKey { .. })
+            }),
+        },
+        Case {
+            name: "garbage-key-pem",
+            chain: good.pem.clone(),
+            key: "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n".into(),
+            options: opts(),
+            expect: Expect::Err("Pem", |e| matches!(e, CaError::Pem { .. })),
+        },
+        Case {
+            name: "key-pem-not-a-key",
+            chain: good.pem.clone(),
+            key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+            options: opts(),
+            expect: Expect::Err("Pem", |e| matches!(e, CaError::Pem { .. })),
+        },
+        Case {
+            name: "garbage-roots",
+            chain: good.pem.clone(),
+            key: good.key_pem.clone(),
+            options: LoadOptions {
+                trust_domain: Some(td()),
+                roots_pem: Some(b"no roots here".to_vec()),
+            },
+            expect: Expect::Err("NoCertificate", |e| {
+                matches!(e, CaError::NoCertificate { .. })
+            }),
+        },
+        Case {
+            name: "wrong-roots",
+            chain: good.pem.clone(),
+            key: good.key_pem.clone(),
+            options: load_opts(Some(td()), &other_org),
+            expect: not_a_ca,
+        },
+        Case {
+            name: "roots-default-to-an-unrelated-last-certificate",
+            chain: format!("{}{}", good.pem, other_org.pem),
+            key: good.key_pem.clone(),
+            options: LoadOptions {
+                trust_domain: Some(td()),
+                roots_pem: None,
+            },
+            expect: not_a_ca,
+        },
+        Case {
+            name: "cluster-chain-missing-the-org-intermediate",
+            chain: cluster_pem,
+            key: cluster_key,
+            options: opts(),
+            expect: not_a_ca,
+        },
+    ];
+    for case in cases {
+        let result = CertificateAuthority::from_pem(
+            case.chain.as_bytes(),
+            case.key.as_bytes(),
+            &case.options,
+        );
+        check_expect(case.name, result, case.expect);
+    }
+}
+
+#[test]
+fn self_check_refuses_a_leaf_the_chain_would_reject() {
+    // A CA whose organisation limits it to DNS names under example.org: a
+    // leaf with another DNS name would fail every peer's verification, so
+    // the CA refuses to hand it out.
+    let org = org_root();
+    let int = org_intermediate(&org, |p| {
+        p.name_constraints = Some(NameConstraints {
+            permitted_subtrees: vec![GeneralSubtree::DnsName("example.org".into())],
+            excluded_subtrees: vec![],
+        });
+    });
+    let ca = load_org(&int, &org);
+    ca.issue(&SvidRequest::new(id(WEB)).dns_name("web.example.org"))
+        .unwrap();
+    assert_err!(
+        ca.issue(&SvidRequest::new(id(WEB)).dns_name("web.other.com")),
+        CaError::Build { .. }
+    );
+}
+
+#[test]
+fn loaded_ca_round_trips_through_its_own_pem() {
+    for (key_type, _) in KEY_TYPES {
+        let root = ca_with(key_type, Duration::from_secs(24 * 3600));
+        let inter = root
+            .intermediate(&CaOptions {
+                key_type,
+                ..CaOptions::default()
+            })
+            .unwrap();
+        let reloaded = CertificateAuthority::from_pem(
+            pem_chain(inter.chain()).as_bytes(),
+            inter.private_key_pem().as_bytes(),
+            &LoadOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{key_type}: {e}"));
+        assert_eq!(reloaded.trust_domain(), &td(), "{key_type}");
+        assert_eq!(reloaded.chain(), inter.chain(), "{key_type}");
+        assert_eq!(reloaded.trust_anchors(), root.trust_anchors(), "{key_type}");
+        let svid = reloaded.issue(&SvidRequest::new(id(WEB))).unwrap();
+        verify_both(svid.chain(), &bundles(&root), &CrlSet::new())
+            .unwrap_or_else(|e| panic!("{key_type}: {e}"));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Revocation
+// ---------------------------------------------------------------------------
+
+fn crl_set(ca: &CertificateAuthority) -> CrlSet {
+    let mut crls = CrlSet::new();
+    crls.add_der(ca.crl(DEFAULT_CRL_VALIDITY).unwrap()).unwrap();
+    crls
+}
+
+fn serial_of(der: &[u8]) -> Vec<u8> {
+    parse(der).raw_serial().to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn revoked_leaves_are_rejected_and_others_still_verify() {
+    type Revoke = fn(&CertificateAuthority, &[u8]) -> bool;
+    let cases: [(&str, Revoke); 4] = [
+        ("raw-serial", |ca, s| ca.revoke(s)),
+        ("hex", |ca, s| ca.revoke_hex(&hex(s)).unwrap()),
+        ("hex-0x-prefix-colons", |ca, s| {
+            let colons: Vec<String> = s.iter().map(|b| format!("{b:02X}")).collect();
+            ca.revoke_hex(&format!("0x{}", colons.join(":"))).unwrap()
+        }),
+        ("hex-redundant-leading-zero", |ca, s| {
+            ca.revoke_hex(&format!("00{}", hex(s))).unwrap()
+        }),
+    ];
+    let root = dev_root();
+    let inter = root.intermediate(&CaOptions::default()).unwrap();
+    for (name, revoke) in cases {
+        for (shape, ca) in [("root", &root), ("intermediate", &inter)] {
+            let bad = ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+            let good = ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+            assert!(
+                revoke(ca, &serial_of(bad.leaf())),
+                "{name} {shape}: not new"
+            );
+            assert!(
+                ca.revoked().contains(&hex(&serial_of(bad.leaf()))),
+                "{name} {shape}: {:?}",
+                ca.revoked()
+            );
+            let crls = crl_set(ca);
+            assert_err!(
+                verify_both(bad.chain(), &bundles(ca), &crls),
+                VerifyError::Revoked { .. },
+                "{name} {shape}"
+            );
+            verify_both(good.chain(), &bundles(ca), &crls)
+                .unwrap_or_else(|e| panic!("{name} {shape}: {e}"));
+            // Without the CRL the revoked leaf would verify.
+            verify_both(bad.chain(), &bundles(ca), &CrlSet::new()).unwrap();
+        }
+    }
+}
+
+fn named(cn: &str) -> CaOptions {
+    CaOptions {
+        common_name: Some(cn.into()),
+        ..CaOptions::default()
+    }
+}
+
+#[test]
+fn revoking_an_intermediate_rejects_the_leaves_under_it() {
+    let root = dev_root();
+    // Distinct names: see bug_sibling_cas_share_a_subject_so_their_crls_collide.
+    let bad_int = root.intermediate(&named("cluster bad")).unwrap();
+    let good_int = root.intermediate(&named("cluster good")).unwrap();
+    let bad_leaf = bad_int.issue(&SvidRequest::new(id(WEB))).unwrap();
+    let good_leaf = good_int.issue(&SvidRequest::new(id(WEB))).unwrap();
+    assert!(root.revoke(&serial_of(bad_int.certificate())));
+    let mut crls = crl_set(&root);
+    // The intermediates' own (empty) CRLs alongside.
+    crls.extend(&crl_set(&bad_int));
+    crls.extend(&crl_set(&good_int));
+    assert_err!(
+        verify_both(bad_leaf.chain(), &bundles(&root), &crls),
+        VerifyError::Revoked { .. }
+    );
+    verify_both(good_leaf.chain(), &bundles(&root), &crls).unwrap();
+    // The root's CRL alone is enough.
+    assert_err!(
+        verify_both(bad_leaf.chain(), &bundles(&root), &crl_set(&root)),
+        VerifyError::Revoked { .. }
+    );
+}
+
+#[test]
+fn crl_of_another_ca_revokes_nothing_here() {
+    let a = CertificateAuthority::self_signed_for_development(td(), &named("root a")).unwrap();
+    let b = CertificateAuthority::self_signed_for_development(td(), &named("root b")).unwrap();
+    let leaf = a.issue(&SvidRequest::new(id(WEB))).unwrap();
+    // B "revokes" A's serial: B's CRL does not speak for A.
+    assert!(b.revoke(&serial_of(leaf.leaf())));
+    verify_both(leaf.chain(), &bundles(&a), &crl_set(&b)).unwrap();
+}
+
+#[test]
+fn development_roots_of_one_trust_domain_are_told_apart() {
+    // Default names: each root's subject is its own, so one root's CRL is
+    // never taken for the other's, and a stranger's leaf is untrusted.
+    let a = dev_root();
+    let b = dev_root();
+    let subject = |ca: &CertificateAuthority| parse(ca.certificate()).subject().to_string();
+    assert_ne!(subject(&a), subject(&b));
+    let leaf_a = a.issue(&SvidRequest::new(id(WEB))).unwrap();
+    let leaf_b = b.issue(&SvidRequest::new(id(WEB))).unwrap();
+    assert!(b.revoke(&serial_of(leaf_a.leaf())));
+    let mut crls = crl_set(&a);
+    crls.extend(&crl_set(&b));
+    verify_both(leaf_a.chain(), &bundles(&a), &crls).unwrap();
+    verify_both(leaf_b.chain(), &bundles(&b), &crls).unwrap();
+    assert_err!(
+        verify_both(leaf_a.chain(), &bundles(&b), &CrlSet::new()),
+        VerifyError::UntrustedIssuer { .. }
+    );
+}
+
+#[test]
+fn crl_numbers_increase_and_times_are_sane() {
+    let ca = dev_root();
+    let leaf = ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+    ca.revoke(&serial_of(leaf.leaf()));
+    let ca_cert = parse(ca.certificate());
+    for (n, validity) in [
+        (1u64, DEFAULT_CRL_VALIDITY),
+        (2, Duration::from_secs(600)),
+        (3, Duration::from_secs(7 * 24 * 3600)),
+    ] {
+        let now = unix(SystemTime::now());
+        let der = ca.crl(validity).unwrap();
+        let (rest, crl) = CertificateRevocationList::from_der(&der).unwrap();
+        assert!(rest.is_empty());
+        let number = crl.crl_number().expect("CRL number").to_bytes_be();
+        let number = number.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+        assert_eq!(number, n);
+        let this = crl.last_update().timestamp();
+        let next = crl.next_update().expect("nextUpdate").timestamp();
+        assert!(this <= now, "thisUpdate {this} after now {now}");
+        assert!(
+            this >= now - BACKDATE.as_secs() as i64 - 5,
+            "thisUpdate {this} too old"
+        );
+        assert!(this >= ca_cert.validity().not_before.timestamp());
+        let want = now + validity.as_secs() as i64;
+        assert!((next - want).abs() <= 5, "nextUpdate {next}, want {want}");
+        assert_eq!(crl.issuer(), ca_cert.subject());
+        let listed: Vec<&[u8]> = crl
+            .iter_revoked_certificates()
+            .map(|r| r.raw_serial())
+            .collect();
+        assert_eq!(listed, [serial_of(leaf.leaf()).as_slice()]);
+        crl.verify_signature(ca_cert.public_key()).unwrap();
+    }
+}
+
+#[test]
+fn empty_crl_is_valid() {
+    let ca = dev_root();
+    let der = ca.crl(DEFAULT_CRL_VALIDITY).unwrap();
+    let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
+    assert_eq!(crl.iter_revoked_certificates().count(), 0);
+    let leaf = ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+    verify_both(leaf.chain(), &bundles(&ca), &crl_set(&ca)).unwrap();
+}
+
+#[test]
+fn revoking_twice_reports_not_new() {
+    let ca = dev_root();
+    let leaf = ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+    let serial = serial_of(leaf.leaf());
+    assert!(ca.revoke(&serial));
+    assert!(!ca.revoke(&serial));
+    // The same serial spelt in hex is the same entry.
+    assert!(!ca.revoke_hex(&hex(&serial)).unwrap());
+    assert!(!ca.revoke_hex(&format!("0x{}", hex(&serial))).unwrap());
+    let mut with_zero = vec![0u8];
+    with_zero.extend(&serial);
+    assert!(!ca.revoke(&with_zero));
+    assert_eq!(ca.revoked(), [hex(&serial)]);
+}
+
+#[test]
+fn revoke_hex_accepts_the_usual_spellings() {
+    let cases = [
+        ("plain", "4a0b1c", "4a0b1c"),
+        ("uppercase", "4A0B1C", "4a0b1c"),
+        ("0x-prefix", "0x4a0b1c", "4a0b1c"),
+        ("colons", "4a:0b:1c", "4a0b1c"),
+        ("0x-and-colons", "0x4A:0B:1C", "4a0b1c"),
+        ("surrounding-space", " 4a0b1c\n", "4a0b1c"),
+        ("redundant-leading-zeros", "00004a0b1c", "4a0b1c"),
+        ("high-bit-gets-a-sign-byte", "8a0b1c", "008a0b1c"),
+        (
+            "twenty-bytes",
+            "7fffffffffffffffffffffffffffffffffffffff",
+            "7fffffffffffffffffffffffffffffffffffffff",
+        ),
+        ("zero", "00", "00"),
+    ];
+    for (name, input, stored) in cases {
+        let ca = dev_root();
+        assert!(ca.revoke_hex(input).unwrap(), "{name}");
+        assert_eq!(ca.revoked(), [stored], "{name}");
+        // And the CRL can list it.
+        let der = ca
+            .crl(DEFAULT_CRL_VALIDITY)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
+        let listed: Vec<String> = crl
+            .iter_revoked_certificates()
+            .map(|r| hex(r.raw_serial()))
+            .collect();
+        assert_eq!(listed, [stored], "{name}");
+    }
+}
+
+#[test]
+fn revoke_hex_refuses_what_is_not_hex() {
+    let cases = [
+        ("empty", ""),
+        ("only-0x", "0x"),
+        ("only-colons", ":::"),
+        ("odd-length", "abc"),
+        ("not-hex-digits", "zz"),
+        ("sign", "-4a"),
+        ("inner-space", "4a 0"),
+        (
+            "more-than-21-bytes",
+            "0102030405060708090a0b0c0d0e0f10111213141516",
+        ),
+        ("non-ascii-pair", "\u{e9}\u{e9}"),
+    ];
+    let ca = dev_root();
+    for (name, input) in cases {
+        assert_err!(ca.revoke_hex(input), CaError::InvalidSerial(s) if s == input, "{name}");
+    }
+    assert!(ca.revoked().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// 6. Store
+// ---------------------------------------------------------------------------
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn save_then_open_round_trips() {
+    let org = org_root();
+    let org_int = org_intermediate(&org, |_| {});
+    let root = dev_root();
+    let cases = [
+        (
+            "self-signed-root",
+            ca_with(KeyType::P384, Duration::from_secs(24 * 3600)),
+        ),
+        (
+            "intermediate",
+            root.intermediate(&CaOptions {
+                key_type: KeyType::Ed25519,
+                ..CaOptions::default()
+            })
+            .unwrap(),
+        ),
+        (
+            "org-intermediate-without-spiffe-san",
+            load_org(&org_int, &org),
+        ),
+    ];
+    for (name, ca) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let leaf = ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+        let other = ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+        ca.revoke(&serial_of(leaf.leaf()));
+        ca.crl(DEFAULT_CRL_VALIDITY).unwrap();
+        ca.crl(DEFAULT_CRL_VALIDITY).unwrap();
+        ca.save(dir.path(), false).unwrap();
+
+        let opened =
+            CertificateAuthority::open(dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(opened.trust_domain(), ca.trust_domain(), "{name}");
+        assert_eq!(opened.chain(), ca.chain(), "{name}");
+        assert_eq!(opened.trust_anchors(), ca.trust_anchors(), "{name}");
+        assert_eq!(opened.revoked(), ca.revoked(), "{name}");
+        assert_eq!(opened.not_after(), ca.not_after(), "{name}");
+        assert_eq!(
+            opened.bundle().unwrap().sequence(),
+            ca.bundle().unwrap().sequence(),
+            "{name}"
+        );
+        assert_eq!(
+            opened.private_key_pem().as_str(),
+            ca.private_key_pem().as_str(),
+            "{name}"
+        );
+        // The CRL number carries on from where it was.
+        let der = opened.crl(DEFAULT_CRL_VALIDITY).unwrap();
+        let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
+        assert_eq!(crl.crl_number().unwrap().to_bytes_be(), [3], "{name}");
+        // The reopened CA signs, and its CRL still rejects the old leaf.
+        let mut crls = CrlSet::new();
+        crls.add_der(der).unwrap();
+        assert_err!(
+            verify_both(leaf.chain(), &bundles(&ca), &crls),
+            VerifyError::Revoked { .. },
+            "{name}"
+        );
+        verify_both(other.chain(), &bundles(&ca), &crls).unwrap();
+        let fresh = opened.issue(&SvidRequest::new(id(WEB))).unwrap();
+        verify_both(fresh.chain(), &bundles(&ca), &crls).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The files are what the layout says.
+        let bundle_pem = std::fs::read(dir.path().join(BUNDLE_FILE)).unwrap();
+        assert_eq!(
+            bundle_pem,
+            pem_chain(ca.trust_anchors()).into_bytes(),
+            "{name}"
+        );
+        let chain_pem = std::fs::read(dir.path().join(CA_CERT_FILE)).unwrap();
+        assert_eq!(chain_pem, pem_chain(ca.chain()).into_bytes(), "{name}");
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(STATE_FILE)).unwrap()).unwrap();
+        assert_eq!(state["trust_domain"], TD, "{name}");
+        assert_eq!(state["crl_number"], 2, "{name}");
+    }
+}
+
+#[test]
+fn save_state_persists_revocations_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dev_root();
+    ca.save(dir.path(), false).unwrap();
+    ca.revoke_hex("4a0b").unwrap();
+    ca.crl(DEFAULT_CRL_VALIDITY).unwrap();
+    ca.save_state(dir.path()).unwrap();
+    let opened = CertificateAuthority::open(dir.path()).unwrap();
+    assert_eq!(opened.revoked(), ["4a0b"]);
+    let der = opened.crl(DEFAULT_CRL_VALIDITY).unwrap();
+    let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
+    assert_eq!(crl.crl_number().unwrap().to_bytes_be(), [2]);
+}
+
+#[cfg(unix)]
+#[test]
+fn saved_key_is_private_and_nothing_is_world_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dev_root();
+    ca.save(dir.path(), false).unwrap();
+    assert_eq!(mode(&dir.path().join(CA_KEY_FILE)), 0o600);
+    for name in [CA_CERT_FILE, BUNDLE_FILE, STATE_FILE] {
+        let m = mode(&dir.path().join(name));
+        assert_eq!(m & 0o022, 0, "{name}: mode {m:o}");
+    }
+    // Overwriting keeps the key private, even over a looser file.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.path().join(CA_KEY_FILE);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    ca.save(dir.path(), true).unwrap();
+    assert_eq!(mode(&dir.path().join(CA_KEY_FILE)), 0o600);
+}
+
+#[test]
+fn save_refuses_to_replace_a_ca_unless_asked() {
+    let cases = [
+        ("both-files", &[CA_CERT_FILE, CA_KEY_FILE][..]),
+        ("certificate-only", &[CA_CERT_FILE][..]),
+        ("key-only", &[CA_KEY_FILE][..]),
+    ];
+    for (name, present) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        for file in present {
+            std::fs::write(dir.path().join(file), b"existing").unwrap();
+        }
+        let ca = dev_root();
+        assert_err!(
+            ca.save(dir.path(), false),
+            CaError::AlreadyExists { path } if path == dir.path(),
+            "{name}"
+        );
+        for file in present {
+            assert_eq!(
+                std::fs::read(dir.path().join(file)).unwrap(),
+                b"existing",
+                "{name}"
+            );
+        }
+        ca.save(dir.path(), true).unwrap();
+        let opened = CertificateAuthority::open(dir.path()).unwrap();
+        assert_eq!(opened.chain(), ca.chain(), "{name}");
+    }
+    // A directory with other files (or none yet) is fine.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("README"), b"x").unwrap();
+    dev_root()
+        .save(&dir.path().join("new/nested"), false)
+        .unwrap();
+    dev_root().save(dir.path(), false).unwrap();
+}
+
+#[test]
+fn open_refuses_a_broken_ca_directory() {
+    struct Case {
+        name: &'static str,
+        damage: fn(&Path),
+        expect: Expect,
+    }
+    let state = Expect::Err("State", |e| matches!(e, CaError::State { .. }));
+    let io = Expect::Err("Io", |e| matches!(e, CaError::Io { .. }));
+    let cases = [
+        Case {
+            name: "intact",
+            damage: |_| {},
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "state-missing-falls-back-to-the-ca-san",
+            damage: |d| std::fs::remove_file(d.join(STATE_FILE)).unwrap(),
+            expect: Expect::Ok,
+        },
+        Case {
+            name: "state-not-json",
+            damage: |d| std::fs::write(d.join(STATE_FILE), b"{ not json").unwrap(),
+            expect: state,
+        },
+        Case {
+            name: "state-empty",
+            damage: |d| std::fs::write(d.join(STATE_FILE), b"").unwrap(),
+            expect: state,
+        },
+        Case {
+            name: "state-an-array",
+            damage: |d| std::fs::write(d.join(STATE_FILE), b"[]").unwrap(),
+            expect: state,
+        },
+        Case {
+            name: "state-unknown-field",
+            damage: |d| {
+                let path = d.join(STATE_FILE);
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                v["surprise"] = serde_json::json!(1);
+                std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
+            },
+            expect: state,
+        },
+        Case {
+            name: "state-negative-crl-number",
+            damage: |d| {
+                let path = d.join(STATE_FILE);
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                v["crl_number"] = serde_json::json!(-1);
+                std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
+            },
+            expect: state,
+        },
+        Case {
+            name: "state-invalid-trust-domain",
+            damage: |d| {
+                let path = d.join(STATE_FILE);
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                v["trust_domain"] = serde_json::json!("Not A Trust Domain");
+                std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
+            },
+            expect: state,
+        },
+        Case {
+            name: "certificate-missing",
+            damage: |d| std::fs::remove_file(d.join(CA_CERT_FILE)).unwrap(),
+            expect: io,
+        },
+        Case {
+            name: "key-missing",
+            damage: |d| std::fs::remove_file(d.join(CA_KEY_FILE)).unwrap(),
+            expect: io,
+        },
+        Case {
+            name: "bundle-missing",
+            damage: |d| std::fs::remove_file(d.join(BUNDLE_FILE)).unwrap(),
+            expect: io,
+        },
+        Case {
+            name: "everything-missing",
+            damage: |d| {
+                for f in [CA_CERT_FILE, CA_KEY_FILE, BUNDLE_FILE, STATE_FILE] {
+                    std::fs::remove_file(d.join(f)).unwrap();
+                }
+            },
+            expect: io,
+        },
+        Case {
+            name: "key-replaced-by-another",
+            damage: |d| {
+                let other = dev_root().private_key_pem();
+                std::fs::write(d.join(CA_KEY_FILE), other.as_bytes()).unwrap();
+            },
+            expect: Expect::Err("KeyMismatch", |e| matches!(e, CaError::KeyMismatch)),
+        },
+        Case {
+            name: "key-empty",
+            damage: |d| std::fs::write(d.join(CA_KEY_FILE), b"").unwrap(),
+            expect: Expect::Err("NoPrivateKey", |e| {
+                matches!(e, CaError::NoPrivateKey { .. })
+            }),
+        },
+        Case {
+            name: "bundle-of-another-ca",
+            damage: |d| {
+                let other = mtls_core::to_pem("CERTIFICATE", dev_root().certificate());
+                std::fs::write(d.join(BUNDLE_FILE), other).unwrap();
+            },
+            expect: Expect::Err("NotACa", |e| matches!(e, CaError::NotACa { .. })),
+        },
+    ];
+    for case in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dev_root();
+        let ca = root.intermediate(&CaOptions::default()).unwrap();
+        ca.save(dir.path(), false).unwrap();
+        (case.damage)(dir.path());
+        check_expect(
+            case.name,
+            CertificateAuthority::open(dir.path()),
+            case.expect,
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    assert_err!(
+        CertificateAuthority::open(&dir.path().join("does-not-exist")),
+        CaError::Io { .. }
+    );
+}
+
+fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn write_atomic_leaves_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file.pem");
+    write_atomic(&path, b"one").unwrap();
+    write_atomic(&path, b"two").unwrap();
+    write_private(&path, b"three").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"three");
+    assert_eq!(dir_entries(dir.path()), ["file.pem"]);
+    #[cfg(unix)]
+    assert_eq!(mode(&path), 0o600);
+    write_atomic(&path, b"").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"");
+
+    // Failures clean up too: the target is a directory, or its parent is
+    // missing.
+    let target_dir = dir.path().join("a-directory");
+    std::fs::create_dir(&target_dir).unwrap();
+    std::fs::write(target_dir.join("inside"), b"x").unwrap();
+    assert_err!(write_atomic(&target_dir, b"x"), CaError::Io { .. });
+    assert_err!(
+        write_atomic(&dir.path().join("missing/file"), b"x"),
+        CaError::Io { .. }
+    );
+    assert_eq!(dir_entries(dir.path()), ["a-directory", "file.pem"]);
+}
+
+#[test]
+fn write_atomic_readers_see_the_old_or_the_new_file_whole() {
+    const OLD_LEN: usize = 4 << 20;
+    const NEW_LEN: usize = (4 << 20) + 12_345;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("big"));
+    let old = vec![b'o'; OLD_LEN];
+    let new = vec![b'n'; NEW_LEN];
+    write_atomic(&path, &old).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let (path, stop, reads) = (path.clone(), stop.clone(), reads.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) || reads.load(Ordering::Relaxed) == 0 {
+                let data = std::fs::read(&*path).unwrap();
+                let whole = match data.first() {
+                    Some(b'o') => data.len() == OLD_LEN && data.iter().all(|b| *b == b'o'),
+                    Some(b'n') => data.len() == NEW_LEN && data.iter().all(|b| *b == b'n'),
+                    _ => false,
+                };
+                assert!(whole, "torn read: {} bytes", data.len());
+                reads.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    for i in 0..30 {
+        write_atomic(&path, if i % 2 == 0 { &new } else { &old }).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(reads.load(Ordering::Relaxed) > 0);
+    assert_eq!(dir_entries(dir.path()), ["big"]);
+}
+
+// ---------------------------------------------------------------------------
+// Library bugs found by this suite (ignored until fixed; see the report).
+// ---------------------------------------------------------------------------
+
+/// Runs `f`, turning a panic into `Err`.
+fn no_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    })
+}
+
+#[test]
+fn bug_revoke_hex_panics_on_non_ascii() {
+    let ca = dev_root();
+    // 'a', then a two-byte character, then 'b': four bytes, an even count,
+    // and byte 2 is inside the 'é'.
+    let result = no_panic(|| ca.revoke_hex("a\u{e9}b")).unwrap_or_else(|p| panic!("panicked: {p}"));
+    assert_err!(result, CaError::InvalidSerial(_));
+}
+
+#[test]
+fn bug_revoked_high_bit_20_byte_serial_breaks_the_crl() {
+    let ca = dev_root();
+    assert!(ca.revoke_hex(&"ff".repeat(20)).unwrap());
+    ca.crl(DEFAULT_CRL_VALIDITY).unwrap();
+}
+
+#[test]
+fn bug_revoking_an_empty_serial_breaks_the_crl() {
+    let ca = dev_root();
+    ca.revoke(&[]);
+    ca.crl(DEFAULT_CRL_VALIDITY).unwrap();
+}
+
+#[test]
+fn ttls_past_year_9999_are_refused_not_panics() {
+    let huge = Duration::from_secs(u64::MAX / 2);
+    let ten_thousand_years = Duration::from_secs(10_000 * 366 * 24 * 3600);
+    let with_ttl = |ttl| CaOptions {
+        ttl,
+        ..CaOptions::default()
+    };
+    let mut ca = dev_root();
+    ca.set_policy(IssuancePolicy::new(td()).max_ttl(Duration::MAX))
+        .unwrap();
+    let too_long = |r: Result<Result<(), CaError>, String>| match r {
+        Ok(Err(CaError::TtlTooLong { .. })) => Ok(()),
+        other => Err(format!("{other:?}")),
+    };
+    for ttl in [huge, ten_thousand_years, Duration::MAX] {
+        let results = [
+            ("crl", no_panic(|| ca.crl(ttl).map(|_| ()))),
+            (
+                "intermediate",
+                no_panic(|| ca.intermediate(&with_ttl(ttl)).map(|_| ())),
+            ),
+            (
+                "root",
+                no_panic(|| {
+                    CertificateAuthority::self_signed_for_development(td(), &with_ttl(ttl))
+                        .map(|_| ())
+                }),
+            ),
+            (
+                "leaf",
+                no_panic(|| ca.issue(&SvidRequest::new(id(WEB)).ttl(ttl)).map(|_| ())),
+            ),
+        ];
+        let failures: Vec<String> = results
+            .into_iter()
+            .filter_map(|(name, r)| too_long(r).err().map(|e| format!("{name}: {e}")))
+            .collect();
+        assert!(failures.is_empty(), "ttl {}s: {failures:#?}", ttl.as_secs());
+    }
+    // A long TTL that fits is clamped to the CA, not refused.
+    let svid = ca
+        .issue(&SvidRequest::new(id(WEB)).ttl(Duration::from_secs(1000 * 366 * 24 * 3600)))
+        .unwrap();
+    assert_eq!(unix(svid.not_after()), unix(ca.not_after()));
+}
+
+#[test]
+fn bug_sibling_cas_share_a_subject_so_their_crls_collide() {
+    // Two per-cluster intermediates under one root, as the docs suggest;
+    // a peer that trusts both clusters loads both clusters' CRLs.
+    let root = dev_root();
+    let cluster_a = root.intermediate(&CaOptions::default()).unwrap();
+    let cluster_b = root.intermediate(&CaOptions::default()).unwrap();
+    let mut crls = crl_set(&cluster_a);
+    crls.extend(&crl_set(&cluster_b));
+    for (name, ca) in [("a", &cluster_a), ("b", &cluster_b)] {
+        let svid = ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+        // Today one of the two fails with BadSignature: webpki takes the
+        // first CRL whose issuer name matches.
+        verify_both(svid.chain(), &bundles(&root), &crls)
+            .unwrap_or_else(|e| panic!("cluster {name}: {e:?}"));
+    }
+    let subject = |ca: &CertificateAuthority| parse(ca.certificate()).subject().to_string();
+    assert_ne!(
+        subject(&cluster_a),
+        subject(&cluster_b),
+        "sibling CAs share a subject"
+    );
+}
+
+#[test]
+fn bug_csr_with_a_harmless_extension_is_called_invalid() {
+    let key = p256();
+    let cases: [(&str, CustomExtension); 2] = [
+        (
+            "subject-key-identifier",
+            CustomExtension::from_oid_content(&[2, 5, 29, 14], der_tlv(0x04, &[7; 20])),
+        ),
+        (
+            "private-oid",
+            CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], der_tlv(0x05, &[])),
+        ),
+    ];
+    let ca = dev_root();
+    let mut failures = Vec::new();
+    for (name, ext) in cases {
+        let csr = make_csr(&key, |p| p.custom_extensions = vec![ext]);
+        if let Err(e) = ca.sign_csr(&csr, &SvidRequest::new(id(WEB))) {
+            failures.push(format!("{name}: {e:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn bug_intermediate_under_a_path_length_zero_ca_is_not_checked() {
+    let org = org_root();
+    let int = org_intermediate(&org, |p| {
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    });
+    let ca = load_org(&int, &org);
+    // The child is useless: every leaf fails the self-check...
+    let child = ca.intermediate(&CaOptions::default());
+    if let Ok(child) = &child {
+        assert_err!(
+            child.issue(&SvidRequest::new(id(WEB))),
+            CaError::Build { .. }
+        );
+    }
+    // ...so creating it should have failed.
+    assert_err!(child, CaError::NotACa { .. });
+}
