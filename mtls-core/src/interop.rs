@@ -30,7 +30,7 @@ impl TryFrom<&spiffe::TrustDomain> for TrustDomain {
     type Error = SpiffeIdError;
 
     fn try_from(td: &spiffe::TrustDomain) -> Result<Self, Self::Error> {
-        TrustDomain::new(&td.to_string())
+        TrustDomain::new(td.as_str())
     }
 }
 

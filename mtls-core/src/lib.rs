@@ -16,6 +16,8 @@ mod pem;
 mod provider;
 mod source;
 mod spiffe_id;
+#[cfg(feature = "spire")]
+mod spire_source;
 mod svid;
 mod time_fmt;
 mod tls;
@@ -36,6 +38,11 @@ pub use pem::encode as to_pem;
 pub use provider::default_crypto_provider;
 pub use source::{BundleSource, CrlSource, SvidSource};
 pub use spiffe_id::{SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};
+#[cfg(feature = "spire")]
+pub use spire_source::{
+    SpireSource, SpireSourceBuilder, SpireSourceError, WithdrawalPolicy, DEFAULT_INITIAL_TIMEOUT,
+    SPIFFE_ENDPOINT_SOCKET,
+};
 pub use svid::{SvidError, X509Svid};
 pub use tls::{
     ClientConfigBuilder, ConfigError, MtlsClientConfig, MtlsServerConfig, RejectionHook,
