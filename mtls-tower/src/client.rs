@@ -5,6 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
@@ -52,13 +53,30 @@ use tower_service::Service;
 pub struct MtlsConnector {
     config: MtlsClientConfig,
     tls: TlsConnector,
+    timeout: Option<Duration>,
 }
+
+/// How long [`MtlsConnector`] waits, by default, for the TCP connection and
+/// the TLS handshake together.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl MtlsConnector {
     /// A connector using `config` as it is (its ALPN protocols included).
     pub fn new(config: MtlsClientConfig) -> Self {
         let tls = TlsConnector::from(config.rustls_config());
-        Self { config, tls }
+        Self {
+            config,
+            tls,
+            timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+        }
+    }
+
+    /// Bounds the TCP connect and the TLS handshake together (default
+    /// [`DEFAULT_CONNECT_TIMEOUT`]; `None`: no bound), so a server that
+    /// stalls mid-handshake cannot hang the client.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// A connector for gRPC: as [`new`](Self::new), offering only ALPN `h2`.
@@ -68,11 +86,26 @@ impl MtlsConnector {
         Self {
             tls: TlsConnector::from(Arc::new(rustls)),
             config,
+            timeout: Some(DEFAULT_CONNECT_TIMEOUT),
         }
     }
 
     /// Dials `uri` and returns the authenticated connection.
     pub async fn connect(&self, uri: &Uri) -> io::Result<MtlsClientStream> {
+        let Some(limit) = self.timeout else {
+            return self.connect_unbounded(uri).await;
+        };
+        tokio::time::timeout(limit, self.connect_unbounded(uri))
+            .await
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("mtls-tower: connecting to {uri} timed out after {limit:?}"),
+                )
+            })?
+    }
+
+    async fn connect_unbounded(&self, uri: &Uri) -> io::Result<MtlsClientStream> {
         let host = uri.host().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -110,6 +143,7 @@ impl std::fmt::Debug for MtlsConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MtlsConnector")
             .field("config", &self.config)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }

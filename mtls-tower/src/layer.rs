@@ -137,7 +137,10 @@ where
 fn is_grpc<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        .is_some_and(|v| {
+            let v = v.as_bytes();
+            v.len() >= 16 && v[..16].eq_ignore_ascii_case(b"application/grpc")
+        })
 }
 
 fn refusal(kind: Refusal, grpc: bool) -> Response<Full<Bytes>> {

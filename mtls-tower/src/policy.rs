@@ -12,6 +12,9 @@ use mtls_core::{Authorizer, Denied, SpiffeId};
 /// match the request decides, by its authorizer; a request no rule matches
 /// is denied (default deny).
 ///
+/// A rule for `GET` also governs `HEAD` (routers run GET handlers for HEAD
+/// requests, so HEAD must not sidestep a GET rule).
+///
 /// Path prefixes match on segment boundaries of the raw request path:
 /// `/orders` matches `/orders` and `/orders/7`, not `/ordersx`; `/`
 /// matches every path. Matching costs one hash lookup per segment of the
@@ -91,10 +94,12 @@ impl RoutePolicy {
         let mut consider = |prefix: &str| {
             if let Some(indices) = inner.by_prefix.get(prefix) {
                 let first = indices.iter().copied().find(|&i| {
-                    inner.rules[i]
-                        .methods
-                        .as_ref()
-                        .is_none_or(|m| m.contains(method))
+                    inner.rules[i].methods.as_ref().is_none_or(|m| {
+                        // HEAD is GET without a body, and routers (axum's
+                        // `get`) run the GET handler for it: a rule for GET
+                        // governs HEAD too, or HEAD could sidestep it.
+                        m.contains(method) || (*method == Method::HEAD && m.contains(&Method::GET))
+                    })
                 });
                 if let Some(i) = first {
                     best = Some(best.map_or(i, |b| b.min(i)));

@@ -1,0 +1,321 @@
+//! Shared fixtures of the mtls-tower integration tests: a development CA,
+//! server and client configs, an axum server on loopback, and a few raw
+//! TLS helpers for hostile clients.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
+use mtls_core::rustls;
+use mtls_core::{
+    authorize, BundleSet, BundleSource, CrlSet, CrlSource, MtlsClientConfig, MtlsServerConfig,
+    SpiffeId, SvidSource, TrustDomain, X509Svid,
+};
+use mtls_tower::{ListenerConfig, ListenerStats, MtlsConnectInfo, MtlsConnector, MtlsListener};
+use tokio::net::TcpListener;
+
+/// Every test body runs under this bound unless it says otherwise.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `fut`, failing the test if it takes longer than `limit`.
+pub async fn bounded<T>(limit: Duration, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| panic!("test did not finish within {limit:?}"))
+}
+
+pub fn id(s: &str) -> SpiffeId {
+    SpiffeId::new(s).unwrap()
+}
+
+pub const BACKEND: &str = "spiffe://example.org/backend";
+pub const FRONTEND: &str = "spiffe://example.org/frontend";
+pub const INTRUDER: &str = "spiffe://example.org/intruder";
+
+/// A development CA for one trust domain.
+pub struct Pki {
+    pub td: TrustDomain,
+    pub ca: Arc<CertificateAuthority>,
+}
+
+impl Pki {
+    pub fn new(trust_domain: &str) -> Self {
+        let td = TrustDomain::new(trust_domain).unwrap();
+        let ca = Arc::new(
+            CertificateAuthority::self_signed_for_development(td.clone(), &CaOptions::default())
+                .unwrap(),
+        );
+        Self { td, ca }
+    }
+
+    pub fn bundles(&self) -> BundleSet {
+        BundleSet::from(self.ca.bundle().unwrap())
+    }
+
+    pub fn svid(&self, spiffe_id: &str) -> X509Svid {
+        self.ca.issue(&SvidRequest::new(id(spiffe_id))).unwrap()
+    }
+
+    pub fn svid_ttl(&self, spiffe_id: &str, ttl: Duration) -> X509Svid {
+        self.ca
+            .issue(&SvidRequest::new(id(spiffe_id)).ttl(ttl))
+            .unwrap()
+    }
+
+    /// The backend's server config: members of the trust domain may
+    /// connect; ALPN h2 and http/1.1.
+    pub fn server_config(&self) -> MtlsServerConfig {
+        MtlsServerConfig::builder(self.svid(BACKEND), self.bundles())
+            .authorizer(authorize::member_of(self.td.clone()))
+            .alpn_protocols(vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+            .build()
+            .unwrap()
+    }
+
+    /// A client config presenting `svid`, expecting the backend.
+    pub fn client_config(&self, svid: X509Svid, alpn: &[&[u8]]) -> MtlsClientConfig {
+        client_config(svid, self.bundles(), alpn)
+    }
+}
+
+pub fn client_config(
+    svid: impl SvidSource + 'static,
+    bundles: BundleSet,
+    alpn: &[&[u8]],
+) -> MtlsClientConfig {
+    MtlsClientConfig::builder(svid, bundles)
+        .authorizer(authorize::exact(id(BACKEND)))
+        .alpn_protocols(alpn.iter().map(|p| p.to_vec()).collect())
+        .build()
+        .unwrap()
+}
+
+pub const H2: &[&[u8]] = &[b"h2"];
+pub const H1: &[&[u8]] = &[b"http/1.1"];
+
+/// An SVID source with nothing to present: the client sends an empty
+/// Certificate message.
+pub struct NoSvid;
+
+impl SvidSource for NoSvid {
+    fn current_svid(&self) -> Option<X509Svid> {
+        None
+    }
+}
+
+/// A bundle source whose bundles a test may change while the server runs.
+#[derive(Default)]
+pub struct SwappableBundles(pub Mutex<BundleSet>);
+
+impl BundleSource for SwappableBundles {
+    fn current_bundles(&self) -> BundleSet {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A CRL source whose CRLs a test may change while the server runs.
+#[derive(Default)]
+pub struct SwappableCrls(pub Mutex<CrlSet>);
+
+impl CrlSource for SwappableCrls {
+    fn current_crls(&self) -> CrlSet {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A running axum server on an `MtlsListener`.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub stats: Arc<ListenerStats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> http::Uri {
+        format!("https://{}{path}", self.addr).parse().unwrap()
+    }
+}
+
+/// Serves `app` on loopback with connect info (the normal setup).
+pub async fn serve(server: MtlsServerConfig, app: Router) -> Server {
+    serve_with(server, ListenerConfig::default(), app).await
+}
+
+pub async fn serve_with(server: MtlsServerConfig, config: ListenerConfig, app: Router) -> Server {
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_on(tcp, server, config, app)
+}
+
+pub fn serve_on(
+    tcp: TcpListener,
+    server: MtlsServerConfig,
+    config: ListenerConfig,
+    app: Router,
+) -> Server {
+    let listener = MtlsListener::new(tcp, server, config).unwrap();
+    let addr = listener.local_addr();
+    let stats = listener.stats();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<MtlsConnectInfo>(),
+        )
+        .await
+        .unwrap();
+    });
+    Server { addr, stats, task }
+}
+
+/// Serves `app` WITHOUT connect info: requests carry no peer.
+pub async fn serve_without_connect_info(server: MtlsServerConfig, app: Router) -> Server {
+    let listener = MtlsListener::bind("127.0.0.1:0", server).await.unwrap();
+    let addr = listener.local_addr();
+    let stats = listener.stats();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Server { addr, stats, task }
+}
+
+pub type HttpClient = Client<MtlsConnector, Empty<Bytes>>;
+
+pub fn http_client(config: MtlsClientConfig) -> HttpClient {
+    Client::builder(TokioExecutor::new()).build(MtlsConnector::new(config))
+}
+
+/// GETs `uri`: status, version, body and the response (minus the body).
+pub struct Got {
+    pub status: u16,
+    pub version: http::Version,
+    pub body: String,
+    pub parts: http::response::Parts,
+}
+
+pub async fn fetch(client: &HttpClient, uri: http::Uri) -> Result<Got, String> {
+    let res = client.get(uri).await.map_err(|e| format!("{e:?}"))?;
+    let (parts, body) = res.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .to_bytes();
+    Ok(Got {
+        status: parts.status.as_u16(),
+        version: parts.version,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        parts,
+    })
+}
+
+/// Polls `cond` every 10 ms until it holds (the caller's timeout bounds it).
+pub async fn eventually(mut cond: impl FnMut() -> bool) {
+    while !cond() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Sleeps until `t` has passed by `margin` (X.509 times have 1 s precision).
+pub async fn sleep_past(t: SystemTime, margin: Duration) {
+    let target = t + margin;
+    if let Ok(wait) = target.duration_since(SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A server-certificate verifier that accepts any server (for raw clients
+/// whose test is about the server's view; the signature is still checked).
+#[derive(Debug)]
+pub struct AcceptAnyServer(pub Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A plain rustls client config presenting `svid` (if any), with the given
+/// protocol versions, trusting any server.
+pub fn raw_client_config(
+    svid: Option<&X509Svid>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
+    let provider = mtls_core::default_crypto_provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)));
+    let mut config = match svid {
+        Some(svid) => builder
+            .with_client_auth_cert(svid.chain().to_vec(), svid.private_key().clone_key())
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// The first bytes a rustls client sends: a real ClientHello record.
+pub fn client_hello_bytes(config: Arc<rustls::ClientConfig>) -> Vec<u8> {
+    let mut conn = rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out).unwrap();
+    }
+    out
+}

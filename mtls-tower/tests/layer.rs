@@ -1,0 +1,410 @@
+//! `AuthorizeLayer` as a plain Tower layer: a synthetic inner service and
+//! hand-built requests carrying a `PeerIdentity` obtained from
+//! `mtls_core::verify` on an issued chain.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use common::*;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Full};
+use mtls_core::{authorize, verify, CrlSet, PeerIdentity, PeerRole, X509Svid};
+use mtls_tower::{peer_identity, AuthorizeLayer, MtlsConnectInfo, RoutePolicy};
+use tower::{Layer, ServiceExt};
+
+fn identity(pki: &Pki, svid: &X509Svid) -> PeerIdentity {
+    verify(
+        svid.chain(),
+        &pki.bundles(),
+        SystemTime::now(),
+        &CrlSet::new(),
+        PeerRole::Client,
+    )
+    .unwrap()
+}
+
+/// How the peer is attached to a request.
+#[derive(Clone)]
+enum Attach {
+    None,
+    Identity(PeerIdentity),
+    ConnectInfo(PeerIdentity),
+    AxumConnectInfo(PeerIdentity),
+}
+
+fn request(method: Method, path: &str, grpc: bool, peer: Attach) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if grpc {
+        builder = builder.header(http::header::CONTENT_TYPE, "application/grpc");
+    }
+    let mut req = builder.body(Full::new(Bytes::from_static(b"x"))).unwrap();
+    let remote_addr: SocketAddr = "127.0.0.1:4242".parse().unwrap();
+    match peer {
+        Attach::None => {}
+        Attach::Identity(p) => {
+            req.extensions_mut().insert(p);
+        }
+        Attach::ConnectInfo(peer) => {
+            req.extensions_mut()
+                .insert(MtlsConnectInfo { peer, remote_addr });
+        }
+        Attach::AxumConnectInfo(peer) => {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(MtlsConnectInfo {
+                    peer,
+                    remote_addr,
+                }));
+        }
+    }
+    req
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+    size_hint: Option<u64>,
+}
+
+/// Runs `req` through the layer around a service that echoes the
+/// `PeerIdentity` it finds; counts the calls reaching it.
+async fn call(policy: &RoutePolicy, req: Request<Full<Bytes>>, calls: &Arc<AtomicUsize>) -> Answer {
+    let counter = calls.clone();
+    let inner = tower::service_fn(move |req: Request<Full<Bytes>>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let who = req
+            .extensions()
+            .get::<PeerIdentity>()
+            .map_or_else(|| "nobody".to_owned(), |p| p.spiffe_id().to_string());
+        async move {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                "inner saw {who}"
+            )))))
+        }
+    });
+    let svc = AuthorizeLayer::new(policy.clone()).layer(inner);
+    let res = svc.oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let size_hint = body.size_hint().exact();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        size_hint,
+    }
+}
+
+fn policy() -> RoutePolicy {
+    RoutePolicy::builder()
+        .route("/orders", authorize::exact(id(FRONTEND)))
+        .route("/pkg.Orders", authorize::exact(id(FRONTEND)))
+        .route("/public", authorize::any())
+        .build()
+        .unwrap()
+}
+
+struct Fixture {
+    frontend: PeerIdentity,
+    intruder: PeerIdentity,
+    calls: Arc<AtomicUsize>,
+    policy: RoutePolicy,
+}
+
+fn fixture() -> Fixture {
+    let pki = Pki::new("example.org");
+    Fixture {
+        frontend: identity(&pki, &pki.svid(FRONTEND)),
+        intruder: identity(&pki, &pki.svid(INTRUDER)),
+        calls: Arc::new(AtomicUsize::new(0)),
+        policy: policy(),
+    }
+}
+
+#[tokio::test]
+async fn allowed_request_reaches_inner_service_with_the_peer() {
+    bounded(TEST_TIMEOUT, async {
+        let f = fixture();
+        let attachments = [
+            Attach::Identity(f.frontend.clone()),
+            Attach::ConnectInfo(f.frontend.clone()),
+            Attach::AxumConnectInfo(f.frontend.clone()),
+        ];
+        for (n, attach) in attachments.into_iter().enumerate() {
+            for (path, grpc) in [("/orders/7", false), ("/pkg.Orders/Get", true)] {
+                let a = call(
+                    &f.policy,
+                    request(Method::POST, path, grpc, attach.clone()),
+                    &f.calls,
+                )
+                .await;
+                assert_eq!(a.status, StatusCode::OK);
+                // The layer put the `PeerIdentity` into the extensions,
+                // whichever way the peer came in.
+                assert_eq!(a.body, format!("inner saw {FRONTEND}"));
+                assert!(a.headers.get("grpc-status").is_none());
+                assert_eq!(
+                    f.calls.load(Ordering::SeqCst),
+                    2 * n + 1 + usize::from(grpc)
+                );
+            }
+        }
+        // Anyone may call the public routes.
+        let a = call(
+            &f.policy,
+            request(
+                Method::GET,
+                "/public",
+                false,
+                Attach::Identity(f.intruder.clone()),
+            ),
+            &f.calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.body, format!("inner saw {INTRUDER}"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn http_denied_gets_403_with_a_short_body() {
+    bounded(TEST_TIMEOUT, async {
+        let f = fixture();
+        for path in ["/orders", "/orders/7", "/nothing", "/", "/ordersx"] {
+            let a = call(
+                &f.policy,
+                request(
+                    Method::GET,
+                    path,
+                    false,
+                    Attach::Identity(f.intruder.clone()),
+                ),
+                &f.calls,
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
+            assert_eq!(a.body, "permission denied\n");
+            assert_eq!(
+                a.headers[http::header::CONTENT_TYPE],
+                "text/plain; charset=utf-8"
+            );
+            assert!(a.headers.get(http::header::WWW_AUTHENTICATE).is_none());
+            assert!(a.headers.get("grpc-status").is_none());
+        }
+        // No rule matches: denied even for the frontend.
+        let a = call(
+            &f.policy,
+            request(
+                Method::GET,
+                "/nothing",
+                false,
+                Attach::Identity(f.frontend.clone()),
+            ),
+            &f.calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            f.calls.load(Ordering::SeqCst),
+            0,
+            "denied requests never reach the service"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn http_unauthenticated_gets_401() {
+    bounded(TEST_TIMEOUT, async {
+        let f = fixture();
+        for path in ["/public", "/orders", "/nothing"] {
+            let a = call(
+                &f.policy,
+                request(Method::GET, path, false, Attach::None),
+                &f.calls,
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(a.body, "unauthenticated\n");
+            assert_eq!(a.headers[http::header::WWW_AUTHENTICATE], "mTLS");
+        }
+        assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn grpc_denied_gets_permission_denied_trailers_only() {
+    bounded(TEST_TIMEOUT, async {
+        let f = fixture();
+        for content_type in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc-web",
+        ] {
+            let mut req = request(
+                Method::POST,
+                "/pkg.Orders/Get",
+                false,
+                Attach::Identity(f.intruder.clone()),
+            );
+            req.headers_mut()
+                .insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
+            let a = call(&f.policy, req, &f.calls).await;
+            assert_eq!(a.status, StatusCode::OK, "{content_type}");
+            assert_eq!(a.headers["grpc-status"], "7");
+            assert_eq!(a.headers["grpc-message"], "permission denied");
+            assert_eq!(a.headers[http::header::CONTENT_TYPE], "application/grpc");
+            assert!(a.body.is_empty(), "no body: {:?}", a.body);
+            assert_eq!(a.size_hint, Some(0));
+            assert!(a.headers.get(http::header::WWW_AUTHENTICATE).is_none());
+        }
+        assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn grpc_unauthenticated_gets_unauthenticated() {
+    bounded(TEST_TIMEOUT, async {
+        let f = fixture();
+        let a = call(
+            &f.policy,
+            request(Method::POST, "/pkg.Orders/Get", true, Attach::None),
+            &f.calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.headers["grpc-status"], "16");
+        assert_eq!(a.headers["grpc-message"], "unauthenticated");
+        assert!(a.body.is_empty());
+        assert!(a.headers.get(http::header::WWW_AUTHENTICATE).is_none());
+        assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expired_peer_is_refused_per_request() {
+    bounded(TEST_TIMEOUT, async {
+        let pki = Pki::new("example.org");
+        let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
+        // Verified while valid, as at the handshake.
+        let peer = identity(&pki, &svid);
+        assert_eq!(peer.not_after(), svid.not_after());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let policy = policy();
+        let a = call(
+            &policy,
+            request(
+                Method::GET,
+                "/orders",
+                false,
+                Attach::Identity(peer.clone()),
+            ),
+            &calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+
+        sleep_past(peer.not_after(), Duration::from_millis(1100)).await;
+
+        let a = call(
+            &policy,
+            request(
+                Method::GET,
+                "/orders",
+                false,
+                Attach::Identity(peer.clone()),
+            ),
+            &calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(a.body, "peer certificate expired\n");
+        assert_eq!(a.headers[http::header::WWW_AUTHENTICATE], "mTLS");
+        let a = call(
+            &policy,
+            request(
+                Method::POST,
+                "/pkg.Orders/Get",
+                true,
+                Attach::ConnectInfo(peer),
+            ),
+            &calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.headers["grpc-status"], "16");
+        assert_eq!(a.headers["grpc-message"], "peer certificate expired");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn inner_errors_pass_through() {
+    bounded(TEST_TIMEOUT, async {
+        let f = fixture();
+        let inner = tower::service_fn(|_req: Request<Full<Bytes>>| async {
+            Err::<Response<Full<Bytes>>, _>("inner failed")
+        });
+        let svc = AuthorizeLayer::new(f.policy.clone()).layer(inner);
+        let err = svc
+            .clone()
+            .oneshot(request(
+                Method::GET,
+                "/orders",
+                false,
+                Attach::Identity(f.frontend.clone()),
+            ))
+            .await
+            .err();
+        assert_eq!(err, Some("inner failed"));
+        // A refusal is a response, not an error.
+        let res = svc
+            .oneshot(request(
+                Method::GET,
+                "/orders",
+                false,
+                Attach::Identity(f.intruder.clone()),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    })
+    .await;
+}
+
+#[test]
+fn peer_identity_reads_every_place_integrations_put_it() {
+    let f = fixture();
+    assert!(peer_identity(request(Method::GET, "/", false, Attach::None).extensions()).is_none());
+    for attach in [
+        Attach::Identity(f.frontend.clone()),
+        Attach::ConnectInfo(f.frontend.clone()),
+        Attach::AxumConnectInfo(f.frontend.clone()),
+    ] {
+        let req = request(Method::GET, "/", false, attach);
+        assert_eq!(peer_identity(req.extensions()), Some(&f.frontend));
+    }
+    // A `PeerIdentity` extension (set by the layer) comes first.
+    let mut req = request(
+        Method::GET,
+        "/",
+        false,
+        Attach::ConnectInfo(f.intruder.clone()),
+    );
+    req.extensions_mut().insert(f.frontend.clone());
+    assert_eq!(peer_identity(req.extensions()), Some(&f.frontend));
+}

@@ -1,0 +1,330 @@
+//! `RoutePolicy` semantics: first match wins, segment boundaries, method
+//! restrictions, prefix validation, and correctness with many rules.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use http::Method;
+use mtls_core::{authorize, SpiffeId};
+use mtls_tower::{PolicyError, RoutePolicy};
+
+fn id(s: &str) -> SpiffeId {
+    SpiffeId::new(s).unwrap()
+}
+
+fn admin() -> SpiffeId {
+    id("spiffe://example.org/admin")
+}
+
+fn frontend() -> SpiffeId {
+    id("spiffe://example.org/frontend")
+}
+
+fn allows(policy: &RoutePolicy, method: &Method, path: &str, peer: &SpiffeId) -> bool {
+    policy.decide(method, path, peer).is_ok()
+}
+
+#[test]
+fn first_matching_rule_wins_not_the_longest() {
+    // An earlier `/orders` rule beats a later `/` rule.
+    let policy = RoutePolicy::builder()
+        .route("/orders", authorize::exact(admin()))
+        .route("/", authorize::any())
+        .build()
+        .unwrap();
+    let get = Method::GET;
+    assert!(!allows(&policy, &get, "/orders", &frontend()));
+    assert!(!allows(&policy, &get, "/orders/7", &frontend()));
+    assert!(allows(&policy, &get, "/orders/7", &admin()));
+    assert!(allows(&policy, &get, "/other", &frontend()));
+    assert!(allows(&policy, &get, "/", &frontend()));
+
+    // Reversed: `/` comes first and decides everything.
+    let policy = RoutePolicy::builder()
+        .route("/", authorize::any())
+        .route("/orders", authorize::exact(admin()))
+        .build()
+        .unwrap();
+    assert!(allows(&policy, &get, "/orders", &frontend()));
+
+    // A deeper rule first decides its subtree; the shallower one the rest.
+    let policy = RoutePolicy::builder()
+        .route("/a/b", authorize::exact(admin()))
+        .route("/a", authorize::any())
+        .build()
+        .unwrap();
+    assert!(!allows(&policy, &get, "/a/b", &frontend()));
+    assert!(!allows(&policy, &get, "/a/b/c", &frontend()));
+    assert!(allows(&policy, &get, "/a/bc", &frontend()));
+    assert!(allows(&policy, &get, "/a/c", &frontend()));
+    assert!(allows(&policy, &get, "/a", &frontend()));
+    // The shallower rule first: it decides the deeper paths too.
+    let policy = RoutePolicy::builder()
+        .route("/a", authorize::any())
+        .route("/a/b", authorize::exact(admin()))
+        .build()
+        .unwrap();
+    assert!(allows(&policy, &get, "/a/b/c", &frontend()));
+
+    // Two rules with the same prefix: the first decides.
+    let policy = RoutePolicy::builder()
+        .route("/x", authorize::exact(admin()))
+        .route("/x", authorize::any())
+        .build()
+        .unwrap();
+    assert!(!allows(&policy, &get, "/x", &frontend()));
+}
+
+#[test]
+fn prefixes_match_whole_segments() {
+    let policy = RoutePolicy::builder()
+        .route("/orders", authorize::any())
+        .build()
+        .unwrap();
+    let get = Method::GET;
+    for path in [
+        "/orders",
+        "/orders/",
+        "/orders/7",
+        "/orders/7/items",
+        "/orders//7",
+    ] {
+        assert!(allows(&policy, &get, path, &frontend()), "{path}");
+    }
+    for path in [
+        "/ordersx",
+        "/order",
+        "/orders.json",
+        "/",
+        "/x/orders",
+        "/Orders",
+        "/orders%2F7",
+        "",
+    ] {
+        assert!(!allows(&policy, &get, path, &frontend()), "{path}");
+    }
+    // gRPC: a service prefix covers its methods only.
+    let policy = RoutePolicy::builder()
+        .route("/pkg.Orders", authorize::any())
+        .build()
+        .unwrap();
+    assert!(allows(
+        &policy,
+        &Method::POST,
+        "/pkg.Orders/Get",
+        &frontend()
+    ));
+    assert!(!allows(
+        &policy,
+        &Method::POST,
+        "/pkg.OrdersAdmin/Get",
+        &frontend()
+    ));
+    // `/` matches everything.
+    let policy = RoutePolicy::allow_all_paths(authorize::any());
+    for path in ["/", "/a", "/a/b/c", "/a/"] {
+        assert!(allows(&policy, &get, path, &frontend()), "{path}");
+    }
+}
+
+#[test]
+fn method_restrictions_make_a_rule_match_only_those_methods() {
+    let policy = RoutePolicy::builder()
+        .route_methods([Method::GET], "/health", authorize::any())
+        .route_methods(
+            [Method::POST, Method::DELETE],
+            "/orders",
+            authorize::exact(admin()),
+        )
+        .route("/orders", authorize::any())
+        .build()
+        .unwrap();
+    assert!(allows(&policy, &Method::GET, "/health", &frontend()));
+    // No other rule covers POST /health: default deny, for everyone.
+    assert!(!allows(&policy, &Method::POST, "/health", &frontend()));
+    assert!(!allows(&policy, &Method::POST, "/health", &admin()));
+    // A rule whose methods do not match is skipped; the next one decides.
+    assert!(allows(&policy, &Method::GET, "/orders/7", &frontend()));
+    assert!(!allows(&policy, &Method::POST, "/orders/7", &frontend()));
+    assert!(!allows(&policy, &Method::DELETE, "/orders", &frontend()));
+    assert!(allows(&policy, &Method::DELETE, "/orders", &admin()));
+    // Extension methods compare exactly.
+    let purge = Method::from_bytes(b"PURGE").unwrap();
+    let policy = RoutePolicy::builder()
+        .route_methods([purge.clone()], "/cache", authorize::any())
+        .build()
+        .unwrap();
+    assert!(allows(&policy, &purge, "/cache", &frontend()));
+    assert!(!allows(&policy, &Method::GET, "/cache", &frontend()));
+    // An empty method list matches nothing.
+    let policy = RoutePolicy::builder()
+        .route_methods([], "/", authorize::any())
+        .build()
+        .unwrap();
+    assert!(!allows(&policy, &Method::GET, "/", &frontend()));
+}
+
+#[test]
+fn default_deny_and_reason() {
+    let empty = RoutePolicy::builder().build().unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(empty.len(), 0);
+    let denied = empty.decide(&Method::GET, "/", &frontend()).unwrap_err();
+    assert_eq!(denied.peer(), &frontend());
+    assert_eq!(denied.reason(), "no route rule matches");
+
+    let policy = RoutePolicy::builder()
+        .route("/a", authorize::any())
+        .route_shared(
+            Some(vec![Method::GET]),
+            "/b",
+            std::sync::Arc::new(authorize::any()),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(policy.len(), 2);
+    assert!(!policy.is_empty());
+    assert!(allows(&policy, &Method::GET, "/b", &frontend()));
+    assert!(!allows(&policy, &Method::PUT, "/b", &frontend()));
+    let debug = format!("{policy:?}");
+    assert!(debug.contains("/a") && debug.contains("/b"), "{debug}");
+}
+
+#[test]
+fn invalid_prefixes_are_rejected_by_build() {
+    for bad in [
+        "", "orders", "*", "/orders/", "//", "//orders", "/a//b", "/a?b", "/a?", "/a#frag", "/a b",
+        "/a\n", "/a\0", "/a\u{7f}",
+    ] {
+        let err = RoutePolicy::builder()
+            .route("/fine", authorize::any())
+            .route(bad, authorize::any())
+            .route("/fine/too", authorize::any())
+            .build()
+            .unwrap_err();
+        let PolicyError::InvalidPrefix { prefix, reason } = &err else {
+            panic!("{bad:?}: {err:?}");
+        };
+        assert_eq!(prefix, bad);
+        assert!(!reason.is_empty());
+        assert!(err.to_string().contains("invalid path prefix"), "{err}");
+    }
+    // The first invalid one is reported.
+    let err = RoutePolicy::builder()
+        .route("first", authorize::any())
+        .route("/second/", authorize::any())
+        .build()
+        .unwrap_err();
+    assert!(matches!(&err, PolicyError::InvalidPrefix { prefix, .. } if prefix == "first"));
+    // A very long bad prefix is truncated in the error.
+    let long = "x".repeat(10_000);
+    let err = RoutePolicy::builder()
+        .route(&long, authorize::any())
+        .build()
+        .unwrap_err();
+    assert!(matches!(&err, PolicyError::InvalidPrefix { prefix, .. } if prefix.len() == 128));
+
+    for good in [
+        "/",
+        "/a",
+        "/a.b/C-d_e~",
+        "/pkg.Svc/Method",
+        "/a/%2F",
+        "/v1:batch",
+    ] {
+        assert!(
+            RoutePolicy::builder()
+                .route(good, authorize::any())
+                .build()
+                .is_ok(),
+            "{good:?}"
+        );
+    }
+}
+
+#[test]
+fn ten_thousand_rules_decide_correctly() {
+    const N: usize = 10_000;
+    let worker = |i: usize| id(&format!("spiffe://example.org/w{i}"));
+    let mut builder = RoutePolicy::builder();
+    for i in 0..N {
+        builder = builder.route(&format!("/svc{i}"), authorize::exact(worker(i)));
+    }
+    let policy = builder
+        // Later rules for prefixes already covered never decide.
+        .route("/svc42", authorize::any())
+        .route("/svc42/open", authorize::any())
+        .route("/", authorize::exact(admin()))
+        .build()
+        .unwrap();
+    assert_eq!(policy.len(), N + 3);
+    let get = Method::GET;
+    for i in (0..N).step_by(7).chain([N - 1]) {
+        let path = format!("/svc{i}");
+        assert!(allows(&policy, &get, &path, &worker(i)), "{path}");
+        assert!(allows(&policy, &get, &format!("{path}/x/y"), &worker(i)));
+        assert!(!allows(&policy, &get, &path, &worker(i + 1)), "{path}");
+        assert!(
+            !allows(&policy, &get, &path, &admin()),
+            "{path}: the first rule decides"
+        );
+        // `/svc1` does not cover `/svc10`: segment boundaries.
+        assert!(!allows(&policy, &get, &format!("{path}0"), &worker(i)));
+    }
+    assert!(!allows(&policy, &get, "/svc42", &frontend()));
+    assert!(!allows(&policy, &get, "/svc42/open", &frontend()));
+    // Paths no `/svcN` rule covers fall to the `/` rule.
+    assert!(allows(&policy, &get, "/unlisted", &admin()));
+    assert!(allows(&policy, &get, &format!("/svc{N}"), &admin()));
+    assert!(!allows(&policy, &get, "/unlisted", &worker(0)));
+}
+
+#[test]
+fn deeply_nested_prefixes_decide_by_order() {
+    const DEPTH: usize = 1_000;
+    let prefix = |k: usize| "/n".repeat(k);
+    let worker = |k: usize| id(&format!("spiffe://example.org/w{k}"));
+    // Deepest first, so the deepest matching prefix is the first match.
+    let mut builder = RoutePolicy::builder();
+    for k in (1..=DEPTH).rev() {
+        builder = builder.route(&prefix(k), authorize::exact(worker(k)));
+    }
+    let policy = builder.build().unwrap();
+    let get = Method::GET;
+    for k in [1, 2, 500, DEPTH] {
+        let path = format!("{}/leaf", prefix(k));
+        assert!(allows(&policy, &get, &path, &worker(k)), "depth {k}");
+        assert!(!allows(&policy, &get, &path, &worker(k - 1)), "depth {k}");
+    }
+    // Deeper than any rule: the deepest rule decides.
+    let path = prefix(DEPTH + 50);
+    assert!(allows(&policy, &get, &path, &worker(DEPTH)));
+
+    // Shallowest first: `/n` decides every path under it.
+    let mut builder = RoutePolicy::builder();
+    for k in 1..=DEPTH {
+        builder = builder.route(&prefix(k), authorize::exact(worker(k)));
+    }
+    let policy = builder.build().unwrap();
+    assert!(allows(&policy, &get, &prefix(DEPTH), &worker(1)));
+    assert!(!allows(&policy, &get, &prefix(DEPTH), &worker(DEPTH)));
+}
+
+/// HEAD is GET without a body, and axum's `get` (like most routers) runs
+/// the GET handler for HEAD. A rule restricted to GET must therefore govern
+/// HEAD too; today a HEAD request skips it and falls through to the next
+/// rule, so `HEAD /admin` runs the admin-only GET handler for anyone the
+/// fallback allows (its side effects and response headers included).
+#[test]
+fn get_rule_governs_head() {
+    let policy = RoutePolicy::builder()
+        .route_methods([Method::GET], "/admin", authorize::exact(admin()))
+        .route("/", authorize::any())
+        .build()
+        .unwrap();
+    assert!(!allows(&policy, &Method::GET, "/admin", &frontend()));
+    assert!(
+        !allows(&policy, &Method::HEAD, "/admin", &frontend()),
+        "HEAD sidesteps the GET-only rule"
+    );
+    assert!(allows(&policy, &Method::HEAD, "/admin", &admin()));
+}
