@@ -35,7 +35,10 @@ impl DevCa {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(rcgen::DnType::CommonName, format!("DEVELOPMENT root for {trust_domain}"));
+        dn.push(
+            rcgen::DnType::CommonName,
+            format!("DEVELOPMENT root for {trust_domain}"),
+        );
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -64,7 +67,10 @@ impl DevCa {
         params.distinguished_name = DistinguishedName::new();
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         params.subject_alt_names = vec![SanType::URI(id.try_into()?)];
         params.serial_number = Some(random_serial()?);
         params.use_authority_key_identifier_extension = true;

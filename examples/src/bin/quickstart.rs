@@ -73,7 +73,8 @@ async fn serve(listener: TcpListener, config: MtlsServerConfig, n: usize) -> Res
             Ok(mut tls) => {
                 let peer = config.peer_identity(tls.get_ref().1)?;
                 println!("backend: authenticated {}", peer.spiffe_id());
-                tls.write_all(format!("hello {}", peer.spiffe_id()).as_bytes()).await?;
+                tls.write_all(format!("hello {}", peer.spiffe_id()).as_bytes())
+                    .await?;
                 tls.shutdown().await?;
             }
             Err(e) => println!("backend: handshake rejected: {e}"),

@@ -1,0 +1,99 @@
+//! Run with: `cargo run -p examples --bin tonic-server -- --listen 127.0.0.1:8443 --cert server.pem --key server.key --bundle bundle.pem [--admin ID]...`
+//!
+//! A gRPC server on tonic serving `mtls.examples.v1.Identity`
+//! (`proto/identity.proto`) where every client authenticates with its
+//! X.509-SVID (mutual TLS, SPIFFE IDs):
+//!
+//! - who may connect at all is decided during the handshake (`--allow`,
+//!   `--allow-trust-domain`; by default the members of the server's own
+//!   trust domain);
+//! - who may call which method is decided per request by mtls-tower's
+//!   `AuthorizeLayer`: `WhoAmI` (anyone connected) answers the caller's
+//!   SPIFFE ID; `Admin` answers only the `--admin` IDs, and
+//!   `PERMISSION_DENIED` everyone else.
+//!
+//! The flags are those of `axum-server`. Prints `listening on ADDR` on
+//! stdout once it accepts connections. Exit status 1 (and a message on
+//! stderr) when a file cannot be loaded or the address cannot be bound; 2
+//! on usage errors.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mtls_core::authorize;
+use mtls_tower::{tonic_peer, AuthorizeLayer, MtlsListener, RoutePolicy};
+use tonic::{Request, Response, Status};
+
+#[path = "../cli_common.rs"]
+mod cli_common;
+#[path = "../identity_proto.rs"]
+mod identity_proto;
+
+use cli_common::{BoxError, ServerArgs};
+use identity_proto::identity_server::{Identity, IdentityServer};
+use identity_proto::{AdminReply, AdminRequest, WhoAmIReply, WhoAmIRequest};
+
+const PROGRAM: &str = "tonic-server";
+
+/// gRPC server with mutual TLS and SPIFFE IDs: mtls.examples.v1.Identity.
+#[derive(Debug, Parser)]
+#[command(name = PROGRAM, version)]
+struct Cli {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// The `Identity` service.
+#[derive(Debug, Default)]
+struct IdentityService;
+
+#[tonic::async_trait]
+impl Identity for IdentityService {
+    async fn who_am_i(
+        &self,
+        request: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIReply>, Status> {
+        let peer = tonic_peer(&request)?;
+        Ok(Response::new(WhoAmIReply {
+            spiffe_id: peer.spiffe_id().to_string(),
+        }))
+    }
+
+    /// Reached only by the `--admin` IDs: the layer answers
+    /// `PERMISSION_DENIED` to the others.
+    async fn admin(&self, request: Request<AdminRequest>) -> Result<Response<AdminReply>, Status> {
+        tonic_peer(&request)?;
+        Ok(Response::new(AdminReply {
+            message: "welcome, admin".to_owned(),
+        }))
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli_common::exit(PROGRAM, run(cli).await)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
+    let args = cli.server;
+    let server = args.server_config(PROGRAM, &[b"h2"])?;
+
+    // Per call: Admin for the admins only, WhoAmI for anyone who got
+    // through the handshake; anything else: PERMISSION_DENIED.
+    let policy = RoutePolicy::builder()
+        .route(identity_proto::ADMIN_PATH, args.admin_authorizer())
+        .route(identity_proto::WHO_AM_I_PATH, authorize::any())
+        .build()?;
+
+    let listener = MtlsListener::bind(&args.listen, server)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    cli_common::announce(listener.local_addr())?;
+    tonic::transport::Server::builder()
+        .layer(AuthorizeLayer::new(policy))
+        .add_service(IdentityServer::new(IdentityService))
+        .serve_with_incoming_shutdown(listener, cli_common::shutdown_signal())
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}

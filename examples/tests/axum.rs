@@ -1,0 +1,335 @@
+//! Run with: `cargo test -p examples --test axum`
+//!
+//! `axum-server` and `axum-client` as real processes over loopback, with
+//! certificates from the `mtls-ca` library, and curl as an independent
+//! client.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use common::{args, bundle, curl, federated, run, s, Domain, Identity, Pki, Server};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
+const CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
+const SERVER_ID: &str = "spiffe://example.org/server";
+
+/// One trust domain, example.org, with a server, a client and an admin.
+struct Fixture {
+    pki: Pki,
+    example: Domain,
+    server: Identity,
+    client: Identity,
+    admin: Identity,
+}
+
+fn fixture() -> Fixture {
+    let pki = Pki::new();
+    let example = pki.domain("example", "example.org");
+    let server = pki.issue(&example, "server", SERVER_ID);
+    let client = pki.issue(&example, "client", "spiffe://example.org/client");
+    let admin = pki.issue(&example, "admin", "spiffe://example.org/admin");
+    Fixture {
+        pki,
+        example,
+        server,
+        client,
+        admin,
+    }
+}
+
+impl Fixture {
+    /// The server with `extra` flags.
+    fn start(&self, extra: &[String]) -> Server {
+        Server::start(
+            SERVER,
+            &args([
+                self.server.args(),
+                bundle(&self.example.bundle),
+                extra.to_vec(),
+            ]),
+        )
+    }
+
+    /// `axum-client` as `who`, trusting example.org, expecting the server.
+    fn call(&self, server: &Server, who: &Identity, path: &str) -> common::Outcome {
+        self.call_with(server, who, path, bundle(&self.example.bundle))
+    }
+
+    fn call_with(
+        &self,
+        server: &Server,
+        who: &Identity,
+        path: &str,
+        bundles: Vec<String>,
+    ) -> common::Outcome {
+        let url = format!("https://{}{path}", server.addr);
+        run(
+            CLIENT,
+            &args([
+                s(&["--url", &url, "--server-id", SERVER_ID]),
+                who.args(),
+                bundles,
+            ]),
+        )
+    }
+}
+
+#[test]
+fn whoami_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
+    let f = fixture();
+    let server = f.start(&s(&["--admin", &f.admin.id]));
+
+    let out = f.call(&server, &f.client, "/whoami");
+    out.assert_ok();
+    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+
+    let out = f.call(&server, &f.admin, "/whoami");
+    out.assert_ok();
+    assert_eq!(out.stdout, "spiffe://example.org/admin\n");
+
+    // A non-admin: 403 from the route policy; status and body on stderr.
+    let out = f.call(&server, &f.client, "/admin");
+    out.assert_exit(1);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("403"), "{out:#?}");
+    assert!(out.stderr.contains("permission denied"), "{out:#?}");
+
+    let out = f.call(&server, &f.admin, "/admin");
+    out.assert_ok();
+    assert_eq!(out.stdout, "welcome, admin\n");
+
+    // No rule for the path: denied before routing (default deny).
+    let out = f.call(&server, &f.client, "/elsewhere");
+    out.assert_exit(1);
+    assert!(out.stderr.contains("403"), "{out:#?}");
+}
+
+#[test]
+fn without_admin_flags_nobody_is_admin() {
+    let f = fixture();
+    let server = f.start(&[]);
+    f.call(&server, &f.admin, "/admin").assert_exit(1);
+    f.call(&server, &f.admin, "/whoami").assert_ok();
+}
+
+#[test]
+fn curl_is_an_independent_client() {
+    let curl = curl();
+    let f = fixture();
+    let server = f.start(&s(&["--admin", &f.admin.id]));
+    let url = |path: &str| format!("https://localhost:{}{path}", server.port());
+    let base = |who: Option<&Identity>, path: &str| {
+        let mut a = s(&["--silent", "--show-error", "--fail", "--max-time", "10"]);
+        if let Some(who) = who {
+            a.extend(s(&["--cert", &common::path_str(&who.cert)]));
+            a.extend(s(&["--key", &common::path_str(&who.key)]));
+        }
+        a.extend(s(&[
+            "--cacert",
+            &common::path_str(&f.example.bundle),
+            &url(path),
+        ]));
+        a
+    };
+
+    let out = run(curl, &base(Some(&f.client), "/whoami"));
+    out.assert_ok();
+    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+
+    let out = run(curl, &base(Some(&f.admin), "/admin"));
+    out.assert_ok();
+    assert_eq!(out.stdout, "welcome, admin\n");
+
+    // --fail: an HTTP error is exit 22.
+    run(curl, &base(Some(&f.client), "/admin")).assert_exit(22);
+
+    // No client certificate: the handshake fails.
+    let out = run(curl, &base(None, "/whoami"));
+    assert!(!out.status.success(), "{out:#?}");
+    assert_eq!(out.stdout, "");
+
+    // HTTP/1.1 works as well as h2.
+    let mut http1 = base(Some(&f.client), "/whoami");
+    http1.insert(0, "--http1.1".into());
+    let out = run(curl, &http1);
+    out.assert_ok();
+    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+}
+
+#[test]
+fn another_trust_domain_is_refused_during_the_handshake() {
+    let f = fixture();
+    let other = f.pki.domain("other", "other.org");
+    let stranger = f
+        .pki
+        .issue(&other, "stranger", "spiffe://other.org/stranger");
+    // The stranger trusts example.org, so only the server can refuse.
+    let trust_both = args([
+        bundle(&other.bundle),
+        federated("example.org", &f.example.bundle),
+    ]);
+
+    let mut server = f.start(&[]);
+    let out = f.call_with(&server, &stranger, "/whoami", trust_both.clone());
+    out.assert_exit(1);
+    assert_eq!(out.stdout, "");
+    assert!(!out.stderr.contains("rejected the server"), "{out:#?}");
+    let log = server.stderr();
+    assert!(log.contains("rejected a client"), "{log}");
+    assert!(log.contains("other.org"), "{log}");
+
+    // Federated: with other.org's bundle and other.org allowed, it gets in.
+    let server = f.start(&args([
+        federated("other.org", &other.bundle),
+        s(&["--allow-trust-domain", "other.org"]),
+    ]));
+    let out = f.call_with(&server, &stranger, "/whoami", trust_both);
+    out.assert_ok();
+    assert_eq!(out.stdout, "spiffe://other.org/stranger\n");
+    // ...and example.org members no longer do: only other.org is allowed.
+    f.call(&server, &f.client, "/whoami").assert_exit(1);
+}
+
+#[test]
+fn an_impostor_from_another_ca_of_the_same_trust_domain_is_refused() {
+    let f = fixture();
+    let rogue = f.pki.domain("rogue", "example.org");
+    let impostor = f
+        .pki
+        .issue(&rogue, "impostor", "spiffe://example.org/client");
+    let server = f.start(&[]);
+    // The impostor trusts the real CA (it wants in), so only the server refuses.
+    let out = f.call(&server, &impostor, "/whoami");
+    out.assert_exit(1);
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn allow_lists_ids_and_trust_domains() {
+    let f = fixture();
+    let server = f.start(&s(&["--allow", &f.client.id]));
+    f.call(&server, &f.client, "/whoami").assert_ok();
+    // example.org/admin is a member of the trust domain but not listed.
+    f.call(&server, &f.admin, "/whoami").assert_exit(1);
+
+    let server = f.start(&s(&[
+        "--allow",
+        &f.client.id,
+        "--allow-trust-domain",
+        "example.org",
+    ]));
+    f.call(&server, &f.admin, "/whoami").assert_ok();
+}
+
+#[test]
+fn the_client_refuses_a_server_with_another_spiffe_id() {
+    let f = fixture();
+    let server = f.start(&[]);
+    let url = format!("https://{}/whoami", server.addr);
+    let out = run(
+        CLIENT,
+        &args([
+            s(&[
+                "--url",
+                &url,
+                "--server-id",
+                "spiffe://example.org/someone-else",
+            ]),
+            f.client.args(),
+            bundle(&f.example.bundle),
+        ]),
+    );
+    out.assert_exit(1);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("rejected the server"), "{out:#?}");
+}
+
+#[test]
+fn bundles_may_be_spiffe_jwks() {
+    let f = fixture();
+    let jwks = f.pki.path("example-bundle.json");
+    std::fs::write(&jwks, f.example.ca.bundle().unwrap().to_jwks().unwrap()).unwrap();
+    let server = Server::start(SERVER, &args([f.server.args(), bundle(&jwks)]));
+    let out = f.call_with(&server, &f.client, "/whoami", bundle(&jwks));
+    out.assert_ok();
+    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+}
+
+#[test]
+fn a_revoked_client_is_refused_with_crl() {
+    let f = fixture();
+    let pem = std::fs::read(&f.client.cert).unwrap();
+    let (_, leaf) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let cert = leaf.parse_x509().unwrap();
+    assert!(f.example.ca.revoke(cert.raw_serial()));
+    let crl = f
+        .example
+        .ca
+        .crl(std::time::Duration::from_secs(3600))
+        .unwrap();
+    let crl_path = f.pki.path("example.crl");
+    std::fs::write(&crl_path, mtls_core::to_pem("X509 CRL", &crl)).unwrap();
+
+    let server = f.start(&s(&["--crl", &common::path_str(&crl_path)]));
+    f.call(&server, &f.client, "/whoami").assert_exit(1);
+    f.call(&server, &f.admin, "/whoami").assert_ok();
+}
+
+#[test]
+fn unreadable_or_garbage_files_are_clear_errors() {
+    let f = fixture();
+    let garbage = f.pki.path("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = f.pki.path("missing.pem");
+    let g = common::path_str(&garbage);
+    let m = common::path_str(&missing);
+    let listen = s(&["--listen", "127.0.0.1:0"]);
+    let cert = common::path_str(&f.server.cert);
+    let key = common::path_str(&f.server.key);
+    let b = common::path_str(&f.example.bundle);
+
+    for (flags, needle) in [
+        (
+            s(&["--cert", &m, "--key", &key, "--bundle", &b]),
+            "cannot read --cert",
+        ),
+        (s(&["--cert", &g, "--key", &key, "--bundle", &b]), "--cert"),
+        (s(&["--cert", &cert, "--key", &g, "--bundle", &b]), "--key"),
+        (
+            s(&["--cert", &cert, "--key", &key, "--bundle", &g]),
+            "--bundle",
+        ),
+        (
+            s(&["--cert", &cert, "--key", &key, "--bundle", &m]),
+            "cannot read --bundle",
+        ),
+        (
+            s(&["--cert", &cert, "--key", &key, "--bundle", &b, "--crl", &g]),
+            "--crl",
+        ),
+        (
+            s(&[
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "--bundle",
+                &b,
+                "--bundle",
+                &format!("example.org={b}"),
+            ]),
+            "two bundles",
+        ),
+    ] {
+        for exe in [SERVER, env!("CARGO_BIN_EXE_tonic-server")] {
+            let out = run(exe, &args([listen.clone(), flags.clone()]));
+            out.assert_exit(1);
+            assert_eq!(out.stdout, "", "{flags:?}");
+            assert!(out.stderr.contains(needle), "{flags:?}: {out:#?}");
+        }
+    }
+
+    // Usage errors are exit 2.
+    run(SERVER, &s(&["--cert", &cert])).assert_exit(2);
+    run(CLIENT, &s(&["--url", "http://localhost:1/"])).assert_exit(2);
+}

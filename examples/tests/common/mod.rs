@@ -1,0 +1,277 @@
+//! Run with: `cargo test -p examples` (helpers shared by the example tests).
+//!
+//! Certificates from the `mtls-ca` library written into a temporary
+//! directory, the example servers as real processes (killed when their
+//! guard drops), clients run with a deadline, and curl.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
+use mtls_core::{SpiffeId, TrustDomain};
+
+/// How long a server may take to print `listening on ADDR`.
+const STARTUP: Duration = Duration::from_secs(15);
+/// How long one client run may take.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(15);
+
+/// A development CA whose files go into a temporary directory.
+pub(crate) struct Pki {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// One trust domain: its CA and the path of its bundle (PEM).
+pub(crate) struct Domain {
+    pub(crate) ca: CertificateAuthority,
+    pub(crate) bundle: PathBuf,
+}
+
+/// The files of one SVID.
+#[derive(Clone)]
+pub(crate) struct Identity {
+    pub(crate) id: String,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+impl Pki {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A new self-signed development CA for `td`, its bundle written to
+    /// `<name>-bundle.pem`.
+    pub(crate) fn domain(&self, name: &str, td: &str) -> Domain {
+        let ca = CertificateAuthority::self_signed_for_development(
+            TrustDomain::new(td).unwrap(),
+            &CaOptions::default(),
+        )
+        .unwrap();
+        let bundle = self.path(&format!("{name}-bundle.pem"));
+        std::fs::write(&bundle, ca.bundle().unwrap().to_pem()).unwrap();
+        Domain { ca, bundle }
+    }
+
+    /// Issues `id` (with DNS SAN localhost) from `domain` into
+    /// `<name>.pem` and `<name>.key`.
+    pub(crate) fn issue(&self, domain: &Domain, name: &str, id: &str) -> Identity {
+        let svid = domain
+            .ca
+            .issue(&SvidRequest::new(SpiffeId::new(id).unwrap()).dns_name("localhost"))
+            .unwrap();
+        let cert = self.path(&format!("{name}.pem"));
+        let key = self.path(&format!("{name}.key"));
+        std::fs::write(&cert, svid.chain_pem()).unwrap();
+        std::fs::write(&key, svid.private_key_pem()).unwrap();
+        Identity {
+            id: id.to_owned(),
+            cert,
+            key,
+        }
+    }
+}
+
+impl Identity {
+    /// `--cert C --key K`.
+    pub(crate) fn args(&self) -> Vec<String> {
+        vec![
+            "--cert".into(),
+            path_str(&self.cert),
+            "--key".into(),
+            path_str(&self.key),
+        ]
+    }
+}
+
+pub(crate) fn path_str(path: &Path) -> String {
+    path.to_str().expect("UTF-8 temporary path").to_owned()
+}
+
+/// A running server process, killed on drop.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Server {
+    /// Starts `exe --listen 127.0.0.1:0 ARGS` and waits for its
+    /// `listening on ADDR` line.
+    pub(crate) fn start(exe: &str, args: &[String]) -> Self {
+        let mut child = Command::new(exe)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next();
+            let _ = tx.send(first);
+            // Keep reading so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr: Some(stderr),
+        };
+        let line = match rx.recv_timeout(STARTUP) {
+            Ok(Some(Ok(line))) => line,
+            other => {
+                let _ = server.child.kill();
+                let _ = server.child.wait();
+                panic!(
+                    "{exe} did not print `listening on ADDR` ({other:?}); stderr: {}",
+                    server.stderr()
+                );
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{exe}: unexpected first line {line:?}"));
+        server.addr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("{exe}: bad address in {line:?}: {e}"));
+        assert_ne!(server.addr.port(), 0, "the real port is printed");
+        server
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Kills the server and returns everything it wrote on stderr.
+    pub(crate) fn stderr(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a finished client printed.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Outcome {
+    pub(crate) fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    #[track_caller]
+    pub(crate) fn assert_ok(&self) -> &Self {
+        assert!(self.status.success(), "expected success: {self:#?}");
+        self
+    }
+
+    #[track_caller]
+    pub(crate) fn assert_exit(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), Some(code), "expected exit {code}: {self:#?}");
+        self
+    }
+}
+
+/// Runs a program to its end, killing it past the deadline.
+pub(crate) fn run(exe: &str, args: &[String]) -> Outcome {
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > CLIENT_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{exe} {args:?} still running after {CLIENT_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Outcome {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// The curl executable, or a loud failure: these tests need an independent
+/// client (CI installs curl).
+pub(crate) fn curl() -> &'static str {
+    match Command::new("curl").arg("--version").output() {
+        Ok(out) if out.status.success() => "curl",
+        Ok(out) => panic!("`curl --version` failed: {out:?}; these tests need curl"),
+        Err(e) => panic!("curl is required by these tests and was not found ({e}); install it (apt-get install curl)"),
+    }
+}
+
+/// `["--bundle", path]`.
+pub(crate) fn bundle(path: &Path) -> Vec<String> {
+    vec!["--bundle".into(), path_str(path)]
+}
+
+/// `["--bundle", "TD=path"]`.
+pub(crate) fn federated(td: &str, path: &Path) -> Vec<String> {
+    vec!["--bundle".into(), format!("{td}={}", path_str(path))]
+}
+
+/// Joins argument lists.
+pub(crate) fn args<const N: usize>(parts: [Vec<String>; N]) -> Vec<String> {
+    parts.into_iter().flatten().collect()
+}
+
+/// Turns string slices into owned arguments.
+pub(crate) fn s(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| (*p).to_owned()).collect()
+}
