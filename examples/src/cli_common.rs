@@ -20,8 +20,8 @@ use std::sync::Arc;
 use clap::Args;
 use mtls_core::authorize::{self, OneOf};
 use mtls_core::{
-    Authorizer, AuthorizerExt, BundleSet, CrlSet, MtlsClientConfig, MtlsServerConfig, SpiffeId,
-    TrustDomain, X509Bundle, X509Svid,
+    Authorizer, AuthorizerExt, BundleSet, CrlSet, FilePaths, FileSource, MtlsClientConfig,
+    MtlsServerConfig, SpiffeId, TrustDomain, WatchOptions, X509Bundle, X509Svid,
 };
 
 /// Errors of the examples: any error, with a message that says which flag
@@ -117,6 +117,32 @@ pub(crate) fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, BoxError> {
 }
 
 impl IdentityArgs {
+    /// Checks the files like [`IdentityArgs::load`], then watches them: a
+    /// changed certificate, key, bundle or CRL is served by new handshakes
+    /// without a restart, once the whole new set is good (the last good set
+    /// keeps serving otherwise).
+    pub(crate) fn watch(&self) -> Result<(Arc<FileSource>, TrustDomain), BoxError> {
+        let material = self.load()?;
+        let own = material.trust_domain();
+        let own_bundle = self
+            .bundles
+            .iter()
+            .find(|b| b.trust_domain.as_ref().is_none_or(|td| *td == own))
+            .ok_or_else(|| format!("no --bundle for our own trust domain {own}"))?;
+        let mut paths = FilePaths::new(&self.cert, &self.key, &own_bundle.path);
+        for arg in &self.bundles {
+            if let Some(td) = arg.trust_domain.as_ref().filter(|td| **td != own) {
+                paths = paths.federated(td.clone(), &arg.path);
+            }
+        }
+        for crl in &self.crls {
+            paths = paths.crl(crl);
+        }
+        let source = FileSource::watch(paths, WatchOptions::default())
+            .map_err(|e| format!("cannot watch the identity files: {e}"))?;
+        Ok((Arc::new(source), own))
+    }
+
     /// Reads and checks every file; the first problem is an error naming
     /// the flag and the file.
     pub(crate) fn load(&self) -> Result<Material, BoxError> {
@@ -217,25 +243,22 @@ impl ServerArgs {
         authorize::one_of(self.admins.iter().cloned())
     }
 
-    /// Loads the files and builds the server's TLS config, offering `alpn`.
-    /// Rejected peers are reported on stderr, prefixed by `program`.
+    /// Watches the files and builds the server's TLS config, offering
+    /// `alpn`. Rejected peers are reported on stderr, prefixed by `program`.
     pub(crate) fn server_config(
         &self,
         program: &'static str,
         alpn: &[&[u8]],
     ) -> Result<MtlsServerConfig, BoxError> {
-        let material = self.identity.load()?;
-        let own = material.trust_domain();
-        let mut builder = MtlsServerConfig::builder(material.svid, material.bundles)
+        // Watched: rotated files are picked up without a restart.
+        let (files, own) = self.identity.watch()?;
+        MtlsServerConfig::builder(files.clone(), files.clone())
+            .crls(files)
             .authorizer(self.connection_authorizer(&own))
             .alpn_protocols(alpn.iter().map(|p| p.to_vec()).collect())
             // Safe: mtls-tower's listener verifies resumed sessions again.
             .resumption(true)
-            .on_rejection(move |e| eprintln!("{program}: rejected a client: {e}"));
-        if let Some(crls) = material.crls {
-            builder = builder.crls(crls);
-        }
-        builder
+            .on_rejection(move |e| eprintln!("{program}: rejected a client: {e}"))
             .build()
             .map_err(|e| format!("cannot build the TLS server config: {e}").into())
     }
