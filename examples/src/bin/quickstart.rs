@@ -1,96 +1,292 @@
 //! Run with: `cargo run -p examples --bin quickstart`
 //!
-//! Two in-process services authenticate each other with mutual TLS and
-//! SPIFFE IDs over loopback, then a third, signed by an untrusted CA with
-//! the same trust domain name, is turned away.
-//!
-//! The certificates come from a throwaway, in-memory **development** CA
-//! (a self-signed root, never to be used in production).
+//! Zero-trust mTLS in one minute, with nothing to set up: an embedded CA
+//! issues SPIFFE identities, an axum backend admits only authenticated
+//! peers and lets only `frontend` call `/orders`, and every kind of caller
+//! is shown what it gets. Exits 0 when everything behaved as shown.
 
+use std::error::Error;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
-use mtls_core::{authorize, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use mtls_ca::{CaOptions, CertificateAuthority, RenewingSvid, SvidRequest};
+use mtls_core::{
+    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain, X509Svid,
+};
+use mtls_tower::{
+    AuthorizeLayer, MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId, RoutePolicy,
+};
+use rustls::pki_types::ServerName;
 
-#[path = "../dev_ca.rs"]
-mod dev_ca;
-use dev_ca::BoxError;
+type BoxError = Box<dyn Error + Send + Sync>;
 
 const BACKEND: &str = "spiffe://example.org/backend";
 const FRONTEND: &str = "spiffe://example.org/frontend";
+const INTRUDER: &str = "spiffe://example.org/intruder";
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(0) => {
+            println!(
+                "\nall {CHECKS} checks behaved as shown: zero-trust mTLS with SPIFFE IDs works"
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(failed) => {
+            println!("\n{failed} of {CHECKS} checks did NOT behave as expected");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("quickstart: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+const CHECKS: usize = 6;
+
+/// Prints one step and whether it behaved as expected.
+fn check(ok: bool, what: &str, detail: &str) -> usize {
+    println!(
+        "{} {what}\n    {detail}",
+        if ok { "[ok]  " } else { "[FAIL]" }
+    );
+    usize::from(!ok)
+}
+
+async fn run() -> Result<usize, BoxError> {
     let td = TrustDomain::new("example.org")?;
-    println!("development CA for trust domain {td} (self-signed, in memory; not for production)");
-    let ca = dev_ca::DevCa::new(&td)?;
-    let bundles = ca.bundle_set()?;
+    let id = |s: &str| SpiffeId::new(s);
 
-    // The backend admits members of example.org only.
-    let backend = MtlsServerConfig::builder(ca.svid(BACKEND)?, bundles.clone())
+    // 1. An embedded CA. Self-signed roots are for development only; in
+    //    production, load an intermediate from your PKI, or use SPIRE.
+    let ca = Arc::new(CertificateAuthority::self_signed_for_development(
+        td.clone(),
+        &CaOptions::default(),
+    )?);
+    println!("CA: DEVELOPMENT root for trust domain {td} (self-signed, in memory; never use one in production)");
+    let bundles = BundleSet::from(ca.bundle()?);
+    let frontend = ca.issue(&SvidRequest::new(id(FRONTEND)?))?;
+    let intruder = ca.issue(&SvidRequest::new(id(INTRUDER)?))?;
+    let rogue_ca =
+        CertificateAuthority::self_signed_for_development(td.clone(), &CaOptions::default())?;
+    let impostor = rogue_ca.issue(&SvidRequest::new(id(FRONTEND)?))?;
+    println!("issued SVIDs: {FRONTEND}, {INTRUDER}, {BACKEND} (renewing), and an impostor {FRONTEND} from a second, untrusted CA\n");
+
+    // 2. The backend: its own SVID renews itself from the CA; members of
+    //    example.org may connect; only the frontend may call /orders.
+    let backend_svid = Arc::new(RenewingSvid::start(
+        ca.clone(),
+        SvidRequest::new(id(BACKEND)?).dns_name("localhost"),
+    )?);
+    let rejections = Arc::new(Mutex::new(Vec::new()));
+    let log = rejections.clone();
+    let server = MtlsServerConfig::builder(backend_svid.clone(), bundles.clone())
         .authorizer(authorize::member_of(td.clone()))
+        .alpn_protocols(vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+        .on_rejection(move |e| {
+            log.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.to_string())
+        })
         .build()?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(serve(listener, backend, 2));
+    let policy = RoutePolicy::builder()
+        .route("/orders", authorize::exact(id(FRONTEND)?))
+        .build()?;
+    let app = Router::new()
+        .route(
+            "/orders",
+            get(|PeerId(caller): PeerId| async move { format!("orders for {caller}") }),
+        )
+        .layer(AuthorizeLayer::new(policy));
+    let listener = MtlsListener::bind("127.0.0.1:0", server).await?;
+    let addr = listener.local_addr();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<MtlsConnectInfo>(),
+        )
+        .await
+    });
+    println!("backend {BACKEND} listening on https://{addr} (policy: only {FRONTEND} may call /orders)\n");
 
-    // The frontend accepts only the backend's SPIFFE ID as its server.
-    let frontend = MtlsClientConfig::builder(ca.svid(FRONTEND)?, bundles.clone())
-        .authorizer(authorize::exact(SpiffeId::new(BACKEND)?))
+    let mut failed = 0;
+
+    // 3. The frontend: allowed.
+    let answer = get_orders(&frontend, &bundles, addr).await;
+    failed += check(
+        matches!(&answer, Ok((200, body)) if body == &format!("orders for {FRONTEND}")),
+        "frontend -> GET /orders: 200, the handler saw the caller's SPIFFE ID",
+        &show(&answer),
+    );
+
+    // 4. The intruder: right trust domain, authenticated, but not allowed.
+    let answer = get_orders(&intruder, &bundles, addr).await;
+    failed += check(
+        matches!(&answer, Ok((403, _))),
+        "intruder (authenticated member of example.org) -> GET /orders: 403 from the authorization layer",
+        &show(&answer),
+    );
+
+    // 5. An impostor: a valid-looking SVID for the frontend's ID, signed by
+    //    a CA the backend does not trust.
+    let answer = get_orders(&impostor, &bundles, addr).await;
+    let reason = last_rejection(&rejections);
+    failed += check(
+        answer.is_err()
+            && reason.contains("not signed by an authority of trust domain example.org"),
+        "impostor (frontend's ID, untrusted CA) -> handshake refused",
+        &format!("client: {}\n    backend: {reason}", show(&answer)),
+    );
+
+    // 6. A client with no certificate at all (a plain TLS client that
+    //    trusts the backend's CA and checks its DNS name).
+    let answer = plain_tls_client(&ca, addr).await;
+    failed += check(
+        answer.is_err(),
+        "client without a certificate -> refused",
+        &show(&answer),
+    );
+
+    // 7. Rotation: the backend renews its SVID mid-run; the next call uses
+    //    the new one, with no restart and no failed request.
+    let before = backend_svid.current();
+    let mut updates = backend_svid.subscribe();
+    backend_svid.renew_now()?;
+    updates.changed().await?;
+    let after = backend_svid.current();
+    let (answer, served) = get_orders_seeing_server(&frontend, &bundles, addr).await;
+    failed += check(
+        before.leaf() != after.leaf()
+            && matches!(&answer, Ok((200, _)))
+            && served.as_ref() == Some(after.leaf()),
+        "backend SVID rotated mid-run -> next call still succeeds, served with the new certificate",
+        &format!("{} (new serial {})", show(&answer), serial(&after)),
+    );
+
+    // 8. And the frontend's view of the backend: it insists on BACKEND.
+    let wrong = MtlsClientConfig::builder(frontend.clone(), bundles.clone())
+        .authorizer(authorize::exact(id("spiffe://example.org/payments")?))
         .build()?;
-    let reply = call(&frontend, addr).await?;
-    println!("frontend -> backend: handshake ok; backend says: {reply}");
-    if reply != format!("hello {FRONTEND}") {
-        return Err(format!("unexpected reply {reply:?}").into());
+    let answer = request(MtlsConnector::new(wrong), addr).await;
+    failed += check(
+        answer.is_err(),
+        "frontend expecting spiffe://example.org/payments -> refuses the backend during the handshake",
+        &show(&answer),
+    );
+    Ok(failed)
+}
+
+async fn get_orders(
+    svid: &X509Svid,
+    bundles: &BundleSet,
+    addr: SocketAddr,
+) -> Result<(u16, String), BoxError> {
+    get_orders_seeing_server(svid, bundles, addr).await.0
+}
+
+/// GET /orders as `svid`, expecting the backend's SPIFFE ID; also returns
+/// the backend's leaf certificate.
+async fn get_orders_seeing_server(
+    svid: &X509Svid,
+    bundles: &BundleSet,
+    addr: SocketAddr,
+) -> (
+    Result<(u16, String), BoxError>,
+    Option<rustls::pki_types::CertificateDer<'static>>,
+) {
+    let config = match MtlsClientConfig::builder(svid.clone(), bundles.clone())
+        .authorizer(authorize::exact(SpiffeId::from_static(BACKEND)))
+        .alpn_protocols(vec![b"h2".to_vec()])
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return (Err(e.into()), None),
+    };
+    let connector = MtlsConnector::new(config);
+    let leaf = match connector
+        .connect(&format!("https://{addr}/").parse().unwrap_or_default())
+        .await
+    {
+        Ok(stream) => Some(stream.peer_identity().leaf().clone()),
+        Err(_) => None,
+    };
+    (request(connector, addr).await, leaf)
+}
+
+async fn request(connector: MtlsConnector, addr: SocketAddr) -> Result<(u16, String), BoxError> {
+    let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(connector);
+    let response = client
+        .get(format!("https://{addr}/orders").parse()?)
+        .await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+async fn plain_tls_client(
+    ca: &CertificateAuthority,
+    addr: SocketAddr,
+) -> Result<(u16, String), BoxError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for anchor in ca.trust_anchors() {
+        roots.add(anchor.clone())?;
     }
+    let config = rustls::ClientConfig::builder_with_provider(mtls_core::default_crypto_provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(b"GET /orders HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    tls.read_to_string(&mut response).await?;
+    Ok((0, response))
+}
 
-    // An impostor: a valid-looking SVID for example.org from another CA.
-    let rogue = dev_ca::DevCa::new(&td)?;
-    let intruder = MtlsClientConfig::builder(rogue.svid("spiffe://example.org/intruder")?, bundles)
-        .authorizer(authorize::exact(SpiffeId::new(BACKEND)?))
-        .build()?;
-    match call(&intruder, addr).await {
-        Ok(reply) => return Err(format!("impostor was admitted: {reply}").into()),
-        Err(e) => println!("impostor (untrusted CA) -> backend: refused: {e}"),
-    }
-
-    match server.await? {
-        Ok(()) => {
-            println!("ok: mutual TLS with SPIFFE IDs works");
-            Ok(())
-        }
-        Err(e) => Err(e),
+fn show(answer: &Result<(u16, String), BoxError>) -> String {
+    match answer {
+        Ok((status, body)) => format!("HTTP {status}: {}", body.trim_end()),
+        Err(e) => format!("refused: {}", error_chain(e.as_ref())),
     }
 }
 
-/// Accepts `n` connections and greets each authenticated peer by SPIFFE ID.
-async fn serve(listener: TcpListener, config: MtlsServerConfig, n: usize) -> Result<(), BoxError> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config.rustls_config());
-    for _ in 0..n {
-        let (tcp, _) = listener.accept().await?;
-        match acceptor.accept(tcp).await {
-            Ok(mut tls) => {
-                let peer = config.peer_identity(tls.get_ref().1)?;
-                println!("backend: authenticated {}", peer.spiffe_id());
-                tls.write_all(format!("hello {}", peer.spiffe_id()).as_bytes())
-                    .await?;
-                tls.shutdown().await?;
-            }
-            Err(e) => println!("backend: handshake rejected: {e}"),
+fn error_chain(mut e: &(dyn Error + 'static)) -> String {
+    let mut out = e.to_string();
+    while let Some(source) = e.source() {
+        let text = source.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
         }
+        e = source;
     }
-    Ok(())
+    out
 }
 
-async fn call(config: &MtlsClientConfig, addr: SocketAddr) -> Result<String, BoxError> {
-    let connector = tokio_rustls::TlsConnector::from(config.rustls_config());
-    let tcp = TcpStream::connect(addr).await?;
-    let name = rustls::pki_types::ServerName::from(addr.ip());
-    let mut tls = connector.connect(name, tcp).await?;
-    let server = config.peer_identity(tls.get_ref().1)?;
-    println!("client: server authenticated as {}", server.spiffe_id());
-    let mut reply = String::new();
-    tls.read_to_string(&mut reply).await?;
-    Ok(reply)
+fn last_rejection(log: &Mutex<Vec<String>>) -> String {
+    log.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .last()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn serial(svid: &X509Svid) -> String {
+    use x509_parser::prelude::FromDer;
+    x509_parser::certificate::X509Certificate::from_der(svid.leaf())
+        .map(|(_, c)| c.raw_serial_as_string())
+        .unwrap_or_default()
 }
