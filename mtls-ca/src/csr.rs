@@ -1,7 +1,7 @@
 //! Signing certificate signing requests.
 
 use mtls_core::SpiffeId;
-use rcgen::SubjectPublicKeyInfo;
+use rcgen::{PublicKeyData, SubjectPublicKeyInfo};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
 use x509_parser::certification_request::X509CertificationRequest;
@@ -64,6 +64,16 @@ impl CertificateAuthority {
                 .map_err(|e| CaError::InvalidCsr {
                     reason: format!("unsupported public key: {e}"),
                 })?;
+        // The certificate carries the key as rcgen encodes it. A key encoded
+        // otherwise (wrong tags, unused bits: x509-parser is lenient) is not
+        // DER, and other parsers may read another key from it: refuse it
+        // rather than certify our reading of it.
+        if public_key.subject_public_key_info() != parsed.certification_request_info.subject_pki.raw
+        {
+            return Err(CaError::InvalidCsr {
+                reason: "its public key is not DER-encoded".into(),
+            });
+        }
         self.policy.check(&request.spiffe_id, request.ttl)?;
         let params = self.leaf_params(request)?;
         let cert = params

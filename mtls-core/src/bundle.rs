@@ -82,6 +82,8 @@ impl X509Bundle {
     /// being written, the wrong path) than a wish to trust nothing.
     pub fn from_pem(trust_domain: TrustDomain, pem: &[u8]) -> Result<Self, BundleError> {
         check_size(pem.len())?;
+        // A UTF-8 byte order mark, as some editors write, is not content.
+        let pem = pem.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(pem);
         let mut bundle = Self::new(trust_domain);
         for (index, item) in CertificateDer::pem_slice_iter(pem).enumerate() {
             let der = item.map_err(|e| BundleError::Pem {

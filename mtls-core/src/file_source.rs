@@ -268,14 +268,18 @@ impl FileSource {
 
 impl Shared {
     fn reload(&self) -> Result<bool, FileSourceError> {
-        let fingerprint = match fingerprint(&self.paths) {
-            Ok(f) => f,
+        // Read every file once: the fingerprint and the checks are about the
+        // same bytes, so a set torn by a concurrent writer is refused under
+        // its own fingerprint and never poisons the good set it resembles.
+        let files = match read_files(&self.paths) {
+            Ok(files) => files,
             Err(e) => {
                 let mut hasher = DefaultHasher::new();
                 e.to_string().hash(&mut hasher);
                 return Err(self.refuse(e, hasher.finish()));
             }
         };
+        let fingerprint = files.fingerprint;
         {
             let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             if seen.good == fingerprint {
@@ -288,8 +292,8 @@ impl Shared {
                 }
             }
         }
-        match load_material(&self.paths) {
-            Ok((material, fingerprint)) => {
+        match parse_files(&self.paths, files) {
+            Ok(material) => {
                 self.current.store(Arc::new(material));
                 *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = Seen {
                     good: fingerprint,
@@ -338,15 +342,23 @@ fn read_file(path: &Path) -> Result<Vec<u8>, FileSourceError> {
     Ok(bytes)
 }
 
-fn fingerprint(paths: &FilePaths) -> Result<u64, FileSourceError> {
-    let mut hasher = DefaultHasher::new();
-    for path in paths.all() {
-        read_file(path)?.hash(&mut hasher);
-    }
-    Ok(hasher.finish())
+/// The bytes of every file, read once, and their fingerprint.
+struct Files {
+    chain: Vec<u8>,
+    key: Vec<u8>,
+    bundle: Vec<u8>,
+    federated: Vec<(TrustDomain, PathBuf, Vec<u8>)>,
+    crls: Vec<(PathBuf, Vec<u8>)>,
+    fingerprint: u64,
 }
 
 fn load_material(paths: &FilePaths) -> Result<(Material, u64), FileSourceError> {
+    let files = read_files(paths)?;
+    let fingerprint = files.fingerprint;
+    Ok((parse_files(paths, files)?, fingerprint))
+}
+
+fn read_files(paths: &FilePaths) -> Result<Files, FileSourceError> {
     let mut hasher = DefaultHasher::new();
     let mut read = |path: &Path| {
         let bytes = read_file(path)?;
@@ -366,8 +378,27 @@ fn load_material(paths: &FilePaths) -> Result<(Material, u64), FileSourceError> 
         .iter()
         .map(|p| Ok((p.clone(), read(p)?)))
         .collect::<Result<Vec<_>, FileSourceError>>()?;
-    let fingerprint = hasher.finish();
+    Ok(Files {
+        chain,
+        key,
+        bundle,
+        federated,
+        crls: crl_files,
+        fingerprint: hasher.finish(),
+    })
+}
 
+/// Parses and checks files read together: what is checked is exactly what
+/// was fingerprinted, even if the files change meanwhile.
+fn parse_files(paths: &FilePaths, files: Files) -> Result<Material, FileSourceError> {
+    let Files {
+        chain,
+        key,
+        bundle,
+        federated,
+        crls: crl_files,
+        ..
+    } = files;
     let svid = X509Svid::from_pem(&chain, &key).map_err(|source| FileSourceError::Svid {
         chain: paths.chain.clone(),
         source,
@@ -407,14 +438,11 @@ fn load_material(paths: &FilePaths) -> Result<(Material, u64), FileSourceError> 
         chain: paths.chain.clone(),
         source,
     })?;
-    Ok((
-        Material {
-            svid,
-            bundles,
-            crls,
-        },
-        fingerprint,
-    ))
+    Ok(Material {
+        svid,
+        bundles,
+        crls,
+    })
 }
 
 fn start_watcher(

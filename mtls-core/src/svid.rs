@@ -10,7 +10,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::spiffe_id::SpiffeId;
-use crate::verify::{VerifyError, MAX_CHAIN_LEN};
+use crate::verify::{VerifyError, MAX_CHAIN_LEN, MAX_PEER_CERTIFICATE_BYTES};
 
 /// An X.509-SVID with its private key: the identity a service presents.
 ///
@@ -62,6 +62,18 @@ impl X509Svid {
         }
         if chain.len() > MAX_CHAIN_LEN {
             return Err(SvidError::ChainTooLong { len: chain.len() });
+        }
+        // Peers refuse larger certificates; an SVID they would all refuse
+        // is not loaded.
+        if let Some((index, cert)) = chain
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.len() > MAX_PEER_CERTIFICATE_BYTES)
+        {
+            return Err(SvidError::CertificateTooLarge {
+                index,
+                len: cert.len(),
+            });
         }
         let info = crate::x509::inspect_leaf(&chain[0]).map_err(SvidError::Leaf)?;
         certified_key(&chain, &key, provider)?;
@@ -222,6 +234,14 @@ pub enum SvidError {
     #[error("svid: the chain has {len} certificates, more than the {MAX_CHAIN_LEN} allowed")]
     ChainTooLong {
         /// The number of certificates.
+        len: usize,
+    },
+    /// A certificate is larger than peers accept.
+    #[error("svid: certificate #{index} is {len} bytes, larger than the {MAX_PEER_CERTIFICATE_BYTES} bytes peers accept")]
+    CertificateTooLarge {
+        /// Position in the chain.
+        index: usize,
+        /// Its length.
         len: usize,
     },
     /// A PEM document could not be decoded.

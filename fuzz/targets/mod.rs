@@ -1,0 +1,539 @@
+//! The bodies of the fuzz targets, one plain function per target.
+//!
+//! Compiled twice: by the cargo-fuzz binaries (`fuzz/fuzz_targets/*.rs`,
+//! nightly, libFuzzer) and by the stable replay test
+//! (`mtls-ca/tests/fuzz_replay.rs`), which runs every committed seed and
+//! regression input through these same functions. A target signals a bug
+//! by panicking; every error it gets back must be a typed error.
+//!
+//! Inputs that plain bytes would never get past the first check of are
+//! framed ([`frame`]) and may ask for re-signing ([`fixtures::Signer`]):
+//! a mutated certificate, CSR or CRL is signed again by one of the fixed
+//! keys, so the fuzzer reaches the checks after the signature.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+pub mod der;
+pub mod fixtures;
+pub mod frame;
+pub mod oracle;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use mtls_ca::SvidRequest;
+use mtls_core::{
+    verify, BundleError, BundleSet, CrlSet, PeerRole, SpiffeId, TrustDomain, VerifyError,
+    X509Bundle, X509Svid, MAX_CERTIFICATE_BYTES, MAX_CHAIN_LEN, MAX_SPIFFE_ID_LEN,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
+use serde_json::{json, Map, Value};
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension};
+
+use fixtures::{Signer, FIXED_NOW, MAX_NOW};
+use frame::Reader;
+
+/// A target: its name (also its corpus and regression directory) and its
+/// body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: &[Target] = &[
+    ("spiffe_id", spiffe_id),
+    ("trust_domain", trust_domain),
+    ("pem_bundle", pem_bundle),
+    ("jwks_bundle", jwks_bundle),
+    ("x509_verify", x509_verify),
+    ("csr_sign", csr_sign),
+    ("crl", crl),
+    ("svid_pem", svid_pem),
+];
+
+/// SPIFFE ID parsing. Whatever parses displays back to exactly the input
+/// and parses again to an equal ID; every way to build an ID agrees.
+pub fn spiffe_id(data: &[u8]) {
+    let parsed = SpiffeId::from_bytes(data);
+    if let Ok(s) = std::str::from_utf8(data) {
+        assert_eq!(SpiffeId::new(s), parsed, "new and from_bytes disagree");
+        let quoted = serde_json::to_string(s).expect("a string serializes");
+        let via_serde = serde_json::from_str::<SpiffeId>(&quoted).ok();
+        assert_eq!(via_serde, parsed.clone().ok(), "serde and new disagree");
+    }
+    let id = match parsed {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
+    };
+    assert!(data.len() <= MAX_SPIFFE_ID_LEN);
+    let shown = id.to_string();
+    assert_eq!(shown.as_bytes(), data, "display is not the input");
+    let again = SpiffeId::new(&shown).expect("a displayed ID parses");
+    assert_eq!(again, id);
+    let td = id.trust_domain();
+    assert_eq!(TrustDomain::new(td.name()).as_ref(), Ok(td));
+    assert_eq!(format!("spiffe://{td}{}", id.path()), shown);
+    assert_eq!(SpiffeId::from_path(td, id.path()).as_ref(), Ok(&id));
+    assert_eq!(SpiffeId::from_segments(td, id.segments()).as_ref(), Ok(&id));
+    assert_eq!(id.is_trust_domain_id(), id.path().is_empty());
+    assert!(id.is_member_of(td));
+    assert!(id.is_under(&td.id()));
+    assert!(id.is_under(&id));
+    let json = serde_json::to_string(&id).expect("an ID serializes");
+    let back: SpiffeId = serde_json::from_str(&json).expect("a serialized ID parses");
+    assert_eq!(back, id);
+}
+
+/// Trust domain parsing, by name and by ID.
+pub fn trust_domain(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(td) = TrustDomain::new(s) {
+        let shown = td.to_string();
+        assert_eq!(shown, s);
+        assert_eq!(TrustDomain::new(&shown).as_ref(), Ok(&td));
+        assert_eq!(td.id().trust_domain(), &td);
+        assert!(td.id().is_trust_domain_id());
+        assert_eq!(SpiffeId::new(&format!("spiffe://{s}")), Ok(td.id()));
+        assert_eq!(
+            TrustDomain::from_id_or_name(td.id().as_str()).as_ref(),
+            Ok(&td)
+        );
+        assert_eq!(TrustDomain::from_id_or_name(s).as_ref(), Ok(&td));
+    }
+    match TrustDomain::from_id_or_name(s) {
+        Ok(td) => {
+            assert!(
+                s == td.name() || s == td.id().as_str(),
+                "{s:?} parsed as {td:?}"
+            );
+            assert_eq!(TrustDomain::new(td.name()).as_ref(), Ok(&td));
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+}
+
+/// PEM bundle loading: what loads writes back to PEM that loads to the
+/// same authorities, and trusts only chains signed by one of them.
+pub fn pem_bundle(data: &[u8]) {
+    let td = fixtures::get().trust_domain.clone();
+    let pem = X509Bundle::from_pem(td.clone(), data);
+    let either = X509Bundle::from_pem_or_jwks(td.clone(), data);
+    let start = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    if start.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        assert_eq!(
+            pem.as_ref().ok(),
+            either.as_ref().ok(),
+            "from_pem_or_jwks is not from_pem on PEM"
+        );
+    }
+    match pem {
+        Ok(bundle) => {
+            assert!(!bundle.is_empty(), "a PEM bundle without authorities");
+            check_authority_sizes(&bundle);
+            let again = X509Bundle::from_pem(td, bundle.to_pem().as_bytes())
+                .expect("a bundle's own PEM loads");
+            assert_eq!(again.authorities(), bundle.authorities());
+            check_trust(&bundle);
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+}
+
+/// SPIFFE bundle (JWKS) parsing: what loads emits a document that loads to
+/// an equal bundle (or, when an authority's key has no JWK form, a typed
+/// error), and trusts only chains signed by one of its authorities.
+///
+/// Input: JSON as is, or, after a leading 0x00, a framed description of
+/// a document whose certificates are raw DER (see [`jwks_document`]).
+pub fn jwks_bundle(data: &[u8]) {
+    let built;
+    let json = match data.split_first() {
+        Some((0, rest)) => {
+            built = jwks_document(rest);
+            &built[..]
+        }
+        _ => data,
+    };
+    let td = fixtures::get().trust_domain.clone();
+    let bundle = match X509Bundle::from_jwks(td.clone(), json) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
+    };
+    check_authority_sizes(&bundle);
+    match bundle.to_jwks() {
+        Ok(emitted) => {
+            let again = X509Bundle::from_jwks(td.clone(), emitted.as_bytes())
+                .unwrap_or_else(|e| panic!("emitted JWKS does not load: {e}\n{emitted}"));
+            assert_eq!(again, bundle, "JWKS round trip changed the bundle");
+            assert_eq!(again.to_jwks().ok(), Some(emitted), "emit is not stable");
+        }
+        Err(BundleError::InvalidCertificate { .. }) => {}
+        Err(e) => panic!("emit failed with an unexpected error: {e}"),
+    }
+    if !bundle.is_empty() {
+        let pem = X509Bundle::from_pem(td, bundle.to_pem().as_bytes())
+            .expect("a JWKS bundle's PEM loads");
+        assert_eq!(pem.authorities(), bundle.authorities());
+    }
+    check_trust(&bundle);
+}
+
+/// A JWKS document built from framed fields: flags (bit 0: a
+/// `spiffe_sequence`, bit 1: a `spiffe_refresh_hint`, bit 2: a byte
+/// order mark), the two numbers, then per key a kind byte and a DER
+/// certificate (chunk16). The kind picks `use` (bits 0-1), `kty` (bits
+/// 2-4), the shape of `x5c` (bits 5-6) and an extra member (bit 7).
+pub fn jwks_document(data: &[u8]) -> Vec<u8> {
+    let mut r = Reader::new(data);
+    let flags = r.u8();
+    let sequence = r.u64();
+    let hint = r.u64();
+    let mut keys = Vec::new();
+    while !r.is_empty() && keys.len() < 64 {
+        let kind = r.u8();
+        let der = STANDARD.encode(r.chunk16());
+        let mut key = Map::new();
+        match kind & 3 {
+            0 => key.insert("use".into(), "x509-svid".into()),
+            1 => key.insert("use".into(), "jwt-svid".into()),
+            2 => key.insert("use".into(), "other".into()),
+            _ => None,
+        };
+        match (kind >> 2) & 7 {
+            0 => key.insert("kty".into(), "EC".into()),
+            1 => key.insert("kty".into(), "RSA".into()),
+            2 => key.insert("kty".into(), "OKP".into()),
+            3 => key.insert("kty".into(), "oct".into()),
+            4 => key.insert("kty".into(), 7.into()),
+            _ => None,
+        };
+        match (kind >> 5) & 3 {
+            0 => key.insert("x5c".into(), json!([der])),
+            1 => key.insert("x5c".into(), json!([der.clone(), der])),
+            2 => key.insert("x5c".into(), json!([])),
+            _ => None,
+        };
+        if kind & 0x80 != 0 {
+            key.insert("kid".into(), json!({ "nested": [sequence, null, true] }));
+        }
+        keys.push(Value::Object(key));
+    }
+    let mut doc = Map::new();
+    doc.insert("keys".into(), Value::Array(keys));
+    if flags & 1 != 0 {
+        doc.insert("spiffe_sequence".into(), sequence.into());
+    }
+    if flags & 2 != 0 {
+        doc.insert("spiffe_refresh_hint".into(), hint.into());
+    }
+    let mut out = if flags & 4 != 0 {
+        b"\xEF\xBB\xBF".to_vec()
+    } else {
+        Vec::new()
+    };
+    out.extend(serde_json::to_vec(&Value::Object(doc)).expect("JSON serializes"));
+    out
+}
+
+fn check_authority_sizes(bundle: &X509Bundle) {
+    for (i, a) in bundle.authorities().iter().enumerate() {
+        assert!(
+            a.len() <= MAX_CERTIFICATE_BYTES,
+            "authority #{i} is {} bytes",
+            a.len()
+        );
+    }
+}
+
+/// The fixed chain (leaf, intermediate) verified against `bundle`: it may
+/// be trusted only if an authority has the key of the root or of the
+/// intermediate, and must be when the bundle holds the root itself.
+fn check_trust(bundle: &X509Bundle) {
+    let f = fixtures::get();
+    let set = BundleSet::from(bundle.clone());
+    let chain = [f.leaf.clone(), f.intermediate.clone()];
+    let result = verify(
+        &chain,
+        &set,
+        fixtures::at(FIXED_NOW),
+        &CrlSet::new(),
+        PeerRole::Client,
+    );
+    let signer_keys = [&f.root, &f.intermediate].map(|c| {
+        oracle::parse(c)
+            .expect("fixed certificates parse")
+            .tbs_certificate
+            .subject_pki
+            .raw
+    });
+    let has_signer_key = bundle
+        .authorities()
+        .iter()
+        .any(|a| oracle::parse(a).is_some_and(|c| signer_keys.contains(&c.public_key().raw)));
+    match &result {
+        Ok(_) if !has_signer_key => {
+            panic!("a bundle without the signers' keys trusted the fixed chain")
+        }
+        Err(VerifyError::Chain { reason, .. }) if reason.contains("Maximum") => {}
+        Err(e) if bundle.contains(&f.root) => {
+            panic!("a bundle holding the root refused the fixed chain: {e}")
+        }
+        _ => {}
+    }
+}
+
+/// X.509-SVID verification of arbitrary chains against the fixed bundle
+/// (the fixed root only). Never panics; never accepts a chain that the
+/// reference check ([`oracle::accepted_chain_violation`]) refuses, such
+/// as one not signed by the bundle.
+///
+/// Input: the verification time (u64, Unix seconds), flags (bit 0: the
+/// peer is a server), then per certificate a [`Signer`] byte and its DER
+/// (chunk16).
+pub fn x509_verify(data: &[u8]) {
+    let f = fixtures::get();
+    let mut r = Reader::new(data);
+    let now = r.u64() % (MAX_NOW + 1);
+    let role = if r.u8() & 1 == 0 {
+        PeerRole::Client
+    } else {
+        PeerRole::Server
+    };
+    let mut chain = Vec::new();
+    while !r.is_empty() && chain.len() <= MAX_CHAIN_LEN + 1 {
+        let signer = Signer::from_byte(r.u8());
+        chain.push(CertificateDer::from(signer.apply(r.chunk16())));
+    }
+    let result = verify(&chain, &f.bundle, fixtures::at(now), &CrlSet::new(), role);
+    match result {
+        Ok(peer) => {
+            let ders: Vec<&[u8]> = chain.iter().map(|c| c.as_ref()).collect();
+            if let Some(why) = oracle::accepted_chain_violation(&ders, now, role, peer.spiffe_id())
+            {
+                panic!("verify accepted a chain it must refuse: {why}");
+            }
+            assert_eq!(&peer.chain()[..], &chain[..]);
+            assert!(!peer.is_expired_at(fixtures::at(now)));
+        }
+        Err(e) => {
+            let _ = (e.to_string(), e.kind(), e.spiffe_id());
+        }
+    }
+}
+
+/// CSR signing by an mtls-ca authority (the fixed intermediate). What is
+/// signed verifies, carries exactly the request's SPIFFE ID, only DNS
+/// names the request grants, and the CSR's own public key.
+///
+/// Input: a [`Signer`] byte for the CSR, the request's SPIFFE ID (chunk8;
+/// `spiffe://example.org/web` if it does not parse), TTL (u32 seconds),
+/// a DNS name count (u8, mod 4) and the names (chunk8 each), a common
+/// name (chunk8, none if empty), then the CSR (PEM or DER) to the end.
+pub fn csr_sign(data: &[u8]) {
+    let f = fixtures::get();
+    let ca = fixtures::intermediate_ca();
+    let mut r = Reader::new(data);
+    let signer = Signer::from_byte(r.u8());
+    let id = SpiffeId::from_bytes(r.chunk8())
+        .unwrap_or_else(|_| SpiffeId::from_static("spiffe://example.org/web"));
+    let mut request = SvidRequest::new(id.clone()).ttl(Duration::from_secs(r.u32().into()));
+    let mut dns = Vec::new();
+    for _ in 0..r.u8() % 4 {
+        let name = String::from_utf8_lossy(r.chunk8()).into_owned();
+        dns.push(name.clone());
+        request = request.dns_name(name);
+    }
+    let cn = r.chunk8();
+    if !cn.is_empty() {
+        request = request.common_name(String::from_utf8_lossy(cn));
+    }
+    let csr = signer.apply(r.rest());
+    let chain = match ca.sign_csr(&csr, &request) {
+        Ok(chain) => chain,
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
+    };
+    // What was signed: the CSR's key, the request's names, verifiable.
+    assert_eq!(chain.len(), 2, "leaf and intermediate");
+    assert_eq!(chain[1], f.intermediate);
+    let peer = verify(
+        &chain,
+        &f.bundle,
+        SystemTime::now(),
+        &CrlSet::new(),
+        PeerRole::Client,
+    )
+    .unwrap_or_else(|e| panic!("a signed CSR does not verify: {e}"));
+    assert_eq!(peer.spiffe_id(), &id);
+    let leaf = oracle::parse(&chain[0]).expect("the issued leaf parses");
+    assert_eq!(oracle::uris(&leaf), [id.as_str()]);
+    for name in oracle::dns_names(&leaf) {
+        assert!(
+            dns.iter().any(|d| d == name),
+            "DNS name {name:?} not asked for"
+        );
+    }
+    let der = match csr.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'-') => CertificateSigningRequestDer::from_pem_slice(&csr)
+            .expect("a signed PEM CSR decodes")
+            .as_ref()
+            .to_vec(),
+        _ => csr.clone(),
+    };
+    let (_, parsed) = X509CertificationRequest::from_der(&der).expect("a signed CSR parses");
+    parsed
+        .verify_signature()
+        .expect("a signed CSR's signature verifies");
+    assert_eq!(
+        leaf.public_key().raw,
+        parsed.certification_request_info.subject_pki.raw,
+        "the leaf does not carry the CSR's key"
+    );
+    for ext in parsed.requested_extensions().into_iter().flatten() {
+        match ext {
+            ParsedExtension::BasicConstraints(bc) => assert!(!bc.ca, "signed a CA request"),
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for name in &san.general_names {
+                    match name {
+                        GeneralName::URI(u) => assert_eq!(*u, id.as_str()),
+                        GeneralName::DNSName(d) => assert!(
+                            dns.iter().any(|g| g.eq_ignore_ascii_case(d)),
+                            "signed a CSR asking for DNS name {d:?}"
+                        ),
+                        other => panic!("signed a CSR asking for {other:?}"),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// CRL loading, and the loaded CRLs used to verify the fixed chain: a
+/// chain revoked by a CRL of its issuer is never accepted, and nothing is
+/// revoked by a CRL that does not list it.
+///
+/// Input: a [`Signer`] byte, then the CRL document (PEM, or DER which
+/// the signer re-signs).
+pub fn crl(data: &[u8]) {
+    let f = fixtures::get();
+    let mut r = Reader::new(data);
+    let signer = Signer::from_byte(r.u8());
+    let doc = signer.apply(r.rest());
+    let set = match CrlSet::from_pem_or_der(&doc) {
+        Ok(set) => set,
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
+    };
+    assert!(!set.is_empty());
+    let pem: String = set
+        .ders()
+        .iter()
+        .map(|d| mtls_core::to_pem("X509 CRL", d))
+        .collect();
+    let again = CrlSet::from_pem(pem.as_bytes()).expect("a CRL set's own PEM loads");
+    assert_eq!(again.ders(), set.ders());
+
+    let chain = [f.leaf.clone(), f.intermediate.clone()];
+    let result = verify(
+        &chain,
+        &f.bundle,
+        fixtures::at(FIXED_NOW),
+        &set,
+        PeerRole::Client,
+    );
+    let ders: Vec<&[u8]> = set.ders().iter().map(|d| d.as_ref()).collect();
+    let root = oracle::parse(&f.root).expect("fixed root");
+    let intermediate = oracle::parse(&f.intermediate).expect("fixed intermediate");
+    match result {
+        Ok(_) => {
+            assert!(
+                !oracle::revokes(&ders, &intermediate, &fixtures::LEAF_SERIAL),
+                "a leaf revoked by its issuer's CRL was accepted"
+            );
+            assert!(
+                !oracle::revokes(&ders, &root, &fixtures::INTERMEDIATE_SERIAL),
+                "an intermediate revoked by the root's CRL was accepted"
+            );
+        }
+        Err(VerifyError::Revoked { .. }) => assert!(
+            !oracle::surely_lists_none(
+                &ders,
+                &[&fixtures::LEAF_SERIAL, &fixtures::INTERMEDIATE_SERIAL]
+            ),
+            "revoked by CRLs that list neither serial"
+        ),
+        Err(VerifyError::BadSignature { .. } | VerifyError::Chain { .. }) => {}
+        Err(e) => panic!("a CRL made the fixed chain fail with an unrelated error: {e}"),
+    }
+}
+
+/// SVID loading from PEM: what loads writes back to PEM that loads to the
+/// same SVID, and verifies against the fixed bundle only if the reference
+/// check agrees.
+///
+/// Input: the chain PEM (chunk16), then the key PEM to the end.
+pub fn svid_pem(data: &[u8]) {
+    let f = fixtures::get();
+    let mut r = Reader::new(data);
+    let chain = r.chunk16();
+    let key = r.rest();
+    let svid = match X509Svid::from_pem(chain, key) {
+        Ok(svid) => svid,
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
+    };
+    assert!(!svid.chain().is_empty() && svid.chain().len() <= MAX_CHAIN_LEN);
+    let again = X509Svid::from_pem(
+        svid.chain_pem().as_bytes(),
+        svid.private_key_pem().as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("an SVID's own PEM does not load: {e}"));
+    assert_eq!(again.chain(), svid.chain());
+    assert_eq!(again.spiffe_id(), svid.spiffe_id());
+    assert_eq!(
+        again.private_key().secret_der(),
+        svid.private_key().secret_der()
+    );
+    let Ok(since_epoch) = svid.not_before().duration_since(UNIX_EPOCH) else {
+        return;
+    };
+    let now = since_epoch.as_secs().min(MAX_NOW);
+    if let Ok(peer) = svid.verify(
+        &f.bundle,
+        fixtures::at(now),
+        &CrlSet::new(),
+        PeerRole::Client,
+    ) {
+        let ders: Vec<&[u8]> = svid.chain().iter().map(|c| c.as_ref()).collect();
+        if let Some(why) =
+            oracle::accepted_chain_violation(&ders, now, PeerRole::Client, peer.spiffe_id())
+        {
+            panic!("verify accepted an SVID it must refuse: {why}");
+        }
+    }
+}

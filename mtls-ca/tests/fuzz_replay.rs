@@ -1,0 +1,786 @@
+//! The fuzz targets on stable: every committed seed
+//! (`fuzz/corpus/<target>/seed-*`) and every regression input
+//! (`fuzz/regressions/<target>/*`) goes through the targets' own bodies
+//! (`fuzz/targets/mod.rs`, the code the cargo-fuzz binaries run), so a bug
+//! the fuzzer found stays fixed even where nightly and cargo-fuzz are
+//! absent. A few deterministic mutations of each seed run too.
+//!
+//! The seeds are made by our CA (the fixed keys loaded into mtls-ca);
+//! to write them again:
+//!
+//! ```sh
+//! cargo test -p mtls-ca --test fuzz_replay -- --ignored generate_seeds
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../fuzz/targets/mod.rs"]
+mod targets;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use mtls_ca::{CaOptions, CertificateAuthority, KeyType, SvidRequest};
+use mtls_core::{to_pem, SpiffeId, TrustDomain};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+use rustls_pki_types::CertificateDer;
+
+use targets::fixtures::{self, Signer, FIXED_NOW};
+use targets::frame::Writer;
+use targets::TARGETS;
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+/// Files of `dir` whose names start with `prefix`, sorted.
+fn files(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Vec<u8>)> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_owned();
+            name.starts_with(prefix)
+                .then(|| (name, std::fs::read(&p).unwrap()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    files(&fuzz_dir().join("corpus").join(target), "seed-")
+}
+
+fn regressions(target: &str) -> Vec<(String, Vec<u8>)> {
+    files(&fuzz_dir().join("regressions").join(target), "")
+}
+
+/// Runs `body` on `input`, turning a panic into its message.
+fn run(body: fn(&[u8]), input: &[u8]) -> Result<(), String> {
+    catch_unwind(AssertUnwindSafe(|| body(input))).map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a panic".into())
+    })
+}
+
+/// Regression inputs of bugs whose library fix is not in yet, with the
+/// bug: each must still fail, and the day it passes (the fix landed) its
+/// entry must go, so that it guards like every other input.
+const AWAITING_FIX: &[(&str, &str)] = &[];
+
+#[test]
+fn every_seed_and_regression_input_replays() {
+    let mut failures = Vec::new();
+    let mut counts = Vec::new();
+    for &(target, body) in TARGETS {
+        let seeds = seeds(target);
+        let regressions = regressions(target);
+        if seeds.is_empty() {
+            failures.push(format!("{target}: no seed in fuzz/corpus/{target}"));
+        }
+        counts.push(format!(
+            "{target}: {} seeds, {} regressions",
+            seeds.len(),
+            regressions.len()
+        ));
+        for (kind, inputs) in [("corpus", seeds), ("regressions", regressions)] {
+            for (name, bytes) in inputs {
+                let path = format!("{target}/{name}");
+                let open = AWAITING_FIX.iter().find(|(p, _)| *p == path);
+                match (run(body, &bytes), open) {
+                    (Ok(()), None) => {}
+                    (Err(e), None) => failures.push(format!("{kind}/{path}: {e}")),
+                    (Err(_), Some((_, bug))) => eprintln!("awaiting a fix: {path}: {bug}"),
+                    (Ok(()), Some(_)) => failures.push(format!(
+                        "{kind}/{path} passes now: remove it from AWAITING_FIX"
+                    )),
+                }
+            }
+        }
+    }
+    for (path, _) in AWAITING_FIX {
+        if !fuzz_dir().join("regressions").join(path).is_file() {
+            failures.push(format!("AWAITING_FIX names a missing input: {path}"));
+        }
+    }
+    eprintln!("{}", counts.join("\n"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// xorshift64*: deterministic mutations, the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// A libFuzzer-like mutation: flip a bit, set a byte, cut, repeat or
+/// insert interesting bytes.
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut out = input.to_vec();
+    for _ in 0..1 + rng.below(3) {
+        let at = rng.below(out.len());
+        match rng.below(6) {
+            0 if !out.is_empty() => out[at] ^= 1 << rng.below(8),
+            1 if !out.is_empty() => {
+                out[at] = [0x00, 0x7f, 0x80, 0xff, b'/', b'{', 0x30][rng.below(7)]
+            }
+            2 => out.truncate(at),
+            3 if !out.is_empty() => {
+                let end = (at + 1 + rng.below(16)).min(out.len());
+                let piece = out[at..end].to_vec();
+                out.splice(at..at, piece);
+            }
+            4 => {
+                let piece: &[u8] =
+                    [&b"\x82\xff\xff"[..], b"\"a\":", b"\\u0000", b"%2F", b".."][rng.below(5)];
+                out.splice(at..at, piece.iter().copied());
+            }
+            _ => {
+                if !out.is_empty() {
+                    out.remove(at);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Each seed mutated 32 times, deterministically: a cheap stand-in for
+/// the fuzzer where nightly is absent.
+#[test]
+fn mutated_seeds_never_fail() {
+    let mut failures = Vec::new();
+    let mut runs = 0usize;
+    for &(target, body) in TARGETS {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ target.len() as u64);
+        for (name, bytes) in seeds(target) {
+            for i in 0..32 {
+                let input = mutate(&mut rng, &bytes);
+                runs += 1;
+                if let Err(e) = run(body, &input) {
+                    failures.push(format!(
+                        "{target}/{name} mutation {i}: {e}\ninput: {input:02x?}"
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!("{runs} mutated inputs");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The fuzz workspace declares one binary per target, each calling its
+/// body, and every corpus or regression directory belongs to a target.
+#[test]
+fn fuzz_binaries_match_the_targets() {
+    let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
+    let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
+    for name in &names {
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "fuzz/Cargo.toml has no [[bin]] {name}"
+        );
+        let source =
+            std::fs::read_to_string(fuzz_dir().join(format!("fuzz_targets/{name}.rs"))).unwrap();
+        assert!(
+            source.contains(&format!("targets::{name}(data)")),
+            "fuzz_targets/{name}.rs does not call targets::{name}"
+        );
+    }
+    for dir in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir)) else {
+            continue;
+        };
+        for entry in entries {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                names.contains(&name.as_str()),
+                "fuzz/{dir}/{name} is no target"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Seeds
+// ---------------------------------------------------------------------------
+
+const WEB: &str = "spiffe://example.org/web";
+
+fn id(s: &str) -> SpiffeId {
+    SpiffeId::new(s).unwrap()
+}
+
+fn unix(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A chain for the x509_verify target: time, flags, then each
+/// certificate with its signer.
+fn verify_input(now: u64, server: bool, chain: &[(Signer, &[u8])]) -> Vec<u8> {
+    let mut w = Writer::new().u64(now).u8(server.into());
+    for (signer, der) in chain {
+        w = w.u8(signer.byte()).chunk16(der);
+    }
+    w.finish()
+}
+
+/// A CSR and request for the csr_sign target.
+fn csr_input(signer: Signer, id: &str, ttl: u32, dns: &[&str], csr: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new()
+        .u8(signer.byte())
+        .chunk8(id.as_bytes())
+        .u32(ttl)
+        .u8(dns.len() as u8);
+    for name in dns {
+        w = w.chunk8(name.as_bytes());
+    }
+    w.chunk8(b"").bytes(csr).finish()
+}
+
+fn csr(key: &KeyPair, customize: impl FnOnce(&mut CertificateParams)) -> Vec<u8> {
+    let mut params = CertificateParams::default();
+    customize(&mut params);
+    params.serialize_request(key).unwrap().der().to_vec()
+}
+
+fn uri(s: &str) -> SanType {
+    SanType::URI(s.try_into().unwrap())
+}
+
+fn dev_root(key_type: KeyType) -> CertificateAuthority {
+    let options = CaOptions {
+        key_type,
+        ..CaOptions::default()
+    };
+    CertificateAuthority::self_signed_for_development(
+        TrustDomain::new("example.org").unwrap(),
+        &options,
+    )
+    .unwrap()
+}
+
+/// Named inputs of one target.
+type Seeds = Vec<(String, Vec<u8>)>;
+
+fn seed_set() -> Vec<(&'static str, Seeds)> {
+    let f = fixtures::get();
+    let root_ca = fixtures::load_root_ca();
+    let int_ca = fixtures::load_intermediate_ca();
+    let root_pem = to_pem("CERTIFICATE", &f.root);
+    let int_pem = to_pem("CERTIFICATE", &f.intermediate);
+    let key_pem = KeyPair::generate().unwrap().serialize_pem();
+    let dev_roots: Vec<(KeyType, CertificateAuthority)> =
+        [KeyType::P256, KeyType::P384, KeyType::Ed25519]
+            .into_iter()
+            .map(|k| (k, dev_root(k)))
+            .collect();
+    let s = |name: &str, bytes: Vec<u8>| (name.to_owned(), bytes);
+
+    let long_id = format!("spiffe://example.org/{}", "a".repeat(2048 - 21));
+    let spiffe_id = vec![
+        s("web", WEB.into()),
+        s("trust-domain-id", b"spiffe://example.org".to_vec()),
+        s("k8s", b"spiffe://example.org/ns/prod/sa/web".to_vec()),
+        s(
+            "all-path-chars",
+            b"spiffe://a-b_c.9/AZaz09.-_/x..y".to_vec(),
+        ),
+        s("2048-bytes", long_id.clone().into_bytes()),
+        s("2049-bytes", format!("{long_id}a").into_bytes()),
+        s("uppercase-td", b"spiffe://Example.org/web".to_vec()),
+        s("uppercase-scheme", b"SPIFFE://example.org/web".to_vec()),
+        s("trailing-slash", b"spiffe://example.org/web/".to_vec()),
+        s("dot-segment", b"spiffe://example.org/a/../b".to_vec()),
+        s("port", b"spiffe://example.org:443/web".to_vec()),
+        s("userinfo", b"spiffe://u@example.org/web".to_vec()),
+        s("percent", b"spiffe://example.org/a%2Fb".to_vec()),
+        s("query-fragment", b"spiffe://example.org/a?b#c".to_vec()),
+        s("nul", b"spiffe://example.org/a\0b".to_vec()),
+        s("invalid-utf8", b"spiffe://example.org/\xff\xfe".to_vec()),
+        s("no-trust-domain", b"spiffe:///web".to_vec()),
+    ];
+
+    let trust_domain = vec![
+        s("name", b"example.org".to_vec()),
+        s("id", b"spiffe://example.org".to_vec()),
+        s("id-with-path", b"spiffe://example.org/web".to_vec()),
+        s("uppercase", b"Example.org".to_vec()),
+        s("port", b"example.org:8443".to_vec()),
+        s("255-bytes", "a".repeat(255).into_bytes()),
+        s("256-bytes", "a".repeat(256).into_bytes()),
+        s("punycode", b"xn--bcher-kva.example".to_vec()),
+        s("wrong-scheme", b"https://example.org".to_vec()),
+    ];
+
+    let mut pem_bundle = vec![
+        s("fixed-root", root_pem.clone().into_bytes()),
+        s(
+            "fixed-root-and-intermediate",
+            format!("{root_pem}{int_pem}").into_bytes(),
+        ),
+        s("ca-bundle", root_ca.bundle().unwrap().to_pem().into_bytes()),
+        s(
+            "stranger-root",
+            to_pem("CERTIFICATE", &f.stranger_root).into_bytes(),
+        ),
+        s(
+            "key-block-first",
+            format!("{key_pem}{root_pem}").into_bytes(),
+        ),
+        s(
+            "text-between-blocks-crlf",
+            format!(
+                "subject=root\r\n{}\r\nmore text\r\n{int_pem}",
+                root_pem.replace('\n', "\r\n")
+            )
+            .into_bytes(),
+        ),
+        s(
+            "truncated",
+            root_pem.as_bytes()[..root_pem.len() / 2].to_vec(),
+        ),
+        s(
+            "bad-base64",
+            b"-----BEGIN CERTIFICATE-----\nMII!!!\n-----END CERTIFICATE-----\n".to_vec(),
+        ),
+        s("no-certificate", key_pem.clone().into_bytes()),
+        s("bom", format!("\u{feff}{root_pem}").into_bytes()),
+    ];
+    for (k, ca) in &dev_roots {
+        pem_bundle.push((
+            format!("dev-root-{}", k.name()),
+            ca.bundle().unwrap().to_pem().into_bytes(),
+        ));
+    }
+
+    let jwks_of = |certs: &[&CertificateDer<'static>]| -> Vec<u8> {
+        let mut b = mtls_core::X509Bundle::from_authorities(
+            f.trust_domain.clone(),
+            certs.iter().map(|c| (*c).clone()),
+        )
+        .unwrap();
+        b.set_sequence(Some(7));
+        b.to_jwks().unwrap().into_bytes()
+    };
+    let root_b64 = {
+        let jwks: serde_json::Value = serde_json::from_slice(&jwks_of(&[&f.root])).unwrap();
+        jwks["keys"][0]["x5c"][0].as_str().unwrap().to_owned()
+    };
+    let mut jwks_bundle = vec![
+        s("ca-bundle", root_ca.bundle().unwrap().to_jwks().unwrap().into_bytes()),
+        s("fixed-root-and-intermediate", jwks_of(&[&f.root, &f.intermediate])),
+        s("empty-keys", br#"{"keys": []}"#.to_vec()),
+        s(
+            "jwt-svid-key-kept",
+            format!(
+                r#"{{"keys": [{{"use": "x509-svid", "kty": "OKP", "x5c": ["{root_b64}"]}},
+                    {{"use": "jwt-svid", "kty": "EC", "kid": "k1", "crv": "P-256", "x": "AA", "y": "AA"}}],
+                  "spiffe_refresh_hint": 300, "spiffe_sequence": 1}}"#
+            )
+            .into_bytes(),
+        ),
+        s(
+            "duplicate-member",
+            format!(r#"{{"keys": [{{"use": "x509-svid", "kty": "OKP", "x5c": ["{root_b64}"]}}], "keys": []}}"#)
+                .into_bytes(),
+        ),
+        s(
+            "unknown-kty-and-use",
+            format!(r#"{{"keys": [{{"use": "x509-svid", "kty": "oct", "x5c": ["{root_b64}"]}}, {{"use": "?"}}]}}"#)
+                .into_bytes(),
+        ),
+        s("x5c-empty", br#"{"keys": [{"use": "x509-svid", "kty": "EC", "x5c": []}]}"#.to_vec()),
+        s(
+            "nested",
+            format!(r#"{{"keys": [], "x": {}{}}}"#, "[".repeat(200), "]".repeat(200)).into_bytes(),
+        ),
+        s(
+            "structured-root-intermediate-jwt",
+            Writer::new()
+                .u8(0)
+                .u8(3)
+                .u64(42)
+                .u64(300)
+                .u8(0b0000_1000)
+                .chunk16(&f.root)
+                .u8(0b1000_0001)
+                .chunk16(&f.intermediate)
+                .finish(),
+        ),
+        s(
+            "structured-two-x5c-and-stranger",
+            Writer::new()
+                .u8(0)
+                .u8(4)
+                .u64(0)
+                .u64(0)
+                .u8(0b0010_0100)
+                .chunk16(&f.stranger_root)
+                .u8(0b0000_0000)
+                .chunk16(b"\x30\x03\x02\x01\x01")
+                .finish(),
+        ),
+    ];
+    for (k, ca) in &dev_roots {
+        jwks_bundle.push((
+            format!("dev-root-{}", k.name()),
+            ca.bundle().unwrap().to_jwks().unwrap().into_bytes(),
+        ));
+    }
+
+    // x509_verify: chains made by the CAs, at a time inside their validity.
+    let from_root = root_ca.issue(&SvidRequest::new(id(WEB))).unwrap();
+    let from_int = int_ca
+        .issue(
+            &SvidRequest::new(id("spiffe://example.org/ns/prod/sa/api"))
+                .dns_name("api.example.org")
+                .key_type(KeyType::P384),
+        )
+        .unwrap();
+    let t_root = unix(from_root.not_before()) + 600;
+    let t_int = unix(from_int.not_before()) + 600;
+    let root_leaf: &[u8] = from_root.leaf();
+    let int_leaf: &[u8] = from_int.leaf();
+    let (keep, root, stranger, leaf_key) =
+        (Signer::Keep, Signer::Root, Signer::Stranger, Signer::Leaf);
+    let fixed_chain = [(keep, &f.leaf[..]), (keep, &f.intermediate[..])];
+    let mut seventeen = vec![(keep, &f.leaf[..])];
+    seventeen.extend(std::iter::repeat_n((keep, &f.intermediate[..]), 16));
+    let x509_verify = vec![
+        s(
+            "root-leaf",
+            verify_input(t_root, false, &[(keep, root_leaf)]),
+        ),
+        s(
+            "root-leaf-resigned-by-root",
+            verify_input(t_root, false, &[(root, root_leaf)]),
+        ),
+        s(
+            "root-leaf-resigned-by-stranger",
+            verify_input(t_root, false, &[(stranger, root_leaf)]),
+        ),
+        s(
+            "intermediate-chain-server",
+            verify_input(
+                t_int,
+                true,
+                &[(keep, int_leaf), (keep, &f.intermediate[..])],
+            ),
+        ),
+        s(
+            "intermediate-chain-with-root",
+            verify_input(
+                t_int,
+                false,
+                &[
+                    (keep, int_leaf),
+                    (keep, &f.intermediate[..]),
+                    (keep, &f.root[..]),
+                ],
+            ),
+        ),
+        s(
+            "intermediate-chain-with-stranger-root",
+            verify_input(
+                t_int,
+                false,
+                &[
+                    (keep, int_leaf),
+                    (keep, &f.intermediate[..]),
+                    (keep, &f.stranger_root[..]),
+                ],
+            ),
+        ),
+        s(
+            "intermediate-leaf-signed-by-root-key",
+            verify_input(
+                t_int,
+                false,
+                &[(root, int_leaf), (keep, &f.intermediate[..])],
+            ),
+        ),
+        s(
+            "intermediate-missing",
+            verify_input(t_int, false, &[(keep, int_leaf)]),
+        ),
+        s(
+            "reversed",
+            verify_input(
+                t_int,
+                false,
+                &[(keep, &f.intermediate[..]), (keep, int_leaf)],
+            ),
+        ),
+        s("fixed-chain", verify_input(FIXED_NOW, false, &fixed_chain)),
+        s(
+            "fixed-chain-before-2020",
+            verify_input(1_500_000_000, false, &fixed_chain),
+        ),
+        s(
+            "fixed-chain-after-2100",
+            verify_input(4_200_000_000, false, &fixed_chain),
+        ),
+        s(
+            "fixed-leaf-self-signed",
+            verify_input(
+                FIXED_NOW,
+                false,
+                &[(leaf_key, &f.leaf[..]), (keep, &f.intermediate[..])],
+            ),
+        ),
+        s(
+            "intermediate-as-leaf",
+            verify_input(FIXED_NOW, false, &[(keep, &f.intermediate[..])]),
+        ),
+        s("chain-of-17", verify_input(FIXED_NOW, false, &seventeen)),
+        s(
+            "garbage-leaf",
+            verify_input(FIXED_NOW, false, &[(root, b"\x30\x03\x30\x01\x00")]),
+        ),
+    ];
+
+    // csr_sign: CSRs for the fixed intermediate to sign.
+    let p256 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let plain = csr(&f.csr_key, |_| {});
+    let with_uri = csr(&f.csr_key, |p| p.subject_alt_names = vec![uri(WEB)]);
+    let with_dns = csr(&f.csr_key, |p| {
+        p.subject_alt_names = vec![
+            uri(WEB),
+            SanType::DnsName("web.example.org".try_into().unwrap()),
+        ]
+    });
+    let hour = 3600;
+    let csr_sign = vec![
+        s("ed25519", csr_input(Signer::Keep, WEB, hour, &[], &plain)),
+        s(
+            "ed25519-resigned",
+            csr_input(Signer::Csr, WEB, hour, &[], &plain),
+        ),
+        s(
+            "ed25519-signed-by-stranger",
+            csr_input(Signer::Stranger, WEB, hour, &[], &plain),
+        ),
+        s(
+            "pem",
+            csr_input(
+                Signer::Keep,
+                WEB,
+                hour,
+                &[],
+                to_pem("CERTIFICATE REQUEST", &plain).as_bytes(),
+            ),
+        ),
+        s(
+            "p256",
+            csr_input(Signer::Keep, WEB, hour, &[], &csr(&p256, |_| {})),
+        ),
+        s(
+            "p384",
+            csr_input(Signer::Keep, WEB, hour, &[], &csr(&p384, |_| {})),
+        ),
+        s(
+            "uri-matching",
+            csr_input(Signer::Csr, WEB, hour, &[], &with_uri),
+        ),
+        s(
+            "uri-of-another-id",
+            csr_input(
+                Signer::Csr,
+                "spiffe://example.org/admin",
+                hour,
+                &[],
+                &with_uri,
+            ),
+        ),
+        s(
+            "dns-granted",
+            csr_input(
+                Signer::Csr,
+                WEB,
+                hour,
+                &["web.example.org", "web"],
+                &with_dns,
+            ),
+        ),
+        s(
+            "dns-not-granted",
+            csr_input(Signer::Csr, WEB, hour, &[], &with_dns),
+        ),
+        s(
+            "ca-true",
+            csr_input(
+                Signer::Csr,
+                WEB,
+                hour,
+                &[],
+                &csr(&f.csr_key, |p| {
+                    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)
+                }),
+            ),
+        ),
+        s("zero-ttl", csr_input(Signer::Keep, WEB, 0, &[], &plain)),
+        s(
+            "ttl-over-max",
+            csr_input(Signer::Keep, WEB, 90_000, &[], &plain),
+        ),
+        s(
+            "other-trust-domain",
+            csr_input(Signer::Keep, "spiffe://other.org/web", hour, &[], &plain),
+        ),
+        s(
+            "truncated",
+            csr_input(Signer::Csr, WEB, hour, &[], &plain[..plain.len() / 2]),
+        ),
+    ];
+
+    // crl: CRLs made by the CAs.
+    let crl_ca = fixtures::load_intermediate_ca();
+    let empty_int_crl = crl_ca.crl(Duration::from_secs(3600)).unwrap();
+    crl_ca.revoke(&fixtures::LEAF_SERIAL);
+    let leaf_crl = crl_ca.crl(Duration::from_secs(3600)).unwrap();
+    let other_ca = fixtures::load_intermediate_ca();
+    other_ca.revoke(&[0x42, 0x42]);
+    let other_crl = other_ca.crl(Duration::from_secs(3600)).unwrap();
+    let root_crl_ca = fixtures::load_root_ca();
+    let empty_root_crl = root_crl_ca.crl(Duration::from_secs(3600)).unwrap();
+    root_crl_ca.revoke(&fixtures::INTERMEDIATE_SERIAL);
+    let int_revoked_crl = root_crl_ca.crl(Duration::from_secs(3600)).unwrap();
+    let crl_input =
+        |signer: Signer, doc: &[u8]| Writer::new().u8(signer.byte()).bytes(doc).finish();
+    let crl = vec![
+        s("leaf-revoked-der", crl_input(Signer::Keep, &leaf_crl)),
+        s(
+            "leaf-revoked-pem",
+            crl_input(Signer::Keep, to_pem("X509 CRL", &leaf_crl).as_bytes()),
+        ),
+        s(
+            "leaf-revoked-resigned",
+            crl_input(Signer::Intermediate, &leaf_crl),
+        ),
+        s(
+            "leaf-revoked-signed-by-stranger",
+            crl_input(Signer::Stranger, &leaf_crl),
+        ),
+        s(
+            "leaf-revoked-signed-by-root",
+            crl_input(Signer::Root, &leaf_crl),
+        ),
+        s("empty-der", crl_input(Signer::Keep, &empty_int_crl)),
+        s("other-serial", crl_input(Signer::Keep, &other_crl)),
+        s("root-empty", crl_input(Signer::Keep, &empty_root_crl)),
+        s(
+            "intermediate-revoked",
+            crl_input(Signer::Keep, &int_revoked_crl),
+        ),
+        s(
+            "two-in-pem",
+            crl_input(
+                Signer::Keep,
+                format!(
+                    "{}{}",
+                    to_pem("X509 CRL", &empty_root_crl),
+                    to_pem("X509 CRL", &other_crl)
+                )
+                .as_bytes(),
+            ),
+        ),
+        s(
+            "truncated",
+            crl_input(Signer::Keep, &leaf_crl[..leaf_crl.len() - 9]),
+        ),
+        s(
+            "garbage-pem",
+            crl_input(
+                Signer::Keep,
+                b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+            ),
+        ),
+    ];
+
+    // svid_pem: SVIDs made by the CAs.
+    let svid_input = |chain: &str, key: &str| {
+        Writer::new()
+            .chunk16(chain.as_bytes())
+            .bytes(key.as_bytes())
+            .finish()
+    };
+    let mut svid_pem = Vec::new();
+    for k in [KeyType::P256, KeyType::P384, KeyType::Ed25519] {
+        let svid = int_ca
+            .issue(&SvidRequest::new(id(WEB)).key_type(k))
+            .unwrap();
+        svid_pem.push((
+            format!("intermediate-{}", k.name()),
+            svid_input(&svid.chain_pem(), &svid.private_key_pem()),
+        ));
+    }
+    svid_pem.push(s(
+        "root-issued",
+        svid_input(&from_root.chain_pem(), &from_root.private_key_pem()),
+    ));
+    svid_pem.push(s(
+        "key-of-another-svid",
+        svid_input(&from_root.chain_pem(), &from_int.private_key_pem()),
+    ));
+    svid_pem.push(s(
+        "leaf-only",
+        svid_input(
+            &to_pem("CERTIFICATE", from_int.leaf()),
+            &from_int.private_key_pem(),
+        ),
+    ));
+    svid_pem.push(s("no-key", svid_input(&from_int.chain_pem(), "")));
+
+    vec![
+        ("spiffe_id", spiffe_id),
+        ("trust_domain", trust_domain),
+        ("pem_bundle", pem_bundle),
+        ("jwks_bundle", jwks_bundle),
+        ("x509_verify", x509_verify),
+        ("csr_sign", csr_sign),
+        ("crl", crl),
+        ("svid_pem", svid_pem),
+    ]
+}
+
+/// Writes the seed corpus (replacing the old `seed-*` files).
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand to regenerate the seeds"]
+fn generate_seeds() {
+    let set = seed_set();
+    assert_eq!(
+        set.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        TARGETS.iter().map(|(t, _)| *t).collect::<Vec<_>>()
+    );
+    let mut total = 0;
+    for (target, seeds) in set {
+        let dir = fuzz_dir().join("corpus").join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, _) in files(&dir, "seed-") {
+            std::fs::remove_file(dir.join(name)).unwrap();
+        }
+        for (name, bytes) in seeds {
+            total += bytes.len();
+            std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        }
+    }
+    eprintln!("{total} bytes of seeds");
+}
