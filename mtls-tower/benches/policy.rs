@@ -1,0 +1,197 @@
+//! Run with: `cargo bench -p mtls-tower --bench policy`
+//!
+//! `RoutePolicy::decide` with 1, 100 and 10,000 rules (`/svc{i}`) whose
+//! authorizers are exact IDs, trust domains, path prefixes, or a mix of
+//! the three (half of the mixed rules restricted to GET and POST); the
+//! request is matched by the last rule added and allowed.
+//!
+//! Then the per-request cost of `AuthorizeLayer`, in process, with no
+//! network: the layer around a trivial tower service, and an axum router
+//! with the layer and the connect-info extension axum adds to every
+//! request, each against the same service without them.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::SystemTime;
+
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use http::{Method, Request, Response};
+use http_body_util::Full;
+use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
+use mtls_core::{authorize, Authorizer, CrlSet, PeerIdentity, PeerRole, SpiffeId, TrustDomain};
+use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, RoutePolicy};
+use tower::{Layer, ServiceExt};
+
+fn td(i: usize) -> TrustDomain {
+    TrustDomain::new(&format!("td{i}.example.org")).unwrap()
+}
+
+fn prefix(i: usize) -> SpiffeId {
+    SpiffeId::new(&format!("spiffe://td{i}.example.org/ns/team{i}")).unwrap()
+}
+
+fn peer(i: usize) -> SpiffeId {
+    SpiffeId::new(&format!("spiffe://td{i}.example.org/ns/team{i}/sa/svc{i}")).unwrap()
+}
+
+fn policy(kind: &str, n: usize) -> RoutePolicy {
+    let mut builder = RoutePolicy::builder();
+    for i in 0..n {
+        let rule_kind = match kind {
+            "mixed" => ["exact_ids", "trust_domains", "path_prefixes"][i % 3],
+            other => other,
+        };
+        let authorizer: Arc<dyn Authorizer> = match rule_kind {
+            "exact_ids" => Arc::new(authorize::exact(peer(i))),
+            "trust_domains" => Arc::new(authorize::member_of(td(i))),
+            _ => Arc::new(authorize::path_prefix(prefix(i))),
+        };
+        let methods = (kind == "mixed" && i % 2 == 0).then(|| vec![Method::GET, Method::POST]);
+        builder = builder.route_shared(methods, &format!("/svc{i}"), authorizer);
+    }
+    builder.build().unwrap()
+}
+
+fn decide(c: &mut Criterion) {
+    for kind in ["exact_ids", "trust_domains", "path_prefixes", "mixed"] {
+        let mut group = c.benchmark_group(format!("route_policy/{kind}"));
+        for n in [1usize, 100, 10_000] {
+            let policy = policy(kind, n);
+            let path = format!("/svc{}/v1/items", n - 1);
+            let allowed = peer(n - 1);
+            policy.decide(&Method::GET, &path, &allowed).unwrap();
+            group.bench_with_input(BenchmarkId::new("allow", n), &path, |b, path| {
+                b.iter(|| {
+                    policy
+                        .decide(&Method::GET, black_box(path), &allowed)
+                        .is_ok()
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+/// Polls a future that completes without waiting (every service here).
+fn now_or_never<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the service did not answer at once"),
+    }
+}
+
+fn identity() -> PeerIdentity {
+    let td = TrustDomain::new("bench.example.org").unwrap();
+    let root =
+        CertificateAuthority::self_signed_for_development(td, &CaOptions::default()).unwrap();
+    let ca = root.intermediate(&CaOptions::default()).unwrap();
+    let svid = ca
+        .issue(&SvidRequest::new(
+            SpiffeId::new("spiffe://bench.example.org/ns/prod/sa/frontend").unwrap(),
+        ))
+        .unwrap();
+    mtls_core::verify(
+        svid.chain(),
+        &mtls_core::BundleSet::from(ca.bundle().unwrap()),
+        SystemTime::now(),
+        &CrlSet::new(),
+        PeerRole::Client,
+    )
+    .unwrap()
+}
+
+fn request_policy(peer: &SpiffeId) -> RoutePolicy {
+    RoutePolicy::builder()
+        .route_methods([Method::GET], "/health", authorize::any())
+        .route("/admin", authorize::exact(prefix(0)))
+        .route("/hello", authorize::one_of([peer.clone(), prefix(1)]))
+        .build()
+        .unwrap()
+}
+
+fn layer(c: &mut Criterion) {
+    let peer = identity();
+    let policy = request_policy(peer.spiffe_id());
+    let info = MtlsConnectInfo {
+        peer: peer.clone(),
+        remote_addr: SocketAddr::from(([127, 0, 0, 1], 40000)),
+    };
+    let mut group = c.benchmark_group("request");
+
+    // The layer alone, around a trivial tower service.
+    let inner = tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello\n"))))
+    });
+    let layered = AuthorizeLayer::new(policy.clone()).layer(inner);
+    let with_peer = || {
+        let mut req = Request::get("/hello").body(()).unwrap();
+        req.extensions_mut().insert(peer.clone());
+        req
+    };
+    assert!(now_or_never(layered.clone().oneshot(with_peer()))
+        .unwrap()
+        .status()
+        .is_success());
+    group.bench_function("tower/bare", |b| {
+        b.iter(|| now_or_never(inner.oneshot(black_box(with_peer()))))
+    });
+    group.bench_function("tower/authorize_layer", |b| {
+        b.iter(|| now_or_never(layered.clone().oneshot(black_box(with_peer()))))
+    });
+
+    // axum: what a request costs through the router, with the extension
+    // `into_make_service_with_connect_info` adds and the layer, or neither.
+    let app = || Router::new().route("/hello", get(|| async { "hello\n" }));
+    let ours = app().layer(AuthorizeLayer::new(policy));
+    let bare = app();
+    let request = |with_info: bool| {
+        let mut req = Request::get("/hello")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        if with_info {
+            req.extensions_mut().insert(ConnectInfo(info.clone()));
+        }
+        req
+    };
+    assert!(now_or_never(ours.clone().oneshot(request(true)))
+        .unwrap()
+        .status()
+        .is_success());
+    group.bench_function("axum/bare", |b| {
+        b.iter(|| now_or_never(bare.clone().oneshot(black_box(request(false)))))
+    });
+    group.bench_function("axum/connect_info_and_authorize_layer", |b| {
+        b.iter(|| now_or_never(ours.clone().oneshot(black_box(request(true)))))
+    });
+    // Pieces of the layer's work.
+    group.bench_function("piece/connect_info_clone_insert", |b| {
+        b.iter(|| {
+            let mut req = Request::get("/hello").body(()).unwrap();
+            req.extensions_mut().insert(ConnectInfo(info.clone()));
+            req
+        })
+    });
+    group.bench_function("piece/request_build", |b| {
+        b.iter(|| Request::get("/hello").body(()).unwrap())
+    });
+    group.bench_function("piece/system_time_now", |b| b.iter(SystemTime::now));
+    group.finish();
+}
+
+criterion_group!(benches, decide, layer);
+criterion_main!(benches);
