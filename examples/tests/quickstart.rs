@@ -8,10 +8,15 @@ use std::process::Command;
 
 #[test]
 fn quickstart_runs_and_every_check_passes() {
-    let out = Command::new(env!("CARGO_BIN_EXE_quickstart")).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quickstart"))
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "quickstart failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "quickstart failed:\n{stdout}\n{stderr}"
+    );
     assert_eq!(stdout.matches("[ok]").count(), 6, "{stdout}");
     assert!(!stdout.contains("[FAIL]"), "{stdout}");
     for line in [
