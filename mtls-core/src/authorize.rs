@@ -34,6 +34,13 @@ use crate::trust_domain::TrustDomain;
 pub trait Authorizer: Send + Sync {
     /// `Ok(())` to allow `peer`, or [`Denied`] with the reason.
     fn authorize(&self, peer: &SpiffeId) -> Result<(), Denied>;
+
+    /// Whether `peer` is allowed, without building a refusal's reason (the
+    /// combinators use it to skip formatting reasons nobody reads). Must
+    /// agree with [`authorize`](Authorizer::authorize).
+    fn allows(&self, peer: &SpiffeId) -> bool {
+        self.authorize(peer).is_ok()
+    }
 }
 
 /// A refusal by an [`Authorizer`], with the peer and the reason.
@@ -68,11 +75,19 @@ impl<A: Authorizer + ?Sized> Authorizer for Arc<A> {
     fn authorize(&self, peer: &SpiffeId) -> Result<(), Denied> {
         (**self).authorize(peer)
     }
+
+    fn allows(&self, peer: &SpiffeId) -> bool {
+        (**self).allows(peer)
+    }
 }
 
 impl<A: Authorizer + ?Sized> Authorizer for Box<A> {
     fn authorize(&self, peer: &SpiffeId) -> Result<(), Denied> {
         (**self).authorize(peer)
+    }
+
+    fn allows(&self, peer: &SpiffeId) -> bool {
+        (**self).allows(peer)
     }
 }
 
@@ -131,6 +146,10 @@ pub fn exact(id: SpiffeId) -> Exact {
 }
 
 impl Authorizer for Exact {
+    fn allows(&self, peer: &SpiffeId) -> bool {
+        *peer == self.0
+    }
+
     fn authorize(&self, peer: &SpiffeId) -> Result<(), Denied> {
         if *peer == self.0 {
             Ok(())
@@ -150,6 +169,10 @@ pub fn one_of<I: IntoIterator<Item = SpiffeId>>(ids: I) -> OneOf {
 }
 
 impl Authorizer for OneOf {
+    fn allows(&self, peer: &SpiffeId) -> bool {
+        self.0.contains(peer)
+    }
+
     fn authorize(&self, peer: &SpiffeId) -> Result<(), Denied> {
         if self.0.contains(peer) {
             Ok(())
@@ -174,6 +197,10 @@ pub fn member_of_any<I: IntoIterator<Item = TrustDomain>>(trust_domains: I) -> M
 }
 
 impl Authorizer for MemberOf {
+    fn allows(&self, peer: &SpiffeId) -> bool {
+        self.0.contains(peer.trust_domain())
+    }
+
     fn authorize(&self, peer: &SpiffeId) -> Result<(), Denied> {
         if self.0.contains(peer.trust_domain()) {
             Ok(())
@@ -233,6 +260,10 @@ impl Authorizer for PathPrefix {
 pub struct And<A, B>(A, B);
 
 impl<A: Authorizer, B: Authorizer> Authorizer for And<A, B> {
+    fn allows(&self, peer: &SpiffeId) -> bool {
+        self.0.allows(peer) && self.1.allows(peer)
+    }
+
     fn authorize(&self, peer: &SpiffeId) -> Result<(), Denied> {
         self.0.authorize(peer)?;
         self.1.authorize(peer)
@@ -244,7 +275,15 @@ impl<A: Authorizer, B: Authorizer> Authorizer for And<A, B> {
 pub struct Or<A, B>(A, B);
 
 impl<A: Authorizer, B: Authorizer> Authorizer for Or<A, B> {
+    fn allows(&self, peer: &SpiffeId) -> bool {
+        self.0.allows(peer) || self.1.allows(peer)
+    }
+
     fn authorize(&self, peer: &SpiffeId) -> Result<(), Denied> {
+        // Reasons are built only when both sides refuse.
+        if self.allows(peer) {
+            return Ok(());
+        }
         match self.0.authorize(peer) {
             Ok(()) => Ok(()),
             Err(first) => self.1.authorize(peer).map_err(|second| {
@@ -259,10 +298,15 @@ impl<A: Authorizer, B: Authorizer> Authorizer for Or<A, B> {
 pub struct Not<A>(A);
 
 impl<A: Authorizer> Authorizer for Not<A> {
+    fn allows(&self, peer: &SpiffeId) -> bool {
+        !self.0.allows(peer)
+    }
+
     fn authorize(&self, peer: &SpiffeId) -> Result<(), Denied> {
-        match self.0.authorize(peer) {
-            Ok(()) => Err(Denied::new(peer, "is explicitly excluded")),
-            Err(_) => Ok(()),
+        if self.0.allows(peer) {
+            Err(Denied::new(peer, "is explicitly excluded"))
+        } else {
+            Ok(())
         }
     }
 }

@@ -422,3 +422,50 @@ fn module_paths_agree() {
     assert!(a.authorize(&id("spiffe://td/x")).is_ok());
     assert!(authorize::any().authorize(&id("spiffe://td")).is_ok());
 }
+
+#[test]
+fn allows_agrees_with_authorize() {
+    use mtls_core::{authorize, Authorizer, AuthorizerExt, SpiffeId, TrustDomain};
+    let id = |s: &str| SpiffeId::new(s).unwrap();
+    let td = TrustDomain::new("example.org").unwrap();
+    let authorizers: Vec<Box<dyn Authorizer>> = vec![
+        Box::new(authorize::any()),
+        Box::new(authorize::exact(id("spiffe://example.org/a"))),
+        Box::new(authorize::one_of([
+            id("spiffe://example.org/a"),
+            id("spiffe://other.org/b"),
+        ])),
+        Box::new(authorize::member_of(td.clone())),
+        Box::new(authorize::path_prefix(id("spiffe://example.org/ns"))),
+        Box::new(
+            authorize::exact(id("spiffe://example.org/a")).or(authorize::member_of(td.clone())),
+        ),
+        Box::new(
+            authorize::member_of(td.clone())
+                .and(authorize::exact(id("spiffe://example.org/a")).not()),
+        ),
+        Box::new(authorize::from_fn(|p: &SpiffeId| {
+            if p.path().len() > 3 {
+                Ok(())
+            } else {
+                Err(mtls_core::Denied::new(p, "short"))
+            }
+        })),
+    ];
+    let peers = [
+        "spiffe://example.org/a",
+        "spiffe://example.org/ns/x",
+        "spiffe://other.org/b",
+        "spiffe://other.org/ns",
+    ];
+    for (i, a) in authorizers.iter().enumerate() {
+        for p in peers {
+            let p = id(p);
+            assert_eq!(
+                a.allows(&p),
+                a.authorize(&p).is_ok(),
+                "authorizer #{i}, {p}"
+            );
+        }
+    }
+}
