@@ -190,11 +190,16 @@ impl CertificateAuthority {
                 reason: "cannot build a probe ID".into(),
             }
         })?;
-        self.issue_unchecked_policy(&crate::SvidRequest::new(probe).ttl(Duration::from_secs(60)))
+        let svid = self
+            .issue_unchecked_policy(&crate::SvidRequest::new(probe).ttl(Duration::from_secs(60)))
+            .and_then(|svid| {
+                // Issuance verified it as a client's; the server role too.
+                self.self_check_roles(svid.chain(), &[mtls_core::PeerRole::Server])
+            })
             .map_err(|e| CaError::NotACa {
                 reason: format!("a probe SVID issued with this chain and key does not verify: {e}"),
-            })?;
-        Ok(())
+            });
+        svid.map(drop)
     }
 
     /// A new intermediate CA signed by this one, for the same trust domain

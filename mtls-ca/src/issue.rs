@@ -122,10 +122,21 @@ impl CertificateAuthority {
     }
 
     /// Verifies an issued chain as a peer would, so that the CA never hands
-    /// out a certificate its own trust bundle rejects.
+    /// out a certificate its own trust bundle rejects. Once, as a client's:
+    /// every leaf carries both EKUs (`leaf_params`), and what could make
+    /// the roles differ (an issuer's EKU restriction) is a property of the
+    /// CA chain, checked for both roles when the CA is built (`probe`).
     pub(crate) fn self_check(&self, chain: &[CertificateDer<'static>]) -> Result<(), CaError> {
+        self.self_check_roles(chain, &[PeerRole::Client])
+    }
+
+    pub(crate) fn self_check_roles(
+        &self,
+        chain: &[CertificateDer<'static>],
+        roles: &[PeerRole],
+    ) -> Result<(), CaError> {
         let bundles = BundleSet::from(self.bundle()?);
-        for role in [PeerRole::Client, PeerRole::Server] {
+        for &role in roles {
             mtls_core::verify(chain, &bundles, SystemTime::now(), &CrlSet::new(), role).map_err(
                 |e| CaError::Build {
                     what: "SVID (it fails verification against the CA's own bundle)",

@@ -90,6 +90,11 @@ impl BundleSet {
         self.bundles.len()
     }
 
+    /// Whether `self` and `other` are the same set (not merely equal).
+    pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.bundles, &other.bundles)
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.bundles.is_empty()

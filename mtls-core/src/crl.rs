@@ -40,6 +40,11 @@ impl CrlSet {
         Self::default()
     }
 
+    /// Whether `self` and `other` are the same set (not merely equal).
+    pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.crls, &other.crls)
+    }
+
     /// Loads every `X509 CRL` block of a PEM document. A document without
     /// any CRL is an error.
     pub fn from_pem(pem: &[u8]) -> Result<Self, CrlError> {

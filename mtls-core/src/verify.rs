@@ -92,6 +92,20 @@ pub(crate) fn verify_with(
     role: PeerRole,
     algs: &[&dyn SignatureVerificationAlgorithm],
 ) -> Result<PeerIdentity, VerifyError> {
+    verify_with_expiry(leaf, intermediates, bundles, crls, now, role, algs).map(|(p, _)| p)
+}
+
+/// [`verify_with`], and when the first certificate of the verified path
+/// expires (the trust anchor aside, as rustls-webpki does).
+pub(crate) fn verify_with_expiry(
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    bundles: &BundleSet,
+    crls: &CrlSet,
+    now: UnixTime,
+    role: PeerRole,
+    algs: &[&dyn SignatureVerificationAlgorithm],
+) -> Result<(PeerIdentity, SystemTime), VerifyError> {
     let len = intermediates.len() + 1;
     if len > MAX_CHAIN_LEN {
         return Err(VerifyError::ChainTooLong { len });
@@ -159,19 +173,20 @@ pub(crate) fn verify_with(
             None,
         )
         .map_err(|e| map_webpki_error(e, &id, now_sys, role))?;
+    let mut path_not_after = info.not_after;
     for cert in path.intermediate_certificates() {
         let der = cert.der();
         let index = intermediates
             .iter()
             .position(|c| *c == der)
             .map_or(0, |i| i + 1);
-        crate::x509::check_signing_cert(&der, index)?;
+        path_not_after = path_not_after.min(crate::x509::check_signing_cert_memo(&der, index)?);
     }
     let chain: Arc<[CertificateDer<'static>]> = std::iter::once(leaf)
         .chain(intermediates)
         .map(|c| c.clone().into_owned())
         .collect();
-    Ok(PeerIdentity::new(id, chain, info.not_after))
+    Ok((PeerIdentity::new(id, chain, info.not_after), path_not_after))
 }
 
 #[allow(deprecated)] // RequiredEkuNotFound: older rustls-webpki releases still return it

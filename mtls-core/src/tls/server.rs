@@ -72,6 +72,14 @@ pub(crate) fn reverify_if_resumed(
             let chain = peer_chain(conn)?;
             verifier.reverify(&chain).map_err(PeerIdentityError::Verify)
         }
+        Some(_) if !conn.is_handshaking() => match conn.peer_certificates() {
+            // The chain the verifier just checked: no need to parse it again.
+            Some(chain) => match verifier.recent_identity(chain) {
+                Some(peer) => Ok(peer),
+                None => PeerIdentity::from_connection(conn),
+            },
+            None => PeerIdentity::from_connection(conn),
+        },
         _ => PeerIdentity::from_connection(conn),
     }
 }

@@ -1,7 +1,9 @@
 //! The SPIFFE verifier behind both rustls configs.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -13,11 +15,12 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::RejectionHook;
 use crate::authorize::Authorizer;
+use crate::bundle_set::BundleSet;
 use crate::crl::CrlSet;
 use crate::peer::PeerIdentity;
 use crate::source::{BundleSource, CrlSource};
 use crate::time_fmt::pki_from_system_time;
-use crate::verify::{verify_with, PeerRole, VerifyError};
+use crate::verify::{verify_with_expiry, PeerRole, VerifyError};
 
 /// Verifies a peer's chain with [`verify_with`] against the current
 /// bundles and CRLs of its sources, then applies the authorizer.
@@ -28,7 +31,27 @@ pub(crate) struct SvidVerifier {
     pub(crate) algs: WebPkiSupportedAlgorithms,
     pub(crate) role: PeerRole,
     pub(crate) on_reject: Option<RejectionHook>,
+    /// The identities of the last chains verified, so that reading the
+    /// peer of a full handshake (`peer_identity`) need not parse its leaf
+    /// again.
+    recent: Mutex<VecDeque<Verified>>,
 }
+
+/// A chain this verifier accepted, and what it was accepted against.
+struct Verified {
+    identity: PeerIdentity,
+    bundles: BundleSet,
+    crls: Option<CrlSet>,
+    /// When the first certificate of the verified path expires.
+    valid_until: SystemTime,
+}
+
+fn same_chain(identity: &PeerIdentity, chain: &[CertificateDer<'_>]) -> bool {
+    identity.chain().len() == chain.len() && identity.chain().iter().zip(chain).all(|(a, b)| a == b)
+}
+
+/// How many verified identities [`SvidVerifier`] remembers.
+const RECENT_MAX: usize = 64;
 
 impl SvidVerifier {
     pub(crate) fn new(
@@ -46,7 +69,19 @@ impl SvidVerifier {
             algs: provider.signature_verification_algorithms,
             role,
             on_reject,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_MAX)),
         }
+    }
+
+    /// The identity this verifier produced for exactly `chain`, if it is
+    /// among the last few it verified.
+    pub(crate) fn recent_identity(&self, chain: &[CertificateDer<'_>]) -> Option<PeerIdentity> {
+        let recent = self.recent.lock().ok()?;
+        recent
+            .iter()
+            .rev()
+            .find(|v| same_chain(&v.identity, chain))
+            .map(|v| v.identity.clone())
     }
 
     /// Chain verification, SPIFFE checks and authorization, at `now`.
@@ -57,21 +92,29 @@ impl SvidVerifier {
         now: UnixTime,
     ) -> Result<PeerIdentity, VerifyError> {
         let bundles = self.bundles.current_bundles();
-        let crls = match &self.crls {
-            Some(source) => source.current_crls(),
-            None => CrlSet::new(),
-        };
-        let result = verify_with(
+        let crls = self.crls.as_ref().map(|source| source.current_crls());
+        let result = verify_with_expiry(
             leaf,
             intermediates,
             &bundles,
-            &crls,
+            crls.as_ref().unwrap_or(&CrlSet::new()),
             now,
             self.role,
             self.algs.all,
         )
-        .and_then(|peer| {
+        .and_then(|(peer, valid_until)| {
             self.authorizer.authorize(peer.spiffe_id())?;
+            if let Ok(mut recent) = self.recent.lock() {
+                if recent.len() >= RECENT_MAX {
+                    recent.pop_front();
+                }
+                recent.push_back(Verified {
+                    identity: peer.clone(),
+                    bundles: bundles.clone(),
+                    crls: crls.clone(),
+                    valid_until,
+                });
+            }
             Ok(peer)
         });
         if let (Err(e), Some(hook)) = (&result, &self.on_reject) {
@@ -89,6 +132,40 @@ impl SvidVerifier {
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Err(VerifyError::EmptyChain);
         };
+        // The same chain, verified against the very bundles and CRLs in
+        // force now, and no certificate of its path expired since: the
+        // verification would give the same answer. Only the authorizer
+        // (which may have changed its mind) runs again.
+        let now = std::time::SystemTime::now();
+        let bundles = self.bundles.current_bundles();
+        let crls = self.crls.as_ref().map(|source| source.current_crls());
+        let hit = self.recent.lock().ok().and_then(|recent| {
+            recent
+                .iter()
+                .rev()
+                .find(|v| {
+                    now <= v.valid_until
+                        && v.bundles.ptr_eq(&bundles)
+                        && match (&v.crls, &crls) {
+                            (None, None) => true,
+                            (Some(a), Some(b)) => a.ptr_eq(b),
+                            _ => false,
+                        }
+                        && same_chain(&v.identity, chain)
+                })
+                .map(|v| v.identity.clone())
+        });
+        if let Some(peer) = hit {
+            let result = self
+                .authorizer
+                .authorize(peer.spiffe_id())
+                .map(|()| peer)
+                .map_err(VerifyError::from);
+            if let (Err(e), Some(hook)) = (&result, &self.on_reject) {
+                hook(e);
+            }
+            return result;
+        }
         self.verify(
             leaf,
             intermediates,
