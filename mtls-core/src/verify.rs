@@ -72,7 +72,7 @@ pub fn verify(
     let Some((leaf, intermediates)) = chain.split_first() else {
         return Err(VerifyError::EmptyChain);
     };
-    verify_with(
+    verify_with_expiry(
         leaf,
         intermediates,
         bundles,
@@ -81,21 +81,11 @@ pub fn verify(
         role,
         provider.signature_verification_algorithms.all,
     )
+    .map(|(peer, _)| peer)
 }
 
-pub(crate) fn verify_with(
-    leaf: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    bundles: &BundleSet,
-    crls: &CrlSet,
-    now: UnixTime,
-    role: PeerRole,
-    algs: &[&dyn SignatureVerificationAlgorithm],
-) -> Result<PeerIdentity, VerifyError> {
-    verify_with_expiry(leaf, intermediates, bundles, crls, now, role, algs).map(|(p, _)| p)
-}
-
-/// [`verify_with`], and when the first certificate of the verified path
+/// Verification as [`verify`] describes, with the algorithms given, also
+/// returning when the first certificate of the verified path
 /// expires (the trust anchor aside, as rustls-webpki does).
 pub(crate) fn verify_with_expiry(
     leaf: &CertificateDer<'_>,

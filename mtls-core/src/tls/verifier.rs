@@ -22,7 +22,7 @@ use crate::source::{BundleSource, CrlSource};
 use crate::time_fmt::pki_from_system_time;
 use crate::verify::{verify_with_expiry, PeerRole, VerifyError};
 
-/// Verifies a peer's chain with [`verify_with`] against the current
+/// Verifies a peer's chain with [`verify_with_expiry`] against the current
 /// bundles and CRLs of its sources, then applies the authorizer.
 pub(crate) struct SvidVerifier {
     pub(crate) bundles: Arc<dyn BundleSource>,
@@ -93,6 +93,19 @@ impl SvidVerifier {
     ) -> Result<PeerIdentity, VerifyError> {
         let bundles = self.bundles.current_bundles();
         let crls = self.crls.as_ref().map(|source| source.current_crls());
+        self.verify_against(leaf, intermediates, now, bundles, crls)
+    }
+
+    /// [`verify`](Self::verify) against bundles and CRLs already read from
+    /// the sources; an accepted chain is remembered with them.
+    fn verify_against(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        bundles: BundleSet,
+        crls: Option<CrlSet>,
+    ) -> Result<PeerIdentity, VerifyError> {
         let result = verify_with_expiry(
             leaf,
             intermediates,
@@ -110,21 +123,27 @@ impl SvidVerifier {
                 }
                 recent.push_back(Verified {
                     identity: peer.clone(),
-                    bundles: bundles.clone(),
-                    crls: crls.clone(),
+                    bundles,
+                    crls,
                     valid_until,
                 });
             }
             Ok(peer)
         });
+        self.report(result)
+    }
+
+    /// Tells the rejection hook of a refusal, and passes the result on.
+    fn report(
+        &self,
+        result: Result<PeerIdentity, VerifyError>,
+    ) -> Result<PeerIdentity, VerifyError> {
         if let (Err(e), Some(hook)) = (&result, &self.on_reject) {
             hook(e);
         }
         result
     }
 
-    /// Verifies again, at the current time, a chain rustls restored from a
-    /// resumed session.
     pub(crate) fn reverify(
         &self,
         chain: &[CertificateDer<'static>],
@@ -161,15 +180,14 @@ impl SvidVerifier {
                 .authorize(peer.spiffe_id())
                 .map(|()| peer)
                 .map_err(VerifyError::from);
-            if let (Err(e), Some(hook)) = (&result, &self.on_reject) {
-                hook(e);
-            }
-            return result;
+            return self.report(result);
         }
-        self.verify(
+        self.verify_against(
             leaf,
             intermediates,
-            pki_from_system_time(std::time::SystemTime::now()),
+            pki_from_system_time(now),
+            bundles,
+            crls,
         )
     }
 
