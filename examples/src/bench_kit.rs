@@ -1167,10 +1167,10 @@ pub(crate) fn measure_layer(
     rounds: usize,
     iters: u64,
 ) -> Result<(Vec<f64>, Vec<f64>), BoxError> {
-    let info = MtlsConnectInfo {
-        peer: fx.client_identity()?,
-        remote_addr: SocketAddr::from(([127, 0, 0, 1], 40000)),
-    };
+    let info = MtlsConnectInfo::new(
+        fx.client_identity()?,
+        SocketAddr::from(([127, 0, 0, 1], 40000)),
+    );
     let ours = router().layer(AuthorizeLayer::new(request_policy(fx)?));
     let bare = router();
     let call = |app: &Router, with_peer: bool| {

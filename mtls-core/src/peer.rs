@@ -11,7 +11,7 @@ use crate::trust_domain::TrustDomain;
 use crate::verify::VerifyError;
 
 /// A peer authenticated by its X.509-SVID: its SPIFFE ID, its certificate
-/// chain (leaf first) and when its leaf expires.
+/// chain (leaf first) and when the verified path expires.
 ///
 /// Cloning is cheap. Obtain one from [`verify`](crate::verify), from
 /// [`MtlsServerConfig::peer_identity`](crate::MtlsServerConfig::peer_identity)
@@ -21,19 +21,26 @@ use crate::verify::VerifyError;
 pub struct PeerIdentity {
     spiffe_id: SpiffeId,
     chain: Arc<[CertificateDer<'static>]>,
+    /// The earliest notAfter of the verified path (leaf and
+    /// intermediates).
     not_after: SystemTime,
+    leaf_not_after: SystemTime,
 }
 
 impl PeerIdentity {
+    /// `not_after` is the earliest notAfter of the path, `leaf_not_after`
+    /// the leaf's own (never earlier than `not_after`).
     pub(crate) fn new(
         spiffe_id: SpiffeId,
         chain: Arc<[CertificateDer<'static>]>,
         not_after: SystemTime,
+        leaf_not_after: SystemTime,
     ) -> Self {
         Self {
             spiffe_id,
             chain,
-            not_after,
+            not_after: not_after.min(leaf_not_after),
+            leaf_not_after,
         }
     }
 
@@ -46,6 +53,11 @@ impl PeerIdentity {
     /// calling the verifier, so the chain may since have been revoked or its
     /// CA removed from the bundle. Use `MtlsServerConfig::peer_identity` /
     /// `MtlsClientConfig::peer_identity`, which re-verify resumed sessions.
+    ///
+    /// Not knowing which certificates the verifier placed in the path, it
+    /// takes [`not_after`](Self::not_after) as the earliest expiry of
+    /// *every* certificate the peer presented: never later than the
+    /// verified path's, possibly earlier.
     pub fn from_connection(conn: &CommonState) -> Result<Self, PeerIdentityError> {
         match conn.handshake_kind() {
             None => return Err(PeerIdentityError::HandshakeNotComplete),
@@ -56,9 +68,14 @@ impl PeerIdentity {
             return Err(PeerIdentityError::HandshakeNotComplete);
         }
         let chain = peer_chain(conn)?;
-        let (spiffe_id, not_after) =
+        let (spiffe_id, leaf_not_after) =
             crate::x509::leaf_id_and_expiry(&chain[0]).map_err(PeerIdentityError::Verify)?;
-        Ok(Self::new(spiffe_id, chain, not_after))
+        let mut not_after = leaf_not_after;
+        for (index, der) in chain.iter().enumerate().skip(1) {
+            let expiry = crate::x509::expiry(der, index).map_err(PeerIdentityError::Verify)?;
+            not_after = not_after.min(expiry);
+        }
+        Ok(Self::new(spiffe_id, chain, not_after, leaf_not_after))
     }
 
     /// The peer's SPIFFE ID.
@@ -81,13 +98,26 @@ impl PeerIdentity {
         &self.chain[0]
     }
 
-    /// When the peer's leaf certificate expires.
+    /// When this identity stops being valid: the earliest notAfter of the
+    /// verified path, the leaf and every intermediate (trust anchors aside,
+    /// as rustls-webpki does when it builds the path). A leaf valid for two
+    /// hours under an intermediate that expires in fifteen seconds gives an
+    /// identity valid for fifteen seconds, exactly as long as a new
+    /// handshake would succeed.
     pub fn not_after(&self) -> SystemTime {
         self.not_after
     }
 
-    /// Whether the leaf has expired at `now` (a long-lived connection must
-    /// not outlive its peer's SVID).
+    /// When the peer's leaf certificate itself expires (never earlier than
+    /// [`not_after`](Self::not_after)).
+    pub fn leaf_not_after(&self) -> SystemTime {
+        self.leaf_not_after
+    }
+
+    /// Whether the identity has expired at `now`: some certificate of its
+    /// verified path (leaf or intermediate) has expired, so a long-lived
+    /// connection must not be served any more. See
+    /// [`not_after`](Self::not_after).
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
         now > self.not_after
     }

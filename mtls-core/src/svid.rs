@@ -39,6 +39,8 @@ struct Inner {
     key: PrivateKeyDer<'static>,
     not_before: SystemTime,
     not_after: SystemTime,
+    /// The earliest notAfter of the chain, computed when first asked.
+    valid_until: std::sync::OnceLock<SystemTime>,
 }
 
 impl X509Svid {
@@ -84,6 +86,7 @@ impl X509Svid {
                 key,
                 not_before: info.not_before,
                 not_after: info.not_after,
+                valid_until: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -138,6 +141,21 @@ impl X509Svid {
     /// When the leaf expires.
     pub fn not_after(&self) -> SystemTime {
         self.inner.not_after
+    }
+
+    /// When the chain presented stops being usable: the earliest notAfter
+    /// of the leaf and of every intermediate in the chain (peers refuse a
+    /// path with an expired intermediate, however long the leaf lives).
+    pub fn valid_until(&self) -> SystemTime {
+        *self.inner.valid_until.get_or_init(|| {
+            self.inner
+                .chain
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter_map(|(index, der)| crate::x509::expiry(der, index).ok())
+                .fold(self.inner.not_after, SystemTime::min)
+        })
     }
 
     /// The chain as PEM, leaf first.

@@ -176,7 +176,10 @@ pub(crate) fn verify_with_expiry(
         .chain(intermediates)
         .map(|c| c.clone().into_owned())
         .collect();
-    Ok((PeerIdentity::new(id, chain, info.not_after), path_not_after))
+    Ok((
+        PeerIdentity::new(id, chain, path_not_after, info.not_after),
+        path_not_after,
+    ))
 }
 
 #[allow(deprecated)] // RequiredEkuNotFound: older rustls-webpki releases still return it

@@ -164,6 +164,13 @@ pub(crate) fn check_signing_cert(der: &[u8], index: usize) -> Result<SystemTime,
     Ok(system_time_from_unix(cert.validity().not_after.timestamp()))
 }
 
+/// The notAfter of a certificate of a chain (`index` in the chain, for
+/// errors).
+pub(crate) fn expiry(der: &[u8], index: usize) -> Result<SystemTime, VerifyError> {
+    let cert = parse(der, index)?;
+    Ok(system_time_from_unix(cert.validity().not_after.timestamp()))
+}
+
 /// The SPIFFE ID and expiry of a leaf that was already verified.
 pub(crate) fn leaf_id_and_expiry(der: &[u8]) -> Result<(SpiffeId, SystemTime), VerifyError> {
     let cert = parse(der, 0)?;

@@ -440,3 +440,37 @@ fn verification_time_is_a_parameter() {
     )
     .unwrap();
 }
+
+/// The identity is valid until the earliest notAfter of the verified path:
+/// a long-lived leaf under a short-lived intermediate expires with the
+/// intermediate (a long-lived connection must not outlive it).
+#[test]
+fn identity_expires_with_the_earliest_certificate_of_its_path() {
+    let root = TestCa::root("example.org");
+    let intermediate = root.intermediate_with(|p| p.not_after = now() + hours(1));
+    let leaf = intermediate.leaf_with(ID, |p| p.not_after = now() + hours(5));
+    let peer = verify(
+        &leaf.chain,
+        &root.bundle_set(),
+        SystemTime::now(),
+        &CrlSet::new(),
+        PeerRole::Client,
+    )
+    .unwrap();
+    let in_secs = |t: SystemTime| {
+        t.duration_since(SystemTime::now())
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    assert!(
+        (3590..=3600).contains(&in_secs(peer.not_after())),
+        "the intermediate's expiry"
+    );
+    assert!((5 * 3600 - 10..=5 * 3600).contains(&in_secs(peer.leaf_not_after())));
+    assert!(!peer.is_expired_at(SystemTime::now()));
+    assert!(peer.is_expired_at(SystemTime::now() + std::time::Duration::from_secs(2 * 3600)));
+    // The SVID itself says when its chain stops being usable.
+    let svid = leaf.svid();
+    assert_eq!(svid.valid_until(), peer.not_after());
+    assert_eq!(svid.not_after(), peer.leaf_not_after());
+}

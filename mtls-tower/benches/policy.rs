@@ -127,10 +127,7 @@ fn request_policy(peer: &SpiffeId) -> RoutePolicy {
 fn layer(c: &mut Criterion) {
     let peer = identity();
     let policy = request_policy(peer.spiffe_id());
-    let info = MtlsConnectInfo {
-        peer: peer.clone(),
-        remote_addr: SocketAddr::from(([127, 0, 0, 1], 40000)),
-    };
+    let info = MtlsConnectInfo::new(peer.clone(), SocketAddr::from(([127, 0, 0, 1], 40000)));
     let mut group = c.benchmark_group("request");
 
     // The layer alone, around a trivial tower service.

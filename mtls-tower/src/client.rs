@@ -3,14 +3,15 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
-use mtls_core::{MtlsClientConfig, PeerIdentity};
+use mtls_core::{MtlsClientConfig, PeerIdentity, X509Svid};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -34,6 +35,18 @@ use tower_service::Service;
 /// The URI's host is dialled and sent as SNI; it is not compared with the
 /// certificate (SPIFFE servers are identified by SPIFFE ID).
 ///
+/// **Renewal and pooled connections.** A connection is retired once the
+/// SVID it presented has been replaced by the config's SVID source (a
+/// renewal, a rotation), or shortly ([`RETIRE_BEFORE_EXPIRY`]) before the
+/// SVID's chain or the server's verified path expires: when it is next idle
+/// (no request awaiting its response, nothing read or written for a few
+/// milliseconds), it reports end of input, so hyper's pool (and a tonic
+/// channel) drops it and the next request connects with the current SVID.
+/// A request already under way is not cut, except at the hard limit, when
+/// the certificate path of either side expires. The connector checks its
+/// connections a few times a second from one background task, which runs
+/// only while it has connections.
+///
 /// ```no_run
 /// # async fn run(config: mtls_core::MtlsClientConfig) -> Result<(), Box<dyn std::error::Error>> {
 /// use http_body_util::Empty;
@@ -54,6 +67,148 @@ pub struct MtlsConnector {
     config: MtlsClientConfig,
     tls: TlsConnector,
     timeout: Option<Duration>,
+    live: Arc<Live>,
+}
+
+/// How long before the presented SVID's chain (or the server's verified
+/// path) expires [`MtlsConnector`] retires a connection: requests sent
+/// afterwards go over a new connection.
+pub const RETIRE_BEFORE_EXPIRY: Duration = Duration::from_secs(1);
+
+/// How often the connector checks its connections.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// How long a retiring connection must have been quiet to count as idle.
+const QUIET: Duration = Duration::from_millis(50);
+
+/// The connections a connector made and still tracks.
+#[derive(Debug, Default)]
+struct Live {
+    conns: Mutex<Vec<Weak<Tracked>>>,
+    /// Whether the checking task runs.
+    checking: AtomicBool,
+}
+
+/// What the connector knows of one of its connections.
+#[derive(Debug)]
+struct Tracked {
+    /// The SVID the handshake presented (read just before it: a rotation
+    /// during the handshake retires the connection, which is safe).
+    presented: Option<X509Svid>,
+    /// When neither side's certificate path is valid any more.
+    valid_until: SystemTime,
+    retiring: AtomicBool,
+    activity: Mutex<Activity>,
+}
+
+#[derive(Debug)]
+struct Activity {
+    last: Instant,
+    /// Bytes were written since the last read: a request awaits its
+    /// response.
+    awaiting: bool,
+    /// The reader's waker, woken when the connection starts retiring.
+    waker: Option<Waker>,
+}
+
+impl Tracked {
+    /// Marks the connection retiring if its SVID was replaced or its
+    /// certificates are about to expire; wakes its reader to end it.
+    fn check(&self, current: Option<&X509Svid>, now: SystemTime) {
+        let replaced = match (&self.presented, current) {
+            (Some(presented), Some(current)) => {
+                !presented.ptr_eq(current) && presented.chain() != current.chain()
+            }
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let expiring = now + RETIRE_BEFORE_EXPIRY >= self.valid_until;
+        if replaced || expiring {
+            if !self.retiring.swap(true, Ordering::AcqRel) {
+                tracing::debug!(replaced, expiring, "mtls: retiring a client connection");
+            }
+            let waker = self
+                .activity
+                .lock()
+                .ok()
+                .and_then(|mut activity| activity.waker.take());
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Whether the connection must report end of input now.
+    fn must_end(&self, waker: &Waker) -> bool {
+        if SystemTime::now() >= self.valid_until {
+            return true;
+        }
+        let retiring = self.retiring.load(Ordering::Acquire);
+        let Ok(mut activity) = self.activity.lock() else {
+            return retiring;
+        };
+        if retiring && !activity.awaiting && activity.last.elapsed() >= QUIET {
+            return true;
+        }
+        activity.waker = Some(waker.clone());
+        false
+    }
+
+    fn read(&self) {
+        if let Ok(mut activity) = self.activity.lock() {
+            activity.last = Instant::now();
+            activity.awaiting = false;
+        }
+    }
+
+    fn wrote(&self) {
+        if let Ok(mut activity) = self.activity.lock() {
+            activity.last = Instant::now();
+            activity.awaiting = true;
+        }
+    }
+}
+
+impl Live {
+    /// Tracks `conn`, starting the checking task if it is not running.
+    fn track(self: &Arc<Self>, conn: &Arc<Tracked>, config: &MtlsClientConfig) {
+        if let Ok(mut conns) = self.conns.lock() {
+            conns.push(Arc::downgrade(conn));
+        }
+        if !self.checking.swap(true, Ordering::AcqRel) {
+            let live = Arc::downgrade(self);
+            let config = config.clone();
+            tokio::spawn(check_connections(live, config));
+        }
+    }
+}
+
+/// Checks the connector's connections until it has none (or is gone).
+async fn check_connections(live: Weak<Live>, config: MtlsClientConfig) {
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(live) = live.upgrade() else { return };
+        let current = config.current_svid();
+        let now = SystemTime::now();
+        let Ok(mut conns) = live.conns.lock() else {
+            return;
+        };
+        conns.retain(|conn| match conn.upgrade() {
+            Some(conn) => {
+                conn.check(current.as_ref(), now);
+                true
+            }
+            None => false,
+        });
+        if conns.is_empty() {
+            // Under the lock, so a connection tracked after this restarts
+            // the task.
+            live.checking.store(false, Ordering::Release);
+            return;
+        }
+    }
 }
 
 /// How long [`MtlsConnector`] waits, by default, for the TCP connection and
@@ -68,6 +223,7 @@ impl MtlsConnector {
             config,
             tls,
             timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            live: Arc::default(),
         }
     }
 
@@ -87,6 +243,7 @@ impl MtlsConnector {
             tls: TlsConnector::from(Arc::new(rustls)),
             config,
             timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            live: Arc::default(),
         }
     }
 
@@ -125,16 +282,33 @@ impl MtlsConnector {
         })?;
         let tcp = TcpStream::connect((host, port)).await?;
         let _ = tcp.set_nodelay(true);
+        let presented = self.config.current_svid();
         let tls = self.tls.connect(server_name, tcp).await?;
         let peer = self
             .config
             .peer_identity(tls.get_ref().1)
             .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e))?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let valid_until = presented.as_ref().map_or(peer.not_after(), |svid| {
+            svid.valid_until().min(peer.not_after())
+        });
+        let tracked = Arc::new(Tracked {
+            presented,
+            valid_until,
+            retiring: AtomicBool::new(false),
+            activity: Mutex::new(Activity {
+                last: Instant::now(),
+                awaiting: false,
+                waker: None,
+            }),
+        });
+        self.live.track(&tracked, &self.config);
         Ok(MtlsClientStream {
             io: TokioIo::new(tls),
             peer,
             h2,
+            tracked,
+            ended: false,
         })
     }
 }
@@ -170,6 +344,9 @@ pub struct MtlsClientStream {
     io: TokioIo<TlsStream<TcpStream>>,
     peer: PeerIdentity,
     h2: bool,
+    tracked: Arc<Tracked>,
+    /// Set once the stream has reported end of input (retired).
+    ended: bool,
 }
 
 impl MtlsClientStream {
@@ -178,7 +355,14 @@ impl MtlsClientStream {
         &self.peer
     }
 
-    /// The TLS stream, as tokio I/O.
+    /// Whether the connector has retired this connection (its SVID was
+    /// replaced, or a certificate path is about to expire): it ends when
+    /// next idle.
+    pub fn is_retiring(&self) -> bool {
+        self.tracked.retiring.load(Ordering::Acquire)
+    }
+
+    /// The TLS stream, as tokio I/O (no longer retired by the connector).
     pub fn into_inner(self) -> TlsStream<TcpStream> {
         self.io.into_inner()
     }
@@ -201,7 +385,18 @@ impl hyper::rt::Read for MtlsClientStream {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = &mut *self;
+        if this.ended || this.tracked.must_end(cx.waker()) {
+            // End of input: hyper closes the connection and its pool
+            // drops it.
+            this.ended = true;
+            return Poll::Ready(Ok(()));
+        }
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) {
+            this.tracked.read();
+        }
+        read
     }
 }
 
@@ -211,7 +406,11 @@ impl hyper::rt::Write for MtlsClientStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.tracked.wrote();
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -231,6 +430,10 @@ impl hyper::rt::Write for MtlsClientStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.tracked.wrote();
+        }
+        written
     }
 }

@@ -19,8 +19,13 @@ use crate::policy::RoutePolicy;
 /// Authorizes every request by the peer's SPIFFE ID, method and path with a
 /// [`RoutePolicy`].
 ///
-/// - no authenticated peer, or a peer whose certificate has expired since
-///   the connection opened: **401** (gRPC: `UNAUTHENTICATED`, 16);
+/// - no authenticated peer, or a peer whose certificate path (leaf or any
+///   intermediate, [`PeerIdentity::not_after`](mtls_core::PeerIdentity::not_after))
+///   has expired since the connection opened: **401** (gRPC:
+///   `UNAUTHENTICATED`, 16); for an expired peer the connection is also
+///   ended (HTTP/1.1: `Connection: close`; HTTP/2: the transport ends once
+///   the refusal is flushed), so a client that renewed its SVID reconnects
+///   with it instead of being refused on a pooled connection;
 /// - the policy denies (including when no rule matches): **403** (gRPC:
 ///   `PERMISSION_DENIED`, 7);
 /// - allowed: the request goes on with the peer's `PeerIdentity` in its
@@ -112,8 +117,15 @@ where
             return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc));
         };
         if peer.is_expired_at(SystemTime::now()) {
-            tracing::info!(peer = %peer.spiffe_id(), "mtls: request refused, the peer's certificate has expired");
-            return ResponseFuture::refused(refusal(Refusal::Expired, grpc));
+            tracing::info!(peer = %peer.spiffe_id(), "mtls: request refused, the peer's certificate has expired; ending the connection");
+            crate::peer::end_expired_connection(req.extensions());
+            let mut response = refusal(Refusal::Expired, grpc);
+            if req.version() <= http::Version::HTTP_11 {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return ResponseFuture::refused(response);
         }
         match self
             .policy

@@ -10,7 +10,7 @@ mod peer;
 mod policy;
 mod stream;
 
-pub use client::{MtlsClientStream, MtlsConnector, DEFAULT_CONNECT_TIMEOUT};
+pub use client::{MtlsClientStream, MtlsConnector, DEFAULT_CONNECT_TIMEOUT, RETIRE_BEFORE_EXPIRY};
 pub use layer::{Authorize, AuthorizeLayer, ResponseBody, ResponseFuture};
 pub use listener::{ListenerConfig, ListenerStats, MtlsListener};
 pub use peer::peer_identity;

@@ -291,7 +291,7 @@ impl Handshake {
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
         record(elapsed, "ok", "ok");
         tracing::debug!(kind = ?tls.get_ref().1.handshake_kind(), "mtls: peer authenticated");
-        let info = MtlsConnectInfo { peer, remote_addr };
+        let info = MtlsConnectInfo::new(peer, remote_addr);
         // If the server is gone, the connection is simply dropped.
         let _ = self
             .ready

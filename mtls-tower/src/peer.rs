@@ -24,6 +24,30 @@ pub fn peer_identity(extensions: &Extensions) -> Option<&PeerIdentity> {
     None
 }
 
+/// The connection information of a request, wherever the integration put
+/// it (tonic: `MtlsConnectInfo`; axum: `ConnectInfo<MtlsConnectInfo>`).
+pub(crate) fn connect_info(extensions: &Extensions) -> Option<&MtlsConnectInfo> {
+    if let Some(info) = extensions.get::<MtlsConnectInfo>() {
+        return Some(info);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(info)) =
+        extensions.get::<axum::extract::ConnectInfo<MtlsConnectInfo>>()
+    {
+        return Some(info);
+    }
+    None
+}
+
+/// Asks the request's connection to end (its peer's identity expired), so
+/// that the client reconnects with its renewed SVID instead of being
+/// refused forever on a pooled connection.
+pub(crate) fn end_expired_connection(extensions: &Extensions) {
+    if let Some(info) = connect_info(extensions) {
+        info.end_connection();
+    }
+}
+
 #[cfg(feature = "axum")]
 mod axum_extract {
     use axum::extract::FromRequestParts;
@@ -33,7 +57,9 @@ mod axum_extract {
     use mtls_core::{PeerIdentity, SpiffeId};
 
     /// Extracts the caller's SPIFFE ID; rejects with 401 when the request
-    /// has no authenticated, unexpired peer.
+    /// has no authenticated, unexpired peer (expired: some certificate of
+    /// its verified path, leaf or intermediate, has expired; the connection
+    /// is then ended so the client reconnects).
     ///
     /// ```no_run
     /// use mtls_tower::PeerId;
@@ -64,7 +90,11 @@ mod axum_extract {
     fn current(parts: &Parts) -> Result<PeerIdentity, Unauthenticated> {
         match super::peer_identity(&parts.extensions) {
             Some(peer) if !peer.is_expired_at(std::time::SystemTime::now()) => Ok(peer.clone()),
-            _ => Err(Unauthenticated),
+            Some(_) => {
+                super::end_expired_connection(&parts.extensions);
+                Err(Unauthenticated)
+            }
+            None => Err(Unauthenticated),
         }
     }
 
@@ -95,7 +125,9 @@ mod axum_extract {
 pub use axum_extract::{Peer, PeerId, Unauthenticated};
 
 /// The caller of a tonic request, or `UNAUTHENTICATED` when the request has
-/// no authenticated, unexpired peer.
+/// no authenticated, unexpired peer (expired: some certificate of its
+/// verified path, leaf or intermediate, has expired; the connection is then
+/// ended so the client reconnects with a renewed SVID).
 ///
 /// ```no_run
 /// # async fn handler(request: tonic::Request<()>) -> Result<tonic::Response<String>, tonic::Status> {
@@ -107,7 +139,10 @@ pub use axum_extract::{Peer, PeerId, Unauthenticated};
 pub fn tonic_peer<T>(request: &tonic::Request<T>) -> Result<&PeerIdentity, tonic::Status> {
     match peer_identity(request.extensions()) {
         Some(peer) if !peer.is_expired_at(std::time::SystemTime::now()) => Ok(peer),
-        Some(_) => Err(tonic::Status::unauthenticated("peer certificate expired")),
+        Some(_) => {
+            end_expired_connection(request.extensions());
+            Err(tonic::Status::unauthenticated("peer certificate expired"))
+        }
         None => Err(tonic::Status::unauthenticated("no authenticated peer")),
     }
 }

@@ -55,14 +55,14 @@ fn request(method: Method, path: &str, grpc: bool, peer: Attach) -> Request<Full
         }
         Attach::ConnectInfo(peer) => {
             req.extensions_mut()
-                .insert(MtlsConnectInfo { peer, remote_addr });
+                .insert(MtlsConnectInfo::new(peer, remote_addr));
         }
         Attach::AxumConnectInfo(peer) => {
             req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(MtlsConnectInfo {
+                .insert(axum::extract::ConnectInfo(MtlsConnectInfo::new(
                     peer,
                     remote_addr,
-                }));
+                )));
         }
     }
     req

@@ -11,6 +11,7 @@ use super::verifier::SvidVerifier;
 use super::ConfigError;
 use crate::peer::{PeerIdentity, PeerIdentityError};
 use crate::source::{BundleSource, SvidSource};
+use crate::svid::X509Svid;
 use crate::verify::PeerRole;
 
 /// A rustls `ClientConfig` that presents an X.509-SVID and admits only
@@ -31,10 +32,11 @@ use crate::verify::PeerRole;
 /// let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MtlsClientConfig {
     config: Arc<ClientConfig>,
     verifier: Arc<SvidVerifier>,
+    svid: Arc<dyn SvidSource>,
 }
 
 impl MtlsClientConfig {
@@ -61,6 +63,22 @@ impl MtlsClientConfig {
     pub fn peer_identity(&self, conn: &CommonState) -> Result<PeerIdentity, PeerIdentityError> {
         reverify_if_resumed(&self.verifier, conn)
     }
+
+    /// The SVID this config presents now (what its SVID source returns), so
+    /// that connection pools can tell connections made with an SVID that
+    /// has since been replaced or has expired.
+    pub fn current_svid(&self) -> Option<X509Svid> {
+        self.svid.current_svid()
+    }
+}
+
+impl std::fmt::Debug for MtlsClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MtlsClientConfig")
+            .field("config", &self.config)
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Builds an [`MtlsClientConfig`]; see [`MtlsClientConfig::builder`].
@@ -82,6 +100,7 @@ impl ClientConfigBuilder {
 
     /// Builds the config; fails if no authorizer was chosen.
     pub fn build(self) -> Result<MtlsClientConfig, ConfigError> {
+        let svid = self.common.svid.clone();
         let (parts, alpn, resumption) = self.common.parts(PeerRole::Server)?;
         let mut config = ClientConfig::builder_with_provider(parts.provider)
             .with_protocol_versions(parts.versions)?
@@ -95,6 +114,7 @@ impl ClientConfigBuilder {
         Ok(MtlsClientConfig {
             config: Arc::new(config),
             verifier: parts.verifier,
+            svid,
         })
     }
 }
