@@ -113,6 +113,9 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let grpc = is_grpc(&req);
+        if let Err(invalid) = crate::path::check(req.uri().path()) {
+            return ResponseFuture::refused(crate::path::refusal(&invalid, grpc));
+        }
         let Some(peer) = peer_identity(req.extensions()) else {
             return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc));
         };

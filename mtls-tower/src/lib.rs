@@ -6,6 +6,7 @@ mod client;
 mod layer;
 mod listener;
 pub mod metrics;
+mod path;
 mod peer;
 mod policy;
 mod stream;

@@ -10,7 +10,8 @@ pub const CONNECTIONS_OPEN: &str = "mtls_connections_open";
 /// Gauge: handshakes in progress.
 pub const HANDSHAKES_IN_FLIGHT: &str = "mtls_handshakes_in_flight";
 /// Counter: per-request authorization decisions, labelled `result`
-/// (`allow`/`deny`/`unauthenticated`).
+/// (`allow`/`deny`/`unauthenticated`/`invalid_path`: a request path not in
+/// normal form, refused with 400).
 pub const AUTHZ_DECISIONS: &str = "mtls_authz_decisions_total";
 /// Counter: TCP accept errors.
 pub const ACCEPT_ERRORS: &str = "mtls_accept_errors_total";

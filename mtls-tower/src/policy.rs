@@ -7,6 +7,8 @@ use std::sync::Arc;
 use http::Method;
 use mtls_core::{Authorizer, Denied, SpiffeId};
 
+use crate::path;
+
 /// An ordered list of rules, each an [`Authorizer`] for a path prefix and
 /// optionally some methods: the **first** rule whose path prefix and method
 /// match the request decides, by its authorizer; a request no rule matches
@@ -15,10 +17,39 @@ use mtls_core::{Authorizer, Denied, SpiffeId};
 /// A rule for `GET` also governs `HEAD` (routers run GET handlers for HEAD
 /// requests, so HEAD must not sidestep a GET rule).
 ///
-/// Path prefixes match on segment boundaries of the raw request path:
-/// `/orders` matches `/orders` and `/orders/7`, not `/ordersx`; `/`
-/// matches every path. Matching costs one hash lookup per segment of the
-/// request path, however many rules there are.
+/// Path prefixes match on segment boundaries: `/orders` matches `/orders`,
+/// `/orders/` and `/orders/7`, not `/ordersx`; `/` matches every path.
+/// Matching costs one hash lookup per segment of the request path, however
+/// many rules there are.
+///
+/// # The path decided on is the path handlers see
+///
+/// Routers match the raw path but path extractors percent-decode it (axum's
+/// `Path` gives `name = "admin"` for `/users/%61dmin` on `/users/{name}`),
+/// so a policy on raw segments could judge another resource than the one
+/// served. Hence:
+///
+/// - **Request paths not in normal form are refused** (by
+///   [`decide`](Self::decide), and with 400 / gRPC `INVALID_ARGUMENT` by
+///   [`AuthorizeLayer`](crate::AuthorizeLayer) before the request reaches
+///   the router): a path not starting with `/`; an empty segment (`//`; one
+///   trailing `/` is allowed, and `/users/admin/` is governed by the rule
+///   for `/users/admin`); a `.` or `..` segment; a `\`; malformed
+///   percent-encoding (`%zz`, `%4`); a percent-encoded unreserved character
+///   (`ALPHA / DIGIT / - . _ ~`, RFC 3986 §2.3, any case of hex, so also
+///   encoded dot segments), `/` (`%2F`) or `\` (`%5C`); a `%25` followed
+///   by two hex digits (double encoding).
+/// - **Rule prefixes hold only literal path characters**: `/` and RFC 3986
+///   `pchar` without percent-encoding — letters, digits, `-._~`,
+///   `!$&'()*+,;=`, `:` and `@` — no dot or empty segment, and no route
+///   syntax (`{id}`, `{*rest}`, `:id`, `*rest`); [`build`](RoutePolicyBuilder::build)
+///   refuses anything else.
+/// - **Matching is on the path with its encoded rule characters decoded**
+///   (`/v1%3Abatch` is matched as `/v1:batch`); other encoded octets stay
+///   encoded (`/a%20b` is matched as is). A segment holding one of those
+///   can match no rule segment, raw (it holds `%`) or decoded (it holds a
+///   character no rule holds), so the policy and a handler that decodes
+///   agree on which rule segment, if any, a request segment is.
 ///
 /// ```
 /// use http::Method;
@@ -80,9 +111,14 @@ impl RoutePolicy {
         }
     }
 
-    /// Whether `peer` may call `method` on `path`.
+    /// Whether `peer` may call `method` on `path` (the raw request path,
+    /// without query). A path not in normal form is denied whatever the
+    /// rules (see the type's documentation).
     pub fn decide(&self, method: &Method, path: &str, peer: &SpiffeId) -> Result<(), Denied> {
-        match self.first_match(method, path) {
+        if let Err(invalid) = path::check(path) {
+            return Err(Denied::new(peer, invalid.to_string()));
+        }
+        match self.first_match(method, &path::decode_rule_chars(path)) {
             Some(rule) => rule.authorizer.authorize(peer),
             None => Err(Denied::new(peer, "no route rule matches")),
         }
@@ -205,8 +241,9 @@ impl fmt::Debug for RoutePolicyBuilder {
 }
 
 fn check_prefix(prefix: &str) -> Result<Box<str>, PolicyError> {
+    let shown = |s: &str| s.chars().take(128).collect::<String>();
     let bad = |reason: &'static str| PolicyError::InvalidPrefix {
-        prefix: prefix.chars().take(128).collect(),
+        prefix: shown(prefix),
         reason,
     };
     if !prefix.starts_with('/') {
@@ -223,6 +260,31 @@ fn check_prefix(prefix: &str) -> Result<Box<str>, PolicyError> {
             "must be a path, without query, fragment, spaces or control characters",
         ));
     }
+    for segment in prefix.split('/').skip(1) {
+        // axum 0.8 captures and wildcards (`{id}`, `{*rest}`), and the
+        // older `:id` / `*rest`, which axum 0.8 refuses as a route.
+        if segment.contains(['{', '}']) || segment.starts_with([':', '*']) {
+            return Err(PolicyError::RouteSyntax {
+                prefix: shown(prefix),
+                segment: shown(segment),
+            });
+        }
+        if segment == "." || segment == ".." {
+            return Err(bad(
+                "must not contain a '.' or '..' segment (such request paths are refused)",
+            ));
+        }
+    }
+    if prefix.contains('%') {
+        return Err(bad(
+            "must not be percent-encoded (rules match the path with its encoded path characters decoded: write them unencoded)",
+        ));
+    }
+    if !prefix.bytes().all(|b| b == b'/' || path::is_rule_char(b)) {
+        return Err(bad(
+            "may hold only '/', letters, digits and -._~!$&'()*+,;=:@ (RFC 3986 pchar, unencoded)",
+        ));
+    }
     Ok(prefix.into())
 }
 
@@ -237,5 +299,17 @@ pub enum PolicyError {
         prefix: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// A path prefix holds router syntax: a capture (`{id}`, or `:id`) or
+    /// a wildcard (`{*rest}`, or `*rest`). Rules match literal path
+    /// prefixes, not route templates: write the literal part before the
+    /// capture (`/users` for `/users/{id}`), which governs every path
+    /// below it.
+    #[error("route policy: path prefix {prefix:?} holds route syntax in segment {segment:?}; rules match literal path prefixes, not route templates (write the literal prefix before the capture, e.g. \"/users\" for \"/users/{{id}}\")")]
+    RouteSyntax {
+        /// The prefix given.
+        prefix: String,
+        /// The segment holding the syntax.
+        segment: String,
     },
 }

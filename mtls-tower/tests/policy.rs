@@ -1,5 +1,6 @@
 //! `RoutePolicy` semantics: first match wins, segment boundaries, method
-//! restrictions, prefix validation, and correctness with many rules.
+//! restrictions, prefix validation, decisions on the normal form of the
+//! path, and correctness with many rules.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -81,13 +82,7 @@ fn prefixes_match_whole_segments() {
         .build()
         .unwrap();
     let get = Method::GET;
-    for path in [
-        "/orders",
-        "/orders/",
-        "/orders/7",
-        "/orders/7/items",
-        "/orders//7",
-    ] {
+    for path in ["/orders", "/orders/", "/orders/7", "/orders/7/items"] {
         assert!(allows(&policy, &get, path, &frontend()), "{path}");
     }
     for path in [
@@ -99,6 +94,8 @@ fn prefixes_match_whole_segments() {
         "/Orders",
         "/orders%2F7",
         "",
+        // Not in normal form (an empty segment): denied whatever the rules.
+        "/orders//7",
     ] {
         assert!(!allows(&policy, &get, path, &frontend()), "{path}");
     }
@@ -192,8 +189,35 @@ fn default_deny_and_reason() {
 #[test]
 fn invalid_prefixes_are_rejected_by_build() {
     for bad in [
-        "", "orders", "*", "/orders/", "//", "//orders", "/a//b", "/a?b", "/a?", "/a#frag", "/a b",
-        "/a\n", "/a\0", "/a\u{7f}",
+        "",
+        "orders",
+        "*",
+        "/orders/",
+        "//",
+        "//orders",
+        "/a//b",
+        "/a?b",
+        "/a?",
+        "/a#frag",
+        "/a b",
+        "/a\n",
+        "/a\0",
+        "/a\u{7f}",
+        "/a/%2F",
+        "/%61dmin",
+        "/a%20b",
+        "/100%",
+        "/a/./b",
+        "/a/..",
+        "/.",
+        "/a\\b",
+        "/a\"b",
+        "/a<b>",
+        "/a[0]",
+        "/a^b",
+        "/a`b",
+        "/a|b",
+        "/caf\u{e9}",
     ] {
         let err = RoutePolicy::builder()
             .route("/fine", authorize::any())
@@ -228,8 +252,11 @@ fn invalid_prefixes_are_rejected_by_build() {
         "/a",
         "/a.b/C-d_e~",
         "/pkg.Svc/Method",
-        "/a/%2F",
         "/v1:batch",
+        "/users/@me",
+        "/a*b/c:d/e+f/g=h;i,j/!$&'()",
+        "/...",
+        "/.well-known",
     ] {
         assert!(
             RoutePolicy::builder()
@@ -327,4 +354,99 @@ fn get_rule_governs_head() {
         "HEAD sidesteps the GET-only rule"
     );
     assert!(allows(&policy, &Method::HEAD, "/admin", &admin()));
+}
+
+#[test]
+fn route_syntax_in_a_prefix_is_a_typed_error() {
+    for (name, bad, segment) in [
+        ("axum-capture", "/users/{id}", "{id}"),
+        (
+            "axum-capture-mid-segment",
+            "/files/{name}.txt",
+            "{name}.txt",
+        ),
+        ("axum-wildcard", "/files/{*rest}", "{*rest}"),
+        ("escaped-brace", "/a/{{b}}", "{{b}}"),
+        ("lone-brace", "/a/b}", "b}"),
+        ("colon-capture", "/users/:id", ":id"),
+        ("colon-capture-first", "/:tenant/users", ":tenant"),
+        ("star-wildcard", "/files/*rest", "*rest"),
+        ("bare-star", "/files/*", "*"),
+    ] {
+        let err = RoutePolicy::builder()
+            .route("/fine", authorize::any())
+            .route(bad, authorize::any())
+            .build()
+            .unwrap_err();
+        let PolicyError::RouteSyntax {
+            prefix,
+            segment: got,
+        } = &err
+        else {
+            panic!("{name}: {bad:?}: {err:?}");
+        };
+        assert_eq!(prefix, bad, "{name}");
+        assert_eq!(got, segment, "{name}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("route policy:")
+                && message.contains(bad)
+                && message.contains("not route templates"),
+            "{name}: {message}"
+        );
+    }
+    // `:` and `*` inside a segment are literal characters, not syntax.
+    for good in ["/v1/things:batchGet", "/a*"] {
+        assert!(
+            RoutePolicy::builder()
+                .route(good, authorize::any())
+                .build()
+                .is_ok(),
+            "{good:?}"
+        );
+    }
+}
+
+#[test]
+fn decisions_are_on_the_normal_form_of_the_path() {
+    let policy = RoutePolicy::builder()
+        .route("/users/admin", authorize::exact(admin()))
+        .route("/v1:batch", authorize::exact(admin()))
+        .route("/users", authorize::any())
+        .route("/", authorize::any())
+        .build()
+        .unwrap();
+    let get = Method::GET;
+    // Not in normal form: denied for everyone, admin included.
+    for (name, path) in [
+        ("encoded-letter", "/users/%61dmin"),
+        ("encoded-letter-upper-hex", "/users/%41dmin"),
+        ("encoded-mid-lower-hex", "/users/ad%6din"),
+        ("encoded-mid-upper-hex", "/users/ad%6Din"),
+        ("double-encoded", "/users/%2561dmin"),
+        ("empty-segment", "/users//admin"),
+        ("dot-segment", "/users/./admin"),
+        ("dot-dot-segment", "/users/x/../admin"),
+        ("encoded-dot-dot", "/users/%2e%2e/admin"),
+        ("encoded-slash", "/users/admin%2F"),
+        ("encoded-backslash", "/users/admin%5c"),
+        ("malformed", "/users/%zz"),
+        ("truncated", "/users/%4"),
+        ("not-absolute", "users/admin"),
+    ] {
+        for peer in [admin(), frontend()] {
+            let err = policy.decide(&get, path, &peer).unwrap_err();
+            assert!(err.to_string().contains("request path"), "{name}: {err}");
+        }
+    }
+    // A trailing `/` is governed by the rule without it.
+    assert!(!allows(&policy, &get, "/users/admin/", &frontend()));
+    assert!(allows(&policy, &get, "/users/admin/", &admin()));
+    // Encoded rule characters are decided on decoded.
+    assert!(!allows(&policy, &get, "/v1%3Abatch", &frontend()));
+    assert!(!allows(&policy, &get, "/v1%3abatch", &frontend()));
+    assert!(allows(&policy, &get, "/v1%3Abatch", &admin()));
+    // Other encoded octets match no rule segment.
+    assert!(allows(&policy, &get, "/users/admin%20", &frontend()));
+    assert!(allows(&policy, &get, "/users/%C3%A9", &frontend()));
 }
