@@ -19,6 +19,10 @@ use crate::policy::RoutePolicy;
 /// Authorizes every request by the peer's SPIFFE ID, method and path with a
 /// [`RoutePolicy`].
 ///
+/// - a request path not in normal form (percent-encoded unreserved
+///   characters or `/`, dot or empty segments, malformed encoding; see
+///   [`RoutePolicy`]): **400** (gRPC: `INVALID_ARGUMENT`, 3), so the
+///   policy always decides on the path the handlers see;
 /// - no authenticated peer, or a peer whose certificate path (leaf or any
 ///   intermediate, [`PeerIdentity::not_after`](mtls_core::PeerIdentity::not_after))
 ///   has expired since the connection opened: **401** (gRPC:
