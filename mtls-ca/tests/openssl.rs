@@ -660,3 +660,73 @@ fn bug_private_key_pem_of_a_sec1_or_pkcs1_key_is_mislabelled() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// One key-size rule: a key the TLS handshake refuses (RSA under 2048
+/// bits, a curve rustls does not verify) is refused when a CSR is signed,
+/// and a leaf holding one is refused by `verify` (and so `mtls-ca verify`),
+/// not only at the handshake.
+#[test]
+fn bug_weak_or_unsupported_keys_are_refused_everywhere() {
+    let cases: [(&str, &[&str], &str); 2] = [
+        ("rsa-1024", &["-newkey", "rsa:1024"], "1024 bits"),
+        (
+            "secp256k1",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp256k1"],
+            "curve",
+        ),
+    ];
+    for (name, newkey, reason) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, inter) = root_and_intermediate(dir.path(), KeyType::P256);
+        let mut args = vec!["req", "-new"];
+        args.extend_from_slice(newkey);
+        args.extend_from_slice(&[
+            "-nodes", "-keyout", "k.pem", "-out", "req.pem", "-subj", "/CN=x",
+        ]);
+        openssl_ok(dir.path(), &args);
+        let csr = std::fs::read(dir.path().join("req.pem")).unwrap();
+        // Refused (for RSA-1024 already by the CSR signature check).
+        inter
+            .sign_csr(&csr, &SvidRequest::new(id(WEB)))
+            .expect_err(name);
+
+        // A leaf with that key, made by OpenSSL with the intermediate's
+        // key, as an attacker or a legacy tool could.
+        write(dir.path(), "int.key", inter.private_key_pem().as_bytes());
+        write(dir.path(), "int.pem", pem(&inter.chain()[..1]));
+        write(
+            dir.path(),
+            "ext.cnf",
+            format!(
+                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectAltName=critical,URI:{WEB}\n"
+            ),
+        );
+        openssl_ok(
+            dir.path(),
+            &[
+                "x509", "-req", "-in", "req.pem", "-CA", "int.pem", "-CAkey", "int.key", "-days",
+                "1", "-extfile", "ext.cnf", "-out", "leaf.pem",
+            ],
+        );
+        let leaf = std::fs::read(dir.path().join("leaf.pem")).unwrap();
+        let mut chain: Vec<CertificateDer<'static>> =
+            rustls_pki_types::pem::PemObject::pem_slice_iter(&leaf)
+                .collect::<Result<_, _>>()
+                .unwrap();
+        chain.extend(inter.chain().iter().cloned());
+        let bundles = BundleSet::from(root.bundle().unwrap());
+        let err = verify(
+            &chain,
+            &bundles,
+            SystemTime::now(),
+            &CrlSet::new(),
+            PeerRole::Client,
+        )
+        .expect_err(name);
+        assert!(
+            matches!(err, mtls_core::VerifyError::UnacceptableKey { .. }),
+            "{name}: {err}"
+        );
+        assert!(err.to_string().contains(reason), "{name}: {err}");
+    }
+}

@@ -272,6 +272,17 @@ pub enum VerifyError {
         /// The leaf's ID.
         id: SpiffeId,
     },
+    /// The leaf's public key is one no TLS handshake would accept (an RSA
+    /// key outside 2048..=8192 bits, an unsupported curve or algorithm):
+    /// refused here too, so that offline verification (`mtls-ca verify`)
+    /// and loading our own SVID apply the same minimums as the handshake.
+    #[error("x509svid: leaf {id} has an unacceptable public key: {reason}")]
+    UnacceptableKey {
+        /// The leaf's ID.
+        id: SpiffeId,
+        /// What is wrong with the key (e.g. "RSA key of 1024 bits; 2048 to 8192 required").
+        reason: String,
+    },
     /// The leaf is a CA (X509-SVID.md section 4.1).
     #[error("x509svid: leaf {id} has basicConstraints cA=true")]
     LeafIsCa {
@@ -384,6 +395,7 @@ impl VerifyError {
     pub fn spiffe_id(&self) -> Option<&SpiffeId> {
         match self {
             Self::TrustDomainIdAsLeaf { id }
+            | Self::UnacceptableKey { id, .. }
             | Self::LeafIsCa { id }
             | Self::LeafMissingKeyUsage { id }
             | Self::LeafMissingDigitalSignature { id }
@@ -413,6 +425,7 @@ impl VerifyError {
             Self::MultipleUriSans { .. } => "multiple_uri_sans",
             Self::InvalidSpiffeId { .. } => "invalid_spiffe_id",
             Self::TrustDomainIdAsLeaf { .. } => "trust_domain_id_as_leaf",
+            Self::UnacceptableKey { .. } => "unacceptable_key",
             Self::LeafIsCa { .. } => "leaf_is_ca",
             Self::LeafMissingKeyUsage { .. } => "leaf_missing_key_usage",
             Self::LeafMissingDigitalSignature { .. } => "leaf_missing_digital_signature",

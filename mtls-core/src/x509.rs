@@ -73,6 +73,75 @@ fn uri_san_id(cert: &X509Certificate<'_>, index: usize) -> Result<Option<SpiffeI
     }
 }
 
+/// The smallest RSA modulus a handshake accepts (rustls-webpki's
+/// `RSA_*_2048_8192_*` algorithms), and the largest.
+pub(crate) const MIN_RSA_BITS: usize = 2048;
+/// See [`MIN_RSA_BITS`].
+pub(crate) const MAX_RSA_BITS: usize = 8192;
+
+/// The one rule for a leaf's public key, the same as the TLS handshake's
+/// (which checks the peer's signature with that key): RSA of 2048 to 8192
+/// bits, ECDSA on P-256 or P-384 (P-521 where the crypto provider verifies
+/// it), or Ed25519. Anything else is refused, with the reason.
+pub(crate) fn check_public_key(cert: &X509Certificate<'_>) -> Result<(), String> {
+    use x509_parser::oid_registry::{
+        OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+        OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
+    };
+    use x509_parser::public_key::PublicKey;
+    let spki = cert.public_key();
+    let algorithm = &spki.algorithm.algorithm;
+    if *algorithm == OID_PKCS1_RSAENCRYPTION {
+        let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
+            return Err("the RSA public key does not parse".into());
+        };
+        let bits = rsa_modulus_bits(rsa.modulus);
+        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+            return Err(format!(
+                "RSA key of {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} required"
+            ));
+        }
+        return Ok(());
+    }
+    if *algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        return match curve {
+            Some(c) if c == OID_EC_P256 || c == OID_NIST_EC_P384 => Ok(()),
+            Some(c) if c == OID_NIST_EC_P521 && provider_verifies_p521() => Ok(()),
+            Some(c) => Err(format!(
+                "ECDSA key on curve {c}, which the handshake does not accept"
+            )),
+            None => Err("ECDSA key without a named curve".into()),
+        };
+    }
+    if *algorithm == OID_SIG_ED25519 {
+        return Ok(());
+    }
+    Err(format!("public key algorithm {algorithm} is not accepted"))
+}
+
+/// The bit length of an RSA modulus given as DER integer bytes.
+fn rsa_modulus_bits(modulus: &[u8]) -> usize {
+    let digits = match modulus.iter().position(|&b| b != 0) {
+        Some(first) => &modulus[first..],
+        None => return 0,
+    };
+    digits.len() * 8 - digits[0].leading_zeros() as usize
+}
+
+/// Whether the default crypto provider verifies ECDSA P-521 signatures
+/// (aws-lc-rs does, ring does not).
+fn provider_verifies_p521() -> bool {
+    crate::provider::default_crypto_provider()
+        .signature_verification_algorithms
+        .supported_schemes()
+        .contains(&rustls::SignatureScheme::ECDSA_NISTP521_SHA512)
+}
+
 /// Checks the leaf rules of X509-SVID.md sections 2, 4.1 and 4.3.
 pub(crate) fn inspect_leaf(der: &[u8]) -> Result<LeafInfo, VerifyError> {
     let cert = parse(der, 0)?;
@@ -103,6 +172,12 @@ pub(crate) fn inspect_leaf(der: &[u8]) -> Result<LeafInfo, VerifyError> {
     }
     if ku.value.crl_sign() {
         return Err(VerifyError::LeafHasCrlSign { id: spiffe_id });
+    }
+    if let Err(reason) = check_public_key(&cert) {
+        return Err(VerifyError::UnacceptableKey {
+            id: spiffe_id,
+            reason,
+        });
     }
     let validity = cert.validity();
     Ok(LeafInfo {

@@ -239,6 +239,7 @@ pub(crate) fn to_rustls_error(e: VerifyError) -> rustls::Error {
         | VerifyError::InvalidSpiffeId { .. }
         | VerifyError::TrustDomainIdAsLeaf { .. }
         | VerifyError::LeafIsCa { .. }
+        | VerifyError::UnacceptableKey { .. }
         | VerifyError::LeafMissingKeyUsage { .. }
         | VerifyError::LeafMissingDigitalSignature { .. }
         | VerifyError::LeafHasKeyCertSign { .. }
