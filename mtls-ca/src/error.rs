@@ -157,6 +157,24 @@ pub enum CaError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The CA directory's advisory lock (its `.lock` file) could not be
+    /// opened or taken.
+    #[error("ca: cannot lock the CA directory {}: {source}", path.display())]
+    Lock {
+        /// The CA directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A handle opened earlier signed a CRL while another handle (or
+    /// process) signed CRLs in the same directory: its CRL number may
+    /// already be in use, so its state is not saved and its CRL must not be
+    /// published. Use [`CertificateAuthority::update`](crate::CertificateAuthority::update).
+    #[error("ca: the CA in {} was changed since it was opened and this copy signed a CRL whose number may be in use; reopen it and sign again", path.display())]
+    StaleState {
+        /// The CA directory.
+        path: PathBuf,
+    },
     /// A CA already exists where a new one would be written.
     #[error("ca: {} already holds a CA; refusing to overwrite it without --force", path.display())]
     AlreadyExists {

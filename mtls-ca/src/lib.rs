@@ -27,7 +27,7 @@ pub use policy::{IssuancePolicy, DEFAULT_MAX_TTL};
 pub use renew::{RenewingSvid, SvidIssuer, MAX_RETRY_DELAY, RENEW_AT, RENEW_JITTER};
 pub use revocation::DEFAULT_CRL_VALIDITY;
 pub use rotation::{RotatingCa, RotationPhase};
-pub use store::{BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE, STATE_FILE};
+pub use store::{BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE, LOCK_FILE, STATE_FILE};
 pub use time::parse_rfc3339;
 
 pub use mtls_core;

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mtls_ca::{
     write_atomic, write_private, CaError, CaOptions, CertificateAuthority, IssuancePolicy, KeyType,
     LoadOptions, SvidRequest, BACKDATE, BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE,
-    DEFAULT_CRL_VALIDITY, DEFAULT_MAX_TTL, DEFAULT_SVID_TTL, MAX_CSR_BYTES, STATE_FILE,
+    DEFAULT_CRL_VALIDITY, DEFAULT_MAX_TTL, DEFAULT_SVID_TTL, LOCK_FILE, MAX_CSR_BYTES, STATE_FILE,
 };
 use mtls_core::{verify, BundleSet, CrlSet, PeerRole, SpiffeId, TrustDomain, VerifyError};
 use rcgen::{
@@ -2245,6 +2245,121 @@ fn save_state_persists_revocations_alone() {
     let der = opened.crl(DEFAULT_CRL_VALIDITY).unwrap();
     let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
     assert_eq!(crl.crl_number().unwrap().to_bytes_be(), [2]);
+}
+
+/// Threads, each opening the CA directory on its own (as separate processes
+/// would), revoke, issue and sign CRLs at once: the directory lock keeps
+/// every update.
+#[test]
+fn concurrent_handles_on_one_directory_lose_no_update() {
+    const THREADS: usize = 8;
+    const EACH: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    dev_root().save(dir.path(), false).unwrap();
+    let id = SpiffeId::new(&format!("spiffe://{TD}/web")).unwrap();
+    let results: Vec<(Vec<String>, Vec<u64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (dir, id) = (dir.path(), id.clone());
+                scope.spawn(move || {
+                    let mut serials = Vec::new();
+                    let mut crl_numbers = Vec::new();
+                    for i in 0..EACH {
+                        let svid = CertificateAuthority::update(dir, |ca| {
+                            ca.issue(&SvidRequest::new(id.clone()))
+                        })
+                        .unwrap();
+                        let (_, cert) = X509Certificate::from_der(svid.leaf()).unwrap();
+                        let serial: String = cert
+                            .raw_serial()
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect();
+                        if (t + i) % 2 == 0 {
+                            // Through update...
+                            assert!(
+                                CertificateAuthority::update(dir, |ca| ca.revoke_hex(&serial))
+                                    .unwrap()
+                            );
+                        } else {
+                            // ...or a handle of its own and save_state.
+                            let ca = CertificateAuthority::open(dir).unwrap();
+                            assert!(ca.revoke_hex(&serial).unwrap());
+                            ca.save_state(dir).unwrap();
+                        }
+                        let der =
+                            CertificateAuthority::update(dir, |ca| ca.crl(DEFAULT_CRL_VALIDITY))
+                                .unwrap();
+                        let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
+                        let number = crl.crl_number().unwrap().to_u64_digits();
+                        crl_numbers.push(number.first().copied().unwrap_or(0));
+                        serials.push(serial);
+                    }
+                    (serials, crl_numbers)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let serials: HashSet<String> = results.iter().flat_map(|r| r.0.clone()).collect();
+    let numbers: HashSet<u64> = results.iter().flat_map(|r| r.1.clone()).collect();
+    assert_eq!(serials.len(), THREADS * EACH, "serials repeat");
+    assert_eq!(numbers.len(), THREADS * EACH, "CRL numbers reused");
+    let ca = CertificateAuthority::open(dir.path()).unwrap();
+    let revoked: HashSet<String> = ca.revoked().into_iter().collect();
+    assert_eq!(revoked, serials, "revocations lost");
+    let der = ca.crl(DEFAULT_CRL_VALIDITY).unwrap();
+    let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
+    assert_eq!(crl.iter_revoked_certificates().count(), THREADS * EACH);
+    assert_eq!(
+        crl.crl_number().unwrap().to_u64_digits(),
+        [(THREADS * EACH + 1) as u64]
+    );
+    assert!(dir.path().join(LOCK_FILE).exists());
+}
+
+/// A handle opened earlier never overwrites newer state with its stale
+/// copy: its changes are merged in, and a CRL it signed while another one
+/// was signed is refused rather than its number reused.
+#[test]
+fn a_stale_handle_merges_its_state_and_never_reuses_a_crl_number() {
+    let dir = tempfile::tempdir().unwrap();
+    dev_root().save(dir.path(), false).unwrap();
+    let early = CertificateAuthority::open(dir.path()).unwrap();
+    let late = CertificateAuthority::open(dir.path()).unwrap();
+    late.revoke_hex("4a01").unwrap();
+    late.crl(DEFAULT_CRL_VALIDITY).unwrap();
+    late.save_state(dir.path()).unwrap();
+    early.revoke_hex("4a02").unwrap();
+    early.save_state(dir.path()).unwrap();
+    let opened = CertificateAuthority::open(dir.path()).unwrap();
+    assert_eq!(opened.revoked(), ["4a01", "4a02"]);
+    // The stale handle now holds the merged state too.
+    assert_eq!(early.revoked(), ["4a01", "4a02"]);
+
+    // Both sign CRL number 2 from the same state: the second save refuses.
+    let other = CertificateAuthority::open(dir.path()).unwrap();
+    early.crl(DEFAULT_CRL_VALIDITY).unwrap();
+    other.crl(DEFAULT_CRL_VALIDITY).unwrap();
+    early.save_state(dir.path()).unwrap();
+    assert_err!(other.save_state(dir.path()), CaError::StaleState { .. });
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(STATE_FILE)).unwrap()).unwrap();
+    assert_eq!(state["crl_number"], 2);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_lock_failure_names_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory in place of the lock file: it cannot be opened for writing.
+    std::fs::create_dir(dir.path().join(LOCK_FILE)).unwrap();
+    let err = dev_root().save(dir.path(), false).unwrap_err();
+    assert!(matches!(err, CaError::Lock { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
 }
 
 #[cfg(unix)]

@@ -1475,3 +1475,105 @@ fn help_and_usage() {
     run(["no-such-command"]).status(2);
     run(Vec::<String>::new()).status(2);
 }
+
+// ---------------------------------------------------------------- concurrency
+
+/// Sixteen `revoke` runs in parallel with `issue` and `crl` runs on one CA
+/// directory: the directory lock serialises their read-modify-writes, so no
+/// revocation is lost, no serial repeats and no CRL number is reused.
+#[test]
+fn parallel_commands_on_one_ca_directory_lose_no_update() {
+    const N: usize = 16;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let ca = root(t, "ca", "example.org");
+    let bundle = ca.join("bundle.pem");
+    let issued: Vec<(PathBuf, String)> = (0..N)
+        .map(|i| {
+            issue(
+                &ca,
+                t,
+                &format!("w{i}"),
+                &format!("spiffe://example.org/w{i}"),
+            )
+        })
+        .collect();
+
+    let outs: Vec<(&str, Out)> = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for (_, serial) in &issued {
+            let ca = &ca;
+            handles.push(scope.spawn(move || {
+                (
+                    "revoke",
+                    run(["revoke", "--dir", s(ca), "--serial", serial]),
+                )
+            }));
+        }
+        for i in 0..4 {
+            let (ca, prefix) = (&ca, t.join(format!("p{i}")));
+            handles.push(scope.spawn(move || {
+                let id = format!("spiffe://example.org/p{i}");
+                let args = [
+                    "issue",
+                    "--dir",
+                    s(ca),
+                    "--spiffe-id",
+                    &id,
+                    "--out",
+                    s(&prefix),
+                ];
+                ("issue", run(args))
+            }));
+        }
+        for i in 0..4 {
+            let (ca, out) = (&ca, t.join(format!("crl{i}.pem")));
+            handles
+                .push(scope.spawn(move || ("crl", run(["crl", "--dir", s(ca), "--out", s(&out)]))));
+        }
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    let mut serials: Vec<String> = issued.iter().map(|(_, s)| s.clone()).collect();
+    let mut crl_numbers = Vec::new();
+    for (what, out) in outs {
+        let out = out.ok();
+        match what {
+            "revoke" => assert!(out.stdout.starts_with("revoked: "), "{out:#?}"),
+            "issue" => serials.push(out.field("serial")),
+            _ => crl_numbers.push(out.field("crl_number")),
+        }
+    }
+    let n = serials.len();
+    serials.sort();
+    serials.dedup();
+    assert_eq!(serials.len(), n, "serials repeat");
+    let crl = t.join("crl.pem");
+    let out = run(["crl", "--dir", s(&ca), "--out", s(&crl)]).ok();
+    assert_eq!(
+        out.field("revoked"),
+        N.to_string(),
+        "revocations lost: {out:#?}"
+    );
+    crl_numbers.push(out.field("crl_number"));
+    let n = crl_numbers.len();
+    crl_numbers.sort();
+    crl_numbers.dedup();
+    assert_eq!(crl_numbers.len(), n, "CRL numbers reused: {crl_numbers:?}");
+
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ca.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["revoked"].as_array().unwrap().len(), N);
+    for (chain, _) in &issued {
+        verify("example.org", &bundle, chain, &["--crl", s(&crl)])
+            .status(1)
+            .says(&["revoked"]);
+    }
+    verify(
+        "example.org",
+        &bundle,
+        &t.join("p0.pem"),
+        &["--crl", s(&crl)],
+    )
+    .ok();
+}

@@ -38,8 +38,33 @@ in production load an intermediate from your organisation's PKI with --from-cert
 
 /// Opens the CA saved in `dir`.
 fn open(dir: &Path) -> Result<CertificateAuthority, Failure> {
-    CertificateAuthority::open(dir)
-        .map_err(|e| Failure::from(e).context(format!("cannot open the CA in {}", dir.display())))
+    CertificateAuthority::open(dir).map_err(|e| opening(dir, e))
+}
+
+fn opening(dir: &Path, e: mtls_ca::CaError) -> Failure {
+    Failure::from(e).context(format!("cannot open the CA in {}", dir.display()))
+}
+
+/// Runs `operation` on the CA in `dir` under the directory's lock, saving
+/// its state before the lock is released (see [`CertificateAuthority::update`]).
+fn update<T>(
+    dir: &Path,
+    operation: impl FnOnce(&CertificateAuthority) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let mut failure = None;
+    let result = CertificateAuthority::update(dir, |ca| match operation(ca) {
+        Ok(value) => Ok(Some(value)),
+        Err(f) => {
+            failure = Some(f);
+            Ok(None)
+        }
+    });
+    match (result, failure) {
+        (_, Some(f)) => Err(f),
+        (Ok(Some(value)), None) => Ok(value),
+        (Ok(None), None) => Err(Failure::failed("the CA operation returned nothing")),
+        (Err(e), None) => Err(opening(dir, e)),
+    }
 }
 
 fn ca_summary(ca: &CertificateAuthority, dir: &Path) -> String {
@@ -163,7 +188,6 @@ fn check_prefix(prefix: &Path) -> Result<(), Failure> {
 
 pub(crate) fn issue(a: IssueArgs) -> Result<(), Failure> {
     check_prefix(&a.out)?;
-    let ca = open(&a.dir)?;
     let mut request = SvidRequest::new(a.spiffe_id)
         .ttl(a.ttl)
         .key_type(a.key_type.into());
@@ -173,7 +197,7 @@ pub(crate) fn issue(a: IssueArgs) -> Result<(), Failure> {
     if let Some(cn) = a.common_name {
         request = request.common_name(cn);
     }
-    let svid = ca.issue(&request)?;
+    let svid = update(&a.dir, |ca| Ok(ca.issue(&request)?))?;
     let key_pem = Zeroizing::new(svid.private_key_pem());
     // The key first: whoever watches the certificate file finds its key
     // already in place.
@@ -183,15 +207,15 @@ pub(crate) fn issue(a: IssueArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn sign_csr(a: SignCsrArgs) -> Result<(), Failure> {
-    let ca = open(&a.dir)?;
     let csr = files::read(&a.csr, "CSR")?;
     let mut request = SvidRequest::new(a.spiffe_id).ttl(a.ttl);
     for name in a.dns {
         request = request.dns_name(name);
     }
-    let chain = ca
-        .sign_csr(&csr, &request)
-        .map_err(|e| Failure::from(e).context(format!("cannot sign {}", a.csr.display())))?;
+    let chain = update(&a.dir, |ca| {
+        ca.sign_csr(&csr, &request)
+            .map_err(|e| Failure::from(e).context(format!("cannot sign {}", a.csr.display())))
+    })?;
     let Some(leaf) = chain.first() else {
         return Err(Failure::failed("the CA returned an empty chain"));
     };
@@ -218,9 +242,7 @@ pub(crate) fn bundle(a: BundleArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn revoke(a: RevokeArgs) -> Result<(), Failure> {
-    let ca = open(&a.dir)?;
-    let new = ca.revoke_hex(&a.serial)?;
-    ca.save_state(&a.dir)?;
+    let new = update(&a.dir, |ca| Ok(ca.revoke_hex(&a.serial)?))?;
     let serial = a.serial.trim();
     if new {
         print(&format!("revoked: {serial}\n"))?;
@@ -235,11 +257,10 @@ pub(crate) fn revoke(a: RevokeArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn crl(a: CrlArgs) -> Result<(), Failure> {
-    let ca = open(&a.dir)?;
-    let der = ca.crl(a.validity)?;
-    // Persist the CRL number before publishing the CRL: a crash in between
-    // skips a number, which is harmless; reusing one is not.
-    ca.save_state(&a.dir)?;
+    // The CRL number is persisted (under the directory's lock) before the
+    // CRL is published: a crash in between skips a number, which is
+    // harmless; reusing one is not.
+    let der = update(&a.dir, |ca| Ok(ca.crl(a.validity)?))?;
     write_atomic(&a.out, to_pem("X509 CRL", &der).as_bytes())?;
     let (_, parsed) = CertificateRevocationList::from_der(&der)
         .map_err(|e| Failure::failed(format!("cannot read back the CRL: {e}")))?;
