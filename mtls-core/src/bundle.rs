@@ -151,10 +151,20 @@ impl X509Bundle {
             })?
             .to_owned();
         // x509-parser is stricter about trailing data and field encodings.
-        crate::x509::parse(&der, index).map_err(|e| BundleError::InvalidCertificate {
-            index,
-            reason: e.to_string(),
-        })?;
+        // A bundle entry is an authority: a leaf there would let whoever
+        // holds its key mint any SPIFFE ID of the trust domain.
+        crate::x509::check_authority(&der, index)
+            .map_err(|e| BundleError::InvalidCertificate {
+                index,
+                reason: e.to_string(),
+            })?
+            .map_err(|refused| BundleError::NotAnAuthority {
+                trust_domain: self.trust_domain.clone(),
+                index,
+                subject: refused.subject,
+                spiffe_id: refused.spiffe_id,
+                reason: refused.reason,
+            })?;
         self.anchors.push(anchor);
         self.authorities.push(der);
         Ok(())
@@ -292,6 +302,28 @@ pub enum BundleError {
         index: usize,
         /// What the parser said.
         reason: String,
+    },
+    /// A certificate is not a CA certificate (basicConstraints cA is not
+    /// true, or keyUsage lacks keyCertSign), so it may not be a trust
+    /// anchor: a leaf SVID pasted into a bundle would otherwise let whoever
+    /// holds its key mint any identity of the trust domain. The whole
+    /// document is refused.
+    #[error(
+        "bundle for {trust_domain}: certificate #{index} (subject \"{subject}\"{}) may not be a trust anchor: {reason}; \
+         a bundle holds CA certificates only (is this an SVID or a chain file?)",
+        spiffe_id.as_ref().map(|id| format!(", SPIFFE ID {id}")).unwrap_or_default()
+    )]
+    NotAnAuthority {
+        /// The trust domain being loaded.
+        trust_domain: TrustDomain,
+        /// Position of the certificate in the document (or in `keys`).
+        index: usize,
+        /// The certificate's subject.
+        subject: String,
+        /// The certificate's SPIFFE ID, if it has one.
+        spiffe_id: Option<String>,
+        /// The rule it breaks.
+        reason: &'static str,
     },
     /// An authority is larger than [`MAX_CERTIFICATE_BYTES`].
     #[error("bundle: authority #{index} is {len} bytes, larger than the {MAX_CERTIFICATE_BYTES} bytes allowed")]

@@ -92,6 +92,20 @@ pub(crate) fn parse(trust_domain: TrustDomain, json: &[u8]) -> Result<X509Bundle
                 BundleError::CertificateTooLarge { len, .. } => invalid(&format!(
                     "\"x5c\" certificate is {len} bytes, larger than allowed"
                 )),
+                // Name the entry of `keys`, not the position among authorities.
+                BundleError::NotAnAuthority {
+                    trust_domain,
+                    subject,
+                    spiffe_id,
+                    reason,
+                    ..
+                } => BundleError::NotAnAuthority {
+                    trust_domain,
+                    index,
+                    subject,
+                    spiffe_id,
+                    reason,
+                },
                 other => other,
             })?;
     }

@@ -266,3 +266,66 @@ pub(crate) fn quote(s: &str) -> String {
     }
     out
 }
+
+/// Why a certificate may not be a trust bundle authority.
+#[derive(Debug)]
+pub(crate) struct NotAnAuthority {
+    /// The certificate's subject, quoted for printing.
+    pub(crate) subject: String,
+    /// The certificate's SPIFFE ID, if it has one.
+    pub(crate) spiffe_id: Option<String>,
+    /// The rule it breaks.
+    pub(crate) reason: &'static str,
+}
+
+/// Checks that a bundle entry is a CA certificate (X509-SVID.md sections
+/// 4.1 and 6): basicConstraints present with cA true, and keyCertSign
+/// when keyUsage is present. A v1 certificate has no extensions, so no
+/// basicConstraints: it is refused too. `Ok(Err(..))` names the broken
+/// rule; the outer error is a certificate x509-parser cannot read.
+pub(crate) fn check_authority(
+    der: &[u8],
+    index: usize,
+) -> Result<Result<(), NotAnAuthority>, VerifyError> {
+    let cert = parse(der, index)?;
+    let malformed = |reason: String| VerifyError::MalformedCertificate { index, reason };
+    let refuse = |reason: &'static str| {
+        let spiffe_id = uri_san_id(&cert, index)
+            .ok()
+            .flatten()
+            .map(|id| id.to_string());
+        Err(NotAnAuthority {
+            subject: quote(&cert.subject().to_string()),
+            spiffe_id,
+            reason,
+        })
+    };
+    if cert.version() != x509_parser::x509::X509Version::V3 {
+        return Ok(refuse(
+            "it is not an X.509 v3 certificate, so it cannot be marked as a CA",
+        ));
+    }
+    let bc = cert
+        .basic_constraints()
+        .map_err(|e| malformed(format!("basicConstraints: {e}")))?;
+    match bc {
+        None => {
+            return Ok(refuse(
+                "it has no basicConstraints, so it is not a CA certificate",
+            ))
+        }
+        Some(bc) if !bc.value.ca => {
+            return Ok(refuse(
+                "basicConstraints cA is false: it is a leaf, not a CA certificate",
+            ))
+        }
+        Some(_) => {}
+    }
+    let ku = cert
+        .key_usage()
+        .map_err(|e| malformed(format!("keyUsage: {e}")))?;
+    if ku.is_some_and(|ku| !ku.value.key_cert_sign()) {
+        return Ok(refuse("its keyUsage lacks keyCertSign"));
+    }
+    Ok(Ok(()))
+}

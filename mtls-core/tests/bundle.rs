@@ -1307,3 +1307,115 @@ fn crl_loaded_from_pem_or_der_revokes() {
         verify(&kept.chain, &bundles, now, &set, PeerRole::Client).unwrap();
     }
 }
+
+// ------------------------------------------- authorities must be CAs ----
+
+/// What `NotAnAuthority` says about a refused document.
+fn not_an_authority(
+    r: &Result<X509Bundle, BundleError>,
+) -> Option<(usize, String, Option<String>)> {
+    match r {
+        Err(BundleError::NotAnAuthority {
+            index,
+            subject,
+            spiffe_id,
+            ..
+        }) => Some((*index, subject.clone(), spiffe_id.clone())),
+        _ => None,
+    }
+}
+
+/// Issue 11, item 5: a leaf SVID pasted into a bundle (a bundle path
+/// pointed at `svid.pem`, a chain pasted into `ca.crt`) must not become a
+/// trust anchor, or whoever holds the leaf's key mints any identity.
+#[test]
+fn bug_a_leaf_in_a_bundle_is_refused_whole() {
+    let ca = TestCa::root(TD);
+    let leaf = ca.leaf(ID);
+
+    // The whole SVID file (leaf, then nothing) as a bundle.
+    let svid_pem = pem("CERTIFICATE", &leaf.chain[0]);
+    let r = X509Bundle::from_pem(td(), svid_pem.as_bytes());
+    let (index, _, id) = not_an_authority(&r).unwrap_or_else(|| panic!("{r:?}"));
+    assert_eq!(index, 0);
+    assert_eq!(id.as_deref(), Some(ID));
+    let message = r.unwrap_err().to_string();
+    assert!(message.contains(ID) && message.contains("#0"), "{message}");
+    assert!(message.contains("cA is false"), "{message}");
+
+    // The real root first, then a leaf: refused whole, naming the leaf.
+    let doc = pem("CERTIFICATE", &ca.root) + &svid_pem;
+    let r = X509Bundle::from_pem(td(), doc.as_bytes());
+    assert_eq!(not_an_authority(&r).map(|(i, ..)| i), Some(1), "{r:?}");
+
+    // A leaf in the SPIFFE bundle format, as the second `keys` entry.
+    let doc = json!({"keys": [
+        x509_key(&STANDARD.encode(&ca.root)),
+        x509_key(&STANDARD.encode(&leaf.chain[0])),
+    ]});
+    let r = X509Bundle::from_jwks(td(), &s(doc));
+    assert_eq!(not_an_authority(&r).map(|(i, ..)| i), Some(1), "{r:?}");
+
+    // Added one by one, or from DER.
+    let mut bundle = ca.bundle();
+    assert!(not_an_authority(
+        &bundle
+            .add_authority(leaf.chain[0].clone())
+            .map(|()| ca.bundle())
+    )
+    .is_some());
+    assert_eq!(bundle.len(), 1, "a refused authority is not added");
+    let r = X509Bundle::from_authorities(td(), [leaf.chain[0].clone()]);
+    assert!(not_an_authority(&r).is_some(), "{r:?}");
+
+    // Before the fix the leaf became an anchor: a certificate it signed
+    // verified. Now the bundle never exists, so nothing verifies against it.
+    let fake_root = TestCa::root_with(TD, |p| {
+        p.is_ca = rcgen::IsCa::ExplicitNoCa;
+        p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    });
+    let forged = fake_root.leaf("spiffe://example.org/admin");
+    assert!(X509Bundle::from_authorities(td(), [fake_root.root.clone()]).is_err());
+    let honest = BundleSet::from(ca.bundle());
+    assert!(verify(
+        &forged.chain,
+        &honest,
+        SystemTime::now(),
+        &CrlSet::new(),
+        PeerRole::Client
+    )
+    .is_err());
+}
+
+#[test]
+fn bundle_authorities_need_ca_true_and_key_cert_sign_when_key_usage_is_present() {
+    // No basicConstraints at all.
+    let no_bc = TestCa::root_with(TD, |p| p.is_ca = rcgen::IsCa::NoCa);
+    let r = X509Bundle::from_authorities(td(), [no_bc.root.clone()]);
+    let (_, subject, id) = not_an_authority(&r).unwrap_or_else(|| panic!("{r:?}"));
+    assert!(subject.contains("test CA example.org"), "{subject}");
+    assert_eq!(id.as_deref(), Some("spiffe://example.org"));
+    assert!(r.unwrap_err().to_string().contains("no basicConstraints"));
+
+    // cA true, but keyUsage without keyCertSign.
+    let no_cert_sign = TestCa::root_with(TD, |p| {
+        p.key_usages = vec![
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ]
+    });
+    let r = X509Bundle::from_authorities(td(), [no_cert_sign.root.clone()]);
+    assert!(not_an_authority(&r).is_some(), "{r:?}");
+    assert!(r.unwrap_err().to_string().contains("keyCertSign"));
+
+    // cA true and no keyUsage at all (some long-lived enterprise roots):
+    // accepted, as RFC 5280 allows.
+    let no_ku = TestCa::root_with(TD, |p| p.key_usages = Vec::new());
+    let bundle = X509Bundle::from_authorities(td(), [no_ku.root.clone()]).unwrap();
+    assert_eq!(bundle.len(), 1);
+
+    // An intermediate CA is a valid authority too.
+    let ca = TestCa::root(TD);
+    let inter = ca.intermediate();
+    assert!(X509Bundle::from_authorities(td(), [inter.cert.clone()]).is_ok());
+}
