@@ -8,11 +8,12 @@ use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::bundle::{BundleError, X509Bundle};
 use crate::bundle_set::BundleSet;
@@ -105,6 +106,11 @@ pub struct WatchOptions {
     /// How long to wait after a change notification before reading, so that
     /// a burst of writes is read once (default 50 ms).
     pub debounce: Duration,
+    /// How long one read of every file may take (default 5 s). A read that
+    /// takes longer (a hung network mount) is reported as
+    /// [`FileSourceError::ReadTimeout`]; the last good set keeps serving and
+    /// no other read starts until that one returns.
+    pub read_timeout: Duration,
 }
 
 impl Default for WatchOptions {
@@ -112,6 +118,7 @@ impl Default for WatchOptions {
         Self {
             poll_interval: Duration::from_secs(1),
             debounce: Duration::from_millis(50),
+            read_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -122,42 +129,85 @@ impl WatchOptions {
         self.poll_interval = interval;
         self
     }
+
+    /// Sets [`debounce`](Self::debounce).
+    pub fn debounce(mut self, debounce: Duration) -> Self {
+        self.debounce = debounce;
+        self
+    }
+
+    /// Sets [`read_timeout`](Self::read_timeout).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
 }
 
 /// An SVID, its trust bundles and CRLs, read from files and, with
 /// [`FileSource::watch`], reloaded whenever they change.
 ///
 /// A new set of files is swapped in only when **every** file parses, the key
-/// matches the leaf, and the SVID verifies against the new bundles and CRLs.
-/// Otherwise the last good set keeps serving, and the failure is logged and
-/// counted ([`FileSource::failures`], [`FileSource::last_error`]): a
-/// half-written file, a deleted file, a key from another certificate or an
-/// SVID from an unknown CA loses nothing.
+/// matches the leaf, and the SVID chains to the new bundle of its trust
+/// domain. Otherwise the last good set keeps serving, and the failure is
+/// logged and counted ([`FileSource::status`]): a half-written file, a
+/// deleted file, a key from another certificate, a leaf pasted into a
+/// bundle or an SVID from an unknown CA loses nothing.
+///
+/// New CRLs always apply to peers, **even when they also revoke this
+/// service's own SVID** (or the intermediate that issued it): the revoked
+/// SVID keeps serving until its replacement arrives in the files, with an
+/// error log, the [`metrics::SVID_REVOKED`](crate::metrics::SVID_REVOKED)
+/// gauge at 1 and [`FileSourceStatus::svid_revoked`] set. Peers that hold
+/// the same CRLs refuse it, which is their decision to make; refusing the
+/// CRLs instead would keep serving the peers they revoke.
+///
+/// Files are read only on threads of their own, never on a tokio worker:
+/// a watched path that blocks (a FIFO, a hung network mount) cannot stall
+/// the runtime. Only regular files (or symlinks to them) are read; a FIFO,
+/// socket, device or directory is [`FileSourceError::NotARegularFile`].
 ///
 /// It is an [`SvidSource`], a [`BundleSource`] and a [`CrlSource`], so one
 /// `FileSource` feeds both rustls configs; new handshakes use the new files
-/// with no restart.
+/// with no restart. Clones share the files and the watch, which stops when
+/// the last clone is dropped.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use std::sync::Arc;
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use mtls_core::{authorize, FilePaths, FileSource, MtlsServerConfig, TrustDomain, WatchOptions};
 ///
 /// // cert-manager's csi-driver-spiffe volume, mounted at /var/run/secrets/spiffe.io
-/// let files = Arc::new(FileSource::watch(
+/// let files = FileSource::watch(
 ///     FilePaths::cert_manager("/var/run/secrets/spiffe.io"),
 ///     WatchOptions::default(),
-/// )?);
+/// )?;
 /// let server = MtlsServerConfig::builder(files.clone(), files.clone())
 ///     .crls(files.clone())
 ///     .authorizer(authorize::member_of(TrustDomain::new("example.org")?))
 ///     .build()?;
 /// # Ok(()) }
 /// ```
+#[derive(Clone)]
 pub struct FileSource {
     shared: Arc<Shared>,
-    task: Option<tokio::task::AbortHandle>,
+    _watch: Option<Arc<WatchGuard>>,
+}
+
+/// Stops the watch thread when the last [`FileSource`] clone goes.
+struct WatchGuard {
+    wake: std::sync::mpsc::Sender<Wake>,
     _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        let _ = self.wake.send(Wake::Stop);
+    }
+}
+
+/// What wakes the watch thread.
+enum Wake {
+    Changed,
+    Stop,
 }
 
 struct Shared {
@@ -180,14 +230,40 @@ struct Material {
     svid: X509Svid,
     bundles: BundleSet,
     crls: CrlSet,
+    /// Why the CRLs loaded with the SVID revoke it, if they do.
+    svid_revoked: Option<VerifyError>,
+}
+
+/// What a [`FileSource`] is serving and how its last reads went.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FileSourceStatus {
+    /// Bumped at every swap of a new set of files (0: the first set).
+    pub generation: u64,
+    /// How many times new files were refused.
+    pub failures: u64,
+    /// Why new files were last refused (cleared by nothing: compare
+    /// `failures` to see whether it is new).
+    pub last_error: Option<FileSourceError>,
+    /// Set when the CRLs serving revoke the SVID serving (or an
+    /// intermediate of its chain): why. The SVID keeps serving until the
+    /// files hold a replacement; peers holding the same CRLs refuse it.
+    pub svid_revoked: Option<VerifyError>,
 }
 
 impl FileSource {
-    /// Reads the files once; [`reload`](Self::reload) reads them again.
+    /// Reads the files once, on the calling thread; [`reload`](Self::reload)
+    /// reads them again. In async code prefer [`watch`](Self::watch), which
+    /// reads on a thread of its own with a time limit.
     pub fn load(paths: FilePaths) -> Result<Self, FileSourceError> {
         let (material, fingerprint) = load_material(&paths)?;
+        Ok(Self::from_material(paths, material, fingerprint))
+    }
+
+    fn from_material(paths: FilePaths, material: Material, fingerprint: u64) -> Self {
         let (updates, _) = watch::channel(0);
-        Ok(Self {
+        report_revocation(&paths, &material);
+        Self {
             shared: Arc::new(Shared {
                 paths,
                 current: ArcSwap::from_pointee(material),
@@ -199,29 +275,48 @@ impl FileSource {
                     bad: None,
                 }),
             }),
-            task: None,
-            _watcher: None,
-        })
+            _watch: None,
+        }
     }
 
-    /// Reads the files now (an error if the first read fails) and keeps
-    /// watching them from a task on the current tokio runtime: change
-    /// notifications from the OS, plus a read every `poll_interval`.
+    /// Reads the files now (an error if the first read fails or takes
+    /// longer than `read_timeout`) and keeps watching them from a thread of
+    /// its own: change notifications from the OS, plus a read every
+    /// `poll_interval`. Needs no tokio runtime, and blocks no runtime
+    /// worker for longer than `read_timeout`.
     pub fn watch(paths: FilePaths, options: WatchOptions) -> Result<Self, FileSourceError> {
-        let runtime =
-            tokio::runtime::Handle::try_current().map_err(|_| FileSourceError::NoRuntime)?;
-        let mut source = Self::load(paths)?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        source._watcher = start_watcher(&source.shared.paths, tx);
-        let task = runtime.spawn(watch_loop(source.shared.clone(), rx, options));
-        source.task = Some(task.abort_handle());
+        let timeout = options.read_timeout;
+        let first = {
+            let paths = paths.clone();
+            run_bounded(timeout, move || load_material(&paths))
+        };
+        let (material, fingerprint) = match first {
+            Bounded::Done(result) => result?,
+            Bounded::TimedOut(_) => return Err(FileSourceError::ReadTimeout { after: timeout }),
+            Bounded::Failed(reason) => return Err(FileSourceError::Thread { reason }),
+        };
+        let mut source = Self::from_material(paths, material, fingerprint);
+        let (wake, events) = std::sync::mpsc::channel();
+        let watcher = start_watcher(&source.shared.paths, wake.clone());
+        let shared = source.shared.clone();
+        std::thread::Builder::new()
+            .name("mtls-file-watch".into())
+            .spawn(move || watch_loop(&shared, &events, &options))
+            .map_err(|e| FileSourceError::Thread {
+                reason: e.to_string(),
+            })?;
+        source._watch = Some(Arc::new(WatchGuard {
+            wake,
+            _watcher: watcher,
+        }));
         Ok(source)
     }
 
-    /// Reads the files again and swaps them in if they changed and are
-    /// good. `Ok(true)`: a new set is serving; `Ok(false)`: nothing changed;
-    /// `Err`: the new files were refused and the last good set keeps
-    /// serving.
+    /// Reads the files again, on the calling thread, and swaps them in if
+    /// they changed and are good. `Ok(true)`: a new set is serving;
+    /// `Ok(false)`: nothing changed; `Err`: the new files were refused and
+    /// the last good set keeps serving. It blocks while it reads: in async
+    /// code call it from `spawn_blocking`.
     pub fn reload(&self) -> Result<bool, FileSourceError> {
         self.shared.reload()
     }
@@ -229,6 +324,16 @@ impl FileSource {
     /// A receiver of the generation number, bumped at every swap.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.updates.subscribe()
+    }
+
+    /// What is serving and how the last reads went.
+    pub fn status(&self) -> FileSourceStatus {
+        FileSourceStatus {
+            generation: *self.shared.updates.borrow(),
+            failures: self.failures(),
+            last_error: self.last_error(),
+            svid_revoked: self.shared.current.load().svid_revoked.clone(),
+        }
     }
 
     /// How many times new files were refused.
@@ -274,9 +379,8 @@ impl Shared {
         let files = match read_files(&self.paths) {
             Ok(files) => files,
             Err(e) => {
-                let mut hasher = DefaultHasher::new();
-                e.to_string().hash(&mut hasher);
-                return Err(self.refuse(e, hasher.finish()));
+                let key = error_key(&e);
+                return Err(self.refuse(e, key));
             }
         };
         let fingerprint = files.fingerprint;
@@ -294,12 +398,15 @@ impl Shared {
         }
         match parse_files(&self.paths, files) {
             Ok(material) => {
+                report_revocation(&self.paths, &material);
                 self.current.store(Arc::new(material));
                 *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = Seen {
                     good: fingerprint,
                     bad: None,
                 };
                 self.updates.send_modify(|generation| *generation += 1);
+                ::metrics::counter!(crate::metrics::FILE_SOURCE_UPDATES, "result" => "loaded")
+                    .increment(1);
                 tracing::info!(chain = %self.paths.chain.display(), "mtls: new SVID and bundle files loaded");
                 Ok(true)
             }
@@ -313,6 +420,8 @@ impl Shared {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if seen.bad.as_ref().is_none_or(|(bad, _)| *bad != key) {
             self.failures.fetch_add(1, Ordering::Relaxed);
+            ::metrics::counter!(crate::metrics::FILE_SOURCE_UPDATES, "result" => "refused")
+                .increment(1);
             tracing::warn!(error = %error, "mtls: new files refused; the last good SVID and bundle keep serving");
             *self
                 .last_error
@@ -324,12 +433,88 @@ impl Shared {
     }
 }
 
+/// A key for an error that has no file fingerprint (a read failed).
+fn error_key(e: &FileSourceError) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    e.to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Logs, and sets the gauge, when the CRLs of a set revoke its own SVID.
+fn report_revocation(paths: &FilePaths, material: &Material) {
+    let chain = paths.chain.display().to_string();
+    match &material.svid_revoked {
+        Some(why) => {
+            tracing::error!(
+                chain = %chain,
+                spiffe_id = %material.svid.spiffe_id(),
+                reason = %why,
+                "mtls: the CRLs just loaded revoke this service's own SVID; it keeps serving until \
+                 a replacement arrives in the files, and peers holding these CRLs refuse it"
+            );
+            ::metrics::gauge!(crate::metrics::SVID_REVOKED, "chain" => chain).set(1.0);
+        }
+        None => ::metrics::gauge!(crate::metrics::SVID_REVOKED, "chain" => chain).set(0.0),
+    }
+}
+
+/// How a job given to [`run_bounded`] went.
+enum Bounded<T> {
+    Done(T),
+    /// Still running; the receiver gets its result if it ever ends.
+    TimedOut(std::sync::mpsc::Receiver<T>),
+    /// The thread could not start, or panicked.
+    Failed(String),
+}
+
+/// Runs `job` on a thread of its own and waits for it up to `timeout`. A
+/// job that hangs (a read from a hung mount) costs one parked thread, not a
+/// runtime worker, and does not keep the process from exiting.
+fn run_bounded<T: Send + 'static>(
+    timeout: Duration,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Bounded<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("mtls-file-read".into())
+        .spawn(move || {
+            let _ = tx.send(job());
+        });
+    if let Err(e) = spawned {
+        return Bounded::Failed(format!("cannot start a reader thread: {e}"));
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(value) => Bounded::Done(value),
+        Err(RecvTimeoutError::Timeout) => Bounded::TimedOut(rx),
+        Err(RecvTimeoutError::Disconnected) => Bounded::Failed("the reader thread panicked".into()),
+    }
+}
+
 fn read_file(path: &Path) -> Result<Vec<u8>, FileSourceError> {
     let io = |e: std::io::Error| FileSourceError::Io {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let file = std::fs::File::open(path).map_err(io)?;
+    // Look before opening: opening a FIFO blocks until a writer comes, and
+    // opening a device can have effects of its own.
+    check_regular(path, &std::fs::metadata(path).map_err(io)?)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // If the path was swapped for a FIFO since, the open returns at once
+        // and the check on the open file below refuses it.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let file = options.open(path).map_err(io)?;
+    let metadata = file.metadata().map_err(io)?;
+    check_regular(path, &metadata)?;
+    if metadata.len() > MAX_SOURCE_FILE_BYTES {
+        return Err(FileSourceError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
     let mut bytes = Vec::new();
     file.take(MAX_SOURCE_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -340,6 +525,44 @@ fn read_file(path: &Path) -> Result<Vec<u8>, FileSourceError> {
         });
     }
     Ok(bytes)
+}
+
+/// Refuses anything but a regular file.
+fn check_regular(path: &Path, metadata: &std::fs::Metadata) -> Result<(), FileSourceError> {
+    let file_type = metadata.file_type();
+    if file_type.is_file() {
+        return Ok(());
+    }
+    let kind = if file_type.is_dir() {
+        "a directory"
+    } else {
+        special_kind(&file_type)
+    };
+    Err(FileSourceError::NotARegularFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
+#[cfg(unix)]
+fn special_kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "not a regular file"
 }
 
 /// The bytes of every file, read once, and their fingerprint.
@@ -428,32 +651,43 @@ fn parse_files(paths: &FilePaths, files: Files) -> Result<Material, FileSourceEr
         crls.extend(&set);
     }
     let now = SystemTime::now();
-    let verified = match svid.verify(&bundles, now, &crls, PeerRole::Client) {
+    let verify = |crls: &CrlSet| match svid.verify(&bundles, now, crls, PeerRole::Client) {
         Err(VerifyError::WrongExtendedKeyUsage { .. }) => {
-            svid.verify(&bundles, now, &crls, PeerRole::Server)
+            svid.verify(&bundles, now, crls, PeerRole::Server)
         }
         other => other,
     };
-    verified.map_err(|source| FileSourceError::Unverified {
+    // The SVID must chain to the new bundle: a chain from an unknown CA or
+    // an expired one is refused and the last good set keeps serving.
+    verify(&CrlSet::new()).map_err(|source| FileSourceError::Unverified {
         chain: paths.chain.clone(),
         source,
     })?;
+    // The CRLs apply to peers whatever they say about our own SVID; that
+    // they revoke it is reported, not a reason to keep serving the peers
+    // they revoke.
+    let svid_revoked = if crls.is_empty() {
+        None
+    } else {
+        verify(&crls).err()
+    };
     Ok(Material {
         svid,
         bundles,
         crls,
+        svid_revoked,
     })
 }
 
 fn start_watcher(
     paths: &FilePaths,
-    tx: mpsc::UnboundedSender<()>,
+    wake: std::sync::mpsc::Sender<Wake>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let mut watcher =
         match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if event.is_ok() {
-                let _ = tx.send(());
+                let _ = wake.send(Wake::Changed);
             }
         }) {
             Ok(w) => w,
@@ -479,28 +713,58 @@ fn start_watcher(
     Some(watcher)
 }
 
-async fn watch_loop(
-    shared: Arc<Shared>,
-    mut events: mpsc::UnboundedReceiver<()>,
-    options: WatchOptions,
+/// The watch thread: waits for a change notification or the poll interval,
+/// then reads on a reader thread, bounded by `read_timeout`.
+fn watch_loop(
+    shared: &Arc<Shared>,
+    events: &std::sync::mpsc::Receiver<Wake>,
+    options: &WatchOptions,
 ) {
-    let mut tick = tokio::time::interval(options.poll_interval.max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut events_open = true;
+    let poll = options.poll_interval.max(Duration::from_millis(10));
+    // A read that outlived its time limit; no other starts until it ends.
+    let mut stuck: Option<std::sync::mpsc::Receiver<Result<bool, FileSourceError>>> = None;
+    let mut next_poll = Instant::now() + poll;
     loop {
-        tokio::select! {
-            event = events.recv(), if events_open => {
-                if event.is_none() {
-                    events_open = false;
-                    continue;
+        let wait = next_poll.saturating_duration_since(Instant::now());
+        match events.recv_timeout(wait) {
+            Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(Wake::Changed) => {
+                std::thread::sleep(options.debounce);
+                loop {
+                    match events.try_recv() {
+                        Ok(Wake::Changed) => {}
+                        Ok(Wake::Stop) | Err(TryRecvError::Disconnected) => return,
+                        Err(TryRecvError::Empty) => break,
+                    }
                 }
-                tokio::time::sleep(options.debounce).await;
-                while events.try_recv().is_ok() {}
             }
-            _ = tick.tick() => {}
+            Err(RecvTimeoutError::Timeout) => next_poll = Instant::now() + poll,
         }
-        // Errors were logged and counted; the last good set keeps serving.
-        let _ = shared.reload();
+        if let Some(pending) = &stuck {
+            match pending.try_recv() {
+                Err(TryRecvError::Empty) => continue,
+                Ok(_) | Err(TryRecvError::Disconnected) => stuck = None,
+            }
+        }
+        let job = shared.clone();
+        // Errors are logged and counted by `reload`; the last good set keeps
+        // serving.
+        match run_bounded(options.read_timeout, move || job.reload()) {
+            Bounded::Done(_) => {}
+            Bounded::TimedOut(pending) => {
+                let error = FileSourceError::ReadTimeout {
+                    after: options.read_timeout,
+                };
+                let key = error_key(&error);
+                shared.refuse(error, key);
+                stuck = Some(pending);
+            }
+            Bounded::Failed(reason) => {
+                let error = FileSourceError::Thread { reason };
+                let key = error_key(&error);
+                shared.refuse(error, key);
+            }
+        }
     }
 }
 
@@ -519,14 +783,6 @@ impl BundleSource for FileSource {
 impl CrlSource for FileSource {
     fn current_crls(&self) -> CrlSet {
         self.crls()
-    }
-}
-
-impl Drop for FileSource {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
     }
 }
 
@@ -591,7 +847,58 @@ pub enum FileSourceError {
         /// Why.
         source: VerifyError,
     },
-    /// `watch` was called outside a tokio runtime.
-    #[error("file source: watching needs a tokio runtime")]
-    NoRuntime,
+    /// A watched path is not a regular file (or a symlink to one): a FIFO,
+    /// a socket, a device or a directory. Such a path could block a read
+    /// forever, so it is never opened for reading.
+    #[error("file source: {} is {kind}, not a regular file; refusing to read it", path.display())]
+    NotARegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// Reading the files took longer than [`WatchOptions::read_timeout`]
+    /// (a hung network mount, for instance). The last good set keeps
+    /// serving; no other read starts until that one returns.
+    #[error("file source: reading the files took longer than {after:?}; the last good set keeps serving")]
+    ReadTimeout {
+        /// The time limit.
+        after: Duration,
+    },
+    /// A reader or watch thread could not be started.
+    #[error("file source: {reason}")]
+    Thread {
+        /// What failed.
+        reason: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read that hangs (a hung network mount cannot be produced in a
+    /// test, a sleeping job can) is given up on after the time limit, and
+    /// its late result still arrives.
+    #[test]
+    fn run_bounded_gives_up_on_a_hung_job_and_keeps_its_late_result() {
+        let started = Instant::now();
+        let outcome = run_bounded(Duration::from_millis(50), || {
+            std::thread::sleep(Duration::from_millis(300));
+            7
+        });
+        assert!(started.elapsed() < Duration::from_millis(250));
+        let Bounded::TimedOut(late) = outcome else {
+            panic!("not timed out");
+        };
+        assert_eq!(late.recv_timeout(Duration::from_secs(5)), Ok(7));
+        assert!(matches!(
+            run_bounded(Duration::from_secs(5), || 8),
+            Bounded::Done(8)
+        ));
+        assert!(matches!(
+            run_bounded(Duration::from_secs(5), || -> u8 { panic!("boom") }),
+            Bounded::Failed(_)
+        ));
+    }
 }

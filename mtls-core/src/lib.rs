@@ -11,6 +11,7 @@ mod file_source;
 #[cfg(feature = "spiffe-types")]
 mod interop;
 mod jwks;
+pub mod metrics;
 mod peer;
 mod pem;
 mod provider;
@@ -28,10 +29,10 @@ mod x509;
 pub use authorize::{Authorizer, AuthorizerExt, Denied};
 pub use bundle::{BundleError, X509Bundle, MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES};
 pub use bundle_set::BundleSet;
-pub use crl::{CrlError, CrlSet, MAX_CRL_BYTES};
+pub use crl::{CrlError, CrlExpiry, CrlSet, MAX_CRL_BYTES};
 #[cfg(feature = "file-source")]
 pub use file_source::{
-    FilePaths, FileSource, FileSourceError, WatchOptions, MAX_SOURCE_FILE_BYTES,
+    FilePaths, FileSource, FileSourceError, FileSourceStatus, WatchOptions, MAX_SOURCE_FILE_BYTES,
 };
 pub use peer::{PeerIdentity, PeerIdentityError};
 pub use pem::encode as to_pem;

@@ -11,7 +11,7 @@ use webpki::{
 
 use crate::authorize::Denied;
 use crate::bundle_set::BundleSet;
-use crate::crl::CrlSet;
+use crate::crl::{CrlExpiry, CrlSet};
 use crate::peer::PeerIdentity;
 use crate::spiffe_id::{SpiffeId, SpiffeIdError};
 use crate::time_fmt::{pki_from_system_time, system_time_from_pki, Rfc3339};
@@ -77,6 +77,7 @@ pub fn verify(
         intermediates,
         bundles,
         crls,
+        CrlExpiry::default(),
         pki_from_system_time(now),
         role,
         provider.signature_verification_algorithms.all,
@@ -87,11 +88,13 @@ pub fn verify(
 /// Verification as [`verify`] describes, with the algorithms given, also
 /// returning when the first certificate of the verified path
 /// expires (the trust anchor aside, as rustls-webpki does).
+#[allow(clippy::too_many_arguments)] // one internal caller besides `verify`
 pub(crate) fn verify_with_expiry(
     leaf: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
     bundles: &BundleSet,
     crls: &CrlSet,
+    crl_expiry: CrlExpiry,
     now: UnixTime,
     role: PeerRole,
     algs: &[&dyn SignatureVerificationAlgorithm],
@@ -143,7 +146,10 @@ pub(crate) fn verify_with_expiry(
             builder
                 .with_depth(RevocationCheckDepth::Chain)
                 .with_status_policy(UnknownStatusPolicy::Allow)
-                .with_expiration_policy(ExpirationPolicy::Ignore)
+                .with_expiration_policy(match crl_expiry {
+                    CrlExpiry::Apply => ExpirationPolicy::Ignore,
+                    CrlExpiry::Enforce => ExpirationPolicy::Enforce,
+                })
                 .build(),
         ),
         Err(_) => None, // no CRLs
@@ -162,7 +168,25 @@ pub(crate) fn verify_with_expiry(
             revocation,
             None,
         )
-        .map_err(|e| map_webpki_error(e, &id, now_sys, role))?;
+        .map_err(|e| {
+            let e = map_webpki_error(e, &id, now_sys, role);
+            if matches!(e, VerifyError::CrlExpired { .. }) {
+                ::metrics::counter!(crate::metrics::EXPIRED_CRL, "action" => "refused")
+                    .increment(1);
+            }
+            e
+        })?;
+    if crl_expiry == CrlExpiry::Apply && crls.next_update().is_some_and(|first| first <= now_sys) {
+        // Some CRL is stale: say so if one of this path's issuers is its
+        // issuer. Only then is the path walked; otherwise this costs one
+        // comparison.
+        let issuers: Vec<&[u8]> = std::iter::once(ee.issuer())
+            .chain(path.intermediate_certificates().map(|c| c.issuer()))
+            .collect();
+        if crls.expired_for(&issuers, now_sys).is_some() {
+            ::metrics::counter!(crate::metrics::EXPIRED_CRL, "action" => "applied").increment(1);
+        }
+    }
     let mut path_not_after = info.not_after;
     for cert in path.intermediate_certificates() {
         let der = cert.der();
@@ -197,6 +221,11 @@ fn map_webpki_error(
             id,
         },
         E::CertRevoked => VerifyError::Revoked { id },
+        E::CrlExpired { next_update, .. } => VerifyError::CrlExpired {
+            id,
+            next_update: system_time_from_pki(next_update),
+            now,
+        },
         E::CertExpired { not_after, .. } => VerifyError::Expired {
             id,
             not_after: system_time_from_pki(not_after),
@@ -361,6 +390,18 @@ pub enum VerifyError {
         /// The leaf's ID.
         id: SpiffeId,
     },
+    /// A CRL of an issuer in the chain is past its `nextUpdate`, and the
+    /// verifier was built with [`CrlExpiry::Enforce`]: the revocation
+    /// status of the chain is unknown, so it is refused.
+    #[error("x509svid: the CRL of an issuer in the chain of {id} expired at {} (now {}); refused under CrlExpiry::Enforce", Rfc3339(*next_update), Rfc3339(*now))]
+    CrlExpired {
+        /// The leaf's ID.
+        id: SpiffeId,
+        /// The CRL's `nextUpdate`.
+        next_update: SystemTime,
+        /// The verification time.
+        now: SystemTime,
+    },
     /// The leaf's extended key usage does not allow its role.
     #[error("x509svid: leaf {id} extendedKeyUsage does not allow TLS {}", match role { PeerRole::Client => "client authentication", PeerRole::Server => "server authentication" })]
     WrongExtendedKeyUsage {
@@ -407,6 +448,7 @@ impl VerifyError {
             | Self::UntrustedIssuer { id, .. }
             | Self::BadSignature { id }
             | Self::Revoked { id }
+            | Self::CrlExpired { id, .. }
             | Self::WrongExtendedKeyUsage { id, .. }
             | Self::Chain { id, .. } => Some(id),
             Self::Denied(d) => Some(d.peer()),
@@ -437,6 +479,7 @@ impl VerifyError {
             Self::UntrustedIssuer { .. } => "untrusted_issuer",
             Self::BadSignature { .. } => "bad_signature",
             Self::Revoked { .. } => "revoked",
+            Self::CrlExpired { .. } => "crl_expired",
             Self::WrongExtendedKeyUsage { .. } => "wrong_extended_key_usage",
             Self::BadSigningCertificate { .. } => "bad_signing_certificate",
             Self::Chain { .. } => "chain",

@@ -246,22 +246,23 @@ fn federated_bundles_and_crls() {
     assert!(source.bundles().contains("partner.org"));
     assert_eq!(source.crls().len(), 1);
 
-    // Our own SVID revoked by the new CRL: refused, the old set stays.
+    assert!(source.status().svid_revoked.is_none());
+
+    // Our own SVID revoked by its CRL: loaded, and reported (see
+    // `bug_a_crl_that_also_revokes_our_own_svid_still_applies_to_peers`).
     let dir2 = tempfile::tempdir().unwrap();
     write_set(dir2.path(), &revoked, &ca.bundle().to_pem());
     write(&dir2.path().join("crl.der"), crl.ders()[0].as_ref());
-    let err =
+    let source =
         FileSource::load(FilePaths::cert_manager(dir2.path()).crl(dir2.path().join("crl.der")))
-            .unwrap_err();
+            .unwrap();
     assert!(
         matches!(
-            err,
-            FileSourceError::Unverified {
-                source: VerifyError::Revoked { .. },
-                ..
-            }
+            source.status().svid_revoked,
+            Some(VerifyError::Revoked { .. })
         ),
-        "{err}"
+        "{:?}",
+        source.status()
     );
 }
 
@@ -360,11 +361,363 @@ async fn watched_files_rotate_within_a_second_and_new_handshakes_use_them() {
 }
 
 #[test]
-fn watch_outside_a_runtime_is_an_error() {
+fn watch_needs_no_runtime_and_stops_with_its_last_clone() {
     let ca = TestCa::root("example.org");
     let dir = tempfile::tempdir().unwrap();
     write_set(dir.path(), &ca.leaf(ID), &ca.bundle().to_pem());
-    let err = FileSource::watch(FilePaths::cert_manager(dir.path()), WatchOptions::default())
-        .unwrap_err();
-    assert!(matches!(err, FileSourceError::NoRuntime));
+    let files = FileSource::watch(
+        FilePaths::cert_manager(dir.path()),
+        WatchOptions::default().poll_interval(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let updates = files.subscribe();
+    let clone = files.clone();
+    let next = ca.leaf(ID);
+    write_set(dir.path(), &next, &ca.bundle().to_pem());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while files.svid().leaf() != next.svid().leaf() {
+        assert!(std::time::Instant::now() < deadline, "not reloaded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        clone.svid().leaf(),
+        next.svid().leaf(),
+        "clones share one source"
+    );
+    assert_eq!(clone.status().generation, 1);
+    drop(files);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(updates.has_changed().is_ok(), "a clone is alive");
+    // The watch thread holds the source's state too: the state (and its
+    // update channel) goes only once the thread has stopped.
+    drop(clone);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while updates.has_changed().is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watch thread still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Issue 11, item 4: a named pipe at a watched path blocked `open()` on a
+/// tokio worker forever; with one worker the server stopped answering.
+/// Now it is refused at once, on a current-thread runtime the server keeps
+/// serving, and the last good set stays.
+#[test]
+fn bug_a_fifo_at_a_watched_path_does_not_hang_the_server() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let ca = TestCa::root("example.org");
+        let dir = tempfile::tempdir().unwrap();
+        let leaf = ca.leaf(ID);
+        write_set(dir.path(), &leaf, &ca.bundle().to_pem());
+        let crl_path = dir.path().join("ca.crl");
+        write(&crl_path, ca.crl(&[]).ders()[0].as_ref());
+        let paths = FilePaths::cert_manager(dir.path()).crl(&crl_path);
+
+        // A FIFO at a path on the first read: a typed error, at once.
+        let fifo_dir = tempfile::tempdir().unwrap();
+        write_set(fifo_dir.path(), &leaf, &ca.bundle().to_pem());
+        std::fs::remove_file(fifo_dir.path().join("ca.crt")).unwrap();
+        mkfifo(&fifo_dir.path().join("ca.crt"));
+        let started = std::time::Instant::now();
+        let err = FileSource::watch(FilePaths::cert_manager(fifo_dir.path()), WatchOptions::default())
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(
+            matches!(&err, FileSourceError::NotARegularFile { kind, .. } if kind.contains("FIFO")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("ca.crt"), "{err}");
+
+        let files = FileSource::watch(
+            paths,
+            WatchOptions::default().poll_interval(Duration::from_millis(50)),
+        )
+        .unwrap();
+        let server = MtlsServerConfig::builder(files.clone(), files.clone())
+            .crls(files.clone())
+            .authorizer(authorize::any())
+            .build()
+            .unwrap();
+        let client = MtlsClientConfig::builder(ca.leaf("spiffe://example.org/client").svid(), ca.bundle_set())
+            .authorizer(authorize::any())
+            .build()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(b"hi").await;
+                    let _ = tls.shutdown().await;
+                }
+            }
+        });
+        let call = || {
+            let client = client.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
+                let mut tls = connector
+                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                    .await
+                    .unwrap();
+                let mut buf = Vec::new();
+                tls.read_to_end(&mut buf).await.unwrap();
+                buf
+            }
+        };
+        assert_eq!(call().await, b"hi");
+
+        // The CRL path becomes a FIFO (no writer ever comes), then a
+        // socket, then a directory, then a device: each refused with its
+        // kind, and the single worker keeps serving handshakes.
+        let socket_path = dir.path().join("sock");
+        let _socket = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+        type Make<'a> = Box<dyn Fn() + 'a>;
+        let specials: Vec<(&str, Make<'_>)> = vec![
+            ("FIFO", Box::new(|| mkfifo(&crl_path))),
+            ("socket", Box::new(|| symlink(&socket_path, &crl_path).unwrap())),
+            ("directory", Box::new(|| std::fs::create_dir(&crl_path).unwrap())),
+            ("character device", Box::new(|| symlink("/dev/zero", &crl_path).unwrap())),
+        ];
+        for (kind, make) in specials {
+            let failures = files.failures();
+            if crl_path.is_dir() {
+                std::fs::remove_dir(&crl_path).unwrap();
+            } else {
+                std::fs::remove_file(&crl_path).unwrap();
+            }
+            make();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while files.failures() == failures {
+                assert!(tokio::time::Instant::now() < deadline, "{kind}: not noticed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let err = files.status().last_error.unwrap();
+            assert!(
+                matches!(&err, FileSourceError::NotARegularFile { kind: k, .. } if k.contains(kind)),
+                "{kind}: {err}"
+            );
+            let served = tokio::time::timeout(Duration::from_secs(5), call()).await;
+            assert_eq!(served.expect("the server keeps answering"), b"hi", "{kind}");
+            assert_eq!(files.svid().leaf(), leaf.svid().leaf(), "{kind}: last good set");
+            assert_eq!(files.crls().len(), 1);
+        }
+
+        // A regular file again: picked up.
+        std::fs::remove_file(&crl_path).unwrap();
+        let revoked = ca.leaf("spiffe://example.org/revoked");
+        write(&crl_path, ca.crl(&[&revoked.serial]).ders()[0].as_ref());
+        let mut updates = files.subscribe();
+        tokio::time::timeout(Duration::from_secs(5), updates.changed())
+            .await
+            .expect("a regular file is read again")
+            .unwrap();
+    });
+}
+
+/// Issue 11, item 5, for files: a leaf pasted into `ca.crt` is refused and
+/// the last good bundle keeps serving.
+#[test]
+fn bug_a_leaf_pasted_into_the_bundle_file_is_refused() {
+    let ca = TestCa::root("example.org");
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = ca.leaf(ID);
+    write_set(dir.path(), &leaf, &ca.bundle().to_pem());
+    let source = FileSource::load(FilePaths::cert_manager(dir.path())).unwrap();
+    let bundles = source.bundles();
+    // `ca.crt` pointed at the SVID file, then the chain pasted after the root.
+    for bad in [pem_chain(&leaf), ca.bundle().to_pem() + &pem_chain(&leaf)] {
+        write(&dir.path().join("ca.crt"), &bad);
+        let err = source.reload().unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                FileSourceError::Bundle {
+                    source: mtls_core::BundleError::NotAnAuthority { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains(ID), "{err}");
+        assert_eq!(
+            source.bundles(),
+            bundles,
+            "the last good bundle keeps serving"
+        );
+    }
+}
+
+/// Serves `hi` to every peer the config accepts; returns the address.
+async fn serve_hi(server: &MtlsServerConfig) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(b"hi").await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// What the server at `addr` answers `client`, and the leaf it presented;
+/// an error when the handshake or the read fails (a TLS 1.3 server's
+/// refusal of the client shows on the first read).
+async fn call_hi(
+    client: &MtlsClientConfig,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<(Vec<u8>, rustls::pki_types::CertificateDer<'static>)> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    let leaf = client
+        .peer_identity(tls.get_ref().1)
+        .map_err(std::io::Error::other)?
+        .leaf()
+        .clone();
+    let mut buf = Vec::new();
+    tls.read_to_end(&mut buf).await?;
+    Ok((buf, leaf))
+}
+
+fn gauge(snapshotter: &metrics_util::debugging::Snapshotter, name: &str) -> Option<f64> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find(|(key, ..)| key.key().name() == name)
+        .and_then(|(.., value)| match value {
+            metrics_util::debugging::DebugValue::Gauge(g) => Some(g.into_inner()),
+            _ => None,
+        })
+}
+
+/// Issue 11, item 2: a new CRL that revokes a client *and* the intermediate
+/// that issued our own SVID was refused whole, so the revoked client kept
+/// being served. Now every revocation applies; our own revoked SVID keeps
+/// serving until its replacement arrives, reported by a log, the
+/// `mtls_svid_revoked` gauge and `status().svid_revoked`.
+#[tokio::test]
+async fn bug_a_crl_that_also_revokes_our_own_svid_still_applies_to_peers() {
+    let root = TestCa::root("example.org");
+    let ours = root.intermediate();
+    let theirs = root.intermediate();
+    let server_leaf = ours.leaf(ID);
+    let bad = theirs.leaf("spiffe://example.org/bad");
+    let good = theirs.leaf("spiffe://example.org/good");
+
+    let dir = tempfile::tempdir().unwrap();
+    write_set(dir.path(), &server_leaf, &root.bundle().to_pem());
+    let root_crl = dir.path().join("root.crl");
+    let theirs_crl = dir.path().join("theirs.crl");
+    write(&root_crl, root.crl(&[]).ders()[0].as_ref());
+    write(&theirs_crl, theirs.crl(&[]).ders()[0].as_ref());
+    let source = FileSource::load(
+        FilePaths::cert_manager(dir.path())
+            .crl(&root_crl)
+            .crl(&theirs_crl),
+    )
+    .unwrap();
+    let server = MtlsServerConfig::builder(source.clone(), source.clone())
+        .crls(source.clone())
+        .authorizer(authorize::any())
+        .build()
+        .unwrap();
+    let addr = serve_hi(&server).await;
+    let client = |leaf: &TestLeaf| {
+        MtlsClientConfig::builder(leaf.svid(), root.bundle_set())
+            .authorizer(authorize::any())
+            .build()
+            .unwrap()
+    };
+    let (bad_client, good_client) = (client(&bad), client(&good));
+    assert_eq!(call_hi(&bad_client, addr).await.unwrap().0, b"hi");
+
+    // The compromised intermediate is revoked, and so is the bad client.
+    write(&root_crl, root.crl(&[&ours.serial]).ders()[0].as_ref());
+    write(&theirs_crl, theirs.crl(&[&bad.serial]).ders()[0].as_ref());
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let reloaded = metrics::with_local_recorder(&recorder, || source.reload());
+    assert!(reloaded.unwrap(), "the new CRLs are applied");
+    let status = source.status();
+    assert!(
+        matches!(&status.svid_revoked, Some(VerifyError::Revoked { id }) if id.as_str() == ID),
+        "{status:?}"
+    );
+    assert_eq!(status.generation, 1);
+    assert_eq!(
+        gauge(&snapshotter, mtls_core::metrics::SVID_REVOKED),
+        Some(1.0)
+    );
+
+    // The revoked client is refused; the others are served, by our own
+    // (revoked) SVID, which peers without the CRL still accept.
+    assert!(
+        call_hi(&bad_client, addr).await.is_err(),
+        "a revoked client is refused"
+    );
+    let (answer, presented) = call_hi(&good_client, addr).await.unwrap();
+    assert_eq!(answer, b"hi");
+    assert_eq!(&presented, server_leaf.svid().leaf());
+
+    // A peer holding the same CRLs refuses us: that is its decision.
+    let strict = MtlsClientConfig::builder(good.svid(), root.bundle_set())
+        .crls(source.crls())
+        .authorizer(authorize::any())
+        .build()
+        .unwrap();
+    assert!(call_hi(&strict, addr).await.is_err());
+
+    // The replacement SVID arrives (from the good intermediate): reported
+    // clear, and the strict peer accepts it.
+    let replacement = theirs.leaf(ID);
+    write(&dir.path().join("tls.crt"), pem_chain(&replacement));
+    write(&dir.path().join("tls.key"), pem_key(&replacement));
+    let reloaded = metrics::with_local_recorder(&recorder, || source.reload());
+    assert!(reloaded.unwrap());
+    assert!(source.status().svid_revoked.is_none());
+    assert_eq!(
+        gauge(&snapshotter, mtls_core::metrics::SVID_REVOKED),
+        Some(0.0)
+    );
+    let (_, presented) = call_hi(&strict, addr).await.unwrap();
+    assert_eq!(&presented, replacement.svid().leaf());
+
+    // The SVID must still chain to the bundle: one from an unknown CA is
+    // refused whatever the CRLs say, and the replacement keeps serving.
+    let stranger = TestCa::root("example.org").leaf(ID);
+    write(&dir.path().join("tls.crt"), pem_chain(&stranger));
+    write(&dir.path().join("tls.key"), pem_key(&stranger));
+    let err = source.reload().unwrap_err();
+    assert!(matches!(err, FileSourceError::Unverified { .. }), "{err}");
+    assert_eq!(source.svid().leaf(), replacement.svid().leaf());
 }

@@ -25,6 +25,7 @@ pub(crate) struct Common {
     pub(crate) resumption: bool,
     pub(crate) tls13_only: bool,
     pub(crate) on_reject: Option<RejectionHook>,
+    pub(crate) crl_expiry: crate::crl::CrlExpiry,
 }
 
 pub(crate) struct Parts {
@@ -46,6 +47,7 @@ impl Common {
             resumption: false,
             tls13_only: false,
             on_reject: None,
+            crl_expiry: crate::crl::CrlExpiry::default(),
         }
     }
 
@@ -69,6 +71,7 @@ impl Common {
             &provider,
             peer_role,
             self.on_reject,
+            self.crl_expiry,
         ));
         let resolver = Arc::new(SvidResolver::new(self.svid, provider.clone()));
         Ok((
@@ -92,6 +95,7 @@ impl fmt::Debug for Common {
             .field("alpn", &self.alpn)
             .field("resumption", &self.resumption)
             .field("tls13_only", &self.tls13_only)
+            .field("crl_expiry", &self.crl_expiry)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +114,15 @@ macro_rules! common_builder_methods {
         /// Revocation lists checked for every certificate of the peer's path.
         pub fn crls(mut self, crls: impl $crate::CrlSource + 'static) -> Self {
             self.common.crls = Some(std::sync::Arc::new(crls));
+            self
+        }
+
+        /// What to do when a CRL is past its `nextUpdate` (default
+        /// [`CrlExpiry::Apply`](crate::CrlExpiry::Apply): keep applying it,
+        /// log and count it; [`CrlExpiry::Enforce`](crate::CrlExpiry::Enforce):
+        /// refuse the peers of its issuer).
+        pub fn crl_expiry(mut self, policy: $crate::CrlExpiry) -> Self {
+            self.common.crl_expiry = policy;
             self
         }
 

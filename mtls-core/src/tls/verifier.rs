@@ -16,7 +16,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use super::RejectionHook;
 use crate::authorize::Authorizer;
 use crate::bundle_set::BundleSet;
-use crate::crl::CrlSet;
+use crate::crl::{CrlExpiry, CrlSet};
 use crate::peer::PeerIdentity;
 use crate::source::{BundleSource, CrlSource};
 use crate::time_fmt::pki_from_system_time;
@@ -31,6 +31,7 @@ pub(crate) struct SvidVerifier {
     pub(crate) algs: WebPkiSupportedAlgorithms,
     pub(crate) role: PeerRole,
     pub(crate) on_reject: Option<RejectionHook>,
+    pub(crate) crl_expiry: CrlExpiry,
     /// The identities of the last chains verified, so that reading the
     /// peer of a full handshake (`peer_identity`) need not parse its leaf
     /// again.
@@ -61,8 +62,10 @@ impl SvidVerifier {
         provider: &CryptoProvider,
         role: PeerRole,
         on_reject: Option<RejectionHook>,
+        crl_expiry: CrlExpiry,
     ) -> Self {
         Self {
+            crl_expiry,
             bundles,
             crls,
             authorizer,
@@ -111,12 +114,19 @@ impl SvidVerifier {
             intermediates,
             &bundles,
             crls.as_ref().unwrap_or(&CrlSet::new()),
+            self.crl_expiry,
             now,
             self.role,
             self.algs.all,
         )
-        .and_then(|(peer, valid_until)| {
+        .and_then(|(peer, mut valid_until)| {
             self.authorizer.authorize(peer.spiffe_id())?;
+            if self.crl_expiry == CrlExpiry::Enforce {
+                // A CRL that expires changes the answer: verify again then.
+                if let Some(first) = crls.as_ref().and_then(CrlSet::next_update) {
+                    valid_until = valid_until.min(first);
+                }
+            }
             if let Ok(mut recent) = self.recent.lock() {
                 if recent.len() >= RECENT_MAX {
                     recent.pop_front();
@@ -228,6 +238,7 @@ pub(crate) fn to_rustls_error(e: VerifyError) -> rustls::Error {
             CertificateError::UnknownIssuer
         }
         VerifyError::Revoked { .. } => CertificateError::Revoked,
+        VerifyError::CrlExpired { .. } => CertificateError::ExpiredRevocationList,
         VerifyError::BadSignature { .. } => CertificateError::BadSignature,
         VerifyError::WrongExtendedKeyUsage { .. } => CertificateError::InvalidPurpose,
         VerifyError::EmptyChain

@@ -44,6 +44,9 @@ pub struct TestCa {
     /// CA certificates below the root, this one first (empty for a root).
     pub chain: Vec<CertificateDer<'static>>,
     pub root: CertificateDer<'static>,
+    /// This CA certificate's serial, for CRLs that revoke it.
+    #[allow(dead_code)]
+    pub serial: SerialNumber,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -107,6 +110,7 @@ impl TestCa {
         mutate(&mut params);
         let cert = params.self_signed(&key).unwrap().der().clone();
         Self {
+            serial: params.serial_number.clone().unwrap(),
             trust_domain: TrustDomain::new(td).unwrap(),
             root: cert.clone(),
             cert,
@@ -128,6 +132,7 @@ impl TestCa {
         let mut chain = vec![cert.clone()];
         chain.extend(self.chain.iter().cloned());
         Self {
+            serial: params.serial_number.clone().unwrap(),
             trust_domain: self.trust_domain.clone(),
             cert,
             chain,
