@@ -173,9 +173,15 @@ impl TestCa {
 
     /// A CRL signed by this CA revoking `serials`.
     pub fn crl(&self, serials: &[&SerialNumber]) -> CrlSet {
+        self.crl_until(serials, now() + hours(24))
+    }
+
+    /// A CRL revoking `serials` whose `nextUpdate` is `next_update` (in the
+    /// past: an expired CRL).
+    pub fn crl_until(&self, serials: &[&SerialNumber], next_update: OffsetDateTime) -> CrlSet {
         let params = CertificateRevocationListParams {
-            this_update: now() - hours(1),
-            next_update: now() + hours(24),
+            this_update: next_update.min(now()) - hours(1),
+            next_update,
             crl_number: next_serial(),
             issuing_distribution_point: None,
             revoked_certs: serials

@@ -1,0 +1,226 @@
+//! CRLs past their `nextUpdate` (issue 11, item 7): applied by default and
+//! counted; refused per issuer with `CrlExpiry::Enforce`. Real handshakes
+//! over loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use common::{hours, now, TestCa, TestLeaf};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use mtls_core::rustls::pki_types::ServerName;
+use mtls_core::{
+    authorize, verify, CrlExpiry, CrlSet, MtlsClientConfig, MtlsServerConfig, PeerRole,
+    VerifyError, X509Svid,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One recorder for this test binary; counters are read as deltas.
+fn snapshotter() -> &'static Snapshotter {
+    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder.install().unwrap();
+        snapshotter
+    })
+}
+
+fn expired_crl_count(action: &str) -> u64 {
+    snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| {
+            key.key().name() == mtls_core::metrics::EXPIRED_CRL
+                && key
+                    .key()
+                    .labels()
+                    .any(|l| l.key() == "action" && l.value() == action)
+        })
+        .map(|(.., value)| match value {
+            DebugValue::Counter(c) => c,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Serves `hi` with `server` and returns the address.
+async fn serve(server: &MtlsServerConfig) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(b"hi").await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Whether `client` is served `hi` by the server at `addr`.
+async fn served(client: &MtlsClientConfig, addr: SocketAddr) -> bool {
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await?;
+        let mut buf = Vec::new();
+        tls.read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    let result = tokio::time::timeout(Duration::from_secs(10), attempt)
+        .await
+        .expect("bounded");
+    result.is_ok_and(|b| b == b"hi")
+}
+
+struct World {
+    root: TestCa,
+    /// Its CRL expired an hour ago; it revokes `revoked_a`.
+    stale: TestCa,
+    /// Its CRL is current.
+    fresh: TestCa,
+    revoked_a: TestLeaf,
+    good_a: TestLeaf,
+    good_b: TestLeaf,
+    crls: CrlSet,
+}
+
+fn world() -> World {
+    let root = TestCa::root("example.org");
+    let stale = root.intermediate();
+    let fresh = root.intermediate();
+    let revoked_a = stale.leaf("spiffe://example.org/a/revoked");
+    let good_a = stale.leaf("spiffe://example.org/a/good");
+    let good_b = fresh.leaf("spiffe://example.org/b/good");
+    let mut crls = root.crl(&[]);
+    crls.extend(&stale.crl_until(&[&revoked_a.serial], now() - hours(1)));
+    crls.extend(&fresh.crl(&[]));
+    World {
+        root,
+        stale,
+        fresh,
+        revoked_a,
+        good_a,
+        good_b,
+        crls,
+    }
+}
+
+fn server_svid(ca: &TestCa) -> X509Svid {
+    ca.leaf("spiffe://example.org/server").svid()
+}
+
+fn client(w: &World, leaf: &TestLeaf) -> MtlsClientConfig {
+    MtlsClientConfig::builder(leaf.svid(), w.root.bundle_set())
+        .authorizer(authorize::any())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_crl_set_knows_its_first_next_update() {
+    let w = world();
+    let first = w.crls.next_update().unwrap();
+    assert!(first < SystemTime::now(), "the stale CRL expires first");
+    assert!(CrlSet::new().next_update().is_none());
+}
+
+/// By default an expired CRL keeps being applied: what it revokes stays
+/// revoked (a stalled publisher must not un-revoke anything), the others
+/// are accepted, and each use is counted.
+#[tokio::test]
+async fn by_default_an_expired_crl_is_applied_and_counted() {
+    let w = world();
+    let before = expired_crl_count("applied");
+    let server = MtlsServerConfig::builder(server_svid(&w.fresh), w.root.bundle_set())
+        .crls(w.crls.clone())
+        .authorizer(authorize::any())
+        .build()
+        .unwrap();
+    let addr = serve(&server).await;
+    assert!(
+        !served(&client(&w, &w.revoked_a), addr).await,
+        "still revoked"
+    );
+    assert!(served(&client(&w, &w.good_a), addr).await);
+    let after_stale = expired_crl_count("applied");
+    assert!(after_stale > before, "counted: {before} -> {after_stale}");
+    assert!(served(&client(&w, &w.good_b), addr).await);
+
+    // The same through `verify`.
+    let now = SystemTime::now();
+    let bundles = w.root.bundle_set();
+    assert!(matches!(
+        verify(&w.revoked_a.chain, &bundles, now, &w.crls, PeerRole::Client),
+        Err(VerifyError::Revoked { .. })
+    ));
+    verify(&w.good_a.chain, &bundles, now, &w.crls, PeerRole::Client).unwrap();
+}
+
+/// `CrlExpiry::Enforce` refuses the peers of the stale CRL's issuer, on
+/// both sides, and only those.
+#[tokio::test]
+async fn enforce_refuses_the_peers_of_the_stale_issuer_only() {
+    let w = world();
+    let rejections = Arc::new(Mutex::new(Vec::new()));
+    let seen = rejections.clone();
+    let before = expired_crl_count("refused");
+    let server = MtlsServerConfig::builder(server_svid(&w.fresh), w.root.bundle_set())
+        .crls(w.crls.clone())
+        .crl_expiry(CrlExpiry::Enforce)
+        .on_rejection(move |e| seen.lock().unwrap().push(e.clone()))
+        .authorizer(authorize::any())
+        .build()
+        .unwrap();
+    let addr = serve(&server).await;
+    assert!(
+        !served(&client(&w, &w.good_a), addr).await,
+        "issuer's CRL expired"
+    );
+    assert!(served(&client(&w, &w.good_b), addr).await, "another issuer");
+    let got = rejections.lock().unwrap().clone();
+    assert!(
+        got.iter().any(
+            |e| matches!(e, VerifyError::CrlExpired { id, next_update, .. }
+            if id.as_str() == "spiffe://example.org/a/good" && *next_update < SystemTime::now())
+        ),
+        "{got:?}"
+    );
+    assert_eq!(got[0].kind(), "crl_expired");
+    assert!(
+        got[0].to_string().contains("CrlExpiry::Enforce"),
+        "{}",
+        got[0]
+    );
+    assert!(expired_crl_count("refused") > before);
+
+    // The client side: a server whose issuer's CRL expired is refused.
+    let stale_server = MtlsServerConfig::builder(server_svid(&w.stale), w.root.bundle_set())
+        .authorizer(authorize::any())
+        .build()
+        .unwrap();
+    let stale_addr = serve(&stale_server).await;
+    let strict = |leaf: &TestLeaf, policy| {
+        MtlsClientConfig::builder(leaf.svid(), w.root.bundle_set())
+            .crls(w.crls.clone())
+            .crl_expiry(policy)
+            .authorizer(authorize::any())
+            .build()
+            .unwrap()
+    };
+    assert!(!served(&strict(&w.good_b, CrlExpiry::Enforce), stale_addr).await);
+    assert!(served(&strict(&w.good_b, CrlExpiry::Apply), stale_addr).await);
+}
