@@ -51,6 +51,12 @@ impl CertificateAuthority {
                 reason: "trailing data after the CSR".into(),
             });
         }
+        // The key rule first: a key the handshake would refuse (RSA-1024, an
+        // unsupported curve) is named as such, not as a bad signature.
+        mtls_core::check_svid_public_key(parsed.certification_request_info.subject_pki.raw)
+            .map_err(|e| CaError::InvalidCsr {
+                reason: e.to_string(),
+            })?;
         parsed.verify_signature().map_err(|e| CaError::InvalidCsr {
             reason: format!("its signature does not verify: {e}"),
         })?;

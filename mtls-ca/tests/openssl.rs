@@ -685,10 +685,15 @@ fn bug_weak_or_unsupported_keys_are_refused_everywhere() {
         ]);
         openssl_ok(dir.path(), &args);
         let csr = std::fs::read(dir.path().join("req.pem")).unwrap();
-        // Refused (for RSA-1024 already by the CSR signature check).
-        inter
+        // Refused by the key rule, with a message that names it.
+        let err = inter
             .sign_csr(&csr, &SvidRequest::new(id(WEB)))
             .expect_err(name);
+        let message = err.to_string();
+        assert!(
+            message.contains("unacceptable SVID key") && message.contains(reason),
+            "{name}: {message}"
+        );
 
         // A leaf with that key, made by OpenSSL with the intermediate's
         // key, as an attacker or a legacy tool could.
@@ -729,4 +734,102 @@ fn bug_weak_or_unsupported_keys_are_refused_everywhere() {
         );
         assert!(err.to_string().contains(reason), "{name}: {err}");
     }
+}
+
+/// Issue 11, item 5, with certificates OpenSSL makes: a v1 certificate
+/// (no extensions, so no basicConstraints) and an OpenSSL leaf are refused
+/// as bundle authorities, by the library and by `mtls-ca verify`, while an
+/// OpenSSL CA root is accepted.
+#[test]
+fn bug_openssl_v1_certificates_and_leaves_are_not_bundle_authorities() {
+    let dir = tempfile::tempdir().unwrap();
+    let td = TrustDomain::new("example.org").unwrap();
+    let newkey = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    // A v1 self-signed certificate: `x509 -req -signkey` with no extensions.
+    let mut args = vec!["req", "-new"];
+    args.extend_from_slice(&newkey);
+    args.extend_from_slice(&[
+        "-keyout",
+        "v1.key",
+        "-out",
+        "v1.csr",
+        "-subj",
+        "/CN=v1 root",
+    ]);
+    openssl_ok(dir.path(), &args);
+    openssl_ok(
+        dir.path(),
+        &[
+            "x509", "-req", "-in", "v1.csr", "-signkey", "v1.key", "-days", "1", "-out", "v1.pem",
+        ],
+    );
+    let v1 = std::fs::read(dir.path().join("v1.pem")).unwrap();
+    let der =
+        <CertificateDer<'_> as rustls_pki_types::pem::PemObject>::from_pem_slice(&v1).unwrap();
+    assert_eq!(
+        X509Certificate::from_der(&der).unwrap().1.version().0,
+        0,
+        "a v1 certificate"
+    );
+    let err = mtls_core::X509Bundle::from_pem(td.clone(), &v1).unwrap_err();
+    assert!(
+        matches!(&err, mtls_core::BundleError::NotAnAuthority { subject, .. } if subject.contains("v1 root")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("v3"), "{err}");
+
+    // An OpenSSL root CA (req -x509 adds basicConstraints CA:TRUE).
+    let mut args = vec!["req", "-x509"];
+    args.extend_from_slice(&newkey);
+    args.extend_from_slice(&[
+        "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=ca", "-days", "1",
+    ]);
+    openssl_ok(dir.path(), &args);
+    let ca = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    mtls_core::X509Bundle::from_pem(td.clone(), &ca).unwrap();
+
+    // A leaf signed by it, with a SPIFFE ID.
+    let mut args = vec!["req", "-new"];
+    args.extend_from_slice(&newkey);
+    args.extend_from_slice(&[
+        "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=leaf",
+    ]);
+    openssl_ok(dir.path(), &args);
+    write(
+        dir.path(),
+        "ext.cnf",
+        format!("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nsubjectAltName=URI:{WEB}\n"),
+    );
+    openssl_ok(
+        dir.path(),
+        &[
+            "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "1",
+            "-extfile", "ext.cnf", "-out", "leaf.pem",
+        ],
+    );
+    let leaf = std::fs::read(dir.path().join("leaf.pem")).unwrap();
+    let mut both = ca.clone();
+    both.extend_from_slice(&leaf);
+    let err = mtls_core::X509Bundle::from_pem(td, &both).unwrap_err();
+    assert!(
+        matches!(&err, mtls_core::BundleError::NotAnAuthority { index: 1, spiffe_id: Some(id), .. } if id == WEB),
+        "{err}"
+    );
+
+    // `mtls-ca verify` with the leaf as its bundle: refused, naming it.
+    let out = Command::new(env!("CARGO_BIN_EXE_mtls-ca"))
+        .args(["verify", "--trust-domain", "example.org", "--bundle"])
+        .arg(dir.path().join("leaf.pem"))
+        .arg(dir.path().join("leaf.pem"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("may not be a trust anchor"), "{stderr}");
 }

@@ -51,6 +51,7 @@ pub use tls::{
 };
 pub use trust_domain::TrustDomain;
 pub use verify::{verify, PeerRole, VerifyError, MAX_CHAIN_LEN, MAX_PEER_CERTIFICATE_BYTES};
+pub use x509::{check_svid_public_key, UnacceptableKey};
 
 /// Re-exported so users name the same rustls the configs are built with.
 pub use rustls;

@@ -84,12 +84,49 @@ pub(crate) const MAX_RSA_BITS: usize = 8192;
 /// bits, ECDSA on P-256 or P-384 (P-521 where the crypto provider verifies
 /// it), or Ed25519. Anything else is refused, with the reason.
 pub(crate) fn check_public_key(cert: &X509Certificate<'_>) -> Result<(), String> {
+    check_spki(cert.public_key())
+}
+
+/// Why a public key may not be an SVID's: [`check_svid_public_key`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unacceptable SVID key: {reason}")]
+pub struct UnacceptableKey {
+    reason: String,
+}
+
+impl UnacceptableKey {
+    /// What is wrong with the key.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// Checks a DER `SubjectPublicKeyInfo` against the one key rule for SVIDs,
+/// the same as the TLS handshake's and [`verify`](crate::verify)'s: RSA of
+/// 2048 to 8192 bits, ECDSA on P-256 or P-384 (P-521 where the default
+/// crypto provider verifies it), or Ed25519. A CA uses it on a CSR's key
+/// before certifying it.
+///
+/// ```
+/// let err = mtls_core::check_svid_public_key(b"not a key").unwrap_err();
+/// assert!(err.reason().contains("does not parse"));
+/// ```
+pub fn check_svid_public_key(spki_der: &[u8]) -> Result<(), UnacceptableKey> {
+    let unacceptable = |reason: String| UnacceptableKey { reason };
+    let spki = match x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der) {
+        Ok(([], spki)) => spki,
+        Ok(_) => return Err(unacceptable("trailing data after the public key".into())),
+        Err(e) => return Err(unacceptable(format!("the public key does not parse: {e}"))),
+    };
+    check_spki(&spki).map_err(unacceptable)
+}
+
+fn check_spki(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(), String> {
     use x509_parser::oid_registry::{
         OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
         OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
     };
     use x509_parser::public_key::PublicKey;
-    let spki = cert.public_key();
     let algorithm = &spki.algorithm.algorithm;
     if *algorithm == OID_PKCS1_RSAENCRYPTION {
         let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
