@@ -1,12 +1,10 @@
 //! An SVID that renews itself from a CA, in the background.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
-use mtls_core::{SvidSource, X509Svid};
+use mtls_core::{Published, SourceStatus, SvidSource, X509Svid};
 use tokio::sync::watch;
 
 use crate::authority::CertificateAuthority;
@@ -65,9 +63,11 @@ pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 ///     &CaOptions::default(),
 /// )?);
 /// let svid = RenewingSvid::start(ca, SvidRequest::new(SpiffeId::new("spiffe://example.org/web")?))?;
-/// let mut updates = svid.subscribe();
+/// let mut updates = svid.changes();
 /// svid.renew_now()?;
 /// updates.changed().await?;
+/// assert_eq!(svid.generation(), 1);
+/// assert_eq!(svid.status().failures, 0);
 /// assert_eq!(svid.current_svid().unwrap().spiffe_id().as_str(), "spiffe://example.org/web");
 /// # Ok(()) }
 /// ```
@@ -80,10 +80,7 @@ struct Shared {
     issuer: Arc<dyn SvidIssuer>,
     request: SvidRequest,
     /// The current SVID and when it was received.
-    current: ArcSwap<(X509Svid, SystemTime)>,
-    updates: watch::Sender<X509Svid>,
-    failures: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    published: Published<(X509Svid, SystemTime), Arc<CaError>>,
 }
 
 impl RenewingSvid {
@@ -92,65 +89,53 @@ impl RenewingSvid {
     pub fn start(issuer: Arc<dyn SvidIssuer>, request: SvidRequest) -> Result<Self, CaError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| CaError::NoRuntime)?;
         let first = issuer.issue_svid(&request)?;
-        let (updates, _) = watch::channel(first.clone());
         let shared = Arc::new(Shared {
             issuer,
             request,
-            current: ArcSwap::from_pointee((first, SystemTime::now())),
-            updates,
-            failures: AtomicU64::new(0),
-            last_error: Mutex::new(None),
+            published: Published::new((first, SystemTime::now())),
         });
         let task = runtime.spawn(renew_loop(shared.clone())).abort_handle();
         Ok(Self { shared, task })
     }
 
     /// The current SVID.
-    pub fn current(&self) -> X509Svid {
-        self.shared.current.load().0.clone()
+    pub fn svid(&self) -> X509Svid {
+        self.shared.published.load().0.clone()
     }
 
-    /// A receiver told of every new SVID.
-    pub fn subscribe(&self) -> watch::Receiver<X509Svid> {
-        self.shared.updates.subscribe()
+    /// Bumped at every renewal.
+    pub fn generation(&self) -> u64 {
+        self.shared.published.generation()
+    }
+
+    /// A receiver of the generation, woken at every renewal.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.published.changes()
     }
 
     /// Renews now (the background schedule restarts from the new SVID).
-    pub fn renew_now(&self) -> Result<(), CaError> {
+    /// The error is the one [`status`](Self::status) records.
+    pub fn renew_now(&self) -> Result<(), Arc<CaError>> {
         self.shared.renew()
     }
 
-    /// How many renewals have failed so far.
-    pub fn renewal_failures(&self) -> u64 {
-        self.shared.failures.load(Ordering::Relaxed)
-    }
-
-    /// The reason of the last failed renewal, if any failed.
-    pub fn last_error(&self) -> Option<String> {
-        self.shared
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// Generation, failed renewals, the last failure (typed) and state.
+    pub fn status(&self) -> SourceStatus<Arc<CaError>> {
+        self.shared.published.status()
     }
 }
 
 impl Shared {
-    fn renew(&self) -> Result<(), CaError> {
+    fn renew(&self) -> Result<(), Arc<CaError>> {
         match self.issuer.issue_svid(&self.request) {
             Ok(svid) => {
-                self.current
-                    .store(Arc::new((svid.clone(), SystemTime::now())));
-                self.updates.send_replace(svid);
+                self.published.publish((svid, SystemTime::now()));
                 Ok(())
             }
             Err(e) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(spiffe_id = %self.request.spiffe_id, error = %e, "SVID renewal failed; the current SVID keeps serving");
-                *self
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                let e = Arc::new(e);
+                self.published.refuse(e.clone());
                 Err(e)
             }
         }
@@ -158,10 +143,10 @@ impl Shared {
 }
 
 async fn renew_loop(shared: Arc<Shared>) {
-    let mut changes = shared.updates.subscribe();
+    let mut changes = shared.published.changes();
     let mut retry = Duration::from_secs(1);
     loop {
-        let current = shared.current.load_full();
+        let current = shared.published.load();
         let delay = renewal_delay(&current.0, current.1, SystemTime::now(), jitter());
         changes.borrow_and_update();
         tokio::select! {
@@ -212,7 +197,15 @@ fn jitter() -> f64 {
 
 impl SvidSource for RenewingSvid {
     fn current_svid(&self) -> Option<X509Svid> {
-        Some(self.current())
+        Some(self.svid())
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.shared.published.generation())
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.shared.published.changes())
     }
 }
 
@@ -225,8 +218,8 @@ impl Drop for RenewingSvid {
 impl fmt::Debug for RenewingSvid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RenewingSvid")
-            .field("current", &self.shared.current.load().0)
-            .field("failures", &self.renewal_failures())
+            .field("current", &self.shared.published.load().0)
+            .field("status", &self.status())
             .finish_non_exhaustive()
     }
 }

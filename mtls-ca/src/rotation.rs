@@ -3,8 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use arc_swap::ArcSwap;
-use mtls_core::{BundleSet, BundleSource, X509Bundle, X509Svid};
+use mtls_core::{BundleSet, BundleSource, Published, SourceStatus, X509Bundle, X509Svid};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::watch;
 
@@ -67,8 +66,7 @@ pub enum RotationPhase {
 /// ```
 pub struct RotatingCa {
     state: Mutex<State>,
-    bundles: ArcSwap<BundleSet>,
-    updates: watch::Sender<BundleSet>,
+    published: Published<BundleSet, std::convert::Infallible>,
 }
 
 struct State {
@@ -89,11 +87,9 @@ impl RotatingCa {
             sequence,
         };
         let set = bundle_set(&state).unwrap_or_default();
-        let (updates, _) = watch::channel(set.clone());
         Self {
             state: Mutex::new(state),
-            bundles: ArcSwap::from_pointee(set),
-            updates,
+            published: Published::new(set),
         }
     }
 
@@ -160,16 +156,31 @@ impl RotatingCa {
         bundle(&self.lock())
     }
 
-    /// A receiver told of every bundle change.
-    pub fn subscribe(&self) -> watch::Receiver<BundleSet> {
-        self.updates.subscribe()
+    /// The bundles now, as a set (the one trust domain's bundle).
+    pub fn bundles(&self) -> BundleSet {
+        (*self.published.load()).clone()
+    }
+
+    /// Bumped at every step of a rotation.
+    pub fn generation(&self) -> u64 {
+        self.published.generation()
+    }
+
+    /// A receiver of the generation, woken at every bundle change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.published.changes()
+    }
+
+    /// Generation and state (a step taken out of order is an error of
+    /// that step, never a refused update).
+    pub fn status(&self) -> SourceStatus<std::convert::Infallible> {
+        self.published.status()
     }
 
     fn publish(&self, state: &mut State) -> Result<(), CaError> {
         state.sequence += 1;
         let set = bundle_set(state)?;
-        self.bundles.store(Arc::new(set.clone()));
-        self.updates.send_replace(set);
+        self.published.publish(set);
         Ok(())
     }
 }
@@ -204,7 +215,15 @@ impl SvidIssuer for RotatingCa {
 
 impl BundleSource for RotatingCa {
     fn current_bundles(&self) -> BundleSet {
-        BundleSet::clone(&self.bundles.load())
+        self.bundles()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.published.generation())
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.published.changes())
     }
 }
 

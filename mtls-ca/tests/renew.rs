@@ -29,8 +29,8 @@ async fn renews_at_about_half_its_lifetime() {
     let ca = Arc::new(dev_ca());
     let request = SvidRequest::new(web()).ttl(Duration::from_secs(4));
     let svid = RenewingSvid::start(ca.clone(), request).unwrap();
-    let first = svid.current();
-    let mut updates = svid.subscribe();
+    let first = svid.svid();
+    let mut updates = svid.changes();
     let started = std::time::Instant::now();
     tokio::time::timeout(Duration::from_secs(10), updates.changed())
         .await
@@ -46,7 +46,7 @@ async fn renews_at_about_half_its_lifetime() {
         elapsed < Duration::from_millis(3900),
         "renewed too late: {elapsed:?}"
     );
-    let second = svid.current();
+    let second = svid.svid();
     assert_ne!(first.leaf(), second.leaf());
     assert_eq!(second.spiffe_id(), &web());
     assert!(svid.current_svid().unwrap().ptr_eq(&second));
@@ -58,7 +58,7 @@ async fn renews_at_about_half_its_lifetime() {
             PeerRole::Server,
         )
         .unwrap();
-    assert_eq!(svid.renewal_failures(), 0);
+    assert_eq!(svid.status().failures, 0);
 }
 
 /// Issues the first time, then fails until told otherwise.
@@ -87,28 +87,28 @@ async fn failed_renewals_keep_the_current_svid_and_are_counted() {
         SvidRequest::new(web()).ttl(Duration::from_secs(3)),
     )
     .unwrap();
-    let first = svid.current();
+    let first = svid.svid();
     issuer.fail.store(true, Ordering::SeqCst);
     assert!(svid.renew_now().is_err());
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
-        svid.renewal_failures() >= 2,
+        svid.status().failures >= 2,
         "failures: {}",
-        svid.renewal_failures()
+        svid.status().failures
     );
     assert!(
-        svid.current().ptr_eq(&first),
+        svid.svid().ptr_eq(&first),
         "the last good SVID keeps serving"
     );
-    assert!(svid.last_error().unwrap().contains("the test CA is down"));
+    assert!(svid.status().last_error.unwrap().to_string().contains("the test CA is down"));
     // The CA comes back: the next retry succeeds.
     issuer.fail.store(false, Ordering::SeqCst);
-    let mut updates = svid.subscribe();
+    let mut updates = svid.changes();
     tokio::time::timeout(Duration::from_secs(5), updates.changed())
         .await
         .expect("renewed after recovery")
         .unwrap();
-    assert!(!svid.current().ptr_eq(&first));
+    assert!(!svid.svid().ptr_eq(&first));
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn rotation_keeps_every_svid_verifiable_at_every_step() {
     assert!(matches!(ca.stage(other_td), Err(CaError::Rotation(_))));
 
     // 1. Stage: both anchors published, the old CA still issues.
-    let bundle_updates = ca.subscribe();
+    let bundle_updates = ca.changes();
     ca.stage(dev_ca()).unwrap();
     assert!(bundle_updates.has_changed().unwrap());
     assert_eq!(ca.phase(), RotationPhase::Staged);

@@ -6,8 +6,6 @@ pub mod authorize;
 mod bundle;
 mod bundle_set;
 mod crl;
-#[cfg(feature = "file-source")]
-mod file_source;
 #[cfg(feature = "spiffe-types")]
 mod interop;
 mod jwks;
@@ -15,10 +13,8 @@ pub mod metrics;
 mod peer;
 mod pem;
 mod provider;
-mod source;
+pub mod source;
 mod spiffe_id;
-#[cfg(feature = "spire")]
-mod spire_source;
 mod svid;
 mod time_fmt;
 mod tls;
@@ -31,16 +27,19 @@ pub use bundle::{BundleError, X509Bundle, MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTE
 pub use bundle_set::BundleSet;
 pub use crl::{CrlError, CrlExpiry, CrlSet, MAX_CRL_BYTES};
 #[cfg(feature = "file-source")]
-pub use file_source::{
-    FilePaths, FileSource, FileSourceError, FileSourceStatus, WatchOptions, MAX_SOURCE_FILE_BYTES,
+pub use source::file::{
+    FilePaths, FileSource, FileSourceError, WatchOptions, MAX_SOURCE_FILE_BYTES,
 };
 pub use peer::{PeerIdentity, PeerIdentityError};
 pub use pem::encode as to_pem;
 pub use provider::default_crypto_provider;
-pub use source::{BundleSource, CrlSource, SvidSource};
+pub use source::{
+    BundleSource, ComposeError, ComposedBundles, ComposedBundlesBuilder, CrlSource, Published,
+    SharedBundles, SharedCrls, SharedSvid, SourceState, SourceStatus, SvidSource,
+};
 pub use spiffe_id::{SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};
 #[cfg(feature = "spire")]
-pub use spire_source::{
+pub use source::spire::{
     SpireSource, SpireSourceBuilder, SpireSourceError, WithdrawalPolicy, DEFAULT_INITIAL_TIMEOUT,
     SPIFFE_ENDPOINT_SOCKET,
 };

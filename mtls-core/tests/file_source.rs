@@ -171,7 +171,7 @@ fn bad_updates_keep_the_last_good_set() {
         write_set(dir.path(), &good, &ca.bundle().to_pem());
         assert!(!source.reload().unwrap(), "{name}: good set unchanged");
         apply(dir.path());
-        let before = source.failures();
+        let before = source.status().failures;
         match source.reload() {
             Err(e) if expect(&e) => {}
             other => failures.push(format!(
@@ -184,13 +184,13 @@ fn bad_updates_keep_the_last_good_set() {
         }
         // Reported once, not at every poll.
         let _ = source.reload();
-        if source.failures() != before + 1 {
+        if source.status().failures != before + 1 {
             failures.push(format!(
                 "{name}: failures went {before} -> {}",
-                source.failures()
+                source.status().failures
             ));
         }
-        if source.last_error().is_none() {
+        if source.status().last_error.is_none() {
             failures.push(format!("{name}: no last error"));
         }
     }
@@ -338,7 +338,7 @@ async fn watched_files_rotate_within_a_second_and_new_handshakes_use_them() {
     };
     assert_eq!(served_leaf().await, files.svid().leaf().clone());
 
-    let mut updates = files.subscribe();
+    let mut updates = files.changes();
     let next = ca.leaf(ID);
     k8s_publish(dir.path(), 2, &next, &ca.bundle().to_pem());
     tokio::time::timeout(Duration::from_secs(1), updates.changed())
@@ -356,7 +356,7 @@ async fn watched_files_rotate_within_a_second_and_new_handshakes_use_them() {
     symlink("..v3", dir.path().join("..data_tmp")).unwrap();
     std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(files.failures() >= 1);
+    assert!(files.status().failures >= 1);
     assert_eq!(&served_leaf().await, next.svid().leaf());
 }
 
@@ -370,7 +370,7 @@ fn watch_needs_no_runtime_and_stops_with_its_last_clone() {
         WatchOptions::default().poll_interval(Duration::from_millis(50)),
     )
     .unwrap();
-    let updates = files.subscribe();
+    let updates = files.changes();
     let clone = files.clone();
     let next = ca.leaf(ID);
     write_set(dir.path(), &next, &ca.bundle().to_pem());
@@ -498,7 +498,7 @@ fn bug_a_fifo_at_a_watched_path_does_not_hang_the_server() {
             ("character device", Box::new(|| symlink("/dev/zero", &crl_path).unwrap())),
         ];
         for (kind, make) in specials {
-            let failures = files.failures();
+            let failures = files.status().failures;
             if crl_path.is_dir() {
                 std::fs::remove_dir(&crl_path).unwrap();
             } else {
@@ -506,7 +506,7 @@ fn bug_a_fifo_at_a_watched_path_does_not_hang_the_server() {
             }
             make();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while files.failures() == failures {
+            while files.status().failures == failures {
                 assert!(tokio::time::Instant::now() < deadline, "{kind}: not noticed");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -525,7 +525,7 @@ fn bug_a_fifo_at_a_watched_path_does_not_hang_the_server() {
         std::fs::remove_file(&crl_path).unwrap();
         let revoked = ca.leaf("spiffe://example.org/revoked");
         write(&crl_path, ca.crl(&[&revoked.serial]).ders()[0].as_ref());
-        let mut updates = files.subscribe();
+        let mut updates = files.changes();
         tokio::time::timeout(Duration::from_secs(5), updates.changed())
             .await
             .expect("a regular file is read again")

@@ -759,7 +759,7 @@ mod files {
             write_set(d, &good, &bundle_pem);
             assert!(!source.reload().unwrap(), "{name}: good set unchanged");
             apply(d);
-            let before = source.failures();
+            let before = source.status().failures;
             match source.reload() {
                 Err(e) if expect(&e) => {}
                 other => failures.push(format!(
@@ -770,10 +770,10 @@ mod files {
             if !source.svid().ptr_eq(&serving) {
                 failures.push(format!("{name}: the serving SVID changed"));
             }
-            if source.failures() != before + 1 {
+            if source.status().failures != before + 1 {
                 failures.push(format!(
                     "{name}: failures went {before} -> {}",
-                    source.failures()
+                    source.status().failures
                 ));
             }
             let key = d.join("tls.key");

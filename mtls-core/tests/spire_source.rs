@@ -112,9 +112,9 @@ async fn the_first_svid_and_bundle_are_served() {
             bundles.get(TD).unwrap().authorities(),
             std::slice::from_ref(&ca.root)
         );
-        assert_eq!(*spire.subscribe().borrow(), 0);
-        assert_eq!(spire.failures(), 0);
-        assert!(spire.last_error().is_none());
+        assert_eq!(*spire.changes().borrow(), 0);
+        assert_eq!(spire.status().failures, 0);
+        assert!(spire.status().last_error.is_none());
         assert!(spire.withdrawal().is_none());
         assert_eq!(spire.endpoint(), agent.endpoint());
     })
@@ -128,7 +128,7 @@ async fn a_rotated_svid_serves_within_a_second() {
         let agent = WorkloadApiServer::start().await.unwrap();
         push(&agent, &ca.leaf(SERVER_ID), &[&ca]);
         let spire = connect(&agent).await;
-        let mut generations = spire.subscribe();
+        let mut generations = spire.changes();
 
         for round in 1..=3 {
             let rotated = ca.leaf(SERVER_ID);
@@ -138,7 +138,7 @@ async fn a_rotated_svid_serves_within_a_second() {
             assert_eq!(leaf_of(&spire), rotated.chain[0]);
             assert_eq!(*generations.borrow(), round);
         }
-        assert_eq!(spire.failures(), 0);
+        assert_eq!(spire.status().failures, 0);
     })
     .await;
 }
@@ -151,7 +151,7 @@ async fn a_bundle_of_two_cas_then_one_removed() {
         let agent = WorkloadApiServer::start().await.unwrap();
         push(&agent, &old_ca.leaf(SERVER_ID), &[&old_ca, &new_ca]);
         let spire = connect(&agent).await;
-        let mut generations = spire.subscribe();
+        let mut generations = spire.changes();
 
         let bundle = spire.bundles().get(TD).unwrap().clone();
         assert_eq!(bundle.len(), 2);
@@ -169,7 +169,7 @@ async fn a_bundle_of_two_cas_then_one_removed() {
         let bundle = spire.bundles().get(TD).unwrap().clone();
         assert_eq!(bundle.authorities(), std::slice::from_ref(&new_ca.root));
         assert!(!bundle.contains(&old_ca.root));
-        assert_eq!(spire.failures(), 0);
+        assert_eq!(spire.status().failures, 0);
     })
     .await;
 }
@@ -186,21 +186,21 @@ async fn removing_the_ca_of_the_serving_svid_is_refused() {
 
         // An SVID that its own bundle no longer trusts: refused whole.
         push(&agent, &leaf, &[&new_ca]);
-        assert!(eventually(Duration::from_secs(5), || spire.failures() == 1).await);
+        assert!(eventually(Duration::from_secs(5), || spire.status().failures == 1).await);
         assert!(
             matches!(
-                spire.last_error(),
+                spire.status().last_error,
                 Some(SpireSourceError::Unverified {
                     source: VerifyError::UntrustedIssuer { .. },
                     ..
                 })
             ),
             "{:?}",
-            spire.last_error()
+            spire.status().last_error
         );
         assert_eq!(leaf_of(&spire), leaf.chain[0]);
         assert_eq!(spire.bundles().get(TD).unwrap().len(), 2);
-        assert_eq!(*spire.subscribe().borrow(), 0);
+        assert_eq!(*spire.changes().borrow(), 0);
     })
     .await;
 }
@@ -214,7 +214,7 @@ async fn a_federated_bundle_is_added_then_removed() {
         let agent = WorkloadApiServer::start().await.unwrap();
         push(&agent, &leaf, &[&ca]);
         let spire = connect(&agent).await;
-        let mut generations = spire.subscribe();
+        let mut generations = spire.changes();
         assert!(!spire.bundles().contains("partner.org"));
 
         agent.set_x509(
@@ -256,7 +256,7 @@ async fn an_svid_whose_key_does_not_match_is_refused() {
         let agent = WorkloadApiServer::start().await.unwrap();
         push(&agent, &good, &[&ca]);
         let spire = connect(&agent).await;
-        let mut generations = spire.subscribe();
+        let mut generations = spire.changes();
 
         // A new certificate with the private key of another one: the
         // `spiffe` crate passes it on, our check refuses it.
@@ -271,9 +271,9 @@ async fn an_svid_whose_key_does_not_match_is_refused() {
             vec![ca.root.clone()],
             Vec::new(),
         );
-        assert!(eventually(Duration::from_secs(5), || spire.failures() == 1).await);
+        assert!(eventually(Duration::from_secs(5), || spire.status().failures == 1).await);
         assert!(matches!(
-            spire.last_error(),
+            spire.status().last_error,
             Some(SpireSourceError::Svid {
                 source: SvidError::KeyMismatch,
                 ..
@@ -286,7 +286,7 @@ async fn an_svid_whose_key_does_not_match_is_refused() {
         push(&agent, &new, &[&ca]);
         next_generation(&mut generations).await;
         assert_eq!(leaf_of(&spire), new.chain[0]);
-        assert_eq!(spire.failures(), 1);
+        assert_eq!(spire.status().failures, 1);
     })
     .await;
 }
@@ -299,7 +299,7 @@ async fn an_svid_with_two_uri_sans_is_refused() {
         let agent = WorkloadApiServer::start().await.unwrap();
         push(&agent, &good, &[&ca]);
         let spire = connect(&agent).await;
-        let mut generations = spire.subscribe();
+        let mut generations = spire.changes();
         let errors_before = spire.workload_api_errors();
 
         let two_ids = ca.leaf_with(SERVER_ID, |p| {
@@ -312,7 +312,7 @@ async fn an_svid_with_two_uri_sans_is_refused() {
         // it on, our own check would refuse it.
         assert!(
             eventually(Duration::from_secs(5), || {
-                spire.workload_api_errors() > errors_before || spire.failures() > 0
+                spire.workload_api_errors() > errors_before || spire.status().failures > 0
             })
             .await
         );
@@ -343,9 +343,9 @@ async fn an_svid_from_a_ca_outside_the_bundle_is_refused() {
         let spire = connect(&agent).await;
 
         push(&agent, &rogue.leaf(SERVER_ID), &[&ca]);
-        assert!(eventually(Duration::from_secs(5), || spire.failures() == 1).await);
+        assert!(eventually(Duration::from_secs(5), || spire.status().failures == 1).await);
         assert!(matches!(
-            spire.last_error(),
+            spire.status().last_error,
             Some(SpireSourceError::Unverified { .. })
         ));
         assert_eq!(leaf_of(&spire), good.chain[0]);
@@ -424,7 +424,7 @@ async fn an_agent_restart_is_survived() {
         let agent = WorkloadApiServer::start().await.unwrap();
         push(&agent, &leaf, &[&ca]);
         let spire = connect(&agent).await;
-        let mut generations = spire.subscribe();
+        let mut generations = spire.changes();
         let calls = agent.x509_svid_calls();
 
         agent.close_streams();
@@ -546,7 +546,7 @@ async fn handshakes_present_the_rotated_svid_without_a_new_config() {
         let first = ca.leaf(SERVER_ID);
         push(&agent, &first, &[&ca]);
         let spire = connect(&agent).await;
-        let mut generations = spire.subscribe();
+        let mut generations = spire.changes();
 
         let server = MtlsServerConfig::builder(spire.clone(), spire.clone())
             .authorizer(authorize::exact(id(CLIENT_ID)))

@@ -427,7 +427,7 @@ async fn renewal_under_pool(alpn: &[&[u8]], version: http::Version) {
     let mut failures = Vec::new();
     let mut leaves = Vec::new();
     for i in 0..15 {
-        let leaf = svid.current().leaf().clone();
+        let leaf = svid.svid().leaf().clone();
         if !leaves.contains(&leaf) {
             leaves.push(leaf);
         }

@@ -22,7 +22,9 @@ use axum::routing::get;
 use axum::Router;
 use common::*;
 use mtls_core::rustls::{self, HandshakeKind};
-use mtls_core::{authorize, BundleSet, CrlSet, Denied, MtlsServerConfig, SpiffeId};
+use mtls_core::{
+    authorize, BundleSet, CrlSet, Denied, MtlsServerConfig, SharedBundles, SharedCrls, SpiffeId,
+};
 use mtls_tower::{AuthorizeLayer, PeerId, RoutePolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -122,7 +124,7 @@ async fn assert_resumed_and_refused(connector: &TlsConnector, server: &Server, f
 async fn resumed_session_refused_after_client_ca_removed_from_bundle() {
     bounded(TEST_TIMEOUT, async {
         let pki = Pki::new("example.org");
-        let bundles = Arc::new(SwappableBundles(Mutex::new(pki.bundles())));
+        let bundles = SharedBundles::new(pki.bundles());
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
             .authorizer(authorize::member_of(pki.td.clone()))
             .alpn_protocols(vec![b"http/1.1".to_vec()])
@@ -136,7 +138,7 @@ async fn resumed_session_refused_after_client_ca_removed_from_bundle() {
         // The trust domain moves to a new CA: the client's CA is gone from
         // the server's bundle.
         let successor = Pki::new("example.org");
-        *bundles.0.lock().unwrap() = successor.bundles();
+        bundles.set(successor.bundles());
 
         assert_resumed_and_refused(&connector, &server, 1).await;
 
@@ -164,7 +166,7 @@ async fn resumed_session_refused_after_client_ca_removed_from_bundle() {
 async fn resumed_session_refused_after_trust_domain_removed() {
     bounded(TEST_TIMEOUT, async {
         let pki = Pki::new("example.org");
-        let bundles = Arc::new(SwappableBundles(Mutex::new(pki.bundles())));
+        let bundles = SharedBundles::new(pki.bundles());
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
             .authorizer(authorize::member_of(pki.td.clone()))
             .alpn_protocols(vec![b"http/1.1".to_vec()])
@@ -175,7 +177,7 @@ async fn resumed_session_refused_after_trust_domain_removed() {
         let connector = resuming_connector(&pki, pki.svid(FRONTEND));
         establish(&connector, &server, FRONTEND).await;
 
-        *bundles.0.lock().unwrap() = BundleSet::new();
+        bundles.set(BundleSet::new());
 
         assert_resumed_and_refused(&connector, &server, 1).await;
     })
@@ -221,7 +223,7 @@ fn serial_of(der: &[u8]) -> Vec<u8> {
 async fn resumed_session_refused_after_client_revoked() {
     bounded(TEST_TIMEOUT, async {
         let pki = Pki::new("example.org");
-        let crls = Arc::new(SwappableCrls(Mutex::new(CrlSet::new())));
+        let crls = SharedCrls::new(CrlSet::new());
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), pki.bundles())
             .authorizer(authorize::member_of(pki.td.clone()))
             .crls(crls.clone())
@@ -240,7 +242,7 @@ async fn resumed_session_refused_after_client_revoked() {
         revoked
             .add_der(pki.ca.crl(Duration::from_secs(3600)).unwrap())
             .unwrap();
-        *crls.0.lock().unwrap() = revoked;
+        crls.set(revoked);
 
         assert_resumed_and_refused(&connector, &server, 1).await;
 
@@ -279,7 +281,7 @@ async fn resumed_session_refused_after_client_svid_expired() {
 async fn tls12_resumed_session_is_verified_again_too() {
     bounded(TEST_TIMEOUT, async {
         let pki = Pki::new("example.org");
-        let bundles = Arc::new(SwappableBundles(Mutex::new(pki.bundles())));
+        let bundles = SharedBundles::new(pki.bundles());
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
             .authorizer(authorize::member_of(pki.td.clone()))
             .alpn_protocols(vec![b"http/1.1".to_vec()])
@@ -296,7 +298,7 @@ async fn tls12_resumed_session_is_verified_again_too() {
         ));
         establish(&connector, &server, FRONTEND).await;
 
-        *bundles.0.lock().unwrap() = Pki::new("example.org").bundles();
+        bundles.set(Pki::new("example.org").bundles());
 
         assert_resumed_and_refused(&connector, &server, 1).await;
     })
@@ -327,7 +329,7 @@ async fn resumption_off_on_the_server_means_full_handshakes() {
 async fn rustls_alone_would_admit_the_resumed_session() {
     bounded(TEST_TIMEOUT, async {
         let pki = Pki::new("example.org");
-        let bundles = Arc::new(SwappableBundles(Mutex::new(pki.bundles())));
+        let bundles = SharedBundles::new(pki.bundles());
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
             .authorizer(authorize::member_of(pki.td.clone()))
             .alpn_protocols(vec![b"http/1.1".to_vec()])
@@ -365,7 +367,7 @@ async fn rustls_alone_would_admit_the_resumed_session() {
         assert_eq!(kind, Some(HandshakeKind::Full));
         assert!(response.unwrap().starts_with("HTTP/1.1 200"));
         // The server verified the first client during that handshake.
-        *bundles.0.lock().unwrap() = BundleSet::new();
+        bundles.set(BundleSet::new());
         let (kind, _) = raw_whoami(&connector, addr).await;
         assert_eq!(kind, Some(HandshakeKind::Resumed));
 

@@ -162,7 +162,7 @@ async fn demo() -> Result<bool, BoxError> {
     let before = call("call 1").await;
 
     // The driver renews: a new certificate appears in the volume.
-    let mut updates = files.subscribe();
+    let mut updates = files.changes();
     let second = ca.issue(&SvidRequest::new(app_id))?;
     publish(
         dir,
@@ -181,7 +181,7 @@ async fn demo() -> Result<bool, BoxError> {
     println!(
         "a broken set was written; refused: {}",
         files
-            .last_error()
+            .status().last_error
             .map(|e| e.to_string())
             .unwrap_or_default()
     );
@@ -191,7 +191,7 @@ async fn demo() -> Result<bool, BoxError> {
         && after.is_some()
         && before != after
         && still == after
-        && files.failures() >= 1;
+        && files.status().failures >= 1;
     println!(
         "\n{}",
         if ok {

@@ -157,11 +157,11 @@ async fn run() -> Result<usize, BoxError> {
 
     // 7. Rotation: the backend renews its SVID mid-run; the next call uses
     //    the new one, with no restart and no failed request.
-    let before = backend_svid.current();
-    let mut updates = backend_svid.subscribe();
+    let before = backend_svid.svid();
+    let mut updates = backend_svid.changes();
     backend_svid.renew_now()?;
     updates.changed().await?;
-    let after = backend_svid.current();
+    let after = backend_svid.svid();
     let (answer, served) = get_orders_seeing_server(&frontend, &bundles, addr).await;
     failed += check(
         before.leaf() != after.leaf()

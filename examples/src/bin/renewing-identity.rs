@@ -82,7 +82,7 @@ async fn run() -> Result<bool, BoxError> {
     let renewals = serials.len().saturating_sub(1);
     println!(
         "\n{renewals} renewals seen, {failures} failed calls, {} failed renewals",
-        identity.renewal_failures()
+        identity.status().failures
     );
     Ok(renewals >= 2 && failures == 0)
 }

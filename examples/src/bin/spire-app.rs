@@ -58,7 +58,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         .alpn_protocols(vec![b"h2".to_vec(), b"http/1.1".to_vec()])
         .build()?;
 
-    let mut updates = spire.subscribe();
+    let mut updates = spire.changes();
     let watcher = spire.clone();
     tokio::spawn(async move {
         while updates.changed().await.is_ok() {

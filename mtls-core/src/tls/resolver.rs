@@ -14,11 +14,18 @@ use crate::source::SvidSource;
 use crate::svid::X509Svid;
 
 /// Presents the source's current SVID at every handshake. The rustls key
-/// built from an SVID is cached until the source hands out another SVID.
+/// built from an SVID is cached until the source's generation changes (or,
+/// for a source without one, until it hands out another SVID).
 pub(crate) struct SvidResolver {
     source: Arc<dyn SvidSource>,
     provider: Arc<CryptoProvider>,
-    cache: ArcSwapOption<(X509Svid, Arc<CertifiedKey>)>,
+    cache: ArcSwapOption<CachedKey>,
+}
+
+struct CachedKey {
+    generation: Option<u64>,
+    svid: X509Svid,
+    key: Arc<CertifiedKey>,
 }
 
 impl SvidResolver {
@@ -31,16 +38,28 @@ impl SvidResolver {
     }
 
     fn current(&self) -> Option<Arc<CertifiedKey>> {
+        // The generation first, then the SVID: a change in between is a
+        // miss next time, never a stale hit.
+        let generation = self.source.generation();
+        if let (Some(now), Some(cached)) = (generation, &*self.cache.load()) {
+            if cached.generation == Some(now) {
+                return Some(cached.key.clone());
+            }
+        }
         let svid = self.source.current_svid()?;
         if let Some(cached) = &*self.cache.load() {
-            if cached.0.ptr_eq(&svid) {
-                return Some(cached.1.clone());
+            if cached.svid.ptr_eq(&svid) {
+                return Some(cached.key.clone());
             }
         }
         // The SVID was checked (key matches leaf) when it was built; an
         // error here means the provider cannot load the key: present nothing.
         let key = svid.certified_key(&self.provider).ok()?;
-        self.cache.store(Some(Arc::new((svid, key.clone()))));
+        self.cache.store(Some(Arc::new(CachedKey {
+            generation,
+            svid,
+            key: key.clone(),
+        })));
         Some(key)
     }
 }

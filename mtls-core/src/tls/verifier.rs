@@ -41,10 +41,24 @@ pub(crate) struct SvidVerifier {
 /// A chain this verifier accepted, and what it was accepted against.
 struct Verified {
     identity: PeerIdentity,
-    bundles: BundleSet,
-    crls: Option<CrlSet>,
+    bundles: Snapshot<BundleSet>,
+    crls: Option<Snapshot<CrlSet>>,
     /// When the first certificate of the verified path expires.
     valid_until: SystemTime,
+}
+
+/// What a source returned, with the generation read just before.
+struct Snapshot<T> {
+    generation: Option<u64>,
+    value: T,
+}
+
+impl<T> Snapshot<T> {
+    /// Whether the source still serves this value, by generation when both
+    /// have one.
+    fn current_by_generation(&self, now: Option<u64>) -> bool {
+        self.generation.is_some() && self.generation == now
+    }
 }
 
 fn same_chain(identity: &PeerIdentity, chain: &[CertificateDer<'_>]) -> bool {
@@ -94,9 +108,31 @@ impl SvidVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<PeerIdentity, VerifyError> {
-        let bundles = self.bundles.current_bundles();
-        let crls = self.crls.as_ref().map(|source| source.current_crls());
-        self.verify_against(leaf, intermediates, now, bundles, crls)
+        self.verify_against(
+            leaf,
+            intermediates,
+            now,
+            self.bundle_snapshot(),
+            self.crl_snapshot(),
+        )
+    }
+
+    fn bundle_snapshot(&self) -> Snapshot<BundleSet> {
+        let generation = self.bundles.generation();
+        Snapshot {
+            generation,
+            value: self.bundles.current_bundles(),
+        }
+    }
+
+    fn crl_snapshot(&self) -> Option<Snapshot<CrlSet>> {
+        self.crls.as_ref().map(|source| {
+            let generation = source.generation();
+            Snapshot {
+                generation,
+                value: source.current_crls(),
+            }
+        })
     }
 
     /// [`verify`](Self::verify) against bundles and CRLs already read from
@@ -106,14 +142,15 @@ impl SvidVerifier {
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-        bundles: BundleSet,
-        crls: Option<CrlSet>,
+        bundles: Snapshot<BundleSet>,
+        crls: Option<Snapshot<CrlSet>>,
     ) -> Result<PeerIdentity, VerifyError> {
+        let none = CrlSet::new();
         let result = verify_with_expiry(
             leaf,
             intermediates,
-            &bundles,
-            crls.as_ref().unwrap_or(&CrlSet::new()),
+            &bundles.value,
+            crls.as_ref().map_or(&none, |c| &c.value),
             self.crl_expiry,
             now,
             self.role,
@@ -123,7 +160,7 @@ impl SvidVerifier {
             self.authorizer.authorize(peer.spiffe_id())?;
             if self.crl_expiry == CrlExpiry::Enforce {
                 // A CRL that expires changes the answer: verify again then.
-                if let Some(first) = crls.as_ref().and_then(CrlSet::next_update) {
+                if let Some(first) = crls.as_ref().and_then(|c| c.value.next_update()) {
                     valid_until = valid_until.min(first);
                 }
             }
@@ -166,21 +203,34 @@ impl SvidVerifier {
         // verification would give the same answer. Only the authorizer
         // (which may have changed its mind) runs again.
         let now = std::time::SystemTime::now();
-        let bundles = self.bundles.current_bundles();
-        let crls = self.crls.as_ref().map(|source| source.current_crls());
+        // By generation, the sources need not even be read; otherwise what
+        // they return now is compared with what the chain was verified
+        // against.
+        let bundle_generation = self.bundles.generation();
+        let crl_generation = self.crls.as_ref().map(|c| c.generation());
+        let mut read: Option<(Snapshot<BundleSet>, Option<Snapshot<CrlSet>>)> = None;
         let hit = self.recent.lock().ok().and_then(|recent| {
             recent
                 .iter()
                 .rev()
+                .filter(|v| now <= v.valid_until && same_chain(&v.identity, chain))
                 .find(|v| {
-                    now <= v.valid_until
-                        && v.bundles.ptr_eq(&bundles)
-                        && match (&v.crls, &crls) {
+                    let by_generation = v.bundles.current_by_generation(bundle_generation)
+                        && match (&v.crls, crl_generation) {
                             (None, None) => true,
-                            (Some(a), Some(b)) => a.ptr_eq(b),
+                            (Some(then), Some(now)) => then.current_by_generation(now),
                             _ => false,
-                        }
-                        && same_chain(&v.identity, chain)
+                        };
+                    by_generation || {
+                        let (bundles, crls) =
+                            read.get_or_insert_with(|| (self.bundle_snapshot(), self.crl_snapshot()));
+                        v.bundles.value.ptr_eq(&bundles.value)
+                            && match (&v.crls, &*crls) {
+                                (None, None) => true,
+                                (Some(a), Some(b)) => a.value.ptr_eq(&b.value),
+                                _ => false,
+                            }
+                    }
                 })
                 .map(|v| v.identity.clone())
         });
@@ -192,13 +242,8 @@ impl SvidVerifier {
                 .map_err(VerifyError::from);
             return self.report(result);
         }
-        self.verify_against(
-            leaf,
-            intermediates,
-            pki_from_system_time(now),
-            bundles,
-            crls,
-        )
+        let (bundles, crls) = read.unwrap_or_else(|| (self.bundle_snapshot(), self.crl_snapshot()));
+        self.verify_against(leaf, intermediates, pki_from_system_time(now), bundles, crls)
     }
 
     fn rustls_verify(

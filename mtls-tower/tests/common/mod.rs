@@ -112,25 +112,6 @@ impl SvidSource for NoSvid {
     }
 }
 
-/// A bundle source whose bundles a test may change while the server runs.
-#[derive(Default)]
-pub struct SwappableBundles(pub Mutex<BundleSet>);
-
-impl BundleSource for SwappableBundles {
-    fn current_bundles(&self) -> BundleSet {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-/// A CRL source whose CRLs a test may change while the server runs.
-#[derive(Default)]
-pub struct SwappableCrls(pub Mutex<CrlSet>);
-
-impl CrlSource for SwappableCrls {
-    fn current_crls(&self) -> CrlSet {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 /// A running axum server on an `MtlsListener`.
 pub struct Server {

@@ -2,11 +2,10 @@
 //! it (feature `spire`).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use spiffe::x509_source::{
     MetricsErrorKind, MetricsRecorder, SvidPicker, X509Source, X509SourceError, X509SourceState,
@@ -17,7 +16,7 @@ use tokio::sync::watch;
 use crate::bundle::{BundleError, X509Bundle};
 use crate::bundle_set::BundleSet;
 use crate::crl::CrlSet;
-use crate::source::{BundleSource, SvidSource};
+use crate::source::{BundleSource, Published, SourceState, SourceStatus, SvidSource};
 use crate::spiffe_id::{SpiffeId, SpiffeIdError};
 use crate::svid::{SvidError, X509Svid};
 use crate::trust_domain::TrustDomain;
@@ -157,7 +156,7 @@ impl SpireSourceBuilder {
 
         // Subscribe before reading the state, so no update falls in between.
         let mut updates = x509.updated();
-        let failures = AtomicU64::new(0);
+        let mut failures = 0u64;
         let mut last_error = None;
         let (material, revision) = loop {
             let state = x509.state();
@@ -165,7 +164,7 @@ impl SpireSourceBuilder {
                 Ok(material) => break (material, state.revision()),
                 Err(e) => {
                     tracing::warn!(endpoint = %endpoint, error = %e, "mtls: the first SVID from the Workload API is refused; waiting for another");
-                    failures.fetch_add(1, Ordering::Relaxed);
+                    failures += 1;
                     last_error = Some(e);
                 }
             }
@@ -190,17 +189,18 @@ impl SpireSourceBuilder {
         if let Some(svid) = &material.svid {
             tracing::info!(endpoint = %endpoint, spiffe_id = %svid.spiffe_id(), "mtls: SVID and bundles received from the Workload API");
         }
-        let (generation, _) = watch::channel(0);
+        let published = Published::new(material);
+        for _ in 0..failures {
+            if let Some(e) = &last_error {
+                published.refuse(e.clone());
+            }
+        }
         let shared = Arc::new(Shared {
             endpoint,
             withdrawal_policy: self.withdrawal,
-            current: ArcSwap::from_pointee(material),
-            generation,
-            failures,
-            last_error: Mutex::new(last_error),
+            published,
             withdrawal: Mutex::new(None),
             api_errors,
-            closed: AtomicBool::new(false),
         });
         let task = tokio::spawn(follow(shared.clone(), x509.clone(), updates, revision));
         Ok(SpireSource {
@@ -223,8 +223,8 @@ impl SpireSourceBuilder {
 /// a path, not a CA, digitalSignature, private key matching the leaf), every
 /// bundle must be a set of valid authorities, and the SVID must verify
 /// against the bundle of its own trust domain now. An update that fails is
-/// refused: it is logged (`tracing`), counted ([`failures`](Self::failures),
-/// [`last_error`](Self::last_error)), and the last good SVID and bundles
+/// refused: it is logged (`tracing`), counted ([`status`](Self::status)),
+/// and the last good SVID and bundles
 /// keep serving. The `spiffe` crate refuses some malformed updates itself
 /// before this source sees them (two URI SANs, a bad key encoding...): it
 /// then reconnects, and [`workload_api_errors`](Self::workload_api_errors)
@@ -266,7 +266,7 @@ impl SpireSourceBuilder {
 ///     .initial_timeout(Some(std::time::Duration::from_secs(5)))
 ///     .connect()
 ///     .await?;
-/// let mut rotations = spire.subscribe();
+/// let mut rotations = spire.changes();
 /// rotations.changed().await?;
 /// if let Some(svid) = spire.svid() {
 ///     println!("now serving {}", svid.spiffe_id());
@@ -297,13 +297,9 @@ impl Drop for Inner {
 struct Shared {
     endpoint: String,
     withdrawal_policy: WithdrawalPolicy,
-    current: ArcSwap<Material>,
-    generation: watch::Sender<u64>,
-    failures: AtomicU64,
-    last_error: Mutex<Option<SpireSourceError>>,
+    published: Published<Material, SpireSourceError>,
     withdrawal: Mutex<Option<String>>,
     api_errors: Arc<AtomicU64>,
-    closed: AtomicBool,
 }
 
 struct Material {
@@ -334,33 +330,31 @@ impl SpireSource {
     /// The SVID serving now (`None` only while the material is withdrawn
     /// under [`WithdrawalPolicy::FailClosed`]).
     pub fn svid(&self) -> Option<X509Svid> {
-        self.inner.shared.current.load().svid.clone()
+        self.inner.shared.published.load().svid.clone()
     }
 
     /// The bundles serving now, one per trust domain.
     pub fn bundles(&self) -> BundleSet {
-        self.inner.shared.current.load().bundles.clone()
+        self.inner.shared.published.load().bundles.clone()
     }
 
-    /// A receiver of the generation number, bumped each time new material
-    /// starts serving (or, under [`WithdrawalPolicy::FailClosed`], stops).
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.inner.shared.generation.subscribe()
+    /// Bumped each time new material starts serving (or, under
+    /// [`WithdrawalPolicy::FailClosed`], stops) and when the state changes.
+    pub fn generation(&self) -> u64 {
+        self.inner.shared.published.generation()
     }
 
-    /// How many updates were refused by this source's checks.
-    pub fn failures(&self) -> u64 {
-        self.inner.shared.failures.load(Ordering::Relaxed)
+    /// A receiver of the generation, woken at every change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.shared.published.changes()
     }
 
-    /// Why an update was last refused.
-    pub fn last_error(&self) -> Option<SpireSourceError> {
-        self.inner
-            .shared
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// Generation, refused updates, the last refusal, and the state:
+    /// ready, withdrawn (see [`withdrawal`](Self::withdrawal)) or closed
+    /// (the `spiffe` crate's source stopped for good; the last good
+    /// material keeps serving until it expires).
+    pub fn status(&self) -> SourceStatus<SpireSourceError> {
+        self.inner.shared.published.status()
     }
 
     /// How many errors the `spiffe` crate's client reported: failed
@@ -380,12 +374,6 @@ impl SpireSource {
             .clone()
     }
 
-    /// Whether updates have stopped for good (the `spiffe` crate's source
-    /// closed); the last good material keeps serving until it expires.
-    pub fn is_closed(&self) -> bool {
-        self.inner.shared.closed.load(Ordering::Relaxed)
-    }
-
     /// The Workload API endpoint.
     pub fn endpoint(&self) -> &str {
         &self.inner.shared.endpoint
@@ -396,22 +384,38 @@ impl SvidSource for SpireSource {
     fn current_svid(&self) -> Option<X509Svid> {
         self.svid()
     }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.inner.shared.published.generation())
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.inner.shared.published.changes())
+    }
 }
 
 impl BundleSource for SpireSource {
     fn current_bundles(&self) -> BundleSet {
         self.bundles()
     }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.inner.shared.published.generation())
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.inner.shared.published.changes())
+    }
 }
 
 impl fmt::Debug for SpireSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let current = self.inner.shared.current.load();
+        let current = self.inner.shared.published.load();
         f.debug_struct("SpireSource")
             .field("endpoint", &self.inner.shared.endpoint)
             .field("svid", &current.svid)
             .field("trust_domains", &current.bundles.len())
-            .field("failures", &self.failures())
+            .field("status", &self.status())
             .field("withdrawal", &self.withdrawal())
             .finish_non_exhaustive()
     }
@@ -426,7 +430,7 @@ async fn follow(
 ) {
     loop {
         if updates.changed().await.is_err() {
-            shared.closed.store(true, Ordering::Relaxed);
+            shared.published.set_state(SourceState::Closed);
             tracing::warn!(endpoint = %shared.endpoint, "mtls: the Workload API source closed; the last good SVID and bundles keep serving");
             return;
         }
@@ -449,12 +453,12 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(reason);
             if self.withdrawal_policy == WithdrawalPolicy::FailClosed {
-                self.current.store(Arc::new(Material {
+                self.published.publish(Material {
                     svid: None,
                     bundles: BundleSet::new(),
-                }));
-                self.bump();
+                });
             }
+            self.published.set_state(SourceState::Withdrawn);
             return;
         }
         match convert(state) {
@@ -462,27 +466,18 @@ impl Shared {
                 if let Some(svid) = &material.svid {
                     tracing::info!(endpoint = %self.endpoint, spiffe_id = %svid.spiffe_id(), trust_domains = material.bundles.len(), "mtls: new SVID and bundles from the Workload API");
                 }
-                self.current.store(Arc::new(material));
                 *self
                     .withdrawal
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = None;
-                self.bump();
+                self.published.publish(material);
+                self.published.set_state(SourceState::Ready);
             }
             Err(error) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(endpoint = %self.endpoint, error = %error, "mtls: update from the Workload API refused; the last good SVID and bundles keep serving");
-                *self
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(error);
+                self.published.refuse(error);
             }
         }
-    }
-
-    fn bump(&self) {
-        self.generation
-            .send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 }
 

@@ -12,13 +12,12 @@ use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use crate::bundle::{BundleError, X509Bundle};
 use crate::bundle_set::BundleSet;
 use crate::crl::{CrlError, CrlSet};
-use crate::source::{BundleSource, CrlSource, SvidSource};
+use crate::source::{BundleSource, CrlSource, Published, SourceStatus, SvidSource};
 use crate::svid::{SvidError, X509Svid};
 use crate::trust_domain::TrustDomain;
 use crate::verify::{PeerRole, VerifyError};
@@ -157,7 +156,7 @@ impl WatchOptions {
 /// service's own SVID** (or the intermediate that issued it): the revoked
 /// SVID keeps serving until its replacement arrives in the files, with an
 /// error log, the [`metrics::SVID_REVOKED`](crate::metrics::SVID_REVOKED)
-/// gauge at 1 and [`FileSourceStatus::svid_revoked`] set. Peers that hold
+/// gauge at 1 and [`SourceStatus::svid_revoked`] set. Peers that hold
 /// the same CRLs refuse it, which is their decision to make; refusing the
 /// CRLs instead would keep serving the peers they revoke.
 ///
@@ -212,10 +211,7 @@ enum Wake {
 
 struct Shared {
     paths: FilePaths,
-    current: ArcSwap<Material>,
-    updates: watch::Sender<u64>,
-    failures: AtomicU64,
-    last_error: Mutex<Option<FileSourceError>>,
+    published: Published<Material, FileSourceError>,
     /// Fingerprint of the files last loaded, and of the last bad set seen
     /// with its error (so one bad set is reported once, not at every poll).
     seen: Mutex<Seen>,
@@ -234,23 +230,6 @@ struct Material {
     svid_revoked: Option<VerifyError>,
 }
 
-/// What a [`FileSource`] is serving and how its last reads went.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct FileSourceStatus {
-    /// Bumped at every swap of a new set of files (0: the first set).
-    pub generation: u64,
-    /// How many times new files were refused.
-    pub failures: u64,
-    /// Why new files were last refused (cleared by nothing: compare
-    /// `failures` to see whether it is new).
-    pub last_error: Option<FileSourceError>,
-    /// Set when the CRLs serving revoke the SVID serving (or an
-    /// intermediate of its chain): why. The SVID keeps serving until the
-    /// files hold a replacement; peers holding the same CRLs refuse it.
-    pub svid_revoked: Option<VerifyError>,
-}
-
 impl FileSource {
     /// Reads the files once, on the calling thread; [`reload`](Self::reload)
     /// reads them again. In async code prefer [`watch`](Self::watch), which
@@ -261,15 +240,11 @@ impl FileSource {
     }
 
     fn from_material(paths: FilePaths, material: Material, fingerprint: u64) -> Self {
-        let (updates, _) = watch::channel(0);
         report_revocation(&paths, &material);
         Self {
             shared: Arc::new(Shared {
                 paths,
-                current: ArcSwap::from_pointee(material),
-                updates,
-                failures: AtomicU64::new(0),
-                last_error: Mutex::new(None),
+                published: Published::new(material),
                 seen: Mutex::new(Seen {
                     good: fingerprint,
                     bad: None,
@@ -321,48 +296,38 @@ impl FileSource {
         self.shared.reload()
     }
 
-    /// A receiver of the generation number, bumped at every swap.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.shared.updates.subscribe()
+    /// Bumped at every swap of a new set of files (0: the first set).
+    pub fn generation(&self) -> u64 {
+        self.shared.published.generation()
     }
 
-    /// What is serving and how the last reads went.
-    pub fn status(&self) -> FileSourceStatus {
-        FileSourceStatus {
-            generation: *self.shared.updates.borrow(),
-            failures: self.failures(),
-            last_error: self.last_error(),
-            svid_revoked: self.shared.current.load().svid_revoked.clone(),
-        }
+    /// A receiver of the generation, woken at every swap.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.published.changes()
     }
 
-    /// How many times new files were refused.
-    pub fn failures(&self) -> u64 {
-        self.shared.failures.load(Ordering::Relaxed)
-    }
-
-    /// Why new files were last refused.
-    pub fn last_error(&self) -> Option<FileSourceError> {
-        self.shared
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// What is serving and how the last reads went: generation, refused
+    /// updates, the last refusal, and whether the CRLs serving revoke the
+    /// SVID serving.
+    pub fn status(&self) -> SourceStatus<FileSourceError> {
+        let mut status = self.shared.published.status();
+        status.svid_revoked = self.shared.published.load().svid_revoked.clone();
+        status
     }
 
     /// The SVID serving now.
     pub fn svid(&self) -> X509Svid {
-        self.shared.current.load().svid.clone()
+        self.shared.published.load().svid.clone()
     }
 
     /// The bundles serving now.
     pub fn bundles(&self) -> BundleSet {
-        self.shared.current.load().bundles.clone()
+        self.shared.published.load().bundles.clone()
     }
 
     /// The CRLs serving now.
     pub fn crls(&self) -> CrlSet {
-        self.shared.current.load().crls.clone()
+        self.shared.published.load().crls.clone()
     }
 
     /// The files watched.
@@ -399,12 +364,11 @@ impl Shared {
         match parse_files(&self.paths, files) {
             Ok(material) => {
                 report_revocation(&self.paths, &material);
-                self.current.store(Arc::new(material));
                 *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = Seen {
                     good: fingerprint,
                     bad: None,
                 };
-                self.updates.send_modify(|generation| *generation += 1);
+                self.published.publish(material);
                 ::metrics::counter!(crate::metrics::FILE_SOURCE_UPDATES, "result" => "loaded")
                     .increment(1);
                 tracing::info!(chain = %self.paths.chain.display(), "mtls: new SVID and bundle files loaded");
@@ -419,14 +383,10 @@ impl Shared {
     fn refuse(&self, error: FileSourceError, key: u64) -> FileSourceError {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if seen.bad.as_ref().is_none_or(|(bad, _)| *bad != key) {
-            self.failures.fetch_add(1, Ordering::Relaxed);
             ::metrics::counter!(crate::metrics::FILE_SOURCE_UPDATES, "result" => "refused")
                 .increment(1);
             tracing::warn!(error = %error, "mtls: new files refused; the last good SVID and bundle keep serving");
-            *self
-                .last_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
+            self.published.refuse(error.clone());
         }
         seen.bad = Some((key, error.clone()));
         error
@@ -772,17 +732,41 @@ impl SvidSource for FileSource {
     fn current_svid(&self) -> Option<X509Svid> {
         Some(self.svid())
     }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.shared.published.generation())
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.shared.published.changes())
+    }
 }
 
 impl BundleSource for FileSource {
     fn current_bundles(&self) -> BundleSet {
         self.bundles()
     }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.shared.published.generation())
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.shared.published.changes())
+    }
 }
 
 impl CrlSource for FileSource {
     fn current_crls(&self) -> CrlSet {
         self.crls()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.shared.published.generation())
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.shared.published.changes())
     }
 }
 
@@ -791,7 +775,7 @@ impl fmt::Debug for FileSource {
         f.debug_struct("FileSource")
             .field("paths", &self.shared.paths)
             .field("svid", &self.svid())
-            .field("failures", &self.failures())
+            .field("generation", &self.generation())
             .finish_non_exhaustive()
     }
 }

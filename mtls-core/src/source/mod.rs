@@ -1,0 +1,190 @@
+//! Sources of the current SVID, bundles and CRLs.
+//!
+//! The rustls configs of this crate never copy an SVID or a bundle set:
+//! they ask their sources at every handshake. A source that changes what it
+//! returns (a rotated SVID, a new CA in a bundle) changes the next handshake,
+//! with no new `ServerConfig` and no restart.
+//!
+//! # The contract
+//!
+//! A source that offers a [`generation`](SvidSource::generation) promises
+//! that what it returns stays **the same value** until its generation
+//! changes. The configs' caches rely on it: the certificate resolver keeps
+//! the rustls signing key of the SVID, and the verifier remembers verified
+//! chains for resumed sessions, both keyed on the generations of their
+//! sources. A source without a generation (`None`, the default for
+//! sources written outside this crate) is still correct: the caches then
+//! compare what it returns, at some cost per handshake.
+//!
+//! Every source of this crate is built on [`Published`], so all of them
+//! offer the same names: `generation()`, `changes()` (a
+//! `tokio::sync::watch` receiver of the generation) and `status()` (a
+//! [`SourceStatus`]: generation, failures, last error, state).
+//!
+//! Fixed values are sources too: [`X509Svid`], [`BundleSet`] and [`CrlSet`]
+//! implement these traits by returning a clone of themselves (cheap: they
+//! are reference-counted), at a generation that never changes. Values that
+//! the application itself replaces go in the settable cells
+//! [`SharedSvid`], [`SharedBundles`] and [`SharedCrls`]; bundles of several
+//! trust domains from several sources are put together, never merged, by
+//! [`ComposedBundles`].
+//!
+//! ```
+//! use mtls_core::{BundleSet, BundleSource, TrustDomain, X509Bundle};
+//!
+//! let set = BundleSet::from(X509Bundle::new(TrustDomain::from_static("example.org")));
+//! assert!(set.current_bundles().contains("example.org"));
+//! assert_eq!(set.generation(), Some(0));
+//! ```
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::bundle_set::BundleSet;
+use crate::crl::CrlSet;
+use crate::svid::X509Svid;
+
+mod compose;
+#[cfg(feature = "file-source")]
+pub(crate) mod file;
+mod published;
+mod shared;
+#[cfg(feature = "spire")]
+pub(crate) mod spire;
+mod status;
+
+pub use compose::{ComposedBundles, ComposedBundlesBuilder, ComposeError};
+pub use published::Published;
+pub use shared::{SharedBundles, SharedCrls, SharedSvid};
+pub use status::{SourceState, SourceStatus};
+
+/// Where the current SVID comes from.
+pub trait SvidSource: Send + Sync {
+    /// The SVID to present now, or `None` while there is none yet (the
+    /// handshake then fails: nothing is presented).
+    fn current_svid(&self) -> Option<X509Svid>;
+
+    /// The generation of what [`current_svid`](Self::current_svid)
+    /// returns: while it is the same, so is the SVID. `None` (the default)
+    /// when the source does not track one.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
+    /// A receiver woken whenever the generation changes, if the source
+    /// offers one.
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// Where the current trust bundles come from.
+pub trait BundleSource: Send + Sync {
+    /// The bundles to verify peers against now.
+    fn current_bundles(&self) -> BundleSet;
+
+    /// The generation of what [`current_bundles`](Self::current_bundles)
+    /// returns: while it is the same, so is the set. `None` (the default)
+    /// when the source does not track one.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
+    /// A receiver woken whenever the generation changes, if the source
+    /// offers one.
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// Where the current revocation lists come from.
+pub trait CrlSource: Send + Sync {
+    /// The CRLs to check peers against now.
+    fn current_crls(&self) -> CrlSet;
+
+    /// The generation of what [`current_crls`](Self::current_crls)
+    /// returns: while it is the same, so is the set. `None` (the default)
+    /// when the source does not track one.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
+    /// A receiver woken whenever the generation changes, if the source
+    /// offers one.
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+}
+
+impl SvidSource for X509Svid {
+    fn current_svid(&self) -> Option<X509Svid> {
+        Some(self.clone())
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(0)
+    }
+}
+
+impl BundleSource for BundleSet {
+    fn current_bundles(&self) -> BundleSet {
+        self.clone()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(0)
+    }
+}
+
+impl CrlSource for CrlSet {
+    fn current_crls(&self) -> CrlSet {
+        self.clone()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(0)
+    }
+}
+
+impl<S: SvidSource + ?Sized> SvidSource for Arc<S> {
+    fn current_svid(&self) -> Option<X509Svid> {
+        (**self).current_svid()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        SvidSource::generation(&**self)
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        SvidSource::changes(&**self)
+    }
+}
+
+impl<S: BundleSource + ?Sized> BundleSource for Arc<S> {
+    fn current_bundles(&self) -> BundleSet {
+        (**self).current_bundles()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        BundleSource::generation(&**self)
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        BundleSource::changes(&**self)
+    }
+}
+
+impl<S: CrlSource + ?Sized> CrlSource for Arc<S> {
+    fn current_crls(&self) -> CrlSet {
+        (**self).current_crls()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        CrlSource::generation(&**self)
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        CrlSource::changes(&**self)
+    }
+}

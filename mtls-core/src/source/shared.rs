@@ -1,0 +1,182 @@
+//! Settable cells: sources whose material the application pushes itself.
+
+use std::convert::Infallible;
+
+use tokio::sync::watch;
+
+use super::published::Published;
+use super::status::SourceStatus;
+use super::{BundleSource, CrlSource, SvidSource};
+use crate::bundle_set::BundleSet;
+use crate::crl::CrlSet;
+use crate::svid::X509Svid;
+
+/// An SVID the application sets (from its own issuer, a secret store...):
+/// an [`SvidSource`] whose every [`set`](Self::set) takes effect at the
+/// next handshake. Clones share the cell.
+///
+/// ```
+/// use mtls_core::{SharedSvid, SvidSource};
+///
+/// let cell = SharedSvid::empty();
+/// assert!(cell.current_svid().is_none(), "handshakes fail until an SVID is set");
+/// assert_eq!(SvidSource::generation(&cell), Some(0));
+/// ```
+#[derive(Clone, Debug)]
+pub struct SharedSvid {
+    published: Published<Option<X509Svid>, Infallible>,
+}
+
+impl SharedSvid {
+    /// A cell holding `svid`.
+    pub fn new(svid: X509Svid) -> Self {
+        Self {
+            published: Published::new(Some(svid)),
+        }
+    }
+
+    /// A cell holding no SVID yet.
+    pub fn empty() -> Self {
+        Self {
+            published: Published::new(None),
+        }
+    }
+
+    /// Presents `svid` from the next handshake on.
+    pub fn set(&self, svid: X509Svid) {
+        self.published.publish(Some(svid));
+    }
+
+    /// Presents nothing from the next handshake on.
+    pub fn clear(&self) {
+        self.published.publish(None);
+    }
+
+    /// The SVID set now.
+    pub fn get(&self) -> Option<X509Svid> {
+        (*self.published.load()).clone()
+    }
+
+    /// Bumped at every [`set`](Self::set) and [`clear`](Self::clear).
+    pub fn generation(&self) -> u64 {
+        self.published.generation()
+    }
+
+    /// A receiver woken at every change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.published.changes()
+    }
+
+    /// Generation and state (a cell never refuses anything).
+    pub fn status(&self) -> SourceStatus<Infallible> {
+        self.published.status()
+    }
+}
+
+impl SvidSource for SharedSvid {
+    fn current_svid(&self) -> Option<X509Svid> {
+        self.get()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.published.generation())
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.published.changes())
+    }
+}
+
+macro_rules! shared_set {
+    ($(#[$doc:meta])* $name:ident, $value:ty, $trait:ident, $method:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            published: Published<$value, Infallible>,
+        }
+
+        impl $name {
+            /// A cell holding `value`.
+            pub fn new(value: $value) -> Self {
+                Self {
+                    published: Published::new(value),
+                }
+            }
+
+            /// Serves `value` from the next handshake on.
+            pub fn set(&self, value: $value) {
+                self.published.publish(value);
+            }
+
+            /// The value set now.
+            pub fn get(&self) -> $value {
+                (*self.published.load()).clone()
+            }
+
+            /// Bumped at every [`set`](Self::set).
+            pub fn generation(&self) -> u64 {
+                self.published.generation()
+            }
+
+            /// A receiver woken at every change.
+            pub fn changes(&self) -> watch::Receiver<u64> {
+                self.published.changes()
+            }
+
+            /// Generation and state (a cell never refuses anything).
+            pub fn status(&self) -> SourceStatus<Infallible> {
+                self.published.status()
+            }
+        }
+
+        impl $trait for $name {
+            fn $method(&self) -> $value {
+                self.get()
+            }
+
+            fn generation(&self) -> Option<u64> {
+                Some(self.published.generation())
+            }
+
+            fn changes(&self) -> Option<watch::Receiver<u64>> {
+                Some(self.published.changes())
+            }
+        }
+    };
+}
+
+shared_set!(
+    /// Bundles the application sets: a [`BundleSource`] whose every
+    /// [`set`](Self::set) takes effect at the next handshake. Clones share
+    /// the cell.
+    ///
+    /// ```
+    /// use mtls_core::{BundleSet, BundleSource, SharedBundles, TrustDomain, X509Bundle};
+    ///
+    /// let cell = SharedBundles::new(BundleSet::new());
+    /// cell.set(BundleSet::from(X509Bundle::new(TrustDomain::from_static("example.org"))));
+    /// assert!(cell.current_bundles().contains("example.org"));
+    /// assert_eq!(cell.generation(), 1);
+    /// ```
+    SharedBundles,
+    BundleSet,
+    BundleSource,
+    current_bundles
+);
+
+shared_set!(
+    /// CRLs the application sets: a [`CrlSource`] whose every
+    /// [`set`](Self::set) takes effect at the next handshake. Clones share
+    /// the cell.
+    ///
+    /// ```
+    /// use mtls_core::{CrlSet, CrlSource, SharedCrls};
+    ///
+    /// let cell = SharedCrls::new(CrlSet::new());
+    /// assert!(cell.current_crls().is_empty());
+    /// ```
+    SharedCrls,
+    CrlSet,
+    CrlSource,
+    current_crls
+);
