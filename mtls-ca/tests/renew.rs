@@ -100,7 +100,12 @@ async fn failed_renewals_keep_the_current_svid_and_are_counted() {
         svid.svid().ptr_eq(&first),
         "the last good SVID keeps serving"
     );
-    assert!(svid.status().last_error.unwrap().to_string().contains("the test CA is down"));
+    assert!(svid
+        .status()
+        .last_error
+        .unwrap()
+        .to_string()
+        .contains("the test CA is down"));
     // The CA comes back: the next retry succeeds.
     issuer.fail.store(false, Ordering::SeqCst);
     let mut updates = svid.changes();

@@ -26,23 +26,23 @@ pub use authorize::{Authorizer, AuthorizerExt, Denied};
 pub use bundle::{BundleError, X509Bundle, MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES};
 pub use bundle_set::BundleSet;
 pub use crl::{CrlError, CrlExpiry, CrlSet, MAX_CRL_BYTES};
+pub use peer::{PeerIdentity, PeerIdentityError};
+pub use pem::encode as to_pem;
+pub use provider::default_crypto_provider;
 #[cfg(feature = "file-source")]
 pub use source::file::{
     FilePaths, FileSource, FileSourceError, WatchOptions, MAX_SOURCE_FILE_BYTES,
 };
-pub use peer::{PeerIdentity, PeerIdentityError};
-pub use pem::encode as to_pem;
-pub use provider::default_crypto_provider;
-pub use source::{
-    BundleSource, ComposeError, ComposedBundles, ComposedBundlesBuilder, CrlSource, Published,
-    SharedBundles, SharedCrls, SharedSvid, SourceState, SourceStatus, SvidSource,
-};
-pub use spiffe_id::{SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};
 #[cfg(feature = "spire")]
 pub use source::spire::{
     SpireSource, SpireSourceBuilder, SpireSourceError, WithdrawalPolicy, DEFAULT_INITIAL_TIMEOUT,
     SPIFFE_ENDPOINT_SOCKET,
 };
+pub use source::{
+    BundleSource, ComposeError, ComposedBundles, ComposedBundlesBuilder, CrlSource, Published,
+    SharedBundles, SharedCrls, SharedSvid, SourceState, SourceStatus, SvidSource,
+};
+pub use spiffe_id::{SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};
 pub use svid::{SvidError, X509Svid};
 pub use tls::{
     ClientConfigBuilder, ConfigError, MtlsClientConfig, MtlsServerConfig, RejectionHook,

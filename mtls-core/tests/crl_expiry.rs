@@ -29,6 +29,10 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
+/// Taken by each test that reads counters: a snapshot may reset what
+/// another test is counting.
+static METRICS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn expired_crl_count(action: &str) -> u64 {
     snapshotter()
         .snapshot()
@@ -143,6 +147,7 @@ fn a_crl_set_knows_its_first_next_update() {
 /// are accepted, and each use is counted.
 #[tokio::test]
 async fn by_default_an_expired_crl_is_applied_and_counted() {
+    let _metrics = METRICS.lock().await;
     let w = world();
     let before = expired_crl_count("applied");
     let server = MtlsServerConfig::builder(server_svid(&w.fresh), w.root.bundle_set())
@@ -174,6 +179,7 @@ async fn by_default_an_expired_crl_is_applied_and_counted() {
 /// both sides, and only those.
 #[tokio::test]
 async fn enforce_refuses_the_peers_of_the_stale_issuer_only() {
+    let _metrics = METRICS.lock().await;
     let w = world();
     let rejections = Arc::new(Mutex::new(Vec::new()));
     let seen = rejections.clone();

@@ -338,7 +338,7 @@ async fn watched_files_rotate_within_a_second_and_new_handshakes_use_them() {
     };
     assert_eq!(served_leaf().await, files.svid().leaf().clone());
 
-    let mut updates = files.changes();
+    let mut updates = FileSource::changes(&files);
     let next = ca.leaf(ID);
     k8s_publish(dir.path(), 2, &next, &ca.bundle().to_pem());
     tokio::time::timeout(Duration::from_secs(1), updates.changed())

@@ -136,7 +136,13 @@ async fn a_composed_source_keeps_both_caches_hitting() {
         )
         .build()
         .unwrap();
-    assert_eq!((own_reads.load(Ordering::Relaxed), partner_reads.load(Ordering::Relaxed)), (1, 1));
+    assert_eq!(
+        (
+            own_reads.load(Ordering::Relaxed),
+            partner_reads.load(Ordering::Relaxed)
+        ),
+        (1, 1)
+    );
     let svid = CountedSvid {
         inner: SharedSvid::new(example.leaf("spiffe://example.org/client").svid()),
         reads: svid_reads.clone(),
@@ -167,7 +173,11 @@ async fn a_composed_source_keeps_both_caches_hitting() {
         assert_eq!(peer.spiffe_id().as_str(), "spiffe://partner.org/api");
     }
     assert_eq!(own_reads.load(Ordering::Relaxed), 1, "composed set cached");
-    assert_eq!(partner_reads.load(Ordering::Relaxed), 1, "composed set cached");
+    assert_eq!(
+        partner_reads.load(Ordering::Relaxed),
+        1,
+        "composed set cached"
+    );
     assert_eq!(svid_reads.load(Ordering::Relaxed), 1, "signing key cached");
 
     // A resumed session is verified again from the verifier's cache: the
@@ -189,7 +199,9 @@ async fn a_composed_source_keeps_both_caches_hitting() {
     let mut changes = composed.changes();
     let mut widened = partner.bundle_set();
     let mut bundle = widened.get("partner.org").unwrap().clone();
-    bundle.add_authority(TestCa::root("partner.org").root).unwrap();
+    bundle
+        .add_authority(TestCa::root("partner.org").root)
+        .unwrap();
     widened.insert(bundle);
     partner_cell.set(widened);
     tokio::time::timeout(Duration::from_secs(5), changes.changed())
@@ -197,15 +209,27 @@ async fn a_composed_source_keeps_both_caches_hitting() {
         .expect("a part's change wakes the composed source's subscribers")
         .unwrap();
     assert_eq!(composed.generation(), generation + 1);
-    assert_eq!(composed.current_bundles().get("partner.org").unwrap().len(), 2);
+    assert_eq!(
+        composed.current_bundles().get("partner.org").unwrap().len(),
+        2
+    );
     let reads = own_reads.load(Ordering::Relaxed);
     let (kind, third) = connect(&resuming, addr).await;
     assert_eq!(kind, HandshakeKind::Resumed);
-    assert!(!std::ptr::eq(first.chain().as_ptr(), third.chain().as_ptr()));
-    assert_eq!(own_reads.load(Ordering::Relaxed), reads, "recomputed once only");
+    assert!(!std::ptr::eq(
+        first.chain().as_ptr(),
+        third.chain().as_ptr()
+    ));
+    assert_eq!(
+        own_reads.load(Ordering::Relaxed),
+        reads,
+        "recomputed once only"
+    );
 
     // A new SVID in the cell: presented from the next handshake on.
     let next = example.leaf("spiffe://example.org/client-2").svid();
+    // (Each config has its own resolver: the resuming one read it once too.)
+    let svid_reads_before = svid_reads.load(Ordering::Relaxed);
     svid.inner.set(next.clone());
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen_by_server = seen.clone();
@@ -221,8 +245,11 @@ async fn a_composed_source_keeps_both_caches_hitting() {
     .unwrap();
     let observed = serve(&observing).await;
     connect(&full, observed).await;
-    assert_eq!(seen.lock().unwrap().as_slice(), ["spiffe://example.org/client-2"]);
-    assert_eq!(svid_reads.load(Ordering::Relaxed), 2);
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        ["spiffe://example.org/client-2"]
+    );
+    assert_eq!(svid_reads.load(Ordering::Relaxed), svid_reads_before + 1);
 }
 
 #[test]
@@ -251,7 +278,11 @@ fn composition_never_merges_trust_domains() {
         .build()
         .unwrap();
     let set = composed.current_bundles();
-    assert_eq!(set.get("partner.org").unwrap(), &partner.bundle(), "the explicit part wins");
+    assert_eq!(
+        set.get("partner.org").unwrap(),
+        &partner.bundle(),
+        "the explicit part wins"
+    );
     assert_eq!(set.get("other.org").unwrap(), &other.bundle());
 
     // A part without a bundle for its trust domain: that trust domain is
@@ -270,7 +301,10 @@ fn composition_never_merges_trust_domains() {
         .trust_domain(td("example.org"), both)
         .build()
         .unwrap_err();
-    assert!(matches!(err, ComposeError::DuplicateTrustDomain { .. }), "{err}");
+    assert!(
+        matches!(err, ComposeError::DuplicateTrustDomain { .. }),
+        "{err}"
+    );
     assert!(matches!(
         ComposedBundles::builder().build().unwrap_err(),
         ComposeError::NoParts
@@ -281,19 +315,29 @@ fn composition_never_merges_trust_domains() {
 fn cells_and_fixed_values_report_generations() {
     let ca = TestCa::root("example.org");
     let svid = ca.leaf("spiffe://example.org/a").svid();
-    assert_eq!(SvidSource::generation(&svid), Some(0), "a fixed value never changes");
+    assert_eq!(
+        SvidSource::generation(&svid),
+        Some(0),
+        "a fixed value never changes"
+    );
     let cell = SharedSvid::empty();
     assert!(cell.current_svid().is_none());
-    let mut changes = cell.changes();
+    let changes = cell.changes();
     cell.set(svid.clone());
     assert!(changes.has_changed().unwrap());
     assert_eq!(cell.generation(), 1);
     assert!(cell.current_svid().unwrap().ptr_eq(&svid));
     // The same value until the generation changes.
-    assert!(cell.current_svid().unwrap().ptr_eq(&cell.current_svid().unwrap()));
+    assert!(cell
+        .current_svid()
+        .unwrap()
+        .ptr_eq(&cell.current_svid().unwrap()));
     cell.clear();
     assert_eq!(cell.generation(), 2);
     assert!(cell.current_svid().is_none());
     let status = cell.status();
-    assert_eq!((status.generation, status.failures, status.state), (2, 0, SourceState::Ready));
+    assert_eq!(
+        (status.generation, status.failures, status.state),
+        (2, 0, SourceState::Ready)
+    );
 }

@@ -181,7 +181,8 @@ async fn demo() -> Result<bool, BoxError> {
     println!(
         "a broken set was written; refused: {}",
         files
-            .status().last_error
+            .status()
+            .last_error
             .map(|e| e.to_string())
             .unwrap_or_default()
     );

@@ -84,6 +84,14 @@ pub struct ComposedBundlesBuilder {
     parts: Vec<Part>,
 }
 
+impl fmt::Debug for ComposedBundlesBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComposedBundlesBuilder")
+            .field("parts", &self.parts.len())
+            .finish()
+    }
+}
+
 impl ComposedBundlesBuilder {
     /// The bundle of `trust_domain` comes from `source` (and nothing else
     /// does).
@@ -169,8 +177,10 @@ fn spawn_watchers(parts: &[Part], weak: &Weak<Inner>) -> Vec<tokio::task::AbortH
 }
 
 fn compose(parts: &[Part]) -> BundleSet {
-    let claimed: BTreeSet<&TrustDomain> =
-        parts.iter().filter_map(|p| p.trust_domain.as_ref()).collect();
+    let claimed: BTreeSet<&TrustDomain> = parts
+        .iter()
+        .filter_map(|p| p.trust_domain.as_ref())
+        .collect();
     let mut set = BundleSet::new();
     for part in parts {
         let bundles = part.source.current_bundles();
@@ -270,7 +280,11 @@ impl BundleSource for ComposedBundles {
     }
 
     fn generation(&self) -> Option<u64> {
-        let all_tracked = self.inner.parts.iter().all(|p| p.source.generation().is_some());
+        let all_tracked = self
+            .inner
+            .parts
+            .iter()
+            .all(|p| p.source.generation().is_some());
         all_tracked.then(|| self.inner.current().1)
     }
 

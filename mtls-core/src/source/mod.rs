@@ -54,7 +54,7 @@ mod shared;
 pub(crate) mod spire;
 mod status;
 
-pub use compose::{ComposedBundles, ComposedBundlesBuilder, ComposeError};
+pub use compose::{ComposeError, ComposedBundles, ComposedBundlesBuilder};
 pub use published::Published;
 pub use shared::{SharedBundles, SharedCrls, SharedSvid};
 pub use status::{SourceState, SourceStatus};

@@ -19,16 +19,17 @@ use super::status::{SourceState, SourceStatus};
 /// share the value.
 ///
 /// ```
+/// use std::sync::Arc;
 /// use mtls_core::Published;
 ///
-/// let published: Published<String, std::io::Error> = Published::new("a".to_string());
+/// let published: Published<String, Arc<std::io::Error>> = Published::new("a".to_string());
 /// let mut changes = published.changes();
 /// published.publish("b".to_string());
 /// assert_eq!(published.generation(), 1);
 /// assert_eq!(*published.load(), "b");
 /// assert!(changes.has_changed().unwrap());
 ///
-/// published.refuse(std::io::Error::other("bad update"));
+/// published.refuse(Arc::new(std::io::Error::other("bad update")));
 /// assert_eq!(*published.load(), "b", "a refusal keeps the last good value");
 /// assert_eq!(published.status().failures, 1);
 /// ```

@@ -222,8 +222,8 @@ impl SvidVerifier {
                             _ => false,
                         };
                     by_generation || {
-                        let (bundles, crls) =
-                            read.get_or_insert_with(|| (self.bundle_snapshot(), self.crl_snapshot()));
+                        let (bundles, crls) = read
+                            .get_or_insert_with(|| (self.bundle_snapshot(), self.crl_snapshot()));
                         v.bundles.value.ptr_eq(&bundles.value)
                             && match (&v.crls, &*crls) {
                                 (None, None) => true,
@@ -243,7 +243,13 @@ impl SvidVerifier {
             return self.report(result);
         }
         let (bundles, crls) = read.unwrap_or_else(|| (self.bundle_snapshot(), self.crl_snapshot()));
-        self.verify_against(leaf, intermediates, pki_from_system_time(now), bundles, crls)
+        self.verify_against(
+            leaf,
+            intermediates,
+            pki_from_system_time(now),
+            bundles,
+            crls,
+        )
     }
 
     fn rustls_verify(

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -17,8 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::rustls;
 use mtls_core::{
-    authorize, BundleSet, BundleSource, CrlSet, CrlSource, MtlsClientConfig, MtlsServerConfig,
-    SpiffeId, SvidSource, TrustDomain, X509Svid,
+    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SpiffeId, SvidSource, TrustDomain,
+    X509Svid,
 };
 use mtls_tower::{ListenerConfig, ListenerStats, MtlsConnectInfo, MtlsConnector, MtlsListener};
 use tokio::net::TcpListener;
@@ -111,7 +111,6 @@ impl SvidSource for NoSvid {
         None
     }
 }
-
 
 /// A running axum server on an `MtlsListener`.
 pub struct Server {
