@@ -167,11 +167,11 @@ impl CrlSet {
     /// Whether a CRL issued by `issuer` (a DER name, as rustls-webpki gives
     /// it) is expired at `now`; the first time one is seen expired it is
     /// logged. Cheap when no CRL of the set is expired.
-    pub(crate) fn expired_for(&self, issuers: &[&[u8]], now: SystemTime) -> Option<SystemTime> {
+    pub(crate) fn expired_for(&self, issuers: &[&[u8]], now: SystemTime) -> bool {
         if self.earliest.is_none_or(|earliest| now < earliest) {
-            return None;
+            return false;
         }
-        let mut found = None;
+        let mut found = false;
         for (crl, info) in self.crls.iter().zip(self.info.iter()) {
             if now < info.next_update || !issuers.contains(&crl.issuer()) {
                 continue;
@@ -182,7 +182,7 @@ impl CrlSet {
                     "mtls: a CRL is past its nextUpdate; its publisher may have stalled"
                 );
             }
-            found = Some(found.map_or(info.next_update, |f: SystemTime| f.min(info.next_update)));
+            found = true;
         }
         found
     }

@@ -183,7 +183,7 @@ pub(crate) fn verify_with_expiry(
         let issuers: Vec<&[u8]> = std::iter::once(ee.issuer())
             .chain(path.intermediate_certificates().map(|c| c.issuer()))
             .collect();
-        if crls.expired_for(&issuers, now_sys).is_some() {
+        if crls.expired_for(&issuers, now_sys) {
             ::metrics::counter!(crate::metrics::EXPIRED_CRL, "action" => "applied").increment(1);
         }
     }

@@ -9,14 +9,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use common::{hours, now, TestCa, TestLeaf};
+use common::{call_hi, hours, now, serve_hi, TestCa, TestLeaf};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use mtls_core::rustls::pki_types::ServerName;
 use mtls_core::{
     authorize, verify, CrlExpiry, CrlSet, MtlsClientConfig, MtlsServerConfig, PeerRole,
     VerifyError, X509Svid,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One recorder for this test binary; counters are read as deltas.
 fn snapshotter() -> &'static Snapshotter {
@@ -52,42 +50,12 @@ fn expired_crl_count(action: &str) -> u64 {
         .sum()
 }
 
-/// Serves `hi` with `server` and returns the address.
-async fn serve(server: &MtlsServerConfig) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let _ = tls.write_all(b"hi").await;
-                    let _ = tls.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
-}
-
 /// Whether `client` is served `hi` by the server at `addr`.
 async fn served(client: &MtlsClientConfig, addr: SocketAddr) -> bool {
-    let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
-        let mut tls = connector
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await?;
-        let mut buf = Vec::new();
-        tls.read_to_end(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    };
-    let result = tokio::time::timeout(Duration::from_secs(10), attempt)
+    let result = tokio::time::timeout(Duration::from_secs(10), call_hi(client, addr))
         .await
         .expect("bounded");
-    result.is_ok_and(|b| b == b"hi")
+    result.is_ok_and(|(b, _)| b == b"hi")
 }
 
 struct World {
@@ -155,7 +123,7 @@ async fn by_default_an_expired_crl_is_applied_and_counted() {
         .authorizer(authorize::any())
         .build()
         .unwrap();
-    let addr = serve(&server).await;
+    let addr = serve_hi(&server).await;
     assert!(
         !served(&client(&w, &w.revoked_a), addr).await,
         "still revoked"
@@ -191,7 +159,7 @@ async fn enforce_refuses_the_peers_of_the_stale_issuer_only() {
         .authorizer(authorize::any())
         .build()
         .unwrap();
-    let addr = serve(&server).await;
+    let addr = serve_hi(&server).await;
     assert!(
         !served(&client(&w, &w.good_a), addr).await,
         "issuer's CRL expired"
@@ -218,7 +186,7 @@ async fn enforce_refuses_the_peers_of_the_stale_issuer_only() {
         .authorizer(authorize::any())
         .build()
         .unwrap();
-    let stale_addr = serve(&stale_server).await;
+    let stale_addr = serve_hi(&stale_server).await;
     let strict = |leaf: &TestLeaf, policy| {
         MtlsClientConfig::builder(leaf.svid(), w.root.bundle_set())
             .crls(w.crls.clone())

@@ -9,13 +9,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestCa, TestLeaf};
+use common::{call_hi, serve_hi, TestCa, TestLeaf};
 use mtls_core::{
     authorize, BundleSource, CrlSource, FilePaths, FileSource, FileSourceError, MtlsClientConfig,
     MtlsServerConfig, VerifyError, WatchOptions, X509Svid,
 };
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ID: &str = "spiffe://example.org/web";
 
@@ -305,37 +303,8 @@ async fn watched_files_rotate_within_a_second_and_new_handshakes_use_them() {
         .authorizer(authorize::any())
         .build()
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            if let Ok(mut tls) = acceptor.accept(tcp).await {
-                let _ = tls.write_all(b"hi").await;
-                let _ = tls.shutdown().await;
-            }
-        }
-    });
-    let served_leaf = || {
-        let client = client.clone();
-        async move {
-            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
-            let mut tls = connector
-                .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                .await
-                .unwrap();
-            let leaf = client
-                .peer_identity(tls.get_ref().1)
-                .unwrap()
-                .leaf()
-                .clone();
-            let mut buf = Vec::new();
-            let _ = tls.read_to_end(&mut buf).await;
-            leaf
-        }
-    };
+    let addr = serve_hi(&server).await;
+    let served_leaf = || async { call_hi(&client, addr).await.unwrap().1 };
     assert_eq!(served_leaf().await, files.svid().leaf().clone());
 
     let mut updates = FileSource::changes(&files);
@@ -457,32 +426,8 @@ fn bug_a_fifo_at_a_watched_path_does_not_hang_the_server() {
             .authorizer(authorize::any())
             .build()
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let _ = tls.write_all(b"hi").await;
-                    let _ = tls.shutdown().await;
-                }
-            }
-        });
-        let call = || {
-            let client = client.clone();
-            async move {
-                let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-                let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
-                let mut tls = connector
-                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                    .await
-                    .unwrap();
-                let mut buf = Vec::new();
-                tls.read_to_end(&mut buf).await.unwrap();
-                buf
-            }
-        };
+        let addr = serve_hi(&server).await;
+        let call = || async { call_hi(&client, addr).await.unwrap().0 };
         assert_eq!(call().await, b"hi");
 
         // The CRL path becomes a FIFO (no writer ever comes), then a
@@ -564,48 +509,6 @@ fn bug_a_leaf_pasted_into_the_bundle_file_is_refused() {
             "the last good bundle keeps serving"
         );
     }
-}
-
-/// Serves `hi` to every peer the config accepts; returns the address.
-async fn serve_hi(server: &MtlsServerConfig) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let _ = tls.write_all(b"hi").await;
-                    let _ = tls.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// What the server at `addr` answers `client`, and the leaf it presented;
-/// an error when the handshake or the read fails (a TLS 1.3 server's
-/// refusal of the client shows on the first read).
-async fn call_hi(
-    client: &MtlsClientConfig,
-    addr: std::net::SocketAddr,
-) -> std::io::Result<(Vec<u8>, rustls::pki_types::CertificateDer<'static>)> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
-    let mut tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await?;
-    let leaf = client
-        .peer_identity(tls.get_ref().1)
-        .map_err(std::io::Error::other)?
-        .leaf()
-        .clone();
-    let mut buf = Vec::new();
-    tls.read_to_end(&mut buf).await?;
-    Ok((buf, leaf))
 }
 
 fn gauge(snapshotter: &metrics_util::debugging::Snapshotter, name: &str) -> Option<f64> {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestCa;
+use common::{serve_hi, TestCa};
 use mtls_core::rustls::pki_types::ServerName;
 use mtls_core::rustls::HandshakeKind;
 use mtls_core::{
@@ -18,7 +18,7 @@ use mtls_core::{
     MtlsServerConfig, PeerIdentity, SharedBundles, SharedSvid, SourceState, SvidSource,
     TrustDomain, X509Svid,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 /// Counts the reads of a bundle source; forwards its generation.
 struct CountedBundles {
@@ -60,25 +60,6 @@ impl SvidSource for CountedSvid {
 
 fn td(name: &str) -> TrustDomain {
     TrustDomain::new(name).unwrap()
-}
-
-async fn serve(server: &MtlsServerConfig) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let _ = tls.write_all(b"hi").await;
-                    let _ = tls.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
 }
 
 /// One connection: its handshake kind and the server's identity as the
@@ -163,7 +144,7 @@ async fn a_composed_source_keeps_both_caches_hitting() {
     .resumption(true)
     .build()
     .unwrap();
-    let addr = serve(&server).await;
+    let addr = serve_hi(&server).await;
 
     // Full handshakes: the parts are never read again, the SVID once.
     let full = client(false);
@@ -243,7 +224,7 @@ async fn a_composed_source_keeps_both_caches_hitting() {
     }))
     .build()
     .unwrap();
-    let observed = serve(&observing).await;
+    let observed = serve_hi(&observing).await;
     connect(&full, observed).await;
     assert_eq!(
         seen.lock().unwrap().as_slice(),

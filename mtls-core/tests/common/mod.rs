@@ -209,3 +209,47 @@ pub fn system_now() -> SystemTime {
 pub fn in_hours(h: u64) -> SystemTime {
     SystemTime::now() + Duration::from_secs(h * 3600)
 }
+
+/// Serves `hi` with `server` on loopback to every peer it accepts; returns
+/// the address.
+pub async fn serve_hi(server: &mtls_core::MtlsServerConfig) -> std::net::SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(b"hi").await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// What the server at `addr` answers `client`, and the leaf it presented;
+/// an error when the handshake or the read fails (a TLS 1.3 server's
+/// refusal of the client shows on the first read).
+pub async fn call_hi(
+    client: &mtls_core::MtlsClientConfig,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<(Vec<u8>, CertificateDer<'static>)> {
+    use tokio::io::AsyncReadExt;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
+    let server_name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(server_name, tcp).await?;
+    let leaf = client
+        .peer_identity(tls.get_ref().1)
+        .map_err(std::io::Error::other)?
+        .leaf()
+        .clone();
+    let mut buf = Vec::new();
+    tls.read_to_end(&mut buf).await?;
+    Ok((buf, leaf))
+}
