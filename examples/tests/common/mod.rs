@@ -5,6 +5,8 @@
 //! guard drops), clients run with a deadline, and curl.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod interop;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -109,9 +111,20 @@ impl Server {
     /// Starts `exe --listen 127.0.0.1:0 ARGS` and waits for its
     /// `listening on ADDR` line.
     pub(crate) fn start(exe: &str, args: &[String]) -> Self {
-        let mut child = Command::new(exe)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
+        let mut all = s(&["--listen", "127.0.0.1:0"]);
+        all.extend_from_slice(args);
+        Self::spawn(exe, &all)
+    }
+
+    /// Starts `exe ARGS` and waits for its `listening on ADDR` line.
+    pub(crate) fn spawn(exe: &str, args: &[String]) -> Self {
+        Self::spawn_with(Command::new(exe).args(args))
+    }
+
+    /// Starts `command` and waits for its `listening on ADDR` line.
+    pub(crate) fn spawn_with(command: &mut Command) -> Self {
+        let exe = command.get_program().to_string_lossy().into_owned();
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -208,8 +221,17 @@ impl Outcome {
 
 /// Runs a program to its end, killing it past the deadline.
 pub(crate) fn run(exe: &str, args: &[String]) -> Outcome {
-    let mut child = Command::new(exe)
-        .args(args)
+    run_with(Command::new(exe).args(args))
+}
+
+/// Runs `command` to its end, killing it past the deadline.
+pub(crate) fn run_with(command: &mut Command) -> Outcome {
+    let exe = command.get_program().to_string_lossy().into_owned();
+    let args: Vec<String> = command
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

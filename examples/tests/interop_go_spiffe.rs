@@ -1,0 +1,255 @@
+//! Run with: `eval "$(examples/interop/build.sh)"; cargo test -p examples --test interop_go_spiffe`
+//!
+//! go-spiffe v2.9.0, the reference SDK, as an independent peer of our
+//! crates, both ways, over loopback, with file-based SVIDs from the
+//! `mtls-ca` library: go-spiffe's client (`tlsconfig.MTLSClientConfig`,
+//! `x509svid.Load`, `x509bundle.Load`) against `axum-server`, and our
+//! client (`axum-client`, on `MtlsConnector`) against go-spiffe's server
+//! (`tlsconfig.MTLSServerConfig`). The peer program is
+//! `examples/interop/go-spiffe`; without it these tests print `skipped:`,
+//! and under `MTLS_REQUIRE_INTEROP=1` they fail (see `common/interop.rs`).
+//! The SPIRE-fed variants are in `interop_spire.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::interop::{peers, GO_SPIFFE_PEER};
+use common::{args, bundle, path_str, run, s, Domain, Identity, Outcome, Pki, Server};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
+const CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
+const SERVER_ID: &str = "spiffe://example.org/server";
+const GO_SERVER_ID: &str = "spiffe://example.org/go-server";
+
+/// example.org with our server and client and go-spiffe's, and a member of
+/// partner.test, a trust domain the servers hold no bundle for.
+struct Fixture {
+    peer: PathBuf,
+    pki: Pki,
+    example: Domain,
+    partner: Domain,
+    server: Identity,
+    client: Identity,
+    go_server: Identity,
+    go_client: Identity,
+    stranger: Identity,
+}
+
+fn fixture(test: &str) -> Option<Fixture> {
+    let [peer] = peers(test, [GO_SPIFFE_PEER])?;
+    let pki = Pki::new();
+    let example = pki.domain("example", "example.org");
+    let partner = pki.domain("partner", "partner.test");
+    Some(Fixture {
+        server: pki.issue(&example, "server", SERVER_ID),
+        client: pki.issue(&example, "client", "spiffe://example.org/client"),
+        go_server: pki.issue(&example, "go-server", GO_SERVER_ID),
+        go_client: pki.issue(&example, "go-client", "spiffe://example.org/go-client"),
+        stranger: pki.issue(&partner, "stranger", "spiffe://partner.test/stranger"),
+        peer,
+        pki,
+        example,
+        partner,
+    })
+}
+
+/// go-spiffe's `--bundle TD=FILE`.
+fn go_bundle(td: &str, path: &Path) -> Vec<String> {
+    vec!["--bundle".into(), format!("{td}={}", path_str(path))]
+}
+
+impl Fixture {
+    fn peer(&self) -> &str {
+        self.peer.to_str().unwrap()
+    }
+
+    /// `spiffe-peer client` as `who`, trusting `bundles`, GET `url`.
+    fn go_call(&self, url: &str, who: &Identity, bundles: Vec<String>, rule: &str) -> Outcome {
+        run(
+            self.peer(),
+            &args([
+                s(&["client", "--url", url, "--authorize", rule]),
+                who.args(),
+                bundles,
+            ]),
+        )
+    }
+
+    /// `spiffe-peer server` as `who`, trusting `bundles`, authorizing `rule`.
+    fn go_server(&self, who: &Identity, bundles: Vec<String>, rule: &str) -> Server {
+        Server::spawn(
+            self.peer(),
+            &args([
+                s(&["server", "--listen", "127.0.0.1:0", "--authorize", rule]),
+                who.args(),
+                bundles,
+            ]),
+        )
+    }
+
+    /// `axum-client` as `who`, trusting example.org, expecting `server_id`.
+    fn our_call(&self, server: &Server, who: &Identity, server_id: &str) -> Outcome {
+        let url = format!("https://localhost:{}/", server.port());
+        run(
+            CLIENT,
+            &args([
+                s(&["--url", &url, "--server-id", server_id]),
+                who.args(),
+                bundle(&self.example.bundle),
+            ]),
+        )
+    }
+}
+
+#[test]
+fn go_spiffe_client_calls_our_axum_server() {
+    let Some(f) = fixture("go_spiffe_client_calls_our_axum_server") else {
+        return;
+    };
+    let server = Server::start(SERVER, &args([f.server.args(), bundle(&f.example.bundle)]));
+    let url = format!("https://127.0.0.1:{}/whoami", server.port());
+    let trust = go_bundle("example.org", &f.example.bundle);
+
+    let out = f.go_call(
+        &url,
+        &f.go_client,
+        trust.clone(),
+        &format!("id:{SERVER_ID}"),
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "spiffe://example.org/go-client\n");
+    // go-spiffe's trust-domain rule accepts us too.
+    f.go_call(&url, &f.go_client, trust.clone(), "member-of:example.org")
+        .assert_ok();
+
+    // go-spiffe refuses us when its authorizer wants another ID.
+    let out = f.go_call(
+        &url,
+        &f.go_client,
+        trust.clone(),
+        "id:spiffe://example.org/not-the-server",
+    );
+    out.assert_exit(1);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("unexpected ID"), "{out:#?}");
+    assert!(out.stderr.contains(SERVER_ID), "{out:#?}");
+
+    // go-spiffe refuses us when it has no bundle for our trust domain.
+    let out = f.go_call(
+        &url,
+        &f.go_client,
+        go_bundle("partner.test", &f.partner.bundle),
+        &format!("id:{SERVER_ID}"),
+    );
+    out.assert_exit(1);
+    assert!(out.stderr.contains("example.org"), "{out:#?}");
+}
+
+#[test]
+fn our_axum_server_refuses_go_spiffe_clients_it_does_not_authorize() {
+    let Some(f) = fixture("our_axum_server_refuses_go_spiffe_clients_it_does_not_authorize") else {
+        return;
+    };
+    let rule = format!("id:{SERVER_ID}");
+    let trust_both = args([
+        go_bundle("example.org", &f.example.bundle),
+        go_bundle("partner.test", &f.partner.bundle),
+    ]);
+
+    // Our authorizer wants another member of example.org.
+    let mut server = Server::start(
+        SERVER,
+        &args([
+            f.server.args(),
+            bundle(&f.example.bundle),
+            s(&["--allow", "spiffe://example.org/someone-else"]),
+        ]),
+    );
+    let url = format!("https://127.0.0.1:{}/whoami", server.port());
+    let out = f.go_call(&url, &f.go_client, trust_both.clone(), &rule);
+    out.assert_exit(1);
+    assert_eq!(out.stdout, "");
+    let log = server.stderr();
+    assert!(log.contains("rejected a client"), "{log}");
+    assert!(log.contains("spiffe://example.org/go-client"), "{log}");
+
+    // A member of partner.test, whose bundle our server does not hold.
+    let mut server = Server::start(SERVER, &args([f.server.args(), bundle(&f.example.bundle)]));
+    let url = format!("https://127.0.0.1:{}/whoami", server.port());
+    let out = f.go_call(&url, &f.stranger, trust_both, &rule);
+    out.assert_exit(1);
+    assert_eq!(out.stdout, "");
+    let log = server.stderr();
+    assert!(log.contains("rejected a client"), "{log}");
+    assert!(log.contains("partner.test"), "{log}");
+}
+
+#[test]
+fn our_client_calls_a_go_spiffe_server() {
+    let Some(f) = fixture("our_client_calls_a_go_spiffe_server") else {
+        return;
+    };
+    let trust = go_bundle("example.org", &f.example.bundle);
+    let server = f.go_server(
+        &f.go_server,
+        trust.clone(),
+        "id:spiffe://example.org/client",
+    );
+
+    let out = f.our_call(&server, &f.client, GO_SERVER_ID);
+    out.assert_ok();
+    assert_eq!(out.stdout, "hello spiffe://example.org/client\n");
+
+    // We refuse a server that is not the one we expect.
+    let out = f.our_call(&server, &f.client, "spiffe://example.org/another-server");
+    out.assert_exit(1);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("rejected the server"), "{out:#?}");
+    assert!(out.stderr.contains(GO_SERVER_ID), "{out:#?}");
+
+    // go-spiffe refuses a client its authorizer does not name.
+    let mut server = f.go_server(&f.go_server, trust.clone(), "id:spiffe://example.org/admin");
+    let out = f.our_call(&server, &f.client, GO_SERVER_ID);
+    out.assert_exit(1);
+    assert_eq!(out.stdout, "");
+    let log = server.stderr();
+    assert!(log.contains("TLS handshake error"), "{log}");
+    assert!(log.contains("unexpected ID"), "{log}");
+}
+
+#[test]
+fn trust_domains_without_a_bundle_are_refused_both_ways() {
+    let Some(f) = fixture("trust_domains_without_a_bundle_are_refused_both_ways") else {
+        return;
+    };
+    // A go-spiffe server of partner.test: our client holds no bundle for it.
+    let stranger_server = f.go_server(
+        &f.stranger,
+        go_bundle("example.org", &f.example.bundle),
+        "any",
+    );
+    let out = f.our_call(
+        &stranger_server,
+        &f.client,
+        "spiffe://partner.test/stranger",
+    );
+    out.assert_exit(1);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("rejected the server"), "{out:#?}");
+    assert!(out.stderr.contains("partner.test"), "{out:#?}");
+
+    // A go-spiffe server that trusts only partner.test refuses our client.
+    let mut server = f.go_server(
+        &f.go_server,
+        go_bundle("partner.test", &f.partner.bundle),
+        "any",
+    );
+    let out = f.our_call(&server, &f.client, GO_SERVER_ID);
+    out.assert_exit(1);
+    let log = server.stderr();
+    assert!(log.contains("TLS handshake error"), "{log}");
+    assert!(log.contains("example.org"), "{log}");
+    drop(f.pki);
+}
