@@ -2,10 +2,12 @@
 //!
 //! An app whose identity and trust bundles come from a SPIRE agent over the
 //! SPIFFE Workload API (`SPIFFE_ENDPOINT_SOCKET`), federated bundles
-//! included. It serves `GET /whoami` to members of its own trust domain
-//! and of every federated trust domain the agent hands out, prints
-//! `listening on ADDR` once it holds an SVID, and logs every rotation the
-//! agent pushes; new handshakes use the new SVID with no restart.
+//! included. Members of its own trust domain and of every federated trust
+//! domain the agent hands out may connect; per request, `GET /whoami`
+//! answers the caller's SPIFFE ID to all of them and `GET /admin` only to
+//! the `--admin` IDs (403 to the others). It prints `listening on ADDR`
+//! once it holds an SVID, and logs every rotation the agent pushes and
+//! every refused client; new handshakes use the new SVID with no restart.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use mtls_core::{authorize, Denied, MtlsServerConfig, SpiffeId, SpireSource};
-use mtls_tower::{MtlsConnectInfo, MtlsListener, PeerId};
+use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, MtlsListener, PeerId, RoutePolicy};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -23,6 +25,9 @@ struct Args {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: String,
+    /// A SPIFFE ID that may call `GET /admin` (repeatable; nobody if none).
+    #[arg(long = "admin", value_name = "ID")]
+    admins: Vec<SpiffeId>,
 }
 
 #[tokio::main]
@@ -56,6 +61,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let server = MtlsServerConfig::builder(spire.clone(), spire.clone())
         .authorizer(trusted)
         .alpn_protocols(vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+        .on_rejection(|e| eprintln!("spire-app: rejected a client: {e}"))
         .build()?;
 
     let mut updates = spire.changes();
@@ -72,10 +78,17 @@ async fn run(args: Args) -> Result<(), BoxError> {
         }
     });
 
-    let app = Router::new().route(
-        "/whoami",
-        get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
-    );
+    let policy = RoutePolicy::builder()
+        .route("/admin", authorize::one_of(args.admins))
+        .route("/whoami", authorize::any())
+        .build()?;
+    let app = Router::new()
+        .route(
+            "/whoami",
+            get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
+        )
+        .route("/admin", get(|| async { "welcome, admin\n" }))
+        .layer(AuthorizeLayer::new(policy));
     let listener = MtlsListener::bind(args.listen.as_str(), server).await?;
     println!("listening on {}", listener.local_addr());
     axum::serve(

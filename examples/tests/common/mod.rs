@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub(crate) mod interop;
+pub(crate) mod spire;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -123,6 +124,12 @@ impl Server {
 
     /// Starts `command` and waits for its `listening on ADDR` line.
     pub(crate) fn spawn_with(command: &mut Command) -> Self {
+        Self::spawn_within(command, STARTUP)
+    }
+
+    /// Starts `command` and waits up to `startup` for its `listening on
+    /// ADDR` line (earlier lines are skipped).
+    pub(crate) fn spawn_within(command: &mut Command, startup: Duration) -> Self {
         let exe = command.get_program().to_string_lossy().into_owned();
         let mut child = command
             .stdin(Stdio::null())
@@ -140,7 +147,10 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next();
+            let first = lines.find(|line| {
+                line.as_ref()
+                    .map_or(true, |line| line.starts_with("listening on "))
+            });
             let _ = tx.send(first);
             // Keep reading so the server never blocks on a full pipe.
             for _ in lines {}
@@ -150,7 +160,7 @@ impl Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr: Some(stderr),
         };
-        let line = match rx.recv_timeout(STARTUP) {
+        let line = match rx.recv_timeout(startup) {
             Ok(Some(Ok(line))) => line,
             other => {
                 let _ = server.child.kill();

@@ -1,0 +1,521 @@
+//! Run with: `eval "$(examples/interop/build.sh)"; cargo test -p examples --test interop_spire`
+//!
+//! Real SPIRE v1.13.3 as the identity provider of our crates: each test
+//! starts its own `spire-server` (SQLite in a temporary directory,
+//! `join_token` node attestation) and `spire-agent` (unix workload
+//! attestor; registration entries select workloads by executable path), on
+//! loopback. The backend is the `spire-app` example (axum, `SpireSource`,
+//! a route policy); the client is this test process (`SpireSource`, our
+//! client config); go-spiffe's peer program takes its identity from the
+//! same agent. Without the binaries these tests print `skipped:`; under
+//! `MTLS_REQUIRE_INTEROP=1` they fail (see `common/interop.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::interop::{peers, GO_SPIFFE_PEER, SPIRE_AGENT, SPIRE_SERVER};
+use common::spire::{path_selector, ServerOptions, SpireAgent, SpireServer, SPIRE_READY};
+use common::{run_with, Server};
+use mtls_core::{
+    authorize, Authorizer, MtlsClientConfig, SourceState, SpiffeId, SpireSource, WithdrawalPolicy,
+};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SPIRE_APP: &str = env!("CARGO_BIN_EXE_spire-app");
+const BACKEND: &str = "spiffe://example.org/backend";
+const FRONTEND: &str = "spiffe://example.org/frontend";
+const OPS: &str = "spiffe://example.org/ops";
+/// A bound on one request, handshake included.
+const REQUEST: Duration = Duration::from_secs(10);
+
+/// One trust domain's SPIRE: a server and an agent in a temporary directory.
+struct Deployment {
+    go_peer: PathBuf,
+    server: SpireServer,
+    agent: SpireAgent,
+    _dir: tempfile::TempDir,
+}
+
+fn deployment(test: &str, options: &ServerOptions) -> Option<Deployment> {
+    let [server_exe, agent_exe, go_peer] =
+        peers(test, [SPIRE_SERVER, SPIRE_AGENT, GO_SPIFFE_PEER])?;
+    let dir = tempfile::tempdir().unwrap();
+    let server = SpireServer::start(&server_exe, dir.path(), "example.org", options);
+    let agent = SpireAgent::start(&agent_exe, dir.path(), &server);
+    Some(Deployment {
+        go_peer,
+        server,
+        agent,
+        _dir: dir,
+    })
+}
+
+/// This test program: the frontend workload.
+fn this_exe() -> PathBuf {
+    std::env::current_exe().unwrap()
+}
+
+fn id(s: &str) -> SpiffeId {
+    s.parse().unwrap()
+}
+
+impl Deployment {
+    /// Registers the backend (`spire-app`), the frontend (this process) and
+    /// ops (the go-spiffe peer), each with `extra` entry flags.
+    fn register_all(&self, extra: &[&str]) -> [String; 3] {
+        [
+            self.server
+                .register(BACKEND, &path_selector(Path::new(SPIRE_APP)), extra),
+            self.server
+                .register(FRONTEND, &path_selector(&this_exe()), extra),
+            self.server
+                .register(OPS, &path_selector(&self.go_peer), extra),
+        ]
+    }
+
+    /// `spire-app --admin OPS` on this deployment's agent.
+    fn backend(&self) -> Server {
+        Server::spawn_within(
+            Command::new(SPIRE_APP)
+                .args(["--listen", "127.0.0.1:0", "--admin", OPS])
+                .env("SPIFFE_ENDPOINT_SOCKET", self.agent.endpoint()),
+            SPIRE_READY,
+        )
+    }
+
+    /// A `SpireSource` of this process on the agent.
+    async fn source(&self, policy: WithdrawalPolicy) -> SpireSource {
+        SpireSource::builder()
+            .endpoint(self.agent.endpoint())
+            .initial_timeout(Some(SPIRE_READY))
+            .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(1))
+            .on_withdrawal(policy)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("SpireSource: {e}; agent log:\n{}", self.agent.log()))
+    }
+
+    /// The go-spiffe peer with `args`, its identity from the agent.
+    fn go(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.go_peer);
+        command
+            .args(args)
+            .args(["--workload-api", &self.agent.endpoint()]);
+        command
+    }
+}
+
+/// Our client config on `source`, expecting a server `authorizer` allows.
+fn client(source: &SpireSource, authorizer: impl Authorizer + 'static) -> MtlsClientConfig {
+    MtlsClientConfig::builder(source.clone(), source.clone())
+        .authorizer(authorizer)
+        .build()
+        .unwrap()
+}
+
+/// What one request saw: status, body, and the serial of the server's SVID.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    body: String,
+    server_serial: String,
+}
+
+/// One request on a new connection (a new handshake): `GET path` over
+/// HTTP/1.1.
+async fn get(config: &MtlsClientConfig, addr: SocketAddr, path: &str) -> Result<Response, String> {
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let connector = tokio_rustls::TlsConnector::from(config.rustls_config());
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let leaf = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first().cloned())
+            .ok_or("no server certificate")?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&leaf).map_err(|e| e.to_string())?;
+        let server_serial = cert.raw_serial_as_string();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut raw = Vec::new();
+        tls.read_to_end(&mut raw)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP head")?;
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("bad status line in {head:?}"))?;
+        Ok(Response {
+            status,
+            body: body.to_owned(),
+            server_serial,
+        })
+    };
+    tokio::time::timeout(REQUEST, attempt)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {REQUEST:?}")))
+}
+
+/// The serial of the SVID a source serves now.
+fn serial_of(source: &SpireSource) -> String {
+    let svid = source.svid().expect("an SVID");
+    let (_, cert) = x509_parser::parse_x509_certificate(svid.leaf().as_ref()).unwrap();
+    cert.raw_serial_as_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spire_end_to_end_backend_and_clients_on_spire() {
+    let Some(d) = deployment(
+        "spire_end_to_end_backend_and_clients_on_spire",
+        &ServerOptions::default(),
+    ) else {
+        return;
+    };
+    d.register_all(&[]);
+    let backend = d.backend();
+    let frontend = d.source(WithdrawalPolicy::default()).await;
+    assert_eq!(frontend.svid().unwrap().spiffe_id(), &id(FRONTEND));
+    assert!(frontend.bundles().contains("example.org"));
+
+    // Our client on SPIRE → our backend on SPIRE: the handler sees the
+    // frontend's ID; the route policy allows /whoami and denies /admin.
+    let config = client(&frontend, authorize::exact(id(BACKEND)));
+    let r = get(&config, backend.addr, "/whoami").await.unwrap();
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "spiffe://example.org/frontend\n")
+    );
+    let r = get(&config, backend.addr, "/admin").await.unwrap();
+    assert_eq!(r.status, 403, "{r:?}");
+
+    // We refuse a backend that is not the one we expect.
+    let wrong = client(
+        &frontend,
+        authorize::exact(id("spiffe://example.org/other")),
+    );
+    let err = get(&wrong, backend.addr, "/whoami").await.unwrap_err();
+    assert!(err.contains("handshake"), "{err}");
+
+    // go-spiffe on the same agent (as ops) → our backend: /admin is allowed.
+    let url = format!("https://127.0.0.1:{}/admin", backend.port());
+    let out = run_with(&mut d.go(&[
+        "client",
+        "--url",
+        &url,
+        "--authorize",
+        &format!("id:{BACKEND}"),
+    ]));
+    out.assert_ok();
+    assert_eq!(out.stdout, "welcome, admin\n");
+    // ...and go-spiffe refuses our backend when it wants someone else.
+    let out = run_with(&mut d.go(&[
+        "client",
+        "--url",
+        &url,
+        "--authorize",
+        "id:spiffe://example.org/other",
+    ]));
+    out.assert_exit(1);
+    assert!(out.stderr.contains("unexpected ID"), "{out:#?}");
+
+    // Our client → go-spiffe's server, both on SPIRE.
+    let mut go_server = Server::spawn_within(
+        &mut d.go(&[
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--authorize",
+            &format!("id:{FRONTEND}"),
+        ]),
+        SPIRE_READY,
+    );
+    let to_go = client(&frontend, authorize::exact(id(OPS)));
+    let r = get(&to_go, go_server.addr, "/").await.unwrap();
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "hello spiffe://example.org/frontend\n")
+    );
+    // ...and we refuse it when we expect the backend instead.
+    assert!(get(&config, go_server.addr, "/").await.is_err());
+    // A go-spiffe server that wants someone else refuses us.
+    let picky = Server::spawn_within(
+        &mut d.go(&[
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--authorize",
+            &format!("id:{BACKEND}"),
+        ]),
+        SPIRE_READY,
+    );
+    assert!(get(&to_go, picky.addr, "/").await.is_err());
+    // go-spiffe saw our refusal as the alert we sent.
+    let log = go_server.stderr();
+    assert!(log.contains("remote error: tls: access denied"), "{log}");
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spire_rotations_cause_no_failed_request() {
+    let options = ServerOptions::default();
+    let Some(d) = deployment("spire_rotations_cause_no_failed_request", &options) else {
+        return;
+    };
+    // A short SVID lifetime: the agent renews at about half of it.
+    d.register_all(&["-x509SVIDTTL", "20"]);
+    let backend = d.backend();
+    let frontend = d.source(WithdrawalPolicy::default()).await;
+    let config = client(&frontend, authorize::exact(id(BACKEND)));
+
+    let mut server_serials = BTreeSet::new();
+    let mut own_serials = BTreeSet::new();
+    let mut requests = 0u32;
+    let start = Instant::now();
+    // At least three rotations on each side: four serials each.
+    while server_serials.len() < 4 || own_serials.len() < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "not three rotations within 150 s: server {server_serials:?}, own {own_serials:?}; agent log:\n{}",
+            d.agent.log()
+        );
+        own_serials.insert(serial_of(&frontend));
+        let r = get(&config, backend.addr, "/whoami")
+            .await
+            .unwrap_or_else(|e| panic!("request {requests} failed: {e}"));
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "spiffe://example.org/frontend\n")
+        );
+        server_serials.insert(r.server_serial);
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(frontend.generation() >= 3, "{:?}", frontend.status());
+    println!(
+        "{requests} requests, none failed, across {} server and {} client SVIDs",
+        server_serials.len(),
+        own_serials.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_outage_keeps_the_last_good_svid_and_recovers() {
+    let Some(mut d) = deployment(
+        "agent_outage_keeps_the_last_good_svid_and_recovers",
+        &ServerOptions::default(),
+    ) else {
+        return;
+    };
+    d.register_all(&["-x509SVIDTTL", "30"]);
+    let backend = d.backend();
+    let frontend = d.source(WithdrawalPolicy::default()).await;
+    let config = client(&frontend, authorize::exact(id(BACKEND)));
+    get(&config, backend.addr, "/whoami").await.unwrap();
+    let before = serial_of(&frontend);
+    let errors_before = frontend.workload_api_errors();
+
+    // The agent goes away: both sides keep serving their last good SVIDs.
+    d.agent.stop();
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(5) {
+        let r = get(&config, backend.addr, "/whoami").await.unwrap();
+        assert_eq!(r.status, 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        frontend.workload_api_errors() > errors_before,
+        "the source noticed the outage"
+    );
+    assert_eq!(
+        serial_of(&frontend),
+        before,
+        "the last good SVID keeps serving"
+    );
+
+    // The agent comes back: the source reconnects and takes the next SVID.
+    d.agent.restart();
+    let back = Instant::now();
+    while serial_of(&frontend) == before {
+        assert!(
+            back.elapsed() < Duration::from_secs(60),
+            "no new SVID after the agent came back; agent log:\n{}",
+            d.agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(frontend.status().state, SourceState::Ready);
+    let r = get(&config, backend.addr, "/whoami").await.unwrap();
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_entry_is_withdrawn_as_each_policy_says() {
+    let Some(d) = deployment(
+        "a_deleted_entry_is_withdrawn_as_each_policy_says",
+        &ServerOptions::default(),
+    ) else {
+        return;
+    };
+    let [_, frontend_entry, _] = d.register_all(&[]);
+    let backend = d.backend();
+    let keep = d.source(WithdrawalPolicy::KeepServing).await;
+    let closed = d.source(WithdrawalPolicy::FailClosed).await;
+    let keep_config = client(&keep, authorize::exact(id(BACKEND)));
+    let closed_config = client(&closed, authorize::exact(id(BACKEND)));
+    get(&keep_config, backend.addr, "/whoami").await.unwrap();
+    get(&closed_config, backend.addr, "/whoami").await.unwrap();
+
+    d.server.unregister(&frontend_entry);
+    let start = Instant::now();
+    while keep.status().state != SourceState::Withdrawn
+        || closed.status().state != SourceState::Withdrawn
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not withdrawn within 60 s: {:?} / {:?}; agent log:\n{}",
+            keep.status(),
+            closed.status(),
+            d.agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(keep.withdrawal().is_some());
+    // KeepServing: the last good SVID still serves; FailClosed: nothing does.
+    assert!(keep.svid().is_some());
+    let r = get(&keep_config, backend.addr, "/whoami").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(closed.svid().is_none());
+    let err = get(&closed_config, backend.addr, "/whoami")
+        .await
+        .unwrap_err();
+    assert!(err.contains("handshake"), "{err}");
+
+    // Registered again: both serve again.
+    d.server
+        .register(FRONTEND, &path_selector(&this_exe()), &[]);
+    let start = Instant::now();
+    while keep.status().state != SourceState::Ready || closed.svid().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not back within 60 s: {:?}",
+            closed.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    get(&closed_config, backend.addr, "/whoami").await.unwrap();
+    get(&keep_config, backend.addr, "/whoami").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_spire_ca_causes_no_failed_request() {
+    let Some(d) = deployment(
+        "a_rotated_spire_ca_causes_no_failed_request",
+        &ServerOptions::default(),
+    ) else {
+        return;
+    };
+    d.register_all(&["-x509SVIDTTL", "20"]);
+    let backend = d.backend();
+    let frontend = d.source(WithdrawalPolicy::default()).await;
+    let config = client(&frontend, authorize::exact(id(BACKEND)));
+    let issuer = |source: &SpireSource| {
+        let svid = source.svid().unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(svid.leaf().as_ref()).unwrap();
+        // The key that signed it (SPIRE's CAs may share a subject name).
+        cert.extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    aki.key_identifier.as_ref().map(|k| format!("{:x}", k))
+                }
+                _ => None,
+            })
+            .expect("an authority key identifier")
+    };
+    let old_issuer = issuer(&frontend);
+    let authorities = |source: &SpireSource| {
+        source
+            .bundles()
+            .get("example.org")
+            .map_or(0, |b| b.authorities().len())
+    };
+    assert_eq!(authorities(&frontend), 1);
+
+    // Prepare the next CA: the bundle grows to two authorities first.
+    let prepared = d
+        .server
+        .must(&["localauthority", "x509", "prepare"], &["-output", "json"]);
+    let authority_id = json_field(&prepared, "authority_id")
+        .unwrap_or_else(|| panic!("no authority_id in {prepared}"));
+    let mut requests = 0u32;
+    let start = Instant::now();
+    while authorities(&frontend) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "bundle did not grow"
+        );
+        get(&config, backend.addr, "/whoami").await.unwrap();
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Activate it: new SVIDs come from the new CA; no request fails.
+    d.server.must(
+        &["localauthority", "x509", "activate"],
+        &["-authorityID", &authority_id],
+    );
+    let start = Instant::now();
+    while issuer(&frontend) == old_issuer {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no SVID from the new CA within 90 s; server log:\n{}",
+            d.server.log()
+        );
+        let r = get(&config, backend.addr, "/whoami").await.unwrap();
+        assert_eq!(r.status, 200);
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Until the backend also moved, and a little after.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(25) {
+        let r = get(&config, backend.addr, "/whoami").await.unwrap();
+        assert_eq!(r.status, 200);
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(requests > 10);
+}
+
+/// The string value of `"field"` anywhere in a JSON document.
+fn json_field(text: &str, field: &str) -> Option<String> {
+    fn find(value: &serde_json::Value, field: &str) -> Option<String> {
+        match value {
+            serde_json::Value::Object(map) => map
+                .get(field)
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .or_else(|| map.values().find_map(|v| find(v, field))),
+            serde_json::Value::Array(items) => items.iter().find_map(|v| find(v, field)),
+            _ => None,
+        }
+    }
+    find(&serde_json::from_str(text).ok()?, field)
+}
