@@ -8,8 +8,10 @@
 # It prints `export MTLS_INTEROP_*=...` lines on stdout (progress goes to
 # stderr); the tests find the binaries through those variables.
 #
-# Needs Go (1.22 or newer; 1.26 on this project's machines), gcc, and the Go
-# module proxy. The first run takes minutes; later runs are a cache hit.
+# Needs Go (1.24 or newer; 1.26 on this project's machines; without one it
+# fetches go1.26.8 from the module proxy), gcc, curl and python3 (only for
+# that fetch) and the Go module proxy. The first run takes minutes; later runs
+# are a cache hit.
 set -euo pipefail
 
 SPIRE_VERSION=v1.13.3
@@ -24,7 +26,27 @@ command -v go >/dev/null 2>&1 || {
     if [ -x "$candidate" ]; then PATH="$(dirname "$candidate"):$PATH"; break; fi
   done
 }
-command -v go >/dev/null 2>&1 || { log "go not found: install Go 1.22+"; exit 1; }
+GO_TOOLCHAIN=go1.26.8
+if ! command -v go >/dev/null 2>&1; then
+  # No Go on this machine: take the release toolchain from the Go module
+  # proxy (golang.org/toolchain, the same zip `GOTOOLCHAIN` downloads).
+  toolchain="$cache/toolchain-$GO_TOOLCHAIN"
+  if [ ! -x "$toolchain/go/bin/go" ]; then
+    log "no go on PATH: fetching $GO_TOOLCHAIN from the Go module proxy"
+    mkdir -p "$toolchain"
+    proxy="${GOPROXY:-https://proxy.golang.org}"; proxy="${proxy%%,*}"
+    curl -fsSL -o "$toolchain/go.zip" \
+      "$proxy/golang.org/toolchain/@v/v0.0.1-$GO_TOOLCHAIN.linux-amd64.zip"
+    python3 -m zipfile -e "$toolchain/go.zip" "$toolchain/unpacked"
+    rm -rf "$toolchain/go"
+    mv "$toolchain/unpacked/golang.org/toolchain@v0.0.1-$GO_TOOLCHAIN.linux-amd64" "$toolchain/go"
+    chmod +x "$toolchain"/go/bin/* "$toolchain"/go/pkg/tool/*/*
+    rm -rf "$toolchain/unpacked" "$toolchain/go.zip"
+  fi
+  PATH="$toolchain/go/bin:$PATH"
+fi
+command -v go >/dev/null 2>&1 || { log "go not found: install Go 1.24+"; exit 1; }
+command -v gcc >/dev/null 2>&1 || { log "gcc not found: SPIRE needs cgo (apt-get install gcc)"; exit 1; }
 export CGO_ENABLED=1
 # The builds below must not pick up a workspace or vendor setting of the caller.
 export GOWORK=off GOFLAGS=-buildvcs=false

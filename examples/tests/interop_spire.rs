@@ -23,8 +23,10 @@ use common::interop::{peers, GO_SPIFFE_PEER, SPIRE_AGENT, SPIRE_SERVER};
 use common::spire::{path_selector, ServerOptions, SpireAgent, SpireServer, SPIRE_READY};
 use common::{run_with, Server};
 use mtls_core::{
-    authorize, Authorizer, MtlsClientConfig, SourceState, SpiffeId, SpireSource, WithdrawalPolicy,
+    authorize, Authorizer, MtlsClientConfig, MtlsServerConfig, SourceState, SpiffeId, SpireSource,
+    WithdrawalPolicy,
 };
+use mtls_tower::{MtlsConnectInfo, MtlsListener, PeerId};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -518,4 +520,138 @@ fn json_field(text: &str, field: &str) -> Option<String> {
         }
     }
     find(&serde_json::from_str(text).ok()?, field)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_federated_spire_servers_call_each_other_through_our_crates() {
+    let test = "two_federated_spire_servers_call_each_other_through_our_crates";
+    let Some([server_exe, agent_exe]) = peers(test, [SPIRE_SERVER, SPIRE_AGENT]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Each server exposes its bundle endpoint (https_spiffe) and federates
+    // with the other's.
+    let (example_port, partner_port) = (common::spire::free_port(), common::spire::free_port());
+    let options = |own: u16, td: &str, theirs: u16| ServerOptions {
+        bundle_endpoint_port: Some(own),
+        federates_with: vec![(td.to_owned(), theirs)],
+        ..ServerOptions::default()
+    };
+    let example = SpireServer::start(
+        &server_exe,
+        dir.path(),
+        "example.org",
+        &options(example_port, "partner.test", partner_port),
+    );
+    let partner = SpireServer::start(
+        &server_exe,
+        dir.path(),
+        "partner.test",
+        &options(partner_port, "example.org", example_port),
+    );
+    // https_spiffe needs each side's bundle once, to authenticate the
+    // other's endpoint; SPIRE refreshes it from the endpoint afterwards.
+    example.set_federated_bundle("partner.test", &partner.spiffe_bundle(), dir.path());
+    partner.set_federated_bundle("example.org", &example.spiffe_bundle(), dir.path());
+    let example_agent = SpireAgent::start(&agent_exe, dir.path(), &example);
+    let partner_agent = SpireAgent::start(&agent_exe, dir.path(), &partner);
+
+    // example.org: the backend (spire-app) and a caller (this process);
+    // partner.test: a frontend (this process, on the other agent).
+    let federated = |td: &'static str| ["-federatesWith", td];
+    example.register(
+        BACKEND,
+        &path_selector(Path::new(SPIRE_APP)),
+        &federated("spiffe://partner.test"),
+    );
+    example.register(
+        "spiffe://example.org/caller",
+        &path_selector(&this_exe()),
+        &federated("spiffe://partner.test"),
+    );
+    partner.register(
+        "spiffe://partner.test/frontend",
+        &path_selector(&this_exe()),
+        &federated("spiffe://example.org"),
+    );
+    let connect = |agent: &SpireAgent| {
+        SpireSource::builder()
+            .endpoint(agent.endpoint())
+            .initial_timeout(Some(SPIRE_READY))
+            .connect()
+    };
+    let partner_source = connect(&partner_agent).await.unwrap();
+    let example_source = connect(&example_agent).await.unwrap();
+    assert_eq!(
+        partner_source.svid().unwrap().spiffe_id(),
+        &id("spiffe://partner.test/frontend")
+    );
+    assert_eq!(
+        example_source.svid().unwrap().spiffe_id(),
+        &id("spiffe://example.org/caller")
+    );
+    // Federated bundles from the agents, never merged into one trust domain.
+    let wait_for_bundle = |source: &SpireSource, td: &str| {
+        let start = Instant::now();
+        while !source.bundles().contains(td) {
+            assert!(start.elapsed() < SPIRE_READY, "no bundle of {td}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_for_bundle(&partner_source, "example.org");
+    wait_for_bundle(&example_source, "partner.test");
+    assert_eq!(partner_source.bundles().len(), 2);
+
+    // partner.test → example.org's backend, authorized by trust domain.
+    let backend = Server::spawn_within(
+        Command::new(SPIRE_APP)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("SPIFFE_ENDPOINT_SOCKET", example_agent.endpoint()),
+        SPIRE_READY,
+    );
+    let to_example = client(
+        &partner_source,
+        authorize::member_of("example.org".parse().unwrap()),
+    );
+    let r = get(&to_example, backend.addr, "/whoami").await.unwrap();
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "spiffe://partner.test/frontend\n")
+    );
+    // The same client refuses example.org when it only trusts its own members.
+    let own_only = client(
+        &partner_source,
+        authorize::member_of("partner.test".parse().unwrap()),
+    );
+    assert!(get(&own_only, backend.addr, "/whoami").await.is_err());
+
+    // example.org → a partner.test server in this process.
+    let server = MtlsServerConfig::builder(partner_source.clone(), partner_source.clone())
+        .authorizer(authorize::member_of("example.org".parse().unwrap()))
+        .build()
+        .unwrap();
+    let listener = MtlsListener::bind("127.0.0.1:0", server).await.unwrap();
+    let addr = listener.local_addr();
+    let app = axum::Router::new().route(
+        "/whoami",
+        axum::routing::get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
+    );
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<MtlsConnectInfo>(),
+        )
+        .await
+    });
+    let to_partner = client(
+        &example_source,
+        authorize::member_of("partner.test".parse().unwrap()),
+    );
+    let r = get(&to_partner, addr, "/whoami").await.unwrap();
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "spiffe://example.org/caller\n")
+    );
+    // A member of partner.test is not allowed in by that server.
+    assert!(get(&to_example, addr, "/whoami").await.is_err());
 }

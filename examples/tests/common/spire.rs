@@ -103,6 +103,8 @@ pub(crate) struct ServerOptions {
     /// Other trust domains this server federates with: (trust domain, the
     /// port of its bundle endpoint).
     pub(crate) federates_with: Vec<(String, u16)>,
+    /// The port of this server's bundle endpoint (a free one if `None`).
+    pub(crate) bundle_endpoint_port: Option<u16>,
 }
 
 impl Default for ServerOptions {
@@ -111,6 +113,7 @@ impl Default for ServerOptions {
             svid_ttl: "1h".into(),
             ca_ttl: "24h".into(),
             federates_with: Vec::new(),
+            bundle_endpoint_port: None,
         }
     }
 }
@@ -138,7 +141,7 @@ impl SpireServer {
         let dir = dir.join(format!("server-{trust_domain}"));
         std::fs::create_dir_all(dir.join("data")).expect("server data dir");
         let port = free_port();
-        let bundle_endpoint_port = free_port();
+        let bundle_endpoint_port = options.bundle_endpoint_port.unwrap_or_else(free_port);
         let socket = dir.join("api.sock");
         let mut federation = format!(
             "federation {{\n    bundle_endpoint {{\n      address = \"127.0.0.1\"\n      port = {bundle_endpoint_port}\n    }}\n"
