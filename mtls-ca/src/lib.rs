@@ -3,6 +3,8 @@
 #![deny(missing_docs)]
 
 mod authority;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod csr;
 mod error;
 mod fs;
@@ -20,7 +22,6 @@ mod time;
 pub use authority::{CaOptions, CertificateAuthority, LoadOptions, BACKDATE, BUNDLE_REFRESH_HINT};
 pub use csr::MAX_CSR_BYTES;
 pub use error::CaError;
-pub use fs::{write_atomic, write_private};
 pub use issue::{SvidRequest, DEFAULT_SVID_TTL};
 pub use key::KeyType;
 pub use policy::{IssuancePolicy, DEFAULT_MAX_TTL};
@@ -28,6 +29,5 @@ pub use renew::{RenewingSvid, SvidIssuer, MAX_RETRY_DELAY, RENEW_AT, RENEW_JITTE
 pub use revocation::DEFAULT_CRL_VALIDITY;
 pub use rotation::{RotatingCa, RotationPhase};
 pub use store::{BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE, LOCK_FILE, STATE_FILE};
-pub use time::parse_rfc3339;
 
 pub use mtls_core;

@@ -10,8 +10,6 @@
 //! was rejected, 2 on a usage error. Errors are printed on stderr as
 //! `mtls-ca: <message>`.
 
-mod cli;
-
 fn main() -> std::process::ExitCode {
-    cli::main()
+    mtls_ca::cli::main()
 }

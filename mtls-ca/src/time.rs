@@ -10,10 +10,6 @@ pub(crate) fn to_offset(t: SystemTime) -> OffsetDateTime {
     OffsetDateTime::from(t)
 }
 
-pub(crate) fn from_offset(t: OffsetDateTime) -> SystemTime {
-    SystemTime::from(t)
-}
-
 pub(crate) fn from_unix(secs: i64) -> SystemTime {
     if secs >= 0 {
         UNIX_EPOCH + Duration::from_secs(secs as u64)
@@ -35,11 +31,4 @@ impl fmt::Display for Rfc3339 {
             Err(_) => write!(f, "{t}"),
         }
     }
-}
-
-/// Parses an RFC 3339 timestamp.
-pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map(from_offset)
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
 }

@@ -10,14 +10,12 @@
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mtls_ca::{
-    write_atomic, write_private, CaError, CaOptions, CertificateAuthority, IssuancePolicy, KeyType,
-    LoadOptions, SvidRequest, BACKDATE, BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE,
-    DEFAULT_CRL_VALIDITY, DEFAULT_MAX_TTL, DEFAULT_SVID_TTL, LOCK_FILE, MAX_CSR_BYTES, STATE_FILE,
+    CaError, CaOptions, CertificateAuthority, IssuancePolicy, KeyType, LoadOptions, SvidRequest,
+    BACKDATE, BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE, DEFAULT_CRL_VALIDITY, DEFAULT_MAX_TTL,
+    DEFAULT_SVID_TTL, LOCK_FILE, MAX_CSR_BYTES, STATE_FILE,
 };
 use mtls_core::{verify, BundleSet, CrlSet, PeerRole, SpiffeId, TrustDomain, VerifyError};
 use rcgen::{
@@ -2554,77 +2552,6 @@ fn open_refuses_a_broken_ca_directory() {
         CertificateAuthority::open(&dir.path().join("does-not-exist")),
         CaError::Io { .. }
     );
-}
-
-fn dir_entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-#[test]
-fn write_atomic_leaves_no_temporary_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file.pem");
-    write_atomic(&path, b"one").unwrap();
-    write_atomic(&path, b"two").unwrap();
-    write_private(&path, b"three").unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), b"three");
-    assert_eq!(dir_entries(dir.path()), ["file.pem"]);
-    #[cfg(unix)]
-    assert_eq!(mode(&path), 0o600);
-    write_atomic(&path, b"").unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), b"");
-
-    // Failures clean up too: the target is a directory, or its parent is
-    // missing.
-    let target_dir = dir.path().join("a-directory");
-    std::fs::create_dir(&target_dir).unwrap();
-    std::fs::write(target_dir.join("inside"), b"x").unwrap();
-    assert_err!(write_atomic(&target_dir, b"x"), CaError::Io { .. });
-    assert_err!(
-        write_atomic(&dir.path().join("missing/file"), b"x"),
-        CaError::Io { .. }
-    );
-    assert_eq!(dir_entries(dir.path()), ["a-directory", "file.pem"]);
-}
-
-#[test]
-fn write_atomic_readers_see_the_old_or_the_new_file_whole() {
-    const OLD_LEN: usize = 4 << 20;
-    const NEW_LEN: usize = (4 << 20) + 12_345;
-    let dir = tempfile::tempdir().unwrap();
-    let path = Arc::new(dir.path().join("big"));
-    let old = vec![b'o'; OLD_LEN];
-    let new = vec![b'n'; NEW_LEN];
-    write_atomic(&path, &old).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let reads = Arc::new(AtomicUsize::new(0));
-    let reader = {
-        let (path, stop, reads) = (path.clone(), stop.clone(), reads.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) || reads.load(Ordering::Relaxed) == 0 {
-                let data = std::fs::read(&*path).unwrap();
-                let whole = match data.first() {
-                    Some(b'o') => data.len() == OLD_LEN && data.iter().all(|b| *b == b'o'),
-                    Some(b'n') => data.len() == NEW_LEN && data.iter().all(|b| *b == b'n'),
-                    _ => false,
-                };
-                assert!(whole, "torn read: {} bytes", data.len());
-                reads.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
-    for i in 0..30 {
-        write_atomic(&path, if i % 2 == 0 { &new } else { &old }).unwrap();
-    }
-    stop.store(true, Ordering::Relaxed);
-    reader.join().unwrap();
-    assert!(reads.load(Ordering::Relaxed) > 0);
-    assert_eq!(dir_entries(dir.path()), ["big"]);
 }
 
 // ---------------------------------------------------------------------------

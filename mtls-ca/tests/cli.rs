@@ -171,7 +171,7 @@ fn inspect_json(path: &Path) -> serde_json::Value {
 }
 
 fn rfc3339_plus(t: &str, delta: i64) -> String {
-    let t = mtls_ca::parse_rfc3339(t).unwrap();
+    let t = rfc3339(t).unwrap();
     let t = if delta >= 0 {
         t + Duration::from_secs(delta as u64)
     } else {
@@ -220,8 +220,8 @@ fn init_self_signed_writes_the_ca_directory() {
     assert_eq!(ca["spiffe_id"], "spiffe://example.org");
     assert_eq!(ca["svid_signing_certificate"]["valid"], true);
     // --ttl 30d: not_after is about 30 days after not_before (+ backdating).
-    let nb = mtls_ca::parse_rfc3339(ca["not_before"].as_str().unwrap()).unwrap();
-    let na = mtls_ca::parse_rfc3339(ca["not_after"].as_str().unwrap()).unwrap();
+    let nb = rfc3339(ca["not_before"].as_str().unwrap()).unwrap();
+    let na = rfc3339(ca["not_after"].as_str().unwrap()).unwrap();
     let days = na.duration_since(nb).unwrap().as_secs() / 86400;
     assert_eq!(days, 30);
 }
@@ -567,8 +567,8 @@ fn issue_writes_chain_and_private_key() {
         info["dns_sans"],
         serde_json::json!(["web.example.org", "web"])
     );
-    let nb = mtls_ca::parse_rfc3339(info["not_before"].as_str().unwrap()).unwrap();
-    let na = mtls_ca::parse_rfc3339(info["not_after"].as_str().unwrap()).unwrap();
+    let nb = rfc3339(info["not_before"].as_str().unwrap()).unwrap();
+    let na = rfc3339(info["not_after"].as_str().unwrap()).unwrap();
     let lifetime = na.duration_since(nb).unwrap();
     // 10 minutes, plus the CA's backdating for clock skew.
     assert!(lifetime >= Duration::from_secs(600) && lifetime <= Duration::from_secs(600 + 3600));
@@ -1082,8 +1082,8 @@ fn inspect_shows_an_svid_in_text_and_json() {
     assert_eq!(j["svid_leaf"]["problems"], serde_json::json!([]));
     assert_eq!(j["certificates_in_file"], 2);
     assert_eq!(j["subject"], "");
-    assert!(mtls_ca::parse_rfc3339(j["not_before"].as_str().unwrap()).is_ok());
-    assert!(mtls_ca::parse_rfc3339(j["not_after"].as_str().unwrap()).is_ok());
+    assert!(rfc3339(j["not_before"].as_str().unwrap()).is_ok());
+    assert!(rfc3339(j["not_after"].as_str().unwrap()).is_ok());
 
     // A CA certificate: not a leaf, and inspect says which rules fail.
     let j = inspect_json(&int.join("ca.pem"));
@@ -1576,4 +1576,10 @@ fn parallel_commands_on_one_ca_directory_lose_no_update() {
         &["--crl", s(&crl)],
     )
     .ok();
+}
+
+/// Parses an RFC 3339 time as the CLI prints it.
+fn rfc3339(s: &str) -> Result<std::time::SystemTime, time::error::Parse> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(std::time::SystemTime::from)
 }

@@ -235,13 +235,16 @@ async fn layer_refuses_a_peer_whose_intermediate_expired_and_ends_its_connection
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(info.is_ending());
 
-    // tonic's helper too.
-    let info = MtlsConnectInfo::new(peer.clone(), remote);
-    let mut req = tonic::Request::new(());
-    req.extensions_mut().insert(info.clone());
-    let status = mtls_tower::tonic_peer(&req).unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unauthenticated);
-    assert!(info.is_ending());
+    // tonic's helper too (feature `tonic`; `cargo test --workspace` has it).
+    #[cfg(feature = "tonic")]
+    {
+        let info = MtlsConnectInfo::new(peer.clone(), remote);
+        let mut req = tonic::Request::new(());
+        req.extensions_mut().insert(info.clone());
+        let status = mtls_tower::tonic_peer(&req).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert!(info.is_ending());
+    }
 
     // A peer whose path is valid is served and its connection kept.
     let fresh = Kit::new(

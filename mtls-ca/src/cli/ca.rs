@@ -3,9 +3,8 @@
 
 use std::path::Path;
 
-use mtls_ca::{
-    write_atomic, write_private, CaOptions, CertificateAuthority, LoadOptions, SvidRequest,
-};
+use crate::fs::{write_atomic, write_private};
+use crate::{CaOptions, CertificateAuthority, LoadOptions, SvidRequest};
 use mtls_core::{to_pem, SpiffeId, TrustDomain};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -41,7 +40,7 @@ fn open(dir: &Path) -> Result<CertificateAuthority, Failure> {
     CertificateAuthority::open(dir).map_err(|e| opening(dir, e))
 }
 
-fn opening(dir: &Path, e: mtls_ca::CaError) -> Failure {
+fn opening(dir: &Path, e: crate::CaError) -> Failure {
     Failure::from(e).context(format!("cannot open the CA in {}", dir.display()))
 }
 

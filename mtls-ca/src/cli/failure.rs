@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use mtls_ca::CaError;
+use crate::CaError;
 
 /// Exit status when the operation failed or a certificate was rejected.
 const FAILED: u8 = 1;

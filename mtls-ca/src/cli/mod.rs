@@ -1,4 +1,15 @@
-//! The `mtls-ca` command line: argument definitions and dispatch.
+//! The `mtls-ca` command line (feature `cli`, on by default): the whole
+//! program behind the `mtls-ca` binary, as one function, so that the binary
+//! is one line and a distribution can embed the tool.
+//!
+//! Its arguments, output and exit status are a stable contract (see the
+//! crate README); nothing else of the command line is public API.
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     mtls_ca::cli::main()
+//! }
+//! ```
 
 mod ca;
 mod duration;
@@ -11,8 +22,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+use crate::KeyType;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use mtls_ca::KeyType;
 use mtls_core::{SpiffeId, TrustDomain};
 
 pub(crate) use failure::Failure;
@@ -292,12 +303,17 @@ fn parse_spiffe_id(s: &str) -> Result<SpiffeId, String> {
 }
 
 fn parse_time(s: &str) -> Result<SystemTime, String> {
-    mtls_ca::parse_rfc3339(s)
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(SystemTime::from)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
 }
 
-/// Parses the command line, runs the command, and turns its result into
-/// the exit status (clap itself exits 2 on usage errors and 0 on --help).
-pub(crate) fn main() -> ExitCode {
+/// Runs the `mtls-ca` command: parses the process's arguments, runs the
+/// command and turns its result into the exit status (0 success, 1 the
+/// operation failed or the certificate was rejected, 2 usage error; clap
+/// itself exits 2 on usage errors and 0 on `--help`). Errors are printed on
+/// stderr as `mtls-ca: <message>`.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
