@@ -1,10 +1,13 @@
 //! CSR signing in mtls-ca: arbitrary (re-signable) CSR bytes and requests.
 //!
-//! The body is `targets::csr_sign` (fuzz/targets/mod.rs), which the stable
-//! replay test runs on every seed and regression input.
+//! The body is `ca::csr_sign` (fuzz/targets/ca.rs), which the stable replay
+//! test of mtls-ca runs on every seed and regression input.
 #![no_main]
 
 #[path = "../targets/mod.rs"]
 mod targets;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::csr_sign(data));
+#[path = "../targets/ca.rs"]
+mod ca;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ca::csr_sign(data));

@@ -264,32 +264,3 @@ pub fn chain_pem(chain: &[&CertificateDer<'_>]) -> String {
         .map(|c| mtls_core::to_pem("CERTIFICATE", c))
         .collect()
 }
-
-/// The fixed root loaded as a new mtls-ca authority (it issues directly).
-pub fn load_root_ca() -> mtls_ca::CertificateAuthority {
-    let f = get();
-    mtls_ca::CertificateAuthority::from_pem(
-        chain_pem(&[&f.root]).as_bytes(),
-        f.root_key.serialize_pem().as_bytes(),
-        &mtls_ca::LoadOptions::default(),
-    )
-    .expect("the fixed root loads as a CA")
-}
-
-/// The fixed intermediate loaded as a new mtls-ca authority: it issues
-/// chains of a leaf and the intermediate, trusted by the fixed bundle.
-pub fn load_intermediate_ca() -> mtls_ca::CertificateAuthority {
-    let f = get();
-    mtls_ca::CertificateAuthority::from_pem(
-        chain_pem(&[&f.intermediate, &f.root]).as_bytes(),
-        f.intermediate_key.serialize_pem().as_bytes(),
-        &mtls_ca::LoadOptions::default(),
-    )
-    .expect("the fixed intermediate loads as a CA")
-}
-
-/// One shared [`load_intermediate_ca`], for the CSR target.
-pub fn intermediate_ca() -> &'static mtls_ca::CertificateAuthority {
-    static CA: OnceLock<mtls_ca::CertificateAuthority> = OnceLock::new();
-    CA.get_or_init(load_intermediate_ca)
-}

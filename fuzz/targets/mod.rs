@@ -1,9 +1,11 @@
 //! The bodies of the fuzz targets, one plain function per target.
 //!
 //! Compiled twice: by the cargo-fuzz binaries (`fuzz/fuzz_targets/*.rs`,
-//! nightly, libFuzzer) and by the stable replay test
-//! (`mtls-ca/tests/fuzz_replay.rs`), which runs every committed seed and
-//! regression input through these same functions. A target signals a bug
+//! nightly, libFuzzer) and by the stable replay test of the crate whose
+//! code they exercise (`mtls-core/tests/fuzz_replay.rs`; the CA's own
+//! target is in `ca.rs`, replayed by `mtls-ca/tests/fuzz_replay.rs`), which
+//! runs every committed seed and regression input through these same
+//! functions ([`replay.rs`](../replay.rs) is the shared harness). A target signals a bug
 //! by panicking; every error it gets back must be a typed error.
 //!
 //! Inputs that plain bytes would never get past the first check of are
@@ -23,20 +25,16 @@ pub mod fixtures;
 pub mod frame;
 pub mod oracle;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use mtls_ca::SvidRequest;
 use mtls_core::{
     verify, BundleError, BundleSet, CrlSet, PeerRole, SpiffeId, TrustDomain, VerifyError,
     X509Bundle, X509Svid, MAX_CERTIFICATE_BYTES, MAX_CHAIN_LEN, MAX_SPIFFE_ID_LEN,
 };
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
+use rustls_pki_types::CertificateDer;
 use serde_json::{json, Map, Value};
-use x509_parser::certification_request::X509CertificationRequest;
-use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension};
 
 use fixtures::{Signer, FIXED_NOW, MAX_NOW};
 use frame::Reader;
@@ -45,14 +43,14 @@ use frame::Reader;
 /// body.
 pub type Target = (&'static str, fn(&[u8]));
 
-/// Every target.
+/// Every target of mtls-core's parsers and verification (the CA's is
+/// `ca::CA_TARGETS`).
 pub const TARGETS: &[Target] = &[
     ("spiffe_id", spiffe_id),
     ("trust_domain", trust_domain),
     ("pem_bundle", pem_bundle),
     ("jwks_bundle", jwks_bundle),
     ("x509_verify", x509_verify),
-    ("csr_sign", csr_sign),
     ("crl", crl),
     ("svid_pem", svid_pem),
 ];
@@ -335,96 +333,6 @@ pub fn x509_verify(data: &[u8]) {
         }
         Err(e) => {
             let _ = (e.to_string(), e.kind(), e.spiffe_id());
-        }
-    }
-}
-
-/// CSR signing by an mtls-ca authority (the fixed intermediate). What is
-/// signed verifies, carries exactly the request's SPIFFE ID, only DNS
-/// names the request grants, and the CSR's own public key.
-///
-/// Input: a [`Signer`] byte for the CSR, the request's SPIFFE ID (chunk8;
-/// `spiffe://example.org/web` if it does not parse), TTL (u32 seconds),
-/// a DNS name count (u8, mod 4) and the names (chunk8 each), a common
-/// name (chunk8, none if empty), then the CSR (PEM or DER) to the end.
-pub fn csr_sign(data: &[u8]) {
-    let f = fixtures::get();
-    let ca = fixtures::intermediate_ca();
-    let mut r = Reader::new(data);
-    let signer = Signer::from_byte(r.u8());
-    let id = SpiffeId::from_bytes(r.chunk8())
-        .unwrap_or_else(|_| SpiffeId::from_static("spiffe://example.org/web"));
-    let mut request = SvidRequest::new(id.clone()).ttl(Duration::from_secs(r.u32().into()));
-    let mut dns = Vec::new();
-    for _ in 0..r.u8() % 4 {
-        let name = String::from_utf8_lossy(r.chunk8()).into_owned();
-        dns.push(name.clone());
-        request = request.dns_name(name);
-    }
-    let cn = r.chunk8();
-    if !cn.is_empty() {
-        request = request.common_name(String::from_utf8_lossy(cn));
-    }
-    let csr = signer.apply(r.rest());
-    let chain = match ca.sign_csr(&csr, &request) {
-        Ok(chain) => chain,
-        Err(e) => {
-            let _ = e.to_string();
-            return;
-        }
-    };
-    // What was signed: the CSR's key, the request's names, verifiable.
-    assert_eq!(chain.len(), 2, "leaf and intermediate");
-    assert_eq!(chain[1], f.intermediate);
-    let peer = verify(
-        &chain,
-        &f.bundle,
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap_or_else(|e| panic!("a signed CSR does not verify: {e}"));
-    assert_eq!(peer.spiffe_id(), &id);
-    let leaf = oracle::parse(&chain[0]).expect("the issued leaf parses");
-    assert_eq!(oracle::uris(&leaf), [id.as_str()]);
-    for name in oracle::dns_names(&leaf) {
-        assert!(
-            dns.iter().any(|d| d == name),
-            "DNS name {name:?} not asked for"
-        );
-    }
-    let der = match csr.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'-') => CertificateSigningRequestDer::from_pem_slice(&csr)
-            .expect("a signed PEM CSR decodes")
-            .as_ref()
-            .to_vec(),
-        _ => csr.clone(),
-    };
-    let (_, parsed) = X509CertificationRequest::from_der(&der).expect("a signed CSR parses");
-    parsed
-        .verify_signature()
-        .expect("a signed CSR's signature verifies");
-    assert_eq!(
-        leaf.public_key().raw,
-        parsed.certification_request_info.subject_pki.raw,
-        "the leaf does not carry the CSR's key"
-    );
-    for ext in parsed.requested_extensions().into_iter().flatten() {
-        match ext {
-            ParsedExtension::BasicConstraints(bc) => assert!(!bc.ca, "signed a CA request"),
-            ParsedExtension::SubjectAlternativeName(san) => {
-                for name in &san.general_names {
-                    match name {
-                        GeneralName::URI(u) => assert_eq!(*u, id.as_str()),
-                        GeneralName::DNSName(d) => assert!(
-                            dns.iter().any(|g| g.eq_ignore_ascii_case(d)),
-                            "signed a CSR asking for DNS name {d:?}"
-                        ),
-                        other => panic!("signed a CSR asking for {other:?}"),
-                    }
-                }
-            }
-            _ => {}
         }
     }
 }

@@ -1,12 +1,10 @@
-//! The fuzz targets on stable: every committed seed
-//! (`fuzz/corpus/<target>/seed-*`) and every regression input
-//! (`fuzz/regressions/<target>/*`) goes through the targets' own bodies
-//! (`fuzz/targets/mod.rs`, the code the cargo-fuzz binaries run), so a bug
-//! the fuzzer found stays fixed even where nightly and cargo-fuzz are
-//! absent. A few deterministic mutations of each seed run too.
+//! The fuzz target of this crate's code (CSR signing, `fuzz/targets/ca.rs`)
+//! on stable: every committed seed and regression input, and deterministic
+//! mutations of each seed (harness: `fuzz/targets/replay.rs`); the targets
+//! of mtls-core's parsers replay in `mtls-core/tests/fuzz_replay.rs`.
 //!
-//! The seeds are made by our CA (the fixed keys loaded into mtls-ca);
-//! to write them again:
+//! The seeds of every target are made here, by our CA (the fixed keys
+//! loaded into mtls-ca); to write them again:
 //!
 //! ```sh
 //! cargo test -p mtls-ca --test fuzz_replay -- --ignored generate_seeds
@@ -16,8 +14,12 @@
 #[path = "../../fuzz/targets/mod.rs"]
 mod targets;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+#[path = "../../fuzz/targets/ca.rs"]
+mod ca;
+
+#[path = "../../fuzz/targets/replay.rs"]
+mod replay;
+
 use std::time::{Duration, UNIX_EPOCH};
 
 use mtls_ca::{CaOptions, CertificateAuthority, KeyType, SvidRequest};
@@ -25,196 +27,35 @@ use mtls_core::{to_pem, SpiffeId, TrustDomain};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
 use rustls_pki_types::CertificateDer;
 
+use replay::{files, fuzz_dir};
 use targets::fixtures::{self, Signer, FIXED_NOW};
 use targets::frame::Writer;
-use targets::TARGETS;
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// Files of `dir` whose names start with `prefix`, sorted.
-fn files(dir: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(String, Vec<u8>)> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?.to_owned();
-            name.starts_with(prefix)
-                .then(|| (name, std::fs::read(&p).unwrap()))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
-    files(&fuzz_dir().join("corpus").join(target), "seed-")
-}
-
-fn regressions(target: &str) -> Vec<(String, Vec<u8>)> {
-    files(&fuzz_dir().join("regressions").join(target), "")
-}
-
-/// Runs `body` on `input`, turning a panic into its message.
-fn run(body: fn(&[u8]), input: &[u8]) -> Result<(), String> {
-    catch_unwind(AssertUnwindSafe(|| body(input))).map_err(|p| {
-        p.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "a panic".into())
-    })
-}
-
-/// Regression inputs of bugs whose library fix is not in yet, with the
-/// bug: each must still fail, and the day it passes (the fix landed) its
-/// entry must go, so that it guards like every other input.
+/// Regression inputs (`target/name`) of bugs whose library fix is not in
+/// yet, with the bug (see `replay::replay_inputs`).
 const AWAITING_FIX: &[(&str, &str)] = &[];
 
 #[test]
 fn every_seed_and_regression_input_replays() {
-    let mut failures = Vec::new();
-    let mut counts = Vec::new();
-    for &(target, body) in TARGETS {
-        let seeds = seeds(target);
-        let regressions = regressions(target);
-        if seeds.is_empty() {
-            failures.push(format!("{target}: no seed in fuzz/corpus/{target}"));
-        }
-        counts.push(format!(
-            "{target}: {} seeds, {} regressions",
-            seeds.len(),
-            regressions.len()
-        ));
-        for (kind, inputs) in [("corpus", seeds), ("regressions", regressions)] {
-            for (name, bytes) in inputs {
-                let path = format!("{target}/{name}");
-                let open = AWAITING_FIX.iter().find(|(p, _)| *p == path);
-                match (run(body, &bytes), open) {
-                    (Ok(()), None) => {}
-                    (Err(e), None) => failures.push(format!("{kind}/{path}: {e}")),
-                    (Err(_), Some((_, bug))) => eprintln!("awaiting a fix: {path}: {bug}"),
-                    (Ok(()), Some(_)) => failures.push(format!(
-                        "{kind}/{path} passes now: remove it from AWAITING_FIX"
-                    )),
-                }
-            }
-        }
-    }
-    for (path, _) in AWAITING_FIX {
-        if !fuzz_dir().join("regressions").join(path).is_file() {
-            failures.push(format!("AWAITING_FIX names a missing input: {path}"));
-        }
-    }
-    eprintln!("{}", counts.join("\n"));
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    replay::replay_inputs(ca::CA_TARGETS, AWAITING_FIX);
 }
 
-/// xorshift64*: deterministic mutations, the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-/// A libFuzzer-like mutation: flip a bit, set a byte, cut, repeat or
-/// insert interesting bytes.
-fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
-    let mut out = input.to_vec();
-    for _ in 0..1 + rng.below(3) {
-        let at = rng.below(out.len());
-        match rng.below(6) {
-            0 if !out.is_empty() => out[at] ^= 1 << rng.below(8),
-            1 if !out.is_empty() => {
-                out[at] = [0x00, 0x7f, 0x80, 0xff, b'/', b'{', 0x30][rng.below(7)]
-            }
-            2 => out.truncate(at),
-            3 if !out.is_empty() => {
-                let end = (at + 1 + rng.below(16)).min(out.len());
-                let piece = out[at..end].to_vec();
-                out.splice(at..at, piece);
-            }
-            4 => {
-                let piece: &[u8] =
-                    [&b"\x82\xff\xff"[..], b"\"a\":", b"\\u0000", b"%2F", b".."][rng.below(5)];
-                out.splice(at..at, piece.iter().copied());
-            }
-            _ => {
-                if !out.is_empty() {
-                    out.remove(at);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Each seed mutated 32 times, deterministically: a cheap stand-in for
-/// the fuzzer where nightly is absent.
 #[test]
 fn mutated_seeds_never_fail() {
-    let mut failures = Vec::new();
-    let mut runs = 0usize;
-    for &(target, body) in TARGETS {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ target.len() as u64);
-        for (name, bytes) in seeds(target) {
-            for i in 0..32 {
-                let input = mutate(&mut rng, &bytes);
-                runs += 1;
-                if let Err(e) = run(body, &input) {
-                    failures.push(format!(
-                        "{target}/{name} mutation {i}: {e}\ninput: {input:02x?}"
-                    ));
-                }
-            }
-        }
-    }
-    eprintln!("{runs} mutated inputs");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    replay::replay_mutations(ca::CA_TARGETS);
 }
 
-/// The fuzz workspace declares one binary per target, each calling its
-/// body, and every corpus or regression directory belongs to a target.
+/// The names of every target, mtls-core's and the CA's, in seed order.
+fn all_targets() -> Vec<&'static str> {
+    let mut names: Vec<&str> = targets::TARGETS.iter().map(|(n, _)| *n).collect();
+    names.extend(ca::CA_TARGETS.iter().map(|(n, _)| *n));
+    names
+}
+
 #[test]
 fn fuzz_binaries_match_the_targets() {
-    let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
-    let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
-    for name in &names {
-        assert!(
-            manifest.contains(&format!("name = \"{name}\"")),
-            "fuzz/Cargo.toml has no [[bin]] {name}"
-        );
-        let source =
-            std::fs::read_to_string(fuzz_dir().join(format!("fuzz_targets/{name}.rs"))).unwrap();
-        assert!(
-            source.contains(&format!("targets::{name}(data)")),
-            "fuzz_targets/{name}.rs does not call targets::{name}"
-        );
-    }
-    for dir in ["corpus", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir)) else {
-            continue;
-        };
-        for entry in entries {
-            let name = entry.unwrap().file_name().into_string().unwrap();
-            assert!(
-                names.contains(&name.as_str()),
-                "fuzz/{dir}/{name} is no target"
-            );
-        }
-    }
+    replay::check_binaries(ca::CA_TARGETS);
+    replay::check_directories(&all_targets());
 }
 
 // ---------------------------------------------------------------------------
@@ -281,8 +122,8 @@ type Seeds = Vec<(String, Vec<u8>)>;
 
 fn seed_set() -> Vec<(&'static str, Seeds)> {
     let f = fixtures::get();
-    let root_ca = fixtures::load_root_ca();
-    let int_ca = fixtures::load_intermediate_ca();
+    let root_ca = ca::load_root_ca();
+    let int_ca = ca::load_intermediate_ca();
     let root_pem = to_pem("CERTIFICATE", &f.root);
     let int_pem = to_pem("CERTIFICATE", &f.intermediate);
     let key_pem = KeyPair::generate().unwrap().serialize_pem();
@@ -652,14 +493,14 @@ fn seed_set() -> Vec<(&'static str, Seeds)> {
     ];
 
     // crl: CRLs made by the CAs.
-    let crl_ca = fixtures::load_intermediate_ca();
+    let crl_ca = ca::load_intermediate_ca();
     let empty_int_crl = crl_ca.crl(Duration::from_secs(3600)).unwrap();
     crl_ca.revoke(&fixtures::LEAF_SERIAL);
     let leaf_crl = crl_ca.crl(Duration::from_secs(3600)).unwrap();
-    let other_ca = fixtures::load_intermediate_ca();
+    let other_ca = ca::load_intermediate_ca();
     other_ca.revoke(&[0x42, 0x42]);
     let other_crl = other_ca.crl(Duration::from_secs(3600)).unwrap();
-    let root_crl_ca = fixtures::load_root_ca();
+    let root_crl_ca = ca::load_root_ca();
     let empty_root_crl = root_crl_ca.crl(Duration::from_secs(3600)).unwrap();
     root_crl_ca.revoke(&fixtures::INTERMEDIATE_SERIAL);
     let int_revoked_crl = root_crl_ca.crl(Duration::from_secs(3600)).unwrap();
@@ -766,10 +607,11 @@ fn seed_set() -> Vec<(&'static str, Seeds)> {
 #[ignore = "writes fuzz/corpus; run by hand to regenerate the seeds"]
 fn generate_seeds() {
     let set = seed_set();
-    assert_eq!(
-        set.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
-        TARGETS.iter().map(|(t, _)| *t).collect::<Vec<_>>()
-    );
+    let mut names: Vec<&str> = set.iter().map(|(t, _)| *t).collect();
+    let mut all = all_targets();
+    names.sort_unstable();
+    all.sort_unstable();
+    assert_eq!(names, all, "a seed set per target");
     let mut total = 0;
     for (target, seeds) in set {
         let dir = fuzz_dir().join("corpus").join(target);
