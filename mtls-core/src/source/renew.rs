@@ -206,7 +206,14 @@ async fn renew_loop(shared: Arc<Shared>) {
     let mut retry = FIRST_RETRY_DELAY;
     loop {
         let current = shared.published.load();
-        let delay = renewal_delay(&current.0, current.1, SystemTime::now(), jitter());
+        let (svid, received) = &*current;
+        let delay = renewal_delay(
+            svid.not_before(),
+            svid.not_after(),
+            *received,
+            SystemTime::now(),
+            jitter(),
+        );
         changes.borrow_and_update();
         // Renewed from elsewhere (renew_now) before the delay: recompute the
         // schedule from the new SVID.
@@ -225,12 +232,19 @@ async fn renew_loop(shared: Arc<Shared>) {
     }
 }
 
-/// How long to wait before renewing `svid`, received at `received`: until
-/// `RENEW_AT ± jitter` of its validity from then has passed, at least one
-/// second. (Counting from `not_before` would be skewed by backdating.)
-fn renewal_delay(svid: &X509Svid, received: SystemTime, now: SystemTime, jitter: f64) -> Duration {
-    let start = received.max(svid.not_before());
-    let lifetime = svid.not_after().duration_since(start).unwrap_or_default();
+/// How long to wait before renewing an SVID valid from `not_before` to
+/// `not_after`, received at `received`: until `RENEW_AT ± jitter` of its
+/// validity from then has passed, at least one second. (Counting from
+/// `not_before` would be skewed by backdating.)
+fn renewal_delay(
+    not_before: SystemTime,
+    not_after: SystemTime,
+    received: SystemTime,
+    now: SystemTime,
+    jitter: f64,
+) -> Duration {
+    let start = received.max(not_before);
+    let lifetime = not_after.duration_since(start).unwrap_or_default();
     let at = start + lifetime.mul_f64((RENEW_AT + jitter).clamp(0.05, 0.95));
     at.duration_since(now)
         .unwrap_or_default()
@@ -271,5 +285,59 @@ impl fmt::Debug for RenewingSvid {
             .field("current", &self.shared.published.load().0)
             .field("status", &self.status())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Duration = Duration::from_secs(1_800_000_000);
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + T0 + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn renewal_is_due_at_half_the_lifetime_within_the_jitter() {
+        // Issued at 0 for 100 s, backdated 300 s: the backdating is ignored.
+        let delay = |now, jitter| {
+            renewal_delay(
+                at(0) - Duration::from_secs(300),
+                at(100),
+                at(0),
+                now,
+                jitter,
+            )
+        };
+        assert_eq!(delay(at(0), 0.0), Duration::from_secs(50));
+        assert_eq!(delay(at(0), RENEW_JITTER), Duration::from_secs(60));
+        assert_eq!(delay(at(0), -RENEW_JITTER), Duration::from_secs(40));
+        assert_eq!(delay(at(20), 0.0), Duration::from_secs(30));
+        // Past due, or expired: retried one second later, never at once.
+        assert_eq!(delay(at(70), 0.0), Duration::from_secs(1));
+        assert_eq!(delay(at(500), 0.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn an_svid_received_late_counts_from_its_receipt() {
+        // Valid from 0 to 100, received at 60: due at 80.
+        assert_eq!(
+            renewal_delay(at(0), at(100), at(60), at(60), 0.0),
+            Duration::from_secs(20)
+        );
+        // Received after it expired: one second.
+        assert_eq!(
+            renewal_delay(at(0), at(100), at(200), at(200), 0.0),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bounds() {
+        for _ in 0..1000 {
+            let j = jitter();
+            assert!((-RENEW_JITTER..=RENEW_JITTER).contains(&j), "{j}");
+        }
     }
 }
