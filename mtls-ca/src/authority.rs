@@ -1,7 +1,7 @@
 //! The signing certificate authority.
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use mtls_core::{SpiffeId, TrustDomain, X509Bundle};
@@ -91,7 +91,9 @@ pub struct CertificateAuthority {
     pub(crate) chain: Vec<CertificateDer<'static>>,
     /// The trust anchors peers use (the bundle).
     pub(crate) anchors: Vec<CertificateDer<'static>>,
-    pub(crate) issuer: Issuer<'static, KeyPair>,
+    /// Shared, so that an owned copy of the CA can sign off the runtime's
+    /// workers (`SvidIssuer`).
+    pub(crate) issuer: Arc<Issuer<'static, KeyPair>>,
     pub(crate) not_before: SystemTime,
     pub(crate) not_after: SystemTime,
     pub(crate) policy: IssuancePolicy,
@@ -255,7 +257,7 @@ impl CertificateAuthority {
             trust_domain,
             chain,
             anchors,
-            issuer,
+            issuer: Arc::new(issuer),
             not_before: info.not_before,
             not_after: info.not_after,
             state: Mutex::new(CaState::default()),

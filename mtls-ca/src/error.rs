@@ -189,9 +189,6 @@ pub enum CaError {
         /// What is wrong.
         reason: String,
     },
-    /// A background task was started outside a tokio runtime.
-    #[error("ca: renewal needs a tokio runtime; start it from within one")]
-    NoRuntime,
     /// A CA rotation step was taken out of order.
     #[error("ca: rotation: {0}")]
     Rotation(&'static str),

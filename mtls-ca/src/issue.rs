@@ -15,8 +15,8 @@ use crate::key::KeyType;
 use crate::serial::random_serial;
 use crate::time::to_offset;
 
-/// The default SVID lifetime.
-pub const DEFAULT_SVID_TTL: Duration = Duration::from_secs(3600);
+/// The default SVID lifetime (one hour, as `mtls_core::SvidSpec`'s).
+pub const DEFAULT_SVID_TTL: Duration = mtls_core::SvidSpec::DEFAULT_TTL;
 
 /// What to put in an SVID.
 ///

@@ -25,7 +25,6 @@ pub use error::CaError;
 pub use issue::{SvidRequest, DEFAULT_SVID_TTL};
 pub use key::KeyType;
 pub use policy::{IssuancePolicy, DEFAULT_MAX_TTL};
-pub use renew::{RenewingSvid, SvidIssuer, MAX_RETRY_DELAY, RENEW_AT, RENEW_JITTER};
 pub use revocation::DEFAULT_CRL_VALIDITY;
 pub use rotation::{RotatingCa, RotationPhase};
 pub use store::{BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE, LOCK_FILE, STATE_FILE};

@@ -10,7 +10,6 @@ use tokio::sync::watch;
 use crate::authority::{CertificateAuthority, BUNDLE_REFRESH_HINT};
 use crate::error::CaError;
 use crate::issue::SvidRequest;
-use crate::renew::SvidIssuer;
 
 /// Where a [`RotatingCa`] is in a rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +42,12 @@ pub enum RotationPhase {
 ///
 /// The bundle's `spiffe_sequence` grows at every step. A `RotatingCa` is a
 /// `BundleSource` (its own trust domain's bundle) and an
-/// [`SvidIssuer`], so a [`RenewingSvid`](crate::RenewingSvid) started from
-/// it follows the rotation.
+/// [`SvidIssuer`](mtls_core::SvidIssuer), so a
+/// [`RenewingSvid`](mtls_core::RenewingSvid) started from it follows the
+/// rotation.
 ///
 /// ```
-/// use mtls_ca::{CaOptions, CertificateAuthority, RotatingCa, RotationPhase, SvidRequest, SvidIssuer};
+/// use mtls_ca::{CaOptions, CertificateAuthority, RotatingCa, RotationPhase, SvidRequest};
 /// use mtls_core::{SpiffeId, TrustDomain};
 ///
 /// let td = TrustDomain::new("example.org")?;
@@ -57,7 +57,7 @@ pub enum RotationPhase {
 /// ca.stage(CertificateAuthority::self_signed_for_development(td, &CaOptions::default())?)?;
 /// assert_eq!(ca.bundle()?.len(), 2);          // both roots published
 /// ca.activate()?;                              // the new CA issues
-/// let svid = ca.issue_svid(&SvidRequest::new(SpiffeId::new("spiffe://example.org/web")?))?;
+/// let svid = ca.issue(&SvidRequest::new(SpiffeId::new("spiffe://example.org/web")?))?;
 /// ca.retire()?;                                // the old root leaves the bundle
 /// assert_eq!(ca.bundle()?.len(), 1);
 /// assert_eq!(ca.phase(), RotationPhase::Steady);
@@ -100,6 +100,14 @@ impl RotatingCa {
     /// The CA that issues now.
     pub fn active(&self) -> Arc<CertificateAuthority> {
         self.lock().active.clone()
+    }
+
+    /// Issues an SVID with the CA active now, on the calling thread (see
+    /// [`CertificateAuthority::issue`]). In async code, its
+    /// [`SvidIssuer`](mtls_core::SvidIssuer) implementation issues on a
+    /// blocking thread instead.
+    pub fn issue(&self, request: &SvidRequest) -> Result<X509Svid, CaError> {
+        self.active().issue(request)
     }
 
     /// The current phase.
@@ -205,12 +213,6 @@ fn bundle(state: &State) -> Result<X509Bundle, CaError> {
 
 fn bundle_set(state: &State) -> Result<BundleSet, CaError> {
     Ok(BundleSet::from(bundle(state)?))
-}
-
-impl SvidIssuer for RotatingCa {
-    fn issue_svid(&self, request: &SvidRequest) -> Result<X509Svid, CaError> {
-        self.active().issue(request)
-    }
 }
 
 impl BundleSource for RotatingCa {

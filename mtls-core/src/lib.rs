@@ -42,6 +42,10 @@ pub use source::{
     BundleSource, ComposeError, ComposedBundles, ComposedBundlesBuilder, CrlSource, Published,
     SharedBundles, SharedCrls, SharedSvid, SourceState, SourceStatus, SvidSource,
 };
+pub use source::{
+    IssueError, KeyAlgorithm, RenewingSvid, SvidIssuer, SvidSpec, MAX_RETRY_DELAY, RENEW_AT,
+    RENEW_JITTER,
+};
 pub use spiffe_id::{SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};
 pub use svid::{SvidError, X509Svid};
 pub use tls::{

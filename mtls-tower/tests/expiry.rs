@@ -25,9 +25,9 @@ use common::*;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mtls_ca::{RenewingSvid, SvidRequest};
 use mtls_core::{
-    authorize, verify, BundleSet, CrlSet, MtlsServerConfig, PeerRole, X509Bundle, X509Svid,
+    authorize, verify, BundleSet, CrlSet, MtlsServerConfig, PeerRole, RenewingSvid, SvidSpec,
+    X509Bundle, X509Svid,
 };
 use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, Peer, PeerId, RoutePolicy};
 use rcgen::{
@@ -422,8 +422,9 @@ async fn renewal_under_pool(alpn: &[&[u8]], version: http::Version) {
     let server = serve(pki.server_config(), whoami_app()).await;
     let svid = RenewingSvid::start(
         pki.ca.clone(),
-        SvidRequest::new(id(FRONTEND)).ttl(Duration::from_secs(3)),
+        SvidSpec::new(id(FRONTEND)).ttl(Duration::from_secs(3)),
     )
+    .await
     .unwrap();
     let svid = Arc::new(svid);
     let client = http_client(client_config(svid.clone(), pki.bundles(), alpn));

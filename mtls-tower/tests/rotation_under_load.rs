@@ -14,8 +14,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use mtls_ca::{CaOptions, CertificateAuthority, RenewingSvid, RotatingCa, SvidRequest};
-use mtls_core::{authorize, MtlsClientConfig, MtlsServerConfig, TrustDomain};
+use mtls_ca::{CaOptions, CertificateAuthority, RotatingCa};
+use mtls_core::{
+    authorize, MtlsClientConfig, MtlsServerConfig, RenewingSvid, SvidSpec, TrustDomain,
+};
 use mtls_tower::{AuthorizeLayer, MtlsConnector, PeerId, RoutePolicy};
 
 const CLIENTS: usize = 4;
@@ -29,12 +31,15 @@ fn dev_ca(td: &TrustDomain) -> CertificateAuthority {
 async fn no_request_fails_across_leaf_and_ca_rotations() {
     let td = TrustDomain::new("example.org").unwrap();
     let ca = Arc::new(RotatingCa::new(dev_ca(&td)));
-    let request =
-        |name: &str| SvidRequest::new(common::id(&format!("spiffe://example.org/{name}")));
+    let request = |name: &str| SvidSpec::new(common::id(&format!("spiffe://example.org/{name}")));
 
     // Every SVID is issued and renewed by the rotating CA; every party
     // trusts the rotating CA's bundle.
-    let server_svid = Arc::new(RenewingSvid::start(ca.clone(), request("server")).unwrap());
+    let server_svid = Arc::new(
+        RenewingSvid::start(ca.clone(), request("server"))
+            .await
+            .unwrap(),
+    );
     let server = MtlsServerConfig::builder(server_svid.clone(), ca.clone())
         .authorizer(authorize::member_of(td.clone()))
         .alpn_protocols(vec![b"h2".to_vec(), b"http/1.1".to_vec()])
@@ -58,8 +63,11 @@ async fn no_request_fails_across_leaf_and_ca_rotations() {
     let mut client_svids = Vec::new();
     let mut tasks = Vec::new();
     for i in 0..CLIENTS {
-        let svid =
-            Arc::new(RenewingSvid::start(ca.clone(), request(&format!("client-{i}"))).unwrap());
+        let svid = Arc::new(
+            RenewingSvid::start(ca.clone(), request(&format!("client-{i}")))
+                .await
+                .unwrap(),
+        );
         client_svids.push(svid.clone());
         let config = MtlsClientConfig::builder(svid, ca.clone())
             .authorizer(authorize::exact(common::id("spiffe://example.org/server")))
@@ -100,11 +108,11 @@ async fn no_request_fails_across_leaf_and_ca_rotations() {
         }));
     }
 
-    let renew_all = |svids: &[Arc<RenewingSvid>]| {
+    async fn renew_all(svids: &[Arc<RenewingSvid>]) {
         for svid in svids {
-            svid.renew_now().unwrap();
+            svid.renew_now().await.unwrap();
         }
-    };
+    }
     let everyone: Vec<Arc<RenewingSvid>> = std::iter::once(server_svid.clone())
         .chain(client_svids.iter().cloned())
         .collect();
@@ -113,7 +121,7 @@ async fn no_request_fails_across_leaf_and_ca_rotations() {
     // 20 leaf rotations of every party.
     let first_leaf = server_svid.svid().leaf().clone();
     for _ in 0..LEAF_ROTATIONS {
-        renew_all(&everyone);
+        renew_all(&everyone).await;
         pause().await;
     }
     assert_ne!(server_svid.svid().leaf(), &first_leaf);
@@ -125,7 +133,7 @@ async fn no_request_fails_across_leaf_and_ca_rotations() {
     ca.stage(dev_ca(&td)).unwrap();
     pause().await;
     ca.activate().unwrap();
-    renew_all(&everyone);
+    renew_all(&everyone).await;
     pause().await;
     ca.retire().unwrap();
     assert!(!ca.bundle().unwrap().contains(&old_root));

@@ -15,9 +15,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use mtls_ca::{CaOptions, CertificateAuthority, RenewingSvid, SvidRequest};
+use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{
-    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain, X509Svid,
+    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, RenewingSvid, SpiffeId, SvidSpec,
+    TrustDomain, X509Svid,
 };
 use mtls_tower::{
     AuthorizeLayer, MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId, RoutePolicy,
@@ -82,10 +83,13 @@ async fn run() -> Result<usize, BoxError> {
 
     // 2. The backend: its own SVID renews itself from the CA; members of
     //    example.org may connect; only the frontend may call /orders.
-    let backend_svid = Arc::new(RenewingSvid::start(
-        ca.clone(),
-        SvidRequest::new(id(BACKEND)?).dns_name("localhost"),
-    )?);
+    let backend_svid = Arc::new(
+        RenewingSvid::start(
+            ca.clone(),
+            SvidSpec::new(id(BACKEND)?).dns_name("localhost"),
+        )
+        .await?,
+    );
     let rejections = Arc::new(Mutex::new(Vec::new()));
     let log = rejections.clone();
     let server = MtlsServerConfig::builder(backend_svid.clone(), bundles.clone())
@@ -159,7 +163,7 @@ async fn run() -> Result<usize, BoxError> {
     //    the new one, with no restart and no failed request.
     let before = backend_svid.svid();
     let mut updates = backend_svid.changes();
-    backend_svid.renew_now()?;
+    backend_svid.renew_now().await?;
     updates.changed().await?;
     let after = backend_svid.svid();
     let (answer, served) = get_orders_seeing_server(&frontend, &bundles, addr).await;

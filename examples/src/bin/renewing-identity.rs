@@ -15,8 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use demo::{error_chain, serial, serve_whoami, whoami, BoxError};
-use mtls_ca::{CaOptions, CertificateAuthority, RenewingSvid, SvidRequest};
-use mtls_core::{authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain};
+use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
+use mtls_core::{
+    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, RenewingSvid, SpiffeId, SvidSpec,
+    TrustDomain,
+};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -38,10 +41,11 @@ async fn run() -> Result<bool, BoxError> {
     )?);
     let bundles = BundleSet::from(ca.bundle()?);
 
-    // The app's own identity: issued now, renewed at ~50 % ± 10 % of its life.
-    let request =
-        SvidRequest::new(SpiffeId::new("spiffe://example.org/app")?).ttl(Duration::from_secs(4));
-    let identity = Arc::new(RenewingSvid::start(ca.clone(), request)?);
+    // The app's own identity: issued now, renewed at ~50 % ± 10 % of its life
+    // (the CA generates keys and signs on tokio's blocking pool).
+    let spec =
+        SvidSpec::new(SpiffeId::new("spiffe://example.org/app")?).ttl(Duration::from_secs(4));
+    let identity = Arc::new(RenewingSvid::start(ca.clone(), spec).await?);
     let server = MtlsServerConfig::builder(identity.clone(), bundles.clone())
         .authorizer(authorize::member_of(td))
         .build()?;

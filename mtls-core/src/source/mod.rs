@@ -25,7 +25,9 @@
 //! implement these traits by returning a clone of themselves (cheap: they
 //! are reference-counted), at a generation that never changes. Values that
 //! the application itself replaces go in the settable cells
-//! [`SharedSvid`], [`SharedBundles`] and [`SharedCrls`]; bundles of several
+//! [`SharedSvid`], [`SharedBundles`] and [`SharedCrls`]; an SVID issued by
+//! an [`SvidIssuer`] (mtls-ca's CA, or a remote one) and renewed at about
+//! half its lifetime is a [`RenewingSvid`]; bundles of several
 //! trust domains from several sources are put together, never merged, by
 //! [`ComposedBundles`].
 //!
@@ -48,14 +50,18 @@ use crate::svid::X509Svid;
 mod compose;
 #[cfg(feature = "file-source")]
 pub(crate) mod file;
+mod issuer;
 mod published;
+mod renew;
 mod shared;
 #[cfg(feature = "spire")]
 pub(crate) mod spire;
 mod status;
 
 pub use compose::{ComposeError, ComposedBundles, ComposedBundlesBuilder};
+pub use issuer::{IssueError, KeyAlgorithm, SvidIssuer, SvidSpec};
 pub use published::Published;
+pub use renew::{RenewingSvid, MAX_RETRY_DELAY, RENEW_AT, RENEW_JITTER};
 pub use shared::{SharedBundles, SharedCrls, SharedSvid};
 pub use status::{SourceState, SourceStatus};
 
