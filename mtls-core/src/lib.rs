@@ -20,7 +20,9 @@ mod verify;
 mod x509;
 
 pub use authorize::{Authorizer, AuthorizerExt, Denied};
-pub use bundle::{BundleError, BundleSet, X509Bundle};
+pub use bundle::{
+    BundleError, BundleSet, JwtKey, JwtKeyError, JwtKeyType, SpiffeBundle, X509Bundle,
+};
 pub use crl::{CrlError, CrlExpiry, CrlSet};
 pub use id::{SpiffeId, SpiffeIdError, TrustDomain};
 #[cfg(feature = "file-source")]

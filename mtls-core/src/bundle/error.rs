@@ -1,5 +1,6 @@
 //! The one error of bundle loading and emission.
 
+use super::jwt::JwtKeyError;
 use crate::id::TrustDomain;
 use crate::limits::{MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES};
 
@@ -76,6 +77,20 @@ pub enum BundleError {
         index: usize,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A `jwt-svid` key of a SPIFFE bundle is refused
+    /// ([`SpiffeBundle`](crate::SpiffeBundle) reads them strictly).
+    #[error(
+        "bundle: jwt-svid key #{index}{}: {source}",
+        key_id.as_ref().map(|k| format!(" (kid \"{k}\")")).unwrap_or_default()
+    )]
+    InvalidJwtKey {
+        /// Position of the entry in `keys`.
+        index: usize,
+        /// Its `kid`, escaped and truncated, if it has one.
+        key_id: Option<String>,
+        /// What is wrong with it.
+        source: JwtKeyError,
     },
     /// Two bundles of one trust domain were given for one set.
     #[error("bundle: two bundles given for trust domain {trust_domain}; bundles are never merged")]

@@ -43,7 +43,8 @@ pub struct X509Bundle {
     refresh_hint: Option<Duration>,
     /// The `jwt-svid` entries of the document this bundle was read from,
     /// kept as they were so that emitting it again drops none (the X.509
-    /// view does not interpret them; the SPIFFE bundle type does).
+    /// view does not interpret them; [`SpiffeBundle`](crate::SpiffeBundle)
+    /// does).
     jwt_keys: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -105,9 +106,13 @@ impl X509Bundle {
     /// authority is the first DER certificate of its `x5c` (an entry with no
     /// `x5c` or an empty one is ignored, further values too, as X509-SVID.md
     /// section 6.2 says); entries of unknown `use` or
-    /// `kty` are ignored; `jwt-svid` entries are kept as they are, so that
-    /// emitting the bundle again does not drop them; `spiffe_sequence` and
-    /// `spiffe_refresh_hint` are kept. Duplicate members are rejected.
+    /// `kty` are ignored; `jwt-svid` entries are kept as they are, not
+    /// interpreted, so that emitting the bundle again does not drop them
+    /// (read the document with [`SpiffeBundle::from_jwks`] for typed, checked
+    /// JWT authorities); `spiffe_sequence` and `spiffe_refresh_hint` are
+    /// kept. Duplicate members are rejected.
+    ///
+    /// [`SpiffeBundle::from_jwks`]: crate::SpiffeBundle::from_jwks
     pub fn from_jwks(trust_domain: TrustDomain, json: &[u8]) -> Result<Self, BundleError> {
         check_size(json.len())?;
         let doc = super::jwks::parse(json)?;
@@ -283,6 +288,13 @@ impl X509Bundle {
             self.sequence,
             self.refresh_hint,
         )
+    }
+
+    /// The same bundle without the `jwt-svid` entries kept from a JWKS
+    /// document.
+    pub(super) fn without_untyped_jwt_keys(mut self) -> Self {
+        self.jwt_keys = Vec::new();
+        self
     }
 
     pub(crate) fn trust_anchors(&self) -> &[TrustAnchor<'static>] {
