@@ -130,7 +130,7 @@ impl SpiffeId {
         }
     }
 
-    pub(crate) fn from_validated_parts(trust_domain: TrustDomain, path: &str) -> Self {
+    fn from_validated_parts(trust_domain: TrustDomain, path: &str) -> Self {
         let uri = format!("{SCHEME_PREFIX}{}{path}", trust_domain.name());
         Self {
             uri: Arc::from(uri),

@@ -69,7 +69,7 @@ impl TrustDomain {
         &self.name
     }
 
-    pub(crate) fn from_validated(name: &str) -> Self {
+    pub(super) fn from_validated(name: &str) -> Self {
         Self {
             name: Arc::from(name),
         }

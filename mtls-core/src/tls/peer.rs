@@ -74,9 +74,7 @@ pub(crate) fn reverify_if_resumed(
 }
 
 /// The peer's chain as rustls kept it: never empty.
-pub(crate) fn peer_chain(
-    conn: &CommonState,
-) -> Result<Arc<[CertificateDer<'static>]>, PeerIdentityError> {
+fn peer_chain(conn: &CommonState) -> Result<Arc<[CertificateDer<'static>]>, PeerIdentityError> {
     match conn.peer_certificates() {
         Some(certs) if !certs.is_empty() => {
             Ok(certs.iter().map(|c| c.clone().into_owned()).collect())
