@@ -30,8 +30,8 @@ use std::time::UNIX_EPOCH;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use mtls_core::{
-    verify, BundleError, BundleSet, CrlSet, PeerRole, SpiffeId, TrustDomain, VerifyError,
-    X509Bundle, X509Svid, MAX_CERTIFICATE_BYTES, MAX_CHAIN_LEN, MAX_SPIFFE_ID_LEN,
+    verify, BundleError, BundleSet, CrlSet, PeerRole, SpiffeBundle, SpiffeId, TrustDomain,
+    VerifyError, X509Bundle, X509Svid, MAX_CERTIFICATE_BYTES, MAX_CHAIN_LEN, MAX_SPIFFE_ID_LEN,
 };
 use rustls_pki_types::CertificateDer;
 use serde_json::{json, Map, Value};
@@ -154,7 +154,9 @@ pub fn pem_bundle(data: &[u8]) {
 
 /// SPIFFE bundle (JWKS) parsing: what loads emits a document that loads to
 /// an equal bundle (or, when an authority's key has no JWK form, a typed
-/// error), and trusts only chains signed by one of its authorities.
+/// error), and trusts only chains signed by one of its authorities; the
+/// typed [`SpiffeBundle`] reading of the same document likewise, and never
+/// reads what the X.509 view refuses.
 ///
 /// Input: JSON as is, or, after a leading 0x00, a framed description of
 /// a document whose certificates are raw DER (see [`jwks_document`]).
@@ -168,7 +170,9 @@ pub fn jwks_bundle(data: &[u8]) {
         _ => data,
     };
     let td = fixtures::get().trust_domain.clone();
-    let bundle = match X509Bundle::from_jwks(td.clone(), json) {
+    let x509 = X509Bundle::from_jwks(td.clone(), json);
+    check_spiffe_bundle(&td, json, x509.as_ref().ok());
+    let bundle = match x509 {
         Ok(bundle) => bundle,
         Err(e) => {
             let _ = e.to_string();
@@ -192,6 +196,45 @@ pub fn jwks_bundle(data: &[u8]) {
         assert_eq!(pem.authorities(), bundle.authorities());
     }
     check_trust(&bundle);
+}
+
+/// The typed reading of the same document: stricter than the X.509 view
+/// (what it reads, the X.509 view reads, with the same authorities,
+/// sequence and hint), and its emission reads back to an equal bundle.
+fn check_spiffe_bundle(td: &TrustDomain, json: &[u8], x509: Option<&X509Bundle>) {
+    let bundle = match SpiffeBundle::from_jwks(td.clone(), json) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            let _ = e.to_string();
+            return;
+        }
+    };
+    let x509 = x509.expect("a document SpiffeBundle reads, X509Bundle reads");
+    assert_eq!(bundle.x509().authorities(), x509.authorities());
+    assert_eq!(bundle.sequence(), x509.sequence());
+    assert_eq!(bundle.refresh_hint(), x509.refresh_hint());
+    let mut kids: Vec<&str> = bundle
+        .jwt_authorities()
+        .iter()
+        .map(|k| k.key_id())
+        .collect();
+    assert!(kids.iter().all(|k| !k.is_empty()), "an empty kid was read");
+    kids.sort_unstable();
+    kids.dedup();
+    assert_eq!(
+        kids.len(),
+        bundle.jwt_authorities().len(),
+        "duplicate kid read"
+    );
+    match bundle.to_jwks() {
+        Ok(emitted) => {
+            let again = SpiffeBundle::from_jwks(td.clone(), emitted.as_bytes())
+                .unwrap_or_else(|e| panic!("emitted SPIFFE bundle does not load: {e}\n{emitted}"));
+            assert_eq!(again, bundle, "SPIFFE bundle round trip changed the bundle");
+        }
+        Err(BundleError::InvalidCertificate { .. }) => {}
+        Err(e) => panic!("emit failed with an unexpected error: {e}"),
+    }
 }
 
 /// A JWKS document built from framed fields: flags (bit 0: a

@@ -5,7 +5,7 @@
 //! They only state necessary conditions (the verifier may be stricter),
 //! so a failure is always a real disagreement.
 
-use mtls_core::{PeerRole, SpiffeId, MAX_CHAIN_LEN, MAX_PEER_CERTIFICATE_BYTES};
+use mtls_core::{PeerRole, SpiffeId, MAX_CERTIFICATE_BYTES, MAX_CHAIN_LEN};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
@@ -90,7 +90,7 @@ pub fn accepted_chain_violation(
     if chain.is_empty() || chain.len() > MAX_CHAIN_LEN {
         return Some(format!("a chain of {} certificates", chain.len()));
     }
-    if let Some(big) = chain.iter().find(|c| c.len() > MAX_PEER_CERTIFICATE_BYTES) {
+    if let Some(big) = chain.iter().find(|c| c.len() > MAX_CERTIFICATE_BYTES) {
         return Some(format!("a certificate of {} bytes", big.len()));
     }
     let Some(leaf) = parse(chain[0]) else {

@@ -27,8 +27,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::spiffe_id::SpiffeId;
-use crate::trust_domain::TrustDomain;
+use crate::id::{SpiffeId, TrustDomain};
 
 /// Decides whether an authenticated peer is allowed.
 pub trait Authorizer: Send + Sync {

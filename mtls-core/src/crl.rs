@@ -9,8 +9,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateRevocationListDer;
 use webpki::{CertRevocationList, OwnedCertRevocationList};
 
-/// Largest CRL document accepted, in bytes.
-pub const MAX_CRL_BYTES: usize = 16 * 1024 * 1024;
+use crate::limits::MAX_CRL_BYTES;
 
 /// A set of X.509 CRLs (RFC 5280 section 5) checked during verification.
 ///

@@ -9,8 +9,9 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::spiffe_id::SpiffeId;
-use crate::verify::{VerifyError, MAX_CHAIN_LEN, MAX_PEER_CERTIFICATE_BYTES};
+use crate::id::SpiffeId;
+use crate::limits::{MAX_CERTIFICATE_BYTES, MAX_CHAIN_LEN};
+use crate::verify::VerifyError;
 
 /// An X.509-SVID with its private key: the identity a service presents.
 ///
@@ -70,14 +71,14 @@ impl X509Svid {
         if let Some((index, cert)) = chain
             .iter()
             .enumerate()
-            .find(|(_, c)| c.len() > MAX_PEER_CERTIFICATE_BYTES)
+            .find(|(_, c)| c.len() > MAX_CERTIFICATE_BYTES)
         {
             return Err(SvidError::CertificateTooLarge {
                 index,
                 len: cert.len(),
             });
         }
-        let info = crate::x509::inspect_leaf(&chain[0]).map_err(SvidError::Leaf)?;
+        let info = crate::x509::inspect_leaf(&chain[0]).map_err(|e| SvidError::Leaf(e.into()))?;
         certified_key(&chain, &key, provider)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -255,7 +256,7 @@ pub enum SvidError {
         len: usize,
     },
     /// A certificate is larger than peers accept.
-    #[error("svid: certificate #{index} is {len} bytes, larger than the {MAX_PEER_CERTIFICATE_BYTES} bytes peers accept")]
+    #[error("svid: certificate #{index} is {len} bytes, larger than the {MAX_CERTIFICATE_BYTES} bytes peers accept")]
     CertificateTooLarge {
         /// Position in the chain.
         index: usize,

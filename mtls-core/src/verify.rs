@@ -9,19 +9,13 @@ use webpki::{
     ExpirationPolicy, KeyUsage, RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
 };
 
-use crate::authorize::Denied;
-use crate::bundle_set::BundleSet;
+use crate::bundle::BundleSet;
 use crate::crl::{CrlExpiry, CrlSet};
+use crate::id::{SpiffeId, SpiffeIdError, TrustDomain};
+use crate::limits::{MAX_CERTIFICATE_BYTES, MAX_CHAIN_LEN};
 use crate::peer::PeerIdentity;
-use crate::spiffe_id::{SpiffeId, SpiffeIdError};
 use crate::time_fmt::{pki_from_system_time, system_time_from_pki, Rfc3339};
-use crate::trust_domain::TrustDomain;
-
-/// Longest chain (leaf and intermediates) accepted from a peer.
-pub const MAX_CHAIN_LEN: usize = 16;
-
-/// Largest certificate accepted in a peer's chain, in bytes.
-pub const MAX_PEER_CERTIFICATE_BYTES: usize = 64 * 1024;
+use crate::x509::X509Error;
 
 /// The role the peer plays in the TLS connection, which decides the
 /// extended key usage its leaf must allow if it restricts any
@@ -104,7 +98,7 @@ pub(crate) fn verify_with_expiry(
         return Err(VerifyError::ChainTooLong { len });
     }
     for (index, der) in std::iter::once(leaf).chain(intermediates).enumerate() {
-        if der.len() > MAX_PEER_CERTIFICATE_BYTES {
+        if der.len() > MAX_CERTIFICATE_BYTES {
             return Err(VerifyError::CertificateTooLarge {
                 index,
                 len: der.len(),
@@ -262,8 +256,8 @@ pub enum VerifyError {
         /// The number of certificates.
         len: usize,
     },
-    /// A certificate is larger than [`MAX_PEER_CERTIFICATE_BYTES`].
-    #[error("x509svid: certificate #{index} is {len} bytes, larger than the {MAX_PEER_CERTIFICATE_BYTES} bytes allowed")]
+    /// A certificate is larger than [`MAX_CERTIFICATE_BYTES`].
+    #[error("x509svid: certificate #{index} is {len} bytes, larger than the {MAX_CERTIFICATE_BYTES} bytes allowed")]
     CertificateTooLarge {
         /// Position in the chain (0 is the leaf).
         index: usize,
@@ -426,9 +420,31 @@ pub enum VerifyError {
         /// rustls-webpki's error.
         reason: String,
     },
-    /// The chain is valid but the authorizer refused the peer.
-    #[error(transparent)]
-    Denied(#[from] Denied),
+}
+
+impl From<X509Error> for VerifyError {
+    fn from(e: X509Error) -> Self {
+        match e {
+            X509Error::MalformedCertificate { index, reason } => {
+                Self::MalformedCertificate { index, reason }
+            }
+            X509Error::NoUriSan => Self::NoUriSan,
+            X509Error::MultipleUriSans { count } => Self::MultipleUriSans { count },
+            X509Error::InvalidSpiffeId { uri, source } => Self::InvalidSpiffeId { uri, source },
+            X509Error::TrustDomainIdAsLeaf { id } => Self::TrustDomainIdAsLeaf { id },
+            X509Error::UnacceptableKey { id, reason } => Self::UnacceptableKey { id, reason },
+            X509Error::LeafIsCa { id } => Self::LeafIsCa { id },
+            X509Error::LeafMissingKeyUsage { id } => Self::LeafMissingKeyUsage { id },
+            X509Error::LeafMissingDigitalSignature { id } => {
+                Self::LeafMissingDigitalSignature { id }
+            }
+            X509Error::LeafHasKeyCertSign { id } => Self::LeafHasKeyCertSign { id },
+            X509Error::LeafHasCrlSign { id } => Self::LeafHasCrlSign { id },
+            X509Error::BadSigningCertificate { index, reason } => {
+                Self::BadSigningCertificate { index, reason }
+            }
+        }
+    }
 }
 
 impl VerifyError {
@@ -451,12 +467,11 @@ impl VerifyError {
             | Self::CrlExpired { id, .. }
             | Self::WrongExtendedKeyUsage { id, .. }
             | Self::Chain { id, .. } => Some(id),
-            Self::Denied(d) => Some(d.peer()),
             _ => None,
         }
     }
 
-    /// A short, stable label for metrics (`untrusted_issuer`, `denied`, ...).
+    /// A short, stable label for metrics (`untrusted_issuer`, `expired`, ...).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::EmptyChain => "empty_chain",
@@ -483,7 +498,6 @@ impl VerifyError {
             Self::WrongExtendedKeyUsage { .. } => "wrong_extended_key_usage",
             Self::BadSigningCertificate { .. } => "bad_signing_certificate",
             Self::Chain { .. } => "chain",
-            Self::Denied(_) => "denied",
         }
     }
 }

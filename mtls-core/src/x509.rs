@@ -8,12 +8,53 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
-use crate::spiffe_id::SpiffeId;
+use crate::id::{SpiffeId, SpiffeIdError};
+use crate::limits::{MAX_QUOTED_CHARS, MAX_RSA_BITS, MIN_RSA_BITS};
 use crate::time_fmt::system_time_from_unix;
-use crate::verify::VerifyError;
 
-/// Longest URI SAN quoted in an error message.
-const MAX_QUOTED_URI: usize = 128;
+/// Why a certificate breaks an X.509-SVID rule this module checks. The
+/// verifier maps each case to the [`VerifyError`](crate::VerifyError)
+/// variant of the same name (and the same message), so this type stays
+/// inside the crate.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum X509Error {
+    /// x509-parser could not read the certificate.
+    #[error("x509svid: certificate #{index} is malformed: {reason}")]
+    MalformedCertificate { index: usize, reason: String },
+    /// The leaf has no URI SAN.
+    #[error("x509svid: the leaf has no URI SAN, so no SPIFFE ID")]
+    NoUriSan,
+    /// Several URI SANs.
+    #[error("x509svid: the leaf has {count} URI SANs; an SVID has exactly one")]
+    MultipleUriSans { count: usize },
+    /// A URI SAN that is not a SPIFFE ID.
+    #[error("x509svid: the leaf's URI SAN \"{uri}\" is not a valid SPIFFE ID: {source}")]
+    InvalidSpiffeId { uri: String, source: SpiffeIdError },
+    /// A leaf carrying a trust domain's own ID.
+    #[error("x509svid: the leaf's SPIFFE ID {id} has no path; only signing certificates carry a trust domain ID")]
+    TrustDomainIdAsLeaf { id: SpiffeId },
+    /// A leaf key no handshake accepts.
+    #[error("x509svid: leaf {id} has an unacceptable public key: {reason}")]
+    UnacceptableKey { id: SpiffeId, reason: String },
+    /// A leaf with cA true.
+    #[error("x509svid: leaf {id} has basicConstraints cA=true")]
+    LeafIsCa { id: SpiffeId },
+    /// A leaf without keyUsage.
+    #[error("x509svid: leaf {id} has no keyUsage extension")]
+    LeafMissingKeyUsage { id: SpiffeId },
+    /// A leaf without digitalSignature.
+    #[error("x509svid: leaf {id} keyUsage lacks digitalSignature")]
+    LeafMissingDigitalSignature { id: SpiffeId },
+    /// A leaf with keyCertSign.
+    #[error("x509svid: leaf {id} keyUsage has keyCertSign")]
+    LeafHasKeyCertSign { id: SpiffeId },
+    /// A leaf with cRLSign.
+    #[error("x509svid: leaf {id} keyUsage has cRLSign")]
+    LeafHasCrlSign { id: SpiffeId },
+    /// An intermediate that is no signing certificate.
+    #[error("x509svid: certificate #{index} is not a valid signing certificate: {reason}")]
+    BadSigningCertificate { index: usize, reason: &'static str },
+}
 
 /// What the verifier needs from a leaf that passed the shape checks.
 #[derive(Debug, Clone)]
@@ -23,14 +64,14 @@ pub(crate) struct LeafInfo {
     pub(crate) not_after: SystemTime,
 }
 
-pub(crate) fn parse(der: &[u8], index: usize) -> Result<X509Certificate<'_>, VerifyError> {
+pub(crate) fn parse(der: &[u8], index: usize) -> Result<X509Certificate<'_>, X509Error> {
     match X509Certificate::from_der(der) {
         Ok(([], cert)) => Ok(cert),
-        Ok(_) => Err(VerifyError::MalformedCertificate {
+        Ok(_) => Err(X509Error::MalformedCertificate {
             index,
             reason: "trailing data after the certificate".into(),
         }),
-        Err(e) => Err(VerifyError::MalformedCertificate {
+        Err(e) => Err(X509Error::MalformedCertificate {
             index,
             reason: e.to_string(),
         }),
@@ -39,8 +80,8 @@ pub(crate) fn parse(der: &[u8], index: usize) -> Result<X509Certificate<'_>, Ver
 
 /// The SPIFFE ID in the URI SANs of `cert`: `Ok(None)` when it has no URI
 /// SAN; an error when it has several, or a URI that is not a SPIFFE ID.
-fn uri_san_id(cert: &X509Certificate<'_>, index: usize) -> Result<Option<SpiffeId>, VerifyError> {
-    let malformed = |reason: String| VerifyError::MalformedCertificate { index, reason };
+fn uri_san_id(cert: &X509Certificate<'_>, index: usize) -> Result<Option<SpiffeId>, X509Error> {
+    let malformed = |reason: String| X509Error::MalformedCertificate { index, reason };
     let san = cert
         .subject_alternative_name()
         .map_err(|e| malformed(format!("subjectAltName: {e}")))?;
@@ -65,19 +106,13 @@ fn uri_san_id(cert: &X509Certificate<'_>, index: usize) -> Result<Option<SpiffeI
         (0, _) | (_, None) => Ok(None),
         (1, Some(u)) => SpiffeId::new(u)
             .map(Some)
-            .map_err(|source| VerifyError::InvalidSpiffeId {
+            .map_err(|source| X509Error::InvalidSpiffeId {
                 uri: quote(u),
                 source,
             }),
-        (count, Some(_)) => Err(VerifyError::MultipleUriSans { count }),
+        (count, Some(_)) => Err(X509Error::MultipleUriSans { count }),
     }
 }
-
-/// The smallest RSA modulus a handshake accepts (rustls-webpki's
-/// `RSA_*_2048_8192_*` algorithms), and the largest.
-pub(crate) const MIN_RSA_BITS: usize = 2048;
-/// See [`MIN_RSA_BITS`].
-pub(crate) const MAX_RSA_BITS: usize = 8192;
 
 /// The one rule for a leaf's public key, the same as the TLS handshake's
 /// (which checks the peer's signature with that key): RSA of 2048 to 8192
@@ -180,38 +215,38 @@ fn provider_verifies_p521() -> bool {
 }
 
 /// Checks the leaf rules of X509-SVID.md sections 2, 4.1 and 4.3.
-pub(crate) fn inspect_leaf(der: &[u8]) -> Result<LeafInfo, VerifyError> {
+pub(crate) fn inspect_leaf(der: &[u8]) -> Result<LeafInfo, X509Error> {
     let cert = parse(der, 0)?;
-    let spiffe_id = uri_san_id(&cert, 0)?.ok_or(VerifyError::NoUriSan)?;
+    let spiffe_id = uri_san_id(&cert, 0)?.ok_or(X509Error::NoUriSan)?;
     if spiffe_id.is_trust_domain_id() {
-        return Err(VerifyError::TrustDomainIdAsLeaf { id: spiffe_id });
+        return Err(X509Error::TrustDomainIdAsLeaf { id: spiffe_id });
     }
-    let malformed = |reason: String| VerifyError::MalformedCertificate { index: 0, reason };
+    let malformed = |reason: String| X509Error::MalformedCertificate { index: 0, reason };
     let bc = cert
         .basic_constraints()
         .map_err(|e| malformed(format!("basicConstraints: {e}")))?;
     // RFC 5280: an absent basicConstraints extension means "not a CA", which
     // is what X509-SVID.md 4.1 asks of a leaf.
     if bc.is_some_and(|bc| bc.value.ca) {
-        return Err(VerifyError::LeafIsCa { id: spiffe_id });
+        return Err(X509Error::LeafIsCa { id: spiffe_id });
     }
     let ku = cert
         .key_usage()
         .map_err(|e| malformed(format!("keyUsage: {e}")))?
-        .ok_or_else(|| VerifyError::LeafMissingKeyUsage {
+        .ok_or_else(|| X509Error::LeafMissingKeyUsage {
             id: spiffe_id.clone(),
         })?;
     if !ku.value.digital_signature() {
-        return Err(VerifyError::LeafMissingDigitalSignature { id: spiffe_id });
+        return Err(X509Error::LeafMissingDigitalSignature { id: spiffe_id });
     }
     if ku.value.key_cert_sign() {
-        return Err(VerifyError::LeafHasKeyCertSign { id: spiffe_id });
+        return Err(X509Error::LeafHasKeyCertSign { id: spiffe_id });
     }
     if ku.value.crl_sign() {
-        return Err(VerifyError::LeafHasCrlSign { id: spiffe_id });
+        return Err(X509Error::LeafHasCrlSign { id: spiffe_id });
     }
     if let Err(reason) = check_public_key(&cert) {
-        return Err(VerifyError::UnacceptableKey {
+        return Err(X509Error::UnacceptableKey {
             id: spiffe_id,
             reason,
         });
@@ -233,7 +268,7 @@ const GOOD_SIGNING_CERTS_MAX: usize = 32;
 
 /// [`check_signing_cert`], remembering the certificates that pass; returns
 /// the certificate's `notAfter`.
-pub(crate) fn check_signing_cert_memo(der: &[u8], index: usize) -> Result<SystemTime, VerifyError> {
+pub(crate) fn check_signing_cert_memo(der: &[u8], index: usize) -> Result<SystemTime, X509Error> {
     if let Ok(good) = GOOD_SIGNING_CERTS.lock() {
         if let Some((_, not_after)) = good.iter().find(|(g, _)| **g == *der) {
             return Ok(*not_after);
@@ -251,10 +286,10 @@ pub(crate) fn check_signing_cert_memo(der: &[u8], index: usize) -> Result<System
 
 /// Checks the signing-certificate rules of X509-SVID.md sections 3.2, 4.1
 /// and 4.3 on an intermediate that rustls-webpki placed in the path.
-pub(crate) fn check_signing_cert(der: &[u8], index: usize) -> Result<SystemTime, VerifyError> {
+pub(crate) fn check_signing_cert(der: &[u8], index: usize) -> Result<SystemTime, X509Error> {
     let cert = parse(der, index)?;
-    let not_signing = |reason: &'static str| VerifyError::BadSigningCertificate { index, reason };
-    let malformed = |reason: String| VerifyError::MalformedCertificate { index, reason };
+    let not_signing = |reason: &'static str| X509Error::BadSigningCertificate { index, reason };
+    let malformed = |reason: String| X509Error::MalformedCertificate { index, reason };
     let bc = cert
         .basic_constraints()
         .map_err(|e| malformed(format!("basicConstraints: {e}")))?;
@@ -278,15 +313,15 @@ pub(crate) fn check_signing_cert(der: &[u8], index: usize) -> Result<SystemTime,
 
 /// The notAfter of a certificate of a chain (`index` in the chain, for
 /// errors).
-pub(crate) fn expiry(der: &[u8], index: usize) -> Result<SystemTime, VerifyError> {
+pub(crate) fn expiry(der: &[u8], index: usize) -> Result<SystemTime, X509Error> {
     let cert = parse(der, index)?;
     Ok(system_time_from_unix(cert.validity().not_after.timestamp()))
 }
 
 /// The SPIFFE ID and expiry of a leaf that was already verified.
-pub(crate) fn leaf_id_and_expiry(der: &[u8]) -> Result<(SpiffeId, SystemTime), VerifyError> {
+pub(crate) fn leaf_id_and_expiry(der: &[u8]) -> Result<(SpiffeId, SystemTime), X509Error> {
     let cert = parse(der, 0)?;
-    let id = uri_san_id(&cert, 0)?.ok_or(VerifyError::NoUriSan)?;
+    let id = uri_san_id(&cert, 0)?.ok_or(X509Error::NoUriSan)?;
     let not_after = system_time_from_unix(cert.validity().not_after.timestamp());
     Ok((id, not_after))
 }
@@ -295,10 +330,10 @@ pub(crate) fn leaf_id_and_expiry(der: &[u8]) -> Result<(SpiffeId, SystemTime), V
 pub(crate) fn quote(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .take(MAX_QUOTED_URI)
+        .take(MAX_QUOTED_CHARS)
         .flat_map(char::escape_default)
         .collect();
-    if s.chars().count() > MAX_QUOTED_URI {
+    if s.chars().count() > MAX_QUOTED_CHARS {
         out.push_str("...");
     }
     out
@@ -323,9 +358,9 @@ pub(crate) struct NotAnAuthority {
 pub(crate) fn check_authority(
     der: &[u8],
     index: usize,
-) -> Result<Result<(), NotAnAuthority>, VerifyError> {
+) -> Result<Result<(), NotAnAuthority>, X509Error> {
     let cert = parse(der, index)?;
-    let malformed = |reason: String| VerifyError::MalformedCertificate { index, reason };
+    let malformed = |reason: String| X509Error::MalformedCertificate { index, reason };
     let refuse = |reason: &'static str| {
         let spiffe_id = uri_san_id(&cert, index)
             .ok()

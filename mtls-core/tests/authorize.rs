@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mtls_core::authorize::{
     self, any, exact, from_fn, member_of, member_of_any, one_of, path_prefix, path_prefixes,
 };
-use mtls_core::{Authorizer, AuthorizerExt, Denied, SpiffeId, TrustDomain, VerifyError};
+use mtls_core::{Authorizer, AuthorizerExt, Denied, Rejection, SpiffeId, TrustDomain};
 
 fn id(s: &str) -> SpiffeId {
     SpiffeId::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
@@ -408,9 +408,9 @@ fn denied_carries_peer_and_reason() {
     assert_eq!(d.reason(), "nope");
     assert_eq!(d.to_string(), "authorize: spiffe://td/x denied: nope");
     assert_eq!(d, Denied::new(&peer, String::from("nope")));
-    // As a verification error, it keeps the peer.
-    let e = VerifyError::from(d.clone());
-    assert!(matches!(&e, VerifyError::Denied(inner) if *inner == d));
+    // As a handshake rejection, it keeps the peer.
+    let e = Rejection::from(d.clone());
+    assert!(matches!(&e, Rejection::Denied(inner) if *inner == d));
     assert_eq!(e.spiffe_id(), Some(&peer));
     assert_eq!(e.kind(), "denied");
 }

@@ -1,6 +1,6 @@
 //! Bundles (DESIGN.md section 5): PEM and SPIFFE-bundle JWKS loading, each
 //! defect its own named case; JWKS emission; `BundleSet` (federation, never
-//! merged); CRL loading.
+//! merged); CRL loading; `SpiffeBundle` with typed JWT authorities.
 //!
 //! Every certificate is built on demand by the in-process test CA (or by
 //! rcgen directly, for roots of other key types).
@@ -14,8 +14,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use common::TestCa;
 use mtls_core::{
-    verify, BundleError, BundleSet, CrlError, CrlSet, PeerRole, TrustDomain, VerifyError,
-    X509Bundle, MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES, MAX_CRL_BYTES,
+    check_svid_public_key, verify, BundleError, BundleSet, CrlError, CrlSet, JwtKey, JwtKeyError,
+    JwtKeyType, PeerRole, SpiffeBundle, TrustDomain, VerifyError, X509Bundle, MAX_BUNDLE_BYTES,
+    MAX_CERTIFICATE_BYTES, MAX_CRL_BYTES,
 };
 use rcgen::{Issuer, KeyPair};
 use rustls::pki_types::CertificateDer;
@@ -1418,4 +1419,488 @@ fn bundle_authorities_need_ca_true_and_key_cert_sign_when_key_usage_is_present()
     let ca = TestCa::root(TD);
     let inter = ca.intermediate();
     assert!(X509Bundle::from_authorities(td(), [inter.cert.clone()]).is_ok());
+}
+
+// ------------------------------------------- SPIFFE bundle, JWT keys ----
+
+/// The P-256 key of RFC 7517 appendix A.1.
+const EC_X: &str = "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4";
+const EC_Y: &str = "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM";
+/// The 2048-bit RSA key of RFC 7517 appendix A.1.
+const RSA_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+const RSA_E: &str = "AQAB";
+
+fn jwt_ec(kid: &str) -> Value {
+    json!({ "use": "jwt-svid", "kty": "EC", "kid": kid, "crv": "P-256", "x": EC_X, "y": EC_Y })
+}
+
+fn jwt_rsa(kid: &str) -> Value {
+    json!({ "use": "jwt-svid", "kty": "RSA", "kid": kid, "n": RSA_N, "e": RSA_E, "alg": "RS256" })
+}
+
+/// A document with an X.509 authority, an EC P-256 and an RSA JWT key.
+fn spiffe_doc(root: &CertificateDer<'_>) -> Value {
+    json!({
+        "keys": [x509_key(&STANDARD.encode(root)), jwt_ec("ec-1"), jwt_rsa("rsa-1")],
+        "spiffe_sequence": 12,
+        "spiffe_refresh_hint": 300
+    })
+}
+
+#[test]
+fn spiffe_bundle_reads_x509_and_jwt_authorities() {
+    let ca = TestCa::root(TD);
+    let bundle = SpiffeBundle::from_jwks(td(), &s(spiffe_doc(&ca.root))).unwrap();
+    assert_eq!(bundle.trust_domain(), &td());
+    assert_eq!(bundle.x509().authorities(), std::slice::from_ref(&ca.root));
+    assert_eq!(bundle.sequence(), Some(12));
+    assert_eq!(bundle.refresh_hint(), Some(Duration::from_secs(300)));
+    assert_eq!(bundle.jwt_authorities().len(), 2);
+
+    let ec = bundle.jwt_authority("ec-1").unwrap();
+    assert_eq!(ec.key_type(), JwtKeyType::EcP256);
+    assert_eq!(ec.algorithm(), None);
+    let (x, y) = ec.ec_coordinates().unwrap();
+    assert_eq!(x, URL_SAFE_NO_PAD.decode(EC_X).unwrap());
+    assert_eq!(y, URL_SAFE_NO_PAD.decode(EC_Y).unwrap());
+    assert_eq!(ec.public_key()[0], 0x04);
+    assert_eq!(&ec.public_key()[1..33], x);
+
+    let rsa = bundle.jwt_authority("rsa-1").unwrap();
+    assert_eq!(rsa.key_type(), JwtKeyType::Rsa);
+    assert_eq!(rsa.algorithm(), Some("RS256"));
+    let (n, e) = rsa.rsa_components().unwrap();
+    assert_eq!(n.len(), 256);
+    assert_eq!(e, [1, 0, 1]);
+
+    // The SubjectPublicKeyInfo of each key parses, and as an acceptable
+    // key (RSA 2048, EC P-256): the same parser that reads certificates.
+    for key in bundle.jwt_authorities() {
+        check_svid_public_key(key.subject_public_key_info().as_ref())
+            .unwrap_or_else(|e| panic!("{}: {e}", key.key_id()));
+    }
+    assert!(bundle.jwt_authority("missing").is_none());
+}
+
+#[test]
+fn spiffe_bundle_round_trips_with_jwt_keys() {
+    let ca = TestCa::root(TD);
+    let bundle = SpiffeBundle::from_jwks(td(), &s(spiffe_doc(&ca.root))).unwrap();
+    let emitted = bundle.to_jwks().unwrap();
+    let again = SpiffeBundle::from_jwks(td(), emitted.as_bytes()).unwrap();
+    assert_eq!(again, bundle);
+    assert_eq!(again.to_jwks().unwrap(), emitted, "emission is stable");
+
+    // The emitted JWT entries are the JWK members, nothing else.
+    let doc: Value = serde_json::from_str(&emitted).unwrap();
+    let keys = doc["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[1], jwt_ec("ec-1"));
+    assert_eq!(keys[2], jwt_rsa("rsa-1"));
+
+    // Built from parts, with a P-384 key and an RSA modulus given with a
+    // leading zero byte (dropped), it round-trips too.
+    let mut n = vec![0u8];
+    n.extend(URL_SAFE_NO_PAD.decode(RSA_N).unwrap());
+    let p384 = JwtKey::ec(
+        "p384",
+        JwtKeyType::EcP384,
+        &URL_SAFE_NO_PAD.encode([7u8; 48]),
+        &URL_SAFE_NO_PAD.encode([9u8; 48]),
+    )
+    .unwrap()
+    .with_algorithm("ES384")
+    .unwrap();
+    let rsa = JwtKey::rsa("rsa", &URL_SAFE_NO_PAD.encode(&n), RSA_E).unwrap();
+    assert_eq!(rsa.rsa_components().unwrap().0.len(), 256);
+    let mut built = SpiffeBundle::from_parts(ca.bundle(), [p384, rsa]).unwrap();
+    built.set_sequence(Some(1));
+    let again = SpiffeBundle::from_jwks(td(), built.to_jwks().unwrap().as_bytes()).unwrap();
+    assert_eq!(again, built);
+
+    // The X.509 view carries the authorities, sequence and hint, no JWT key.
+    let x509 = X509Bundle::from(built.clone());
+    assert_eq!(&x509, built.x509());
+    let view: Value = serde_json::from_str(&x509.to_jwks().unwrap()).unwrap();
+    assert_eq!(view["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(view["spiffe_sequence"], json!(1));
+    // An empty bundle round-trips as well.
+    let empty = SpiffeBundle::new(td());
+    assert!(empty.is_empty());
+    assert_eq!(
+        SpiffeBundle::from_jwks(td(), empty.to_jwks().unwrap().as_bytes()).unwrap(),
+        empty
+    );
+}
+
+#[test]
+fn spiffe_bundle_jwt_key_verifies_a_signature_of_its_private_key() {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::SignatureScheme;
+
+    let pair = KeyPair::generate().unwrap(); // ECDSA P-256
+    let point = pair.public_key_raw();
+    let (x, y) = point[1..].split_at(32);
+    let key = JwtKey::ec(
+        "signer",
+        JwtKeyType::EcP256,
+        &URL_SAFE_NO_PAD.encode(x),
+        &URL_SAFE_NO_PAD.encode(y),
+    )
+    .unwrap();
+    let provider = mtls_core::default_crypto_provider();
+    let signing = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            pair.serialize_der(),
+        )))
+        .unwrap();
+    let signer = signing
+        .choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
+        .unwrap();
+    let message = b"header.payload";
+    let signature = signer.sign(message).unwrap();
+    let algorithms = provider
+        .signature_verification_algorithms
+        .mapping
+        .iter()
+        .find(|(scheme, _)| *scheme == SignatureScheme::ECDSA_NISTP256_SHA256)
+        .unwrap()
+        .1;
+    let verified = algorithms.iter().any(|alg| {
+        alg.verify_signature(key.public_key(), message, &signature)
+            .is_ok()
+    });
+    assert!(verified, "the JWT key verifies its private key's signature");
+    let tampered = algorithms.iter().any(|alg| {
+        alg.verify_signature(key.public_key(), b"header.payloaX", &signature)
+            .is_ok()
+    });
+    assert!(!tampered);
+}
+
+struct JwtCase {
+    name: &'static str,
+    /// The `keys` array.
+    keys: fn() -> Value,
+    /// The entry refused, its `kid` and why.
+    expect: fn(&BundleError) -> bool,
+}
+
+fn jwt_refused(
+    e: &BundleError,
+    index: usize,
+    kid: Option<&str>,
+    why: impl Fn(&JwtKeyError) -> bool,
+) -> bool {
+    matches!(e, BundleError::InvalidJwtKey { index: i, key_id, source }
+        if *i == index && key_id.as_deref() == kid && why(source))
+}
+
+fn with(mut key: Value, member: &str, value: Value) -> Value {
+    key[member] = value;
+    key
+}
+
+fn without(mut key: Value, member: &str) -> Value {
+    key.as_object_mut().unwrap().remove(member);
+    key
+}
+
+fn jwt_cases() -> Vec<JwtCase> {
+    vec![
+        JwtCase {
+            name: "wrong-missing-kid",
+            keys: || json!([without(jwt_ec("k"), "kid")]),
+            expect: |e| jwt_refused(e, 0, None, |s| *s == JwtKeyError::MissingKeyId),
+        },
+        JwtCase {
+            name: "wrong-empty-kid",
+            keys: || json!([jwt_ec("")]),
+            expect: |e| jwt_refused(e, 0, Some(""), |s| *s == JwtKeyError::EmptyKeyId),
+        },
+        JwtCase {
+            name: "wrong-kid-not-a-string",
+            keys: || json!([with(jwt_ec("k"), "kid", json!(7))]),
+            expect: |e| {
+                jwt_refused(e, 0, None, |s| {
+                    *s == JwtKeyError::NotAString { member: "kid" }
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-x-not-base64url",
+            keys: || {
+                json!([
+                    jwt_ec("ok"),
+                    with(
+                        jwt_ec("k"),
+                        "x",
+                        json!("MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D+")
+                    )
+                ])
+            },
+            expect: |e| {
+                jwt_refused(e, 1, Some("k"), |s| {
+                    matches!(s, JwtKeyError::BadBase64Url { member: "x", .. })
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-y-padded-base64",
+            keys: || json!([with(jwt_ec("k"), "y", json!(format!("{EC_Y}=")))]),
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    matches!(s, JwtKeyError::BadBase64Url { member: "y", .. })
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-x-31-bytes",
+            keys: || {
+                json!([with(
+                    jwt_ec("k"),
+                    "x",
+                    json!(URL_SAFE_NO_PAD.encode([1u8; 31]))
+                )])
+            },
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    matches!(
+                        s,
+                        JwtKeyError::WrongCoordinateLength {
+                            member: "x",
+                            expected: 32,
+                            len: 31,
+                            ..
+                        }
+                    )
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-y-33-bytes",
+            keys: || {
+                json!([with(
+                    jwt_ec("k"),
+                    "y",
+                    json!(URL_SAFE_NO_PAD.encode([1u8; 33]))
+                )])
+            },
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    matches!(
+                        s,
+                        JwtKeyError::WrongCoordinateLength {
+                            member: "y",
+                            expected: 32,
+                            len: 33,
+                            ..
+                        }
+                    )
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-p384-with-p256-coordinates",
+            keys: || json!([with(jwt_ec("k"), "crv", json!("P-384"))]),
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    matches!(
+                        s,
+                        JwtKeyError::WrongCoordinateLength {
+                            expected: 48,
+                            len: 32,
+                            ..
+                        }
+                    )
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-unsupported-curve",
+            keys: || json!([with(jwt_ec("k"), "crv", json!("secp256k1"))]),
+            expect: |e| {
+                jwt_refused(
+                    e,
+                    0,
+                    Some("k"),
+                    |s| matches!(s, JwtKeyError::UnsupportedCurve { crv } if crv == "secp256k1"),
+                )
+            },
+        },
+        JwtCase {
+            name: "wrong-missing-crv",
+            keys: || json!([without(jwt_ec("k"), "crv")]),
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    *s == JwtKeyError::MissingMember { member: "crv" }
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-missing-y",
+            keys: || json!([without(jwt_ec("k"), "y")]),
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    *s == JwtKeyError::MissingMember { member: "y" }
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-missing-kty",
+            keys: || json!([without(jwt_ec("k"), "kty")]),
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    *s == JwtKeyError::MissingMember { member: "kty" }
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-duplicate-kid",
+            keys: || json!([jwt_ec("same"), jwt_rsa("other"), jwt_rsa("same")]),
+            expect: |e| jwt_refused(e, 2, Some("same"), |s| *s == JwtKeyError::DuplicateKeyId),
+        },
+        JwtCase {
+            name: "wrong-rsa-1024-bits",
+            keys: || {
+                json!([with(
+                    jwt_rsa("k"),
+                    "n",
+                    json!(URL_SAFE_NO_PAD.encode([0xc5u8; 128]))
+                )])
+            },
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    *s == JwtKeyError::RsaModulusSize { bits: 1024 }
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-rsa-even-exponent",
+            keys: || json!([with(jwt_rsa("k"), "e", json!("AQAA"))]),
+            expect: |e| jwt_refused(e, 0, Some("k"), |s| *s == JwtKeyError::BadRsaExponent),
+        },
+        JwtCase {
+            name: "wrong-rsa-bad-base64url-n",
+            keys: || json!([with(jwt_rsa("k"), "n", json!("not base64!"))]),
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    matches!(s, JwtKeyError::BadBase64Url { member: "n", .. })
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-alg-for-key-type",
+            keys: || json!([with(jwt_ec("k"), "alg", json!("RS256"))]),
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    matches!(
+                        s,
+                        JwtKeyError::AlgorithmMismatch {
+                            key_type: JwtKeyType::EcP256,
+                            ..
+                        }
+                    )
+                })
+            },
+        },
+        JwtCase {
+            name: "wrong-alg-not-jwt-svid",
+            keys: || json!([with(jwt_rsa("k"), "alg", json!("HS256"))]),
+            expect: |e| {
+                jwt_refused(e, 0, Some("k"), |s| {
+                    matches!(s, JwtKeyError::UnsupportedAlgorithm { .. })
+                })
+            },
+        },
+    ]
+}
+
+#[test]
+fn spiffe_bundle_refuses_malformed_jwt_keys() {
+    let mut failures = Vec::new();
+    for case in jwt_cases() {
+        let doc = json!({ "keys": (case.keys)() });
+        match SpiffeBundle::from_jwks(td(), &s(doc.clone())) {
+            Err(e) if (case.expect)(&e) => {
+                // Named in the message: entry and kid.
+                assert!(
+                    e.to_string().contains("jwt-svid key #"),
+                    "{}: {e}",
+                    case.name
+                );
+            }
+            other => failures.push(format!("{}: {other:?}", case.name)),
+        }
+        // The X.509 view does not interpret JWT entries: it still loads.
+        assert!(
+            X509Bundle::from_jwks(td(), &s(doc)).is_ok(),
+            "{}: X509Bundle::from_jwks",
+            case.name
+        );
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn spiffe_bundle_ignores_unknown_use_and_kty() {
+    let doc = json!({
+        "keys": [
+            { "use": "jwt-svid", "kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" },
+            { "use": "jwt-svid", "kty": "oct", "kid": "hmac", "k": "c2VjcmV0" },
+            { "use": "future-svid", "kty": "EC", "kid": "f" },
+            { "kty": "EC", "kid": "no-use", "crv": "P-256", "x": "?", "y": "?" },
+            jwt_ec("kept"),
+        ]
+    });
+    let bundle = SpiffeBundle::from_jwks(td(), &s(doc)).unwrap();
+    let kids: Vec<&str> = bundle
+        .jwt_authorities()
+        .iter()
+        .map(|k| k.key_id())
+        .collect();
+    assert_eq!(kids, ["kept"]);
+    assert!(bundle.x509().is_empty());
+}
+
+#[test]
+fn spiffe_bundle_add_and_remove_jwt_authorities() {
+    let mut bundle = SpiffeBundle::new(td());
+    let key = JwtKey::ec("k", JwtKeyType::EcP256, EC_X, EC_Y).unwrap();
+    bundle.add_jwt_authority(key.clone()).unwrap();
+    assert!(matches!(
+        bundle.add_jwt_authority(key.clone()),
+        Err(BundleError::InvalidJwtKey {
+            index: 1,
+            source: JwtKeyError::DuplicateKeyId,
+            ..
+        })
+    ));
+    assert!(matches!(
+        SpiffeBundle::from_parts(X509Bundle::new(td()), [key.clone(), key.clone()]),
+        Err(BundleError::InvalidJwtKey {
+            source: JwtKeyError::DuplicateKeyId,
+            ..
+        })
+    ));
+    assert_eq!(bundle.remove_jwt_authority("k"), Some(key));
+    assert!(bundle.remove_jwt_authority("k").is_none());
+    assert!(bundle.is_empty());
+    // Constructors check what the document reader checks.
+    assert_eq!(
+        JwtKey::ec("", JwtKeyType::EcP256, EC_X, EC_Y).unwrap_err(),
+        JwtKeyError::EmptyKeyId
+    );
+    assert!(matches!(
+        JwtKey::ec("k", JwtKeyType::Rsa, EC_X, EC_Y),
+        Err(JwtKeyError::UnsupportedCurve { .. })
+    ));
+    // The whole document stays bounded.
+    let mut doc = br#"{"keys": []}"#.to_vec();
+    doc.resize(MAX_BUNDLE_BYTES + 1, b' ');
+    assert!(matches!(
+        SpiffeBundle::from_jwks(td(), &doc),
+        Err(BundleError::TooLarge { .. })
+    ));
 }

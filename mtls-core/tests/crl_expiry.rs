@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use common::{call_hi, hours, now, serve_hi, TestCa, TestLeaf};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use mtls_core::{
-    authorize, verify, CrlExpiry, CrlSet, MtlsClientConfig, MtlsServerConfig, PeerRole,
+    authorize, verify, CrlExpiry, CrlSet, MtlsClientConfig, MtlsServerConfig, PeerRole, Rejection,
     VerifyError, X509Svid,
 };
 
@@ -168,7 +168,7 @@ async fn enforce_refuses_the_peers_of_the_stale_issuer_only() {
     let got = rejections.lock().unwrap().clone();
     assert!(
         got.iter().any(
-            |e| matches!(e, VerifyError::CrlExpired { id, next_update, .. }
+            |e| matches!(e, Rejection::Verify(VerifyError::CrlExpired { id, next_update, .. })
             if id.as_str() == "spiffe://example.org/a/good" && *next_update < SystemTime::now())
         ),
         "{got:?}"

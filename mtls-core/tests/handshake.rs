@@ -26,8 +26,8 @@ use mtls_core::rustls::{
 };
 use mtls_core::{
     authorize, BundleSet, BundleSource, CrlSet, MtlsClientConfig, MtlsServerConfig, PeerIdentity,
-    PeerIdentityError, PeerRole, SpiffeId, SpiffeIdError, SvidSource, VerifyError, X509Bundle,
-    X509Svid,
+    PeerIdentityError, PeerRole, Rejection, SpiffeId, SpiffeIdError, SvidSource, VerifyError,
+    X509Bundle, X509Svid,
 };
 use rcgen::{ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -81,15 +81,15 @@ impl SvidSource for RotatingSvid {
 
 /// What an `on_rejection` hook was told.
 #[derive(Clone, Default)]
-struct Rejections(Arc<Mutex<Vec<VerifyError>>>);
+struct Rejections(Arc<Mutex<Vec<Rejection>>>);
 
 impl Rejections {
-    fn hook(&self) -> impl Fn(&VerifyError) + Send + Sync + 'static {
+    fn hook(&self) -> impl Fn(&Rejection) + Send + Sync + 'static {
         let log = self.0.clone();
-        move |e: &VerifyError| log.lock().unwrap().push(e.clone())
+        move |e: &Rejection| log.lock().unwrap().push(e.clone())
     }
 
-    fn take(&self) -> Vec<VerifyError> {
+    fn take(&self) -> Vec<Rejection> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
@@ -831,9 +831,9 @@ async fn client_rejects(case: &Case) -> Result<(), String> {
     problems_to_result(problems)
 }
 
-fn check_rejections(got: &[VerifyError], case: &Case, role: PeerRole, problems: &mut Vec<String>) {
+fn check_rejections(got: &[Rejection], case: &Case, role: PeerRole, problems: &mut Vec<String>) {
     match got {
-        [e] if (case.expect)(e, role) => {}
+        [Rejection::Verify(e)] if (case.expect)(e, role) => {}
         _ => problems.push(format!("on_rejection got {got:?}")),
     }
 }
@@ -961,7 +961,7 @@ async fn server_authorizer_denial_sends_access_denied() {
         );
         let got = rejections.take();
         assert!(
-            matches!(&got[..], [VerifyError::Denied(d)] if d.peer().as_str() == CLIENT_ID),
+            matches!(&got[..], [Rejection::Denied(d)] if d.peer().as_str() == CLIENT_ID),
             "{got:?}"
         );
     })
@@ -999,7 +999,7 @@ async fn untrusted_ca_client_gets_unknown_ca() {
         );
         let got = rejections.take();
         assert!(
-            matches!(&got[..], [VerifyError::UntrustedIssuer { id, .. }] if id.as_str() == CLIENT_ID),
+            matches!(&got[..], [Rejection::Verify(VerifyError::UntrustedIssuer { id, .. })] if id.as_str() == CLIENT_ID),
             "{got:?}"
         );
     })
@@ -1041,7 +1041,7 @@ async fn client_authorizes_server_by_spiffe_id_not_by_name() {
         assert_eq!(alert_received(&server_err), Some(AlertDescription::AccessDenied), "{server_err:?}");
         let got = rejections.take();
         assert!(
-            matches!(&got[..], [VerifyError::Denied(d)] if d.peer().as_str() == "spiffe://example.org/impostor"),
+            matches!(&got[..], [Rejection::Denied(d)] if d.peer().as_str() == "spiffe://example.org/impostor"),
             "{got:?}"
         );
 
@@ -1175,7 +1175,10 @@ async fn resumed_session_is_verified_again() {
         );
         let got = rejections.take();
         assert!(
-            matches!(&got[..], [VerifyError::UntrustedIssuer { .. }]),
+            matches!(
+                &got[..],
+                [Rejection::Verify(VerifyError::UntrustedIssuer { .. })]
+            ),
             "{got:?}"
         );
     })
@@ -1293,7 +1296,7 @@ async fn without_resumption_every_handshake_is_full_and_verified() {
         );
         let got = rejections.take();
         assert!(
-            matches!(&got[..], [VerifyError::UntrustedIssuer { id, .. }] if id.as_str() == CLIENT_ID),
+            matches!(&got[..], [Rejection::Verify(VerifyError::UntrustedIssuer { id, .. })] if id.as_str() == CLIENT_ID),
             "{got:?}"
         );
     })

@@ -21,7 +21,6 @@ use common::{ca_params, leaf_params};
 use mtls_core::{
     verify, BundleError, BundleSet, CrlError, CrlSet, PeerIdentity, PeerRole, SpiffeIdError,
     SvidError, TrustDomain, VerifyError, X509Bundle, X509Svid, MAX_CERTIFICATE_BYTES,
-    MAX_PEER_CERTIFICATE_BYTES,
 };
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, Issuer, KeyPair, SanType, SerialNumber,
@@ -285,7 +284,7 @@ fn hostile_sans_are_typed_errors() {
         (
             "wrong-10000-uri-sans-certificate-too-large",
             vec![leaf_10000.clone()],
-            |r| matches!(r, Err(VerifyError::CertificateTooLarge { index: 0, len }) if *len > MAX_PEER_CERTIFICATE_BYTES),
+            |r| matches!(r, Err(VerifyError::CertificateTooLarge { index: 0, len }) if *len > MAX_CERTIFICATE_BYTES),
         ),
         (
             "valid-4000-dns-sans-beside-the-uri",
@@ -405,7 +404,7 @@ fn deeply_nested_der_is_an_error_not_a_stack_overflow() {
         })
         .unwrap_or_else(|_| panic!("depth {depth}: panicked or overflowed the stack"));
         let (leaf, intermediate, bundle, crl, svid) = results;
-        if len > MAX_PEER_CERTIFICATE_BYTES {
+        if len > MAX_CERTIFICATE_BYTES {
             assert!(
                 matches!(leaf, Err(VerifyError::CertificateTooLarge { index: 0, .. })),
                 "depth {depth}: {leaf:?}"

@@ -279,6 +279,7 @@ impl Handshake {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 let reason = match &e {
                     PeerIdentityError::Verify(v) => v.kind(),
+                    PeerIdentityError::Denied(_) => "denied",
                     _ => "peer_identity",
                 };
                 record(elapsed, "error", reason);

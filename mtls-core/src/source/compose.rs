@@ -8,8 +8,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use super::BundleSource;
-use crate::bundle_set::BundleSet;
-use crate::trust_domain::TrustDomain;
+use crate::bundle::BundleSet;
+use crate::id::TrustDomain;
 
 /// A [`BundleSource`] put together from parts, one trust domain each (or
 /// every trust domain of a part): "SPIRE for my own trust domain, this

@@ -13,16 +13,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::bundle::{BundleError, X509Bundle};
-use crate::bundle_set::BundleSet;
+use crate::bundle::{BundleError, BundleSet, X509Bundle};
 use crate::crl::{CrlError, CrlSet};
+use crate::id::TrustDomain;
+use crate::limits::MAX_SOURCE_FILE_BYTES;
 use crate::source::{BundleSource, CrlSource, Published, SourceStatus, SvidSource};
 use crate::svid::{SvidError, X509Svid};
-use crate::trust_domain::TrustDomain;
 use crate::verify::{PeerRole, VerifyError};
-
-/// Largest file a [`FileSource`] reads, in bytes.
-pub const MAX_SOURCE_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Which files make up an identity.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::bundle_set::BundleSet;
+use crate::bundle::BundleSet;
 use crate::crl::CrlSet;
 use crate::svid::X509Svid;
 

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use super::published::Published;
 use super::status::SourceStatus;
 use super::{BundleSource, CrlSource, SvidSource};
-use crate::bundle_set::BundleSet;
+use crate::bundle::BundleSet;
 use crate::crl::CrlSet;
 use crate::svid::X509Svid;
 

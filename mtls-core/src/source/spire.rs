@@ -13,13 +13,11 @@ use spiffe::x509_source::{
 };
 use tokio::sync::watch;
 
-use crate::bundle::{BundleError, X509Bundle};
-use crate::bundle_set::BundleSet;
+use crate::bundle::{BundleError, BundleSet, X509Bundle};
 use crate::crl::CrlSet;
+use crate::id::{SpiffeId, SpiffeIdError, TrustDomain};
 use crate::source::{BundleSource, Published, SourceState, SourceStatus, SvidSource};
-use crate::spiffe_id::{SpiffeId, SpiffeIdError};
 use crate::svid::{SvidError, X509Svid};
-use crate::trust_domain::TrustDomain;
 use crate::verify::{PeerRole, VerifyError};
 
 /// The environment variable naming the Workload API endpoint, as the SPIFFE

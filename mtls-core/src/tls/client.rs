@@ -5,11 +5,10 @@ use std::sync::Arc;
 use rustls::client::Resumption;
 use rustls::{ClientConfig, CommonState};
 
-use super::common::{common_builder_methods, Common};
-use super::server::reverify_if_resumed;
+use super::common::{common_builder_methods, Common, ConfigError};
+use super::peer::{reverify_if_resumed, PeerIdentityError};
 use super::verifier::SvidVerifier;
-use super::ConfigError;
-use crate::peer::{PeerIdentity, PeerIdentityError};
+use crate::peer::PeerIdentity;
 use crate::source::{BundleSource, SvidSource};
 use crate::svid::X509Svid;
 use crate::verify::PeerRole;

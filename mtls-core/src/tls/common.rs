@@ -6,12 +6,25 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::SupportedProtocolVersion;
 
+use super::rejection::RejectionHook;
 use super::resolver::SvidResolver;
 use super::verifier::SvidVerifier;
-use super::{ConfigError, RejectionHook};
 use crate::authorize::Authorizer;
 use crate::source::{BundleSource, CrlSource, SvidSource};
 use crate::verify::PeerRole;
+
+/// Why a config could not be built.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No authorizer was chosen.
+    #[error("config: no authorizer chosen; say who may connect, e.g. .authorizer(authorize::member_of(trust_domain)) or, deliberately, authorize::any()")]
+    MissingAuthorizer,
+    /// rustls refused the settings (protocol versions not supported by the
+    /// crypto provider, ...).
+    #[error("config: rustls refused the settings: {0}")]
+    Rustls(#[from] rustls::Error),
+}
 
 static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
 
@@ -25,7 +38,7 @@ pub(crate) struct Common {
     pub(crate) resumption: bool,
     pub(crate) tls13_only: bool,
     pub(crate) on_reject: Option<RejectionHook>,
-    pub(crate) crl_expiry: crate::crl::CrlExpiry,
+    pub(crate) crl_expiry: crate::CrlExpiry,
 }
 
 pub(crate) struct Parts {
@@ -47,7 +60,7 @@ impl Common {
             resumption: false,
             tls13_only: false,
             on_reject: None,
-            crl_expiry: crate::crl::CrlExpiry::default(),
+            crl_expiry: crate::CrlExpiry::default(),
         }
     }
 
@@ -147,14 +160,16 @@ macro_rules! common_builder_methods {
             self
         }
 
-        /// Called with the full reason whenever the verifier rejects a peer's
-        /// chain (the peer itself only sees a TLS alert), including when a
+        /// Called with the full reason whenever the verifier rejects a peer
+        /// ([`Rejection::Verify`](crate::Rejection::Verify): its chain;
+        /// [`Rejection::Denied`](crate::Rejection::Denied): the authorizer)
+        /// — the peer itself only sees a TLS alert — including when a
         /// resumed session fails re-verification in `peer_identity`. A
         /// client presenting no certificate at all is refused by rustls
         /// before the verifier runs and is not reported here.
         pub fn on_rejection(
             mut self,
-            hook: impl Fn(&$crate::VerifyError) + Send + Sync + 'static,
+            hook: impl Fn(&$crate::Rejection) + Send + Sync + 'static,
         ) -> Self {
             self.common.on_reject = Some(std::sync::Arc::new(hook));
             self

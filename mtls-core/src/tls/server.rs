@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
-use rustls::{CommonState, HandshakeKind, ServerConfig};
+use rustls::{CommonState, ServerConfig};
 
-use super::common::{common_builder_methods, Common};
+use super::common::{common_builder_methods, Common, ConfigError};
+use super::peer::{reverify_if_resumed, PeerIdentityError};
 use super::verifier::SvidVerifier;
-use super::ConfigError;
-use crate::peer::{peer_chain, PeerIdentity, PeerIdentityError};
+use crate::peer::PeerIdentity;
 use crate::source::{BundleSource, SvidSource};
 use crate::verify::PeerRole;
 
@@ -60,27 +60,6 @@ impl MtlsServerConfig {
     /// admits a peer a full handshake would reject.
     pub fn peer_identity(&self, conn: &CommonState) -> Result<PeerIdentity, PeerIdentityError> {
         reverify_if_resumed(&self.verifier, conn)
-    }
-}
-
-pub(crate) fn reverify_if_resumed(
-    verifier: &SvidVerifier,
-    conn: &CommonState,
-) -> Result<PeerIdentity, PeerIdentityError> {
-    match conn.handshake_kind() {
-        Some(HandshakeKind::Resumed) if !conn.is_handshaking() => {
-            let chain = peer_chain(conn)?;
-            verifier.reverify(&chain).map_err(PeerIdentityError::Verify)
-        }
-        Some(_) if !conn.is_handshaking() => match conn.peer_certificates() {
-            // The chain the verifier just checked: no need to parse it again.
-            Some(chain) => match verifier.recent_identity(chain) {
-                Some(peer) => Ok(peer),
-                None => PeerIdentity::from_connection(conn),
-            },
-            None => PeerIdentity::from_connection(conn),
-        },
-        _ => PeerIdentity::from_connection(conn),
     }
 }
 

@@ -8,14 +8,12 @@ use std::time::SystemTime;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme,
-};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::RejectionHook;
+use super::rejection::{to_rustls_error, Rejection, RejectionHook};
 use crate::authorize::Authorizer;
-use crate::bundle_set::BundleSet;
+use crate::bundle::BundleSet;
 use crate::crl::{CrlExpiry, CrlSet};
 use crate::peer::PeerIdentity;
 use crate::source::{BundleSource, CrlSource};
@@ -107,7 +105,7 @@ impl SvidVerifier {
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<PeerIdentity, VerifyError> {
+    ) -> Result<PeerIdentity, Rejection> {
         self.verify_against(
             leaf,
             intermediates,
@@ -144,7 +142,7 @@ impl SvidVerifier {
         now: UnixTime,
         bundles: Snapshot<BundleSet>,
         crls: Option<Snapshot<CrlSet>>,
-    ) -> Result<PeerIdentity, VerifyError> {
+    ) -> Result<PeerIdentity, Rejection> {
         let none = CrlSet::new();
         let result = verify_with_expiry(
             leaf,
@@ -156,6 +154,7 @@ impl SvidVerifier {
             self.role,
             self.algs.all,
         )
+        .map_err(Rejection::Verify)
         .and_then(|(peer, mut valid_until)| {
             self.authorizer.authorize(peer.spiffe_id())?;
             if self.crl_expiry == CrlExpiry::Enforce {
@@ -181,10 +180,7 @@ impl SvidVerifier {
     }
 
     /// Tells the rejection hook of a refusal, and passes the result on.
-    fn report(
-        &self,
-        result: Result<PeerIdentity, VerifyError>,
-    ) -> Result<PeerIdentity, VerifyError> {
+    fn report(&self, result: Result<PeerIdentity, Rejection>) -> Result<PeerIdentity, Rejection> {
         if let (Err(e), Some(hook)) = (&result, &self.on_reject) {
             hook(e);
         }
@@ -194,9 +190,9 @@ impl SvidVerifier {
     pub(crate) fn reverify(
         &self,
         chain: &[CertificateDer<'static>],
-    ) -> Result<PeerIdentity, VerifyError> {
+    ) -> Result<PeerIdentity, Rejection> {
         let Some((leaf, intermediates)) = chain.split_first() else {
-            return Err(VerifyError::EmptyChain);
+            return Err(Rejection::Verify(VerifyError::EmptyChain));
         };
         // The same chain, verified against the very bundles and CRLs in
         // force now, and no certificate of its path expired since: the
@@ -239,7 +235,7 @@ impl SvidVerifier {
                 .authorizer
                 .authorize(peer.spiffe_id())
                 .map(|()| peer)
-                .map_err(VerifyError::from);
+                .map_err(Rejection::Denied);
             return self.report(result);
         }
         let (bundles, crls) = read.unwrap_or_else(|| (self.bundle_snapshot(), self.crl_snapshot()));
@@ -262,54 +258,6 @@ impl SvidVerifier {
             .map(drop)
             .map_err(to_rustls_error)
     }
-}
-
-/// Maps a rejection to the rustls error that sends the right alert:
-/// `access_denied` for an authorizer denial; `bad_certificate` for a chain
-/// that breaks the X.509-SVID format rules; `unknown_ca`,
-/// `certificate_expired`, `certificate_revoked`, `decrypt_error` or
-/// `unsupported_certificate` where one fits; `certificate_unknown` (carrying
-/// our error) for any other path validation failure. The full reason always
-/// goes to the rejection hook.
-pub(crate) fn to_rustls_error(e: VerifyError) -> rustls::Error {
-    use crate::time_fmt::pki_from_system_time as pki;
-    let ce = match &e {
-        VerifyError::Denied(_) => CertificateError::ApplicationVerificationFailure,
-        VerifyError::Expired { not_after, now, .. } => CertificateError::ExpiredContext {
-            time: pki(*now),
-            not_after: pki(*not_after),
-        },
-        VerifyError::NotYetValid {
-            not_before, now, ..
-        } => CertificateError::NotValidYetContext {
-            time: pki(*now),
-            not_before: pki(*not_before),
-        },
-        VerifyError::UntrustedIssuer { .. } | VerifyError::NoBundle { .. } => {
-            CertificateError::UnknownIssuer
-        }
-        VerifyError::Revoked { .. } => CertificateError::Revoked,
-        VerifyError::CrlExpired { .. } => CertificateError::ExpiredRevocationList,
-        VerifyError::BadSignature { .. } => CertificateError::BadSignature,
-        VerifyError::WrongExtendedKeyUsage { .. } => CertificateError::InvalidPurpose,
-        VerifyError::EmptyChain
-        | VerifyError::ChainTooLong { .. }
-        | VerifyError::CertificateTooLarge { .. }
-        | VerifyError::MalformedCertificate { .. }
-        | VerifyError::NoUriSan
-        | VerifyError::MultipleUriSans { .. }
-        | VerifyError::InvalidSpiffeId { .. }
-        | VerifyError::TrustDomainIdAsLeaf { .. }
-        | VerifyError::LeafIsCa { .. }
-        | VerifyError::UnacceptableKey { .. }
-        | VerifyError::LeafMissingKeyUsage { .. }
-        | VerifyError::LeafMissingDigitalSignature { .. }
-        | VerifyError::LeafHasKeyCertSign { .. }
-        | VerifyError::LeafHasCrlSign { .. }
-        | VerifyError::BadSigningCertificate { .. } => CertificateError::BadEncoding,
-        _ => CertificateError::Other(OtherError(Arc::new(e))),
-    };
-    rustls::Error::InvalidCertificate(ce)
 }
 
 impl ClientCertVerifier for SvidVerifier {

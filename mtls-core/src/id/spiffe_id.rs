@@ -5,13 +5,9 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::trust_domain::{validate_trust_domain, TrustDomain};
-
-/// Longest SPIFFE ID accepted, in bytes, scheme included (SPIFFE-ID.md 2.3).
-pub const MAX_SPIFFE_ID_LEN: usize = 2048;
-
-/// Longest trust domain name accepted, in bytes (SPIFFE-ID.md 2.3).
-pub const MAX_TRUST_DOMAIN_LEN: usize = 255;
+use super::chars::{check_id_len, validate_path, validate_trust_domain};
+use super::error::SpiffeIdError;
+use super::trust_domain::TrustDomain;
 
 const SCHEME_PREFIX: &str = "spiffe://";
 
@@ -70,9 +66,7 @@ impl SpiffeId {
         if bytes.is_empty() {
             return Err(SpiffeIdError::Empty);
         }
-        if bytes.len() > MAX_SPIFFE_ID_LEN {
-            return Err(SpiffeIdError::TooLong { len: bytes.len() });
-        }
+        check_id_len(bytes.len())?;
         let rest = bytes
             .strip_prefix(SCHEME_PREFIX.as_bytes())
             .ok_or(SpiffeIdError::WrongScheme)?;
@@ -95,9 +89,7 @@ impl SpiffeId {
     pub fn from_path(trust_domain: &TrustDomain, path: &str) -> Result<Self, SpiffeIdError> {
         validate_path(path.as_bytes())?;
         let id = Self::from_validated_parts(trust_domain.clone(), path);
-        if id.uri.len() > MAX_SPIFFE_ID_LEN {
-            return Err(SpiffeIdError::TooLong { len: id.uri.len() });
-        }
+        check_id_len(id.uri.len())?;
         Ok(id)
     }
 
@@ -138,7 +130,7 @@ impl SpiffeId {
         }
     }
 
-    pub(crate) fn from_validated_parts(trust_domain: TrustDomain, path: &str) -> Self {
+    fn from_validated_parts(trust_domain: TrustDomain, path: &str) -> Self {
         let uri = format!("{SCHEME_PREFIX}{}{path}", trust_domain.name());
         Self {
             uri: Arc::from(uri),
@@ -192,126 +184,28 @@ impl SpiffeId {
     }
 }
 
-/// Checks an ID path: empty, or `/segment` parts (SPIFFE-ID.md section 2.2).
-pub(crate) fn validate_path(path: &[u8]) -> Result<(), SpiffeIdError> {
-    if path.is_empty() {
-        return Ok(());
-    }
-    if path[0] != b'/' {
-        return Err(SpiffeIdError::BadPathChar {
-            byte: path[0],
-            index: 0,
-        });
-    }
-    let mut segment_start = 1;
-    for index in 1..=path.len() {
-        let byte = path.get(index).copied();
-        match byte {
-            None | Some(b'/') => {
-                let segment = &path[segment_start..index];
-                match segment {
-                    b"" if byte.is_none() => return Err(SpiffeIdError::TrailingSlash),
-                    b"" => return Err(SpiffeIdError::EmptySegment),
-                    b"." | b".." => return Err(SpiffeIdError::DotSegment),
-                    _ => {}
-                }
-                segment_start = index + 1;
+/// The conversions between a trust domain and SPIFFE IDs (here, so that
+/// `trust_domain.rs` does not depend on this module).
+impl TrustDomain {
+    /// Parses either a bare name (`example.org`) or the trust domain's own
+    /// SPIFFE ID (`spiffe://example.org`, without a path), like go-spiffe's
+    /// `TrustDomainFromString`.
+    pub fn from_id_or_name(s: &str) -> Result<Self, SpiffeIdError> {
+        if s.contains(":/") {
+            let id = SpiffeId::new(s)?;
+            if !id.path().is_empty() {
+                return Err(SpiffeIdError::TrustDomainWithPath);
             }
-            Some(b) if is_path_byte(b) => {}
-            Some(b) => return Err(path_char_error(b, index)),
+            Ok(id.trust_domain().clone())
+        } else {
+            Self::new(s)
         }
     }
-    Ok(())
-}
 
-/// `[a-zA-Z0-9._-]`: the path segment alphabet of SPIFFE-ID.md section 2.2.
-pub(crate) const fn is_path_byte(b: u8) -> bool {
-    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_')
-}
-
-fn path_char_error(byte: u8, index: usize) -> SpiffeIdError {
-    match byte {
-        b'?' => SpiffeIdError::QueryNotAllowed,
-        b'#' => SpiffeIdError::FragmentNotAllowed,
-        b'%' => SpiffeIdError::PercentEncodingNotAllowed,
-        _ => SpiffeIdError::BadPathChar { byte, index },
+    /// The trust domain's own SPIFFE ID, `spiffe://<name>` (no path).
+    pub fn id(&self) -> SpiffeId {
+        SpiffeId::from_validated_parts(self.clone(), "")
     }
-}
-
-/// Why a string is not a valid SPIFFE ID or trust domain.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SpiffeIdError {
-    /// The input is empty.
-    #[error("spiffe id: empty")]
-    Empty,
-    /// The input is longer than 2048 bytes.
-    #[error("spiffe id: {len} bytes, longer than the {MAX_SPIFFE_ID_LEN} bytes allowed")]
-    TooLong {
-        /// Length of the input, in bytes.
-        len: usize,
-    },
-    /// The input does not start with the lowercase `spiffe://`.
-    #[error("spiffe id: scheme must be \"spiffe://\" (lowercase)")]
-    WrongScheme,
-    /// There is no trust domain.
-    #[error("spiffe id: trust domain is missing")]
-    MissingTrustDomain,
-    /// The trust domain is longer than 255 bytes.
-    #[error("spiffe id: trust domain is {len} bytes, longer than the {MAX_TRUST_DOMAIN_LEN} bytes allowed")]
-    TrustDomainTooLong {
-        /// Length of the trust domain, in bytes.
-        len: usize,
-    },
-    /// The trust domain has an uppercase letter (never folded to lowercase).
-    #[error("spiffe id: trust domain has an uppercase letter at byte {index}; trust domains are lowercase")]
-    UppercaseTrustDomain {
-        /// Offset of the letter within the trust domain.
-        index: usize,
-    },
-    /// The trust domain has a byte outside `[a-z0-9._-]`.
-    #[error("spiffe id: trust domain has byte 0x{byte:02x} at {index}; only a-z, 0-9, '.', '-' and '_' are allowed")]
-    BadTrustDomainChar {
-        /// The offending byte.
-        byte: u8,
-        /// Its offset within the trust domain.
-        index: usize,
-    },
-    /// The authority has a port (`:`).
-    #[error("spiffe id: a port is not allowed")]
-    PortNotAllowed,
-    /// The authority has userinfo (`@`).
-    #[error("spiffe id: userinfo is not allowed")]
-    UserInfoNotAllowed,
-    /// The input has a query (`?`).
-    #[error("spiffe id: a query is not allowed")]
-    QueryNotAllowed,
-    /// The input has a fragment (`#`).
-    #[error("spiffe id: a fragment is not allowed")]
-    FragmentNotAllowed,
-    /// The input has percent-encoding (`%`).
-    #[error("spiffe id: percent-encoding is not allowed")]
-    PercentEncodingNotAllowed,
-    /// The path has an empty segment (`//`).
-    #[error("spiffe id: path has an empty segment")]
-    EmptySegment,
-    /// The path has a `.` or `..` segment.
-    #[error("spiffe id: path has a '.' or '..' segment")]
-    DotSegment,
-    /// The path ends with `/`.
-    #[error("spiffe id: path has a trailing '/'")]
-    TrailingSlash,
-    /// The path has a byte outside `[a-zA-Z0-9._-]` and `/`.
-    #[error("spiffe id: path has byte 0x{byte:02x} at {index}; only a-z, A-Z, 0-9, '.', '-', '_' and '/' are allowed")]
-    BadPathChar {
-        /// The offending byte.
-        byte: u8,
-        /// Its offset within the path.
-        index: usize,
-    },
-    /// A trust domain was given as a SPIFFE ID with a path.
-    #[error("spiffe id: a trust domain cannot have a path")]
-    TrustDomainWithPath,
 }
 
 impl PartialEq for SpiffeId {

@@ -7,13 +7,9 @@ use std::time::Duration;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 
-use crate::trust_domain::TrustDomain;
-
-/// Largest bundle document accepted, PEM or JWKS, in bytes.
-pub const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
-
-/// Largest single certificate accepted in a bundle, in bytes.
-pub const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
+use super::BundleError;
+use crate::id::TrustDomain;
+use crate::limits::{MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES};
 
 /// The X.509 authorities (root or intermediate CA certificates) trusted to
 /// issue SVIDs for one trust domain.
@@ -45,7 +41,11 @@ pub struct X509Bundle {
     anchors: Vec<TrustAnchor<'static>>,
     sequence: Option<u64>,
     refresh_hint: Option<Duration>,
-    pub(crate) jwt_keys: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// The `jwt-svid` entries of the document this bundle was read from,
+    /// kept as they were so that emitting it again drops none (the X.509
+    /// view does not interpret them; [`SpiffeBundle`](crate::SpiffeBundle)
+    /// does).
+    jwt_keys: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl X509Bundle {
@@ -106,12 +106,57 @@ impl X509Bundle {
     /// authority is the first DER certificate of its `x5c` (an entry with no
     /// `x5c` or an empty one is ignored, further values too, as X509-SVID.md
     /// section 6.2 says); entries of unknown `use` or
-    /// `kty` are ignored; `jwt-svid` entries are kept as they are, so that
-    /// emitting the bundle again does not drop them; `spiffe_sequence` and
-    /// `spiffe_refresh_hint` are kept. Duplicate members are rejected.
+    /// `kty` are ignored; `jwt-svid` entries are kept as they are, not
+    /// interpreted, so that emitting the bundle again does not drop them
+    /// (read the document with [`SpiffeBundle::from_jwks`] for typed, checked
+    /// JWT authorities); `spiffe_sequence` and `spiffe_refresh_hint` are
+    /// kept. Duplicate members are rejected.
+    ///
+    /// [`SpiffeBundle::from_jwks`]: crate::SpiffeBundle::from_jwks
     pub fn from_jwks(trust_domain: TrustDomain, json: &[u8]) -> Result<Self, BundleError> {
         check_size(json.len())?;
-        crate::jwks::parse(trust_domain, json)
+        let doc = super::jwks::parse(json)?;
+        let mut bundle = Self::from_jwks_authorities(trust_domain, doc.x509)?;
+        bundle.sequence = doc.sequence;
+        bundle.refresh_hint = doc.refresh_hint;
+        bundle.jwt_keys = doc.jwt.into_iter().map(|(_, key)| key).collect();
+        Ok(bundle)
+    }
+
+    /// A bundle of the X.509 authorities of a SPIFFE bundle document, each
+    /// named in errors by its position in `keys`.
+    pub(super) fn from_jwks_authorities(
+        trust_domain: TrustDomain,
+        authorities: Vec<(usize, CertificateDer<'static>)>,
+    ) -> Result<Self, BundleError> {
+        let mut bundle = Self::new(trust_domain);
+        for (index, der) in authorities {
+            let invalid = |reason: String| BundleError::InvalidKey { index, reason };
+            bundle.add_authority(der).map_err(|e| match e {
+                BundleError::InvalidCertificate { reason, .. } => invalid(format!(
+                    "\"x5c\" is not a valid X.509 certificate: {reason}"
+                )),
+                BundleError::CertificateTooLarge { len, .. } => invalid(format!(
+                    "\"x5c\" certificate is {len} bytes, larger than allowed"
+                )),
+                // Name the entry of `keys`, not the position among authorities.
+                BundleError::NotAnAuthority {
+                    trust_domain,
+                    subject,
+                    spiffe_id,
+                    reason,
+                    ..
+                } => BundleError::NotAnAuthority {
+                    trust_domain,
+                    index,
+                    subject,
+                    spiffe_id,
+                    reason,
+                },
+                other => other,
+            })?;
+        }
+        Ok(bundle)
     }
 
     /// Loads a bundle from PEM or SPIFFE JWKS, telling them apart by the first
@@ -237,7 +282,19 @@ impl X509Bundle {
 
     /// The bundle in the SPIFFE bundle format (a JWKS document).
     pub fn to_jwks(&self) -> Result<String, BundleError> {
-        crate::jwks::emit(self)
+        super::jwks::emit(
+            &self.authorities,
+            self.jwt_keys.iter().cloned(),
+            self.sequence,
+            self.refresh_hint,
+        )
+    }
+
+    /// The same bundle without the `jwt-svid` entries kept from a JWKS
+    /// document.
+    pub(super) fn without_untyped_jwt_keys(mut self) -> Self {
+        self.jwt_keys = Vec::new();
+        self
     }
 
     pub(crate) fn trust_anchors(&self) -> &[TrustAnchor<'static>] {
@@ -266,99 +323,9 @@ impl fmt::Debug for X509Bundle {
     }
 }
 
-fn check_size(len: usize) -> Result<(), BundleError> {
+pub(super) fn check_size(len: usize) -> Result<(), BundleError> {
     if len > MAX_BUNDLE_BYTES {
         return Err(BundleError::TooLarge { len });
     }
     Ok(())
-}
-
-/// Why a bundle could not be loaded or emitted.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum BundleError {
-    /// The document is larger than [`MAX_BUNDLE_BYTES`].
-    #[error("bundle: {len} bytes, larger than the {MAX_BUNDLE_BYTES} bytes allowed")]
-    TooLarge {
-        /// The document's length.
-        len: usize,
-    },
-    /// A PEM block could not be decoded.
-    #[error("bundle: malformed PEM: {reason}")]
-    Pem {
-        /// What the PEM decoder said.
-        reason: String,
-    },
-    /// A PEM document held no certificate.
-    #[error("bundle: no CERTIFICATE block found for trust domain {trust_domain}")]
-    NoCertificates {
-        /// The trust domain being loaded.
-        trust_domain: TrustDomain,
-    },
-    /// An authority is not a well-formed X.509 certificate.
-    #[error("bundle: authority #{index} is not a valid X.509 certificate: {reason}")]
-    InvalidCertificate {
-        /// Position of the authority in the document.
-        index: usize,
-        /// What the parser said.
-        reason: String,
-    },
-    /// A certificate is not a CA certificate (basicConstraints cA is not
-    /// true, or keyUsage lacks keyCertSign), so it may not be a trust
-    /// anchor: a leaf SVID pasted into a bundle would otherwise let whoever
-    /// holds its key mint any identity of the trust domain. The whole
-    /// document is refused.
-    #[error(
-        "bundle for {trust_domain}: certificate #{index} (subject \"{subject}\"{}) may not be a trust anchor: {reason}; \
-         a bundle holds CA certificates only (is this an SVID or a chain file?)",
-        spiffe_id.as_ref().map(|id| format!(", SPIFFE ID {id}")).unwrap_or_default()
-    )]
-    NotAnAuthority {
-        /// The trust domain being loaded.
-        trust_domain: TrustDomain,
-        /// Position of the certificate in the document (or in `keys`).
-        index: usize,
-        /// The certificate's subject.
-        subject: String,
-        /// The certificate's SPIFFE ID, if it has one.
-        spiffe_id: Option<String>,
-        /// The rule it breaks.
-        reason: &'static str,
-    },
-    /// An authority is larger than [`MAX_CERTIFICATE_BYTES`].
-    #[error("bundle: authority #{index} is {len} bytes, larger than the {MAX_CERTIFICATE_BYTES} bytes allowed")]
-    CertificateTooLarge {
-        /// Position of the authority in the document.
-        index: usize,
-        /// Its length.
-        len: usize,
-    },
-    /// The document is not valid JSON, or not a JWKS object.
-    #[error("bundle: malformed SPIFFE bundle JSON: {reason}")]
-    Json {
-        /// What the JSON parser said.
-        reason: String,
-    },
-    /// A key entry of the SPIFFE bundle is invalid.
-    #[error("bundle: key #{index}: {reason}")]
-    InvalidKey {
-        /// Position of the entry in `keys`.
-        index: usize,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Two bundles of one trust domain were given for one set.
-    #[error("bundle: two bundles given for trust domain {trust_domain}; bundles are never merged")]
-    DuplicateTrustDomain {
-        /// The repeated trust domain.
-        trust_domain: TrustDomain,
-    },
-    /// A bundle's trust domain differs from the one it was loaded for.
-    #[error("bundle: expected trust domain {expected}, got {actual}")]
-    TrustDomainMismatch {
-        /// The trust domain asked for.
-        expected: TrustDomain,
-        /// The bundle's trust domain.
-        actual: TrustDomain,
-    },
 }

@@ -11,13 +11,23 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use x509_parser::public_key::PublicKey;
 
-use crate::bundle::{BundleError, X509Bundle};
-use crate::trust_domain::TrustDomain;
+use super::BundleError;
 
 const USE_X509: &str = "x509-svid";
-const USE_JWT: &str = "jwt-svid";
+pub(super) const USE_JWT: &str = "jwt-svid";
 
-pub(crate) fn parse(trust_domain: TrustDomain, json: &[u8]) -> Result<X509Bundle, BundleError> {
+/// A SPIFFE bundle document, read but not yet interpreted: the X.509
+/// authorities' DER (not yet checked as authorities) and the `jwt-svid`
+/// entries as they are, each with its position in `keys`.
+pub(super) struct Document {
+    pub(super) x509: Vec<(usize, CertificateDer<'static>)>,
+    pub(super) jwt: Vec<(usize, Map<String, Value>)>,
+    pub(super) sequence: Option<u64>,
+    pub(super) refresh_hint: Option<Duration>,
+}
+
+/// Reads a SPIFFE bundle document (the caller checked its size).
+pub(super) fn parse(json: &[u8]) -> Result<Document, BundleError> {
     let json_err = |reason: String| BundleError::Json { reason };
     // RFC 8259 section 8.1: a parser may ignore a byte order mark.
     let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
@@ -30,19 +40,26 @@ pub(crate) fn parse(trust_domain: TrustDomain, json: &[u8]) -> Result<X509Bundle
         Some(_) => return Err(json_err("\"keys\" is not an array".into())),
         None => return Err(json_err("\"keys\" is required".into())),
     };
-    let mut bundle = X509Bundle::new(trust_domain);
+    let mut out = Document {
+        x509: Vec::new(),
+        jwt: Vec::new(),
+        sequence: None,
+        refresh_hint: None,
+    };
     match doc.get("spiffe_sequence") {
         None | Some(Value::Null) => {}
-        Some(v) => bundle.set_sequence(Some(v.as_u64().ok_or_else(|| {
-            json_err("\"spiffe_sequence\" is not a non-negative integer".into())
-        })?)),
+        Some(v) => {
+            out.sequence = Some(v.as_u64().ok_or_else(|| {
+                json_err("\"spiffe_sequence\" is not a non-negative integer".into())
+            })?)
+        }
     }
     match doc.get("spiffe_refresh_hint") {
         None | Some(Value::Null) => {}
         Some(v) => {
-            bundle.set_refresh_hint(Some(Duration::from_secs(v.as_u64().ok_or_else(|| {
+            out.refresh_hint = Some(Duration::from_secs(v.as_u64().ok_or_else(|| {
                 json_err("\"spiffe_refresh_hint\" is not a non-negative integer".into())
-            })?)))
+            })?))
         }
     }
     for (index, key) in keys.into_iter().enumerate() {
@@ -56,7 +73,7 @@ pub(crate) fn parse(trust_domain: TrustDomain, json: &[u8]) -> Result<X509Bundle
         match key.get("use").and_then(Value::as_str) {
             Some(USE_X509) => {}
             Some(USE_JWT) => {
-                bundle.jwt_keys.push(key);
+                out.jwt.push((index, key));
                 continue;
             }
             // Unknown or missing `use`: ignored, as the bundle spec says.
@@ -83,38 +100,22 @@ pub(crate) fn parse(trust_domain: TrustDomain, json: &[u8]) -> Result<X509Bundle
         let der = STANDARD
             .decode(b64)
             .map_err(|e| invalid(&format!("\"x5c\" is not valid base64: {e}")))?;
-        bundle
-            .add_authority(CertificateDer::from(der))
-            .map_err(|e| match e {
-                BundleError::InvalidCertificate { reason, .. } => invalid(&format!(
-                    "\"x5c\" is not a valid X.509 certificate: {reason}"
-                )),
-                BundleError::CertificateTooLarge { len, .. } => invalid(&format!(
-                    "\"x5c\" certificate is {len} bytes, larger than allowed"
-                )),
-                // Name the entry of `keys`, not the position among authorities.
-                BundleError::NotAnAuthority {
-                    trust_domain,
-                    subject,
-                    spiffe_id,
-                    reason,
-                    ..
-                } => BundleError::NotAnAuthority {
-                    trust_domain,
-                    index,
-                    subject,
-                    spiffe_id,
-                    reason,
-                },
-                other => other,
-            })?;
+        out.x509.push((index, CertificateDer::from(der)));
     }
-    Ok(bundle)
+    Ok(out)
 }
 
-pub(crate) fn emit(bundle: &X509Bundle) -> Result<String, BundleError> {
-    let mut keys = Vec::with_capacity(bundle.len() + bundle.jwt_keys.len());
-    for (index, der) in bundle.authorities().iter().enumerate() {
+/// Writes a SPIFFE bundle document: the X.509 authorities, then the
+/// `jwt-svid` entries, then `spiffe_sequence` and `spiffe_refresh_hint`
+/// when set.
+pub(super) fn emit(
+    authorities: &[CertificateDer<'static>],
+    jwt: impl Iterator<Item = Map<String, Value>>,
+    sequence: Option<u64>,
+    refresh_hint: Option<Duration>,
+) -> Result<String, BundleError> {
+    let mut keys = Vec::with_capacity(authorities.len());
+    for (index, der) in authorities.iter().enumerate() {
         let mut key = public_jwk(der, index)?;
         key.insert("use".into(), USE_X509.into());
         key.insert(
@@ -123,13 +124,13 @@ pub(crate) fn emit(bundle: &X509Bundle) -> Result<String, BundleError> {
         );
         keys.push(Value::Object(key));
     }
-    keys.extend(bundle.jwt_keys.iter().cloned().map(Value::Object));
+    keys.extend(jwt.map(Value::Object));
     let mut doc = Map::new();
     doc.insert("keys".into(), Value::Array(keys));
-    if let Some(seq) = bundle.sequence() {
+    if let Some(seq) = sequence {
         doc.insert("spiffe_sequence".into(), seq.into());
     }
-    if let Some(hint) = bundle.refresh_hint() {
+    if let Some(hint) = refresh_hint {
         doc.insert("spiffe_refresh_hint".into(), hint.as_secs().into());
     }
     serde_json::to_string_pretty(&Value::Object(doc)).map_err(|e| BundleError::Json {

@@ -6,9 +6,14 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::spiffe_id::{SpiffeId, SpiffeIdError, MAX_TRUST_DOMAIN_LEN};
+use super::chars::validate_trust_domain;
+use super::error::SpiffeIdError;
 
 /// A SPIFFE trust domain name, such as `example.org`.
+///
+/// (Its conversions to and from SPIFFE IDs, [`TrustDomain::id`] and
+/// [`TrustDomain::from_id_or_name`], sit with [`SpiffeId`](super::SpiffeId),
+/// which is built on this type.)
 ///
 /// A `TrustDomain` can only exist valid (SPIFFE-ID.md section 2.1): it is
 /// non-empty, at most 255 bytes, and made only of lowercase ASCII letters,
@@ -47,21 +52,6 @@ impl TrustDomain {
         })
     }
 
-    /// Parses either a bare name (`example.org`) or the trust domain's own
-    /// SPIFFE ID (`spiffe://example.org`, without a path), like go-spiffe's
-    /// `TrustDomainFromString`.
-    pub fn from_id_or_name(s: &str) -> Result<Self, SpiffeIdError> {
-        if s.contains(":/") {
-            let id = SpiffeId::new(s)?;
-            if !id.path().is_empty() {
-                return Err(SpiffeIdError::TrustDomainWithPath);
-            }
-            Ok(id.trust_domain().clone())
-        } else {
-            Self::new(s)
-        }
-    }
-
     /// A trust domain from a constant; panics if `name` is invalid.
     ///
     /// Meant for constants and tests. Use [`TrustDomain::new`] or
@@ -79,48 +69,10 @@ impl TrustDomain {
         &self.name
     }
 
-    /// The trust domain's own SPIFFE ID, `spiffe://<name>` (no path).
-    pub fn id(&self) -> SpiffeId {
-        SpiffeId::from_validated_parts(self.clone(), "")
-    }
-
-    pub(crate) fn from_validated(name: &str) -> Self {
+    pub(super) fn from_validated(name: &str) -> Self {
         Self {
             name: Arc::from(name),
         }
-    }
-}
-
-/// Checks the bytes of a trust domain name (SPIFFE-ID.md section 2.1 and 2.3).
-pub(crate) fn validate_trust_domain(name: &[u8]) -> Result<(), SpiffeIdError> {
-    if name.is_empty() {
-        return Err(SpiffeIdError::MissingTrustDomain);
-    }
-    for (index, &byte) in name.iter().enumerate() {
-        if !is_trust_domain_byte(byte) {
-            return Err(trust_domain_char_error(byte, index));
-        }
-    }
-    if name.len() > MAX_TRUST_DOMAIN_LEN {
-        return Err(SpiffeIdError::TrustDomainTooLong { len: name.len() });
-    }
-    Ok(())
-}
-
-/// `[a-z0-9._-]`: the trust domain alphabet of SPIFFE-ID.md section 2.1.
-pub(crate) const fn is_trust_domain_byte(b: u8) -> bool {
-    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_')
-}
-
-fn trust_domain_char_error(byte: u8, index: usize) -> SpiffeIdError {
-    match byte {
-        b':' => SpiffeIdError::PortNotAllowed,
-        b'@' => SpiffeIdError::UserInfoNotAllowed,
-        b'?' => SpiffeIdError::QueryNotAllowed,
-        b'#' => SpiffeIdError::FragmentNotAllowed,
-        b'%' => SpiffeIdError::PercentEncodingNotAllowed,
-        b'A'..=b'Z' => SpiffeIdError::UppercaseTrustDomain { index },
-        _ => SpiffeIdError::BadTrustDomainChar { byte, index },
     }
 }
 

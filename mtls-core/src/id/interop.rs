@@ -15,8 +15,8 @@
 //! # Ok::<(), mtls_core::SpiffeIdError>(())
 //! ```
 
-use crate::spiffe_id::{SpiffeId, SpiffeIdError};
-use crate::trust_domain::TrustDomain;
+use super::TrustDomain;
+use super::{SpiffeId, SpiffeIdError};
 
 impl TryFrom<&spiffe::SpiffeId> for SpiffeId {
     type Error = SpiffeIdError;

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::bundle::{BundleError, X509Bundle};
-use crate::trust_domain::TrustDomain;
+use super::{BundleError, X509Bundle};
+use crate::id::TrustDomain;
 
 /// The trusted bundles of every trust domain a service talks to: its own
 /// and any federated ones.
