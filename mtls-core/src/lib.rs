@@ -45,8 +45,8 @@ pub use source::{
 pub use spiffe_id::{SpiffeId, SpiffeIdError, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};
 pub use svid::{SvidError, X509Svid};
 pub use tls::{
-    ClientConfigBuilder, ConfigError, MtlsClientConfig, MtlsServerConfig, RejectionHook,
-    ServerConfigBuilder,
+    ClientConfigBuilder, ClientTweaks, ConfigError, MtlsClientConfig, MtlsServerConfig,
+    RejectionHook, ServerConfigBuilder, ServerTweaks,
 };
 pub use trust_domain::TrustDomain;
 pub use verify::{verify, PeerRole, VerifyError, MAX_CHAIN_LEN, MAX_PEER_CERTIFICATE_BYTES};

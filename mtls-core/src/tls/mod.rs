@@ -2,11 +2,13 @@
 
 mod client;
 mod common;
+mod customize;
 mod resolver;
 mod server;
 mod verifier;
 
 pub use client::{ClientConfigBuilder, MtlsClientConfig};
+pub use customize::{ClientTweaks, ServerTweaks};
 pub use server::{MtlsServerConfig, ServerConfigBuilder};
 
 /// Why a config could not be built.
@@ -20,6 +22,13 @@ pub enum ConfigError {
     /// crypto provider, ...).
     #[error("config: rustls refused the settings: {0}")]
     Rustls(#[from] rustls::Error),
+    /// A customizer made a setting that resumes sessions (`setting`) while
+    /// resumption is off.
+    #[error("config: the customizer set {setting}, which resumes sessions, but resumption is off; call .resumption(true) and read identities with peer_identity, which verifies resumed sessions again")]
+    ResumptionOff {
+        /// The setting made.
+        setting: &'static str,
+    },
 }
 
 /// A callback told of every peer the verifier rejects, with the reason
