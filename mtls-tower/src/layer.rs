@@ -13,11 +13,15 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::authorize::{AuthorizeFn, AuthorizeRequest, Caller, Denial};
 use crate::peer::peer_identity;
 use crate::policy::RoutePolicy;
 
-/// Authorizes every request by the peer's SPIFFE ID, method and path with a
-/// [`RoutePolicy`].
+/// Authorizes every request by its authenticated caller and its parts
+/// (method, path, headers, extensions) with an [`AuthorizeRequest`]: a
+/// [`RoutePolicy`] (the default type), a closure, or any implementation.
+///
+/// Before the policy runs, whatever it is:
 ///
 /// - a request path not in normal form (percent-encoded unreserved
 ///   characters or `/`, dot or empty segments, malformed encoding; see
@@ -29,39 +33,72 @@ use crate::policy::RoutePolicy;
 ///   `UNAUTHENTICATED`, 16); for an expired peer the connection is also
 ///   ended (HTTP/1.1: `Connection: close`; HTTP/2: the transport ends once
 ///   the refusal is flushed), so a client that renewed its SVID reconnects
-///   with it instead of being refused on a pooled connection;
-/// - the policy denies (including when no rule matches): **403** (gRPC:
-///   `PERMISSION_DENIED`, 7);
+///   with it instead of being refused on a pooled connection.
+///
+/// Then:
+///
+/// - the policy denies (a [`RoutePolicy`] also when no rule matches):
+///   **403** (gRPC: `PERMISSION_DENIED`, 7); the reason is logged at debug
+///   level, not sent;
 /// - allowed: the request goes on with the peer's `PeerIdentity` in its
 ///   extensions.
 ///
 /// gRPC requests (content type `application/grpc*`) get a gRPC status
 /// instead of an HTTP error, so gRPC clients see a proper status code.
 ///
+/// The policy is called directly (no boxing); the service clones it with
+/// the layer, so make a policy cheap to clone (a [`RoutePolicy`] is an
+/// `Arc`; a closure capturing `Arc`s or nothing is).
+///
 /// ```no_run
 /// # fn app(policy: mtls_tower::RoutePolicy) {
 /// use axum::{routing::get, Router};
-/// use mtls_tower::AuthorizeLayer;
+/// use mtls_tower::{AuthorizeLayer, Denial};
 ///
+/// // A route policy.
 /// let app: Router = Router::new()
 ///     .route("/orders", get(|| async { "orders" }))
 ///     .layer(AuthorizeLayer::new(policy));
+///
+/// // A closure: the caller and the request's parts.
+/// let app: Router = Router::new()
+///     .route("/orders", get(|| async { "orders" }))
+///     .layer(AuthorizeLayer::from_fn(|caller, request| {
+///         if caller.spiffe_id().path().starts_with("/ns/shop/")
+///             && request.headers.contains_key("x-tenant")
+///         {
+///             Ok(())
+///         } else {
+///             Err(Denial::new("shop workloads only, with a tenant"))
+///         }
+///     }));
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct AuthorizeLayer {
-    policy: RoutePolicy,
+pub struct AuthorizeLayer<P = RoutePolicy> {
+    policy: P,
 }
 
-impl AuthorizeLayer {
+impl<P: AuthorizeRequest> AuthorizeLayer<P> {
     /// A layer enforcing `policy`.
-    pub fn new(policy: RoutePolicy) -> Self {
+    pub fn new(policy: P) -> Self {
         Self { policy }
     }
 }
 
-impl<S> Layer<S> for AuthorizeLayer {
-    type Service = Authorize<S>;
+impl<F> AuthorizeLayer<AuthorizeFn<F>>
+where
+    F: Fn(Caller<'_>, &http::request::Parts) -> Result<(), Denial> + Send + Sync,
+{
+    /// A layer enforcing a closure (its argument types are inferred); see
+    /// [`authorize_fn`](crate::authorize_fn).
+    pub fn from_fn(f: F) -> Self {
+        Self::new(crate::authorize::authorize_fn(f))
+    }
+}
+
+impl<S, P: Clone> Layer<S> for AuthorizeLayer<P> {
+    type Service = Authorize<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Authorize {
@@ -73,12 +110,12 @@ impl<S> Layer<S> for AuthorizeLayer {
 
 /// The service of [`AuthorizeLayer`].
 #[derive(Debug, Clone)]
-pub struct Authorize<S> {
+pub struct Authorize<S, P = RoutePolicy> {
     inner: S,
-    policy: RoutePolicy,
+    policy: P,
 }
 
-impl<S> Authorize<S> {
+impl<S, P> Authorize<S, P> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -102,9 +139,10 @@ enum Refusal {
     Denied,
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S>
+impl<S, P, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S, P>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    P: AuthorizeRequest,
     ResBody: Body<Data = Bytes>,
 {
     type Response = Response<ResponseBody<ResBody>>;
@@ -115,38 +153,40 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let grpc = is_grpc(&req);
+        // Before any policy: whatever implements it never sees a path
+        // handlers would decode into another one.
         if let Err(invalid) = crate::path::check(req.uri().path()) {
             return ResponseFuture::refused(crate::path::refusal(&invalid, grpc));
         }
-        let Some(peer) = peer_identity(req.extensions()) else {
+        // The policy takes the parts by reference: moved out of the request
+        // and back, neither copied nor allocated.
+        let (mut parts, body) = req.into_parts();
+        let Some(peer) = peer_identity(&parts.extensions) else {
             return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc));
         };
         if peer.is_expired_at(SystemTime::now()) {
             tracing::info!(peer = %peer.spiffe_id(), "mtls: request refused, the peer's certificate has expired; ending the connection");
-            crate::peer::end_expired_connection(req.extensions());
+            crate::peer::end_expired_connection(&parts.extensions);
             let mut response = refusal(Refusal::Expired, grpc);
-            if req.version() <= http::Version::HTTP_11 {
+            if parts.version <= http::Version::HTTP_11 {
                 response
                     .headers_mut()
                     .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             }
             return ResponseFuture::refused(response);
         }
-        match self
-            .policy
-            .decide(req.method(), req.uri().path(), peer.spiffe_id())
-        {
+        match self.policy.authorize_request(Caller::X509(peer), &parts) {
             Ok(()) => {
                 ::metrics::counter!(crate::metrics::AUTHZ_DECISIONS, "result" => "allow")
                     .increment(1);
                 let peer = peer.clone();
-                req.extensions_mut().insert(peer);
-                ResponseFuture::inner(self.inner.call(req))
+                parts.extensions.insert(peer);
+                ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
             }
-            Err(denied) => {
-                tracing::debug!(method = %req.method(), path = req.uri().path(), reason = %denied, "mtls: request denied");
+            Err(denial) => {
+                tracing::debug!(method = %parts.method, path = parts.uri.path(), peer = %peer.spiffe_id(), reason = %denial, "mtls: request denied");
                 ResponseFuture::refused(refusal(Refusal::Denied, grpc))
             }
         }
