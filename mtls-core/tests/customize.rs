@@ -196,7 +196,7 @@ async fn customized_settings_take_effect() {
 /// verification.
 fn customize_everything_server(
     log: Arc<Labels>,
-) -> impl FnOnce(&mut mtls_core::ServerTweaks<'_>) + Send {
+) -> impl FnOnce(&mut mtls_core::ServerTweaks<'_>) + Send + Sync {
     move |t| {
         t.key_log(log)
             .alpn_protocols(vec![b"h2".to_vec()])
@@ -213,7 +213,7 @@ fn customize_everything_server(
 
 fn customize_everything_client(
     log: Arc<Labels>,
-) -> impl FnOnce(&mut mtls_core::ClientTweaks<'_>) + Send {
+) -> impl FnOnce(&mut mtls_core::ClientTweaks<'_>) + Send + Sync {
     move |t| {
         t.key_log(log)
             .alpn_protocols(vec![b"h2".to_vec()])

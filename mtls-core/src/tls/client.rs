@@ -131,7 +131,7 @@ impl ClientConfigBuilder {
     /// ```
     pub fn customize(
         mut self,
-        customizer: impl FnOnce(&mut ClientTweaks<'_>) + Send + 'static,
+        customizer: impl FnOnce(&mut ClientTweaks<'_>) + Send + Sync + 'static,
     ) -> Self {
         self.customizers.push(Box::new(customizer));
         self

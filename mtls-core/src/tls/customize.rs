@@ -25,8 +25,8 @@ const FRAGMENT_SIZES: std::ops::RangeInclusive<usize> = 32..=16_384 + 5;
 /// Customizers registered on a builder, applied in order by `build`.
 pub(crate) struct Customizers<F: ?Sized>(Vec<Box<F>>);
 
-pub(crate) type ServerCustomizer = dyn FnOnce(&mut ServerTweaks<'_>) + Send;
-pub(crate) type ClientCustomizer = dyn FnOnce(&mut ClientTweaks<'_>) + Send;
+pub(crate) type ServerCustomizer = dyn FnOnce(&mut ServerTweaks<'_>) + Send + Sync;
+pub(crate) type ClientCustomizer = dyn FnOnce(&mut ClientTweaks<'_>) + Send + Sync;
 
 impl<F: ?Sized> Customizers<F> {
     pub(crate) fn new() -> Self {

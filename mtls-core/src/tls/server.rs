@@ -149,7 +149,7 @@ impl ServerConfigBuilder {
     /// ```
     pub fn customize(
         mut self,
-        customizer: impl FnOnce(&mut ServerTweaks<'_>) + Send + 'static,
+        customizer: impl FnOnce(&mut ServerTweaks<'_>) + Send + Sync + 'static,
     ) -> Self {
         self.customizers.push(Box::new(customizer));
         self
