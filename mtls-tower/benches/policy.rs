@@ -154,7 +154,7 @@ fn layer(c: &mut Criterion) {
     // The same decision as a closure (static dispatch, like the policy).
     let allowed = peer.spiffe_id().clone();
     let closure = AuthorizeLayer::from_fn(move |caller, request| {
-        if request.uri.path() == "/hello" && *caller.spiffe_id() == allowed {
+        if request.path() == "/hello" && *caller.spiffe_id() == allowed {
             Ok(())
         } else {
             Err(Denial::new("only the frontend may say hello"))

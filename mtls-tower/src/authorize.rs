@@ -2,21 +2,21 @@
 //! decides with.
 //!
 //! An [`AuthorizeRequest`] sees the authenticated [`Caller`] and the
-//! request's parts (method, URI, headers, extensions) and answers `Ok(())`
-//! or a [`Denial`] with the reason. [`RoutePolicy`](crate::RoutePolicy) is
+//! request's head (method, URI, headers, extensions: a [`RequestHead`]) and
+//! answers `Ok(())` or a [`Denial`] with the reason. [`RoutePolicy`](crate::RoutePolicy) is
 //! one; a closure is another:
 //!
 //! ```
 //! use http::{Method, Request};
-//! use mtls_tower::{AuthorizeRequest, Caller, Denial};
+//! use mtls_tower::{AuthorizeRequest, Caller, Denial, RequestHead};
 //!
 //! // Read-only access for everyone in the trust domain, writes for the admin.
-//! let policy = |caller: Caller<'_>, request: &http::request::Parts| {
+//! let policy = |caller: Caller<'_>, request: RequestHead<'_>| {
 //!     let id = caller.spiffe_id();
-//!     if request.method == Method::GET || id.path() == "/admin" {
+//!     if request.method() == Method::GET || id.path() == "/admin" {
 //!         Ok(())
 //!     } else {
-//!         Err(Denial::new(format!("{id} may only read {}", request.uri.path())))
+//!         Err(Denial::new(format!("{id} may only read {}", request.path())))
 //!     }
 //! };
 //!
@@ -25,10 +25,10 @@
 //! # let svid = pki.issue(&mtls_ca::SvidRequest::new(mtls_core::SpiffeId::new("spiffe://example.org/web")?))?;
 //! # let peer = mtls_core::verify(svid.chain(), &pki.bundle()?.into(), std::time::SystemTime::now(),
 //! #     &mtls_core::CrlSet::new(), mtls_core::PeerRole::Client)?;
-//! let (get, _) = Request::get("/orders/7").body(())?.into_parts();
-//! let (post, _) = Request::post("/orders").body(())?.into_parts();
-//! assert!(policy.authorize_request(Caller::X509(&peer), &get).is_ok());
-//! let denial = policy.authorize_request(Caller::X509(&peer), &post).unwrap_err();
+//! let get = Request::get("/orders/7").body(())?;
+//! let post = Request::post("/orders").body(())?;
+//! assert!(policy.authorize_request(Caller::X509(&peer), (&get).into()).is_ok());
+//! let denial = policy.authorize_request(Caller::X509(&peer), (&post).into()).unwrap_err();
 //! assert_eq!(denial.reason(), "spiffe://example.org/web may only read /orders");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -37,6 +37,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use http::request::Parts;
+use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 use mtls_core::{Denied, PeerIdentity, SpiffeId};
 
 /// Decides whether an authenticated caller may make a request.
@@ -48,12 +49,13 @@ use mtls_core::{Denied, PeerIdentity, SpiffeId};
 /// judges the path the handlers will see.
 ///
 /// Implemented by [`RoutePolicy`](crate::RoutePolicy), by [`AuthorizeFn`]
-/// and by closures `Fn(Caller<'_>, &http::request::Parts) -> Result<(), Denial>`.
+/// and by closures `Fn(Caller<'_>, RequestHead<'_>) -> Result<(), Denial>`.
 /// It runs on every request: allocate only to explain a denial.
 pub trait AuthorizeRequest: Send + Sync {
     /// `Ok(())` to let `caller` make `request`, or a [`Denial`] with the
     /// reason (the caller gets 403, or gRPC `PERMISSION_DENIED`).
-    fn authorize_request(&self, caller: Caller<'_>, request: &Parts) -> Result<(), Denial>;
+    fn authorize_request(&self, caller: Caller<'_>, request: RequestHead<'_>)
+        -> Result<(), Denial>;
 }
 
 /// Who makes a request, as authenticated before any policy runs.
@@ -66,6 +68,7 @@ pub enum Caller<'a> {
 
 impl<'a> Caller<'a> {
     /// The caller's SPIFFE ID.
+    #[inline]
     pub fn spiffe_id(&self) -> &'a SpiffeId {
         match self {
             Caller::X509(peer) => peer.spiffe_id(),
@@ -74,9 +77,91 @@ impl<'a> Caller<'a> {
 
     /// The caller's X.509 identity (chain, expiry), when it authenticated
     /// with an X.509-SVID.
+    #[inline]
     pub fn x509(&self) -> Option<&'a PeerIdentity> {
         match self {
             Caller::X509(peer) => Some(peer),
+        }
+    }
+}
+
+/// The head of a request (method, URI, version, headers, extensions), by
+/// reference: what an [`AuthorizeRequest`] decides on. Built from a
+/// `&Request<B>` or a `&http::request::Parts` with `From`, without copying.
+///
+/// From [`AuthorizeLayer`](crate::AuthorizeLayer), its [`path`](Self::path)
+/// is in normal form.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    version: Version,
+    headers: &'a HeaderMap,
+    extensions: &'a Extensions,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The method.
+    #[inline]
+    pub fn method(&self) -> &'a Method {
+        self.method
+    }
+
+    /// The URI (as the request holds it: for HTTP/1.1 usually only the path
+    /// and query).
+    #[inline]
+    pub fn uri(&self) -> &'a Uri {
+        self.uri
+    }
+
+    /// The path, without query (percent-encoded as received).
+    #[inline]
+    pub fn path(&self) -> &'a str {
+        self.uri.path()
+    }
+
+    /// The HTTP version.
+    #[inline]
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The headers.
+    #[inline]
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The extensions (what earlier layers attached, such as the
+    /// connection's information).
+    #[inline]
+    pub fn extensions(&self) -> &'a Extensions {
+        self.extensions
+    }
+}
+
+impl<'a, B> From<&'a Request<B>> for RequestHead<'a> {
+    #[inline]
+    fn from(request: &'a Request<B>) -> Self {
+        Self {
+            method: request.method(),
+            uri: request.uri(),
+            version: request.version(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+        }
+    }
+}
+
+impl<'a> From<&'a Parts> for RequestHead<'a> {
+    #[inline]
+    fn from(parts: &'a Parts) -> Self {
+        Self {
+            method: &parts.method,
+            uri: &parts.uri,
+            version: parts.version,
+            headers: &parts.headers,
+            extensions: &parts.extensions,
         }
     }
 }
@@ -135,9 +220,13 @@ impl From<Denied> for Denial {
 
 impl<F> AuthorizeRequest for F
 where
-    F: Fn(Caller<'_>, &Parts) -> Result<(), Denial> + Send + Sync,
+    F: Fn(Caller<'_>, RequestHead<'_>) -> Result<(), Denial> + Send + Sync,
 {
-    fn authorize_request(&self, caller: Caller<'_>, request: &Parts) -> Result<(), Denial> {
+    fn authorize_request(
+        &self,
+        caller: Caller<'_>,
+        request: RequestHead<'_>,
+    ) -> Result<(), Denial> {
         self(caller, request)
     }
 }
@@ -153,7 +242,7 @@ pub struct AuthorizeFn<F>(F);
 /// ```
 /// use mtls_tower::{authorize_fn, Denial};
 ///
-/// let only_reads = authorize_fn(|_caller, request| match request.method {
+/// let only_reads = authorize_fn(|_caller, request| match *request.method() {
 ///     http::Method::GET | http::Method::HEAD => Ok(()),
 ///     _ => Err(Denial::new("read-only service")),
 /// });
@@ -161,16 +250,20 @@ pub struct AuthorizeFn<F>(F);
 /// ```
 pub fn authorize_fn<F>(f: F) -> AuthorizeFn<F>
 where
-    F: Fn(Caller<'_>, &Parts) -> Result<(), Denial> + Send + Sync,
+    F: Fn(Caller<'_>, RequestHead<'_>) -> Result<(), Denial> + Send + Sync,
 {
     AuthorizeFn(f)
 }
 
 impl<F> AuthorizeRequest for AuthorizeFn<F>
 where
-    F: Fn(Caller<'_>, &Parts) -> Result<(), Denial> + Send + Sync,
+    F: Fn(Caller<'_>, RequestHead<'_>) -> Result<(), Denial> + Send + Sync,
 {
-    fn authorize_request(&self, caller: Caller<'_>, request: &Parts) -> Result<(), Denial> {
+    fn authorize_request(
+        &self,
+        caller: Caller<'_>,
+        request: RequestHead<'_>,
+    ) -> Result<(), Denial> {
         (self.0)(caller, request)
     }
 }

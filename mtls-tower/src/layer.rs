@@ -13,12 +13,12 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::authorize::{AuthorizeFn, AuthorizeRequest, Caller, Denial};
+use crate::authorize::{AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
 use crate::peer::peer_identity;
 use crate::policy::RoutePolicy;
 
-/// Authorizes every request by its authenticated caller and its parts
-/// (method, path, headers, extensions) with an [`AuthorizeRequest`]: a
+/// Authorizes every request by its authenticated caller and its head
+/// (method, path, headers, extensions: a [`RequestHead`]) with an [`AuthorizeRequest`]: a
 /// [`RoutePolicy`] (the default type), a closure, or any implementation.
 ///
 /// Before the policy runs, whatever it is:
@@ -60,12 +60,12 @@ use crate::policy::RoutePolicy;
 ///     .route("/orders", get(|| async { "orders" }))
 ///     .layer(AuthorizeLayer::new(policy));
 ///
-/// // A closure: the caller and the request's parts.
+/// // A closure: the caller and the request's head.
 /// let app: Router = Router::new()
 ///     .route("/orders", get(|| async { "orders" }))
 ///     .layer(AuthorizeLayer::from_fn(|caller, request| {
 ///         if caller.spiffe_id().path().starts_with("/ns/shop/")
-///             && request.headers.contains_key("x-tenant")
+///             && request.headers().contains_key("x-tenant")
 ///         {
 ///             Ok(())
 ///         } else {
@@ -88,7 +88,7 @@ impl<P: AuthorizeRequest> AuthorizeLayer<P> {
 
 impl<F> AuthorizeLayer<AuthorizeFn<F>>
 where
-    F: Fn(Caller<'_>, &http::request::Parts) -> Result<(), Denial> + Send + Sync,
+    F: Fn(Caller<'_>, RequestHead<'_>) -> Result<(), Denial> + Send + Sync,
 {
     /// A layer enforcing a closure (its argument types are inferred); see
     /// [`authorize_fn`](crate::authorize_fn).
@@ -153,40 +153,41 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let grpc = is_grpc(&req);
         // Before any policy: whatever implements it never sees a path
         // handlers would decode into another one.
         if let Err(invalid) = crate::path::check(req.uri().path()) {
             return ResponseFuture::refused(crate::path::refusal(&invalid, grpc));
         }
-        // The policy takes the parts by reference: moved out of the request
-        // and back, neither copied nor allocated.
-        let (mut parts, body) = req.into_parts();
-        let Some(peer) = peer_identity(&parts.extensions) else {
+        let Some(peer) = peer_identity(req.extensions()) else {
             return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc));
         };
         if peer.is_expired_at(SystemTime::now()) {
             tracing::info!(peer = %peer.spiffe_id(), "mtls: request refused, the peer's certificate has expired; ending the connection");
-            crate::peer::end_expired_connection(&parts.extensions);
+            crate::peer::end_expired_connection(req.extensions());
             let mut response = refusal(Refusal::Expired, grpc);
-            if parts.version <= http::Version::HTTP_11 {
+            if req.version() <= http::Version::HTTP_11 {
                 response
                     .headers_mut()
                     .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             }
             return ResponseFuture::refused(response);
         }
-        match self.policy.authorize_request(Caller::X509(peer), &parts) {
+        // The request's head by reference: nothing copied or allocated.
+        match self
+            .policy
+            .authorize_request(Caller::X509(peer), RequestHead::from(&req))
+        {
             Ok(()) => {
                 ::metrics::counter!(crate::metrics::AUTHZ_DECISIONS, "result" => "allow")
                     .increment(1);
                 let peer = peer.clone();
-                parts.extensions.insert(peer);
-                ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
+                req.extensions_mut().insert(peer);
+                ResponseFuture::inner(self.inner.call(req))
             }
             Err(denial) => {
-                tracing::debug!(method = %parts.method, path = parts.uri.path(), peer = %peer.spiffe_id(), reason = %denial, "mtls: request denied");
+                tracing::debug!(method = %req.method(), path = req.uri().path(), peer = %peer.spiffe_id(), reason = %denial, "mtls: request denied");
                 ResponseFuture::refused(refusal(Refusal::Denied, grpc))
             }
         }

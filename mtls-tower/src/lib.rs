@@ -12,7 +12,7 @@ mod peer;
 mod policy;
 mod stream;
 
-pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial};
+pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
 pub use client::{MtlsClientStream, MtlsConnector, DEFAULT_CONNECT_TIMEOUT, RETIRE_BEFORE_EXPIRY};
 pub use layer::{Authorize, AuthorizeLayer, ResponseBody, ResponseFuture};
 pub use listener::{ListenerConfig, ListenerStats, MtlsListener};

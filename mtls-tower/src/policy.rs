@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::Method;
 use mtls_core::{Authorizer, Denied, SpiffeId};
 
-use crate::authorize::{AuthorizeRequest, Caller, Denial};
+use crate::authorize::{AuthorizeRequest, Caller, Denial, RequestHead};
 use crate::path;
 
 /// An ordered list of rules, each an [`Authorizer`] for a path prefix and
@@ -169,12 +169,13 @@ impl RoutePolicy {
 /// The caller's SPIFFE ID, the request's method and path, by
 /// [`decide`](RoutePolicy::decide).
 impl AuthorizeRequest for RoutePolicy {
+    #[inline]
     fn authorize_request(
         &self,
         caller: Caller<'_>,
-        request: &http::request::Parts,
+        request: RequestHead<'_>,
     ) -> Result<(), Denial> {
-        self.decide(&request.method, request.uri.path(), caller.spiffe_id())
+        self.decide(request.method(), request.path(), caller.spiffe_id())
             .map_err(Denial::from)
     }
 }

@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use mtls_core::{authorize, verify, CrlSet, PeerIdentity, PeerRole, X509Svid};
 use mtls_tower::{
     authorize_fn, peer_identity, AuthorizeLayer, AuthorizeRequest, Caller, Denial, MtlsConnectInfo,
-    RoutePolicy,
+    RequestHead, RoutePolicy,
 };
 use tower::{Layer, ServiceExt};
 
@@ -442,7 +442,7 @@ async fn a_closure_sees_only_normal_form_paths() {
         let seen = Arc::new(Mutex::new(Vec::<String>::new()));
         let record = seen.clone();
         let policy = authorize_fn(move |_caller, request| {
-            record.lock().unwrap().push(request.uri.path().to_owned());
+            record.lock().unwrap().push(request.path().to_owned());
             Ok(())
         });
         for &(defect, path) in NON_NORMAL_PATHS {
@@ -545,9 +545,9 @@ impl AuthorizeRequest for GrpcMethods {
     fn authorize_request(
         &self,
         caller: Caller<'_>,
-        request: &http::request::Parts,
+        request: RequestHead<'_>,
     ) -> Result<(), Denial> {
-        let (id, path) = (caller.spiffe_id(), request.uri.path());
+        let (id, path) = (caller.spiffe_id(), request.path());
         if self.0.iter().any(|(who, p)| who == id && *p == path) {
             Ok(())
         } else {
@@ -564,9 +564,7 @@ async fn a_struct_policy_answers_grpc_permission_denied() {
         let denial = policy
             .authorize_request(
                 Caller::X509(&f.intruder),
-                &request(Method::POST, "/pkg.Orders/Get", true, Attach::None)
-                    .into_parts()
-                    .0,
+                (&request(Method::POST, "/pkg.Orders/Get", true, Attach::None)).into(),
             )
             .unwrap_err();
         assert_eq!(
@@ -625,13 +623,13 @@ async fn a_closure_allows_and_denies_real_mtls_requests() {
                 assert!(chain_len >= 1);
                 record.lock().unwrap().push((
                     caller.spiffe_id().to_string(),
-                    request.uri.path().to_owned(),
+                    request.path().to_owned(),
                     request
-                        .headers
+                        .headers()
                         .get(http::header::HOST)
                         .map(|h| h.to_str().unwrap().to_owned()),
                 ));
-                if caller.spiffe_id().as_str() == FRONTEND || request.uri.path() == "/orders" {
+                if caller.spiffe_id().as_str() == FRONTEND || request.path() == "/orders" {
                     Ok(())
                 } else {
                     // An authorizer's refusal converts with `?`.
