@@ -3,8 +3,8 @@
 //!
 //! An [`AuthorizeRequest`] sees the authenticated [`Caller`] and the
 //! request's head (method, URI, headers, extensions: a [`RequestHead`]) and
-//! answers `Ok(())` or a [`Denial`] with the reason. [`RoutePolicy`](crate::RoutePolicy) is
-//! one; a closure is another:
+//! answers `Ok(())` or a [`Denial`] with the reason.
+//! [`RoutePolicy`](crate::RoutePolicy) is one; a closure is another:
 //!
 //! ```
 //! use http::{Method, Request};
