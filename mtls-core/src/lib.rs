@@ -51,8 +51,8 @@ pub use source::{
 };
 pub use svid::{SvidError, X509Svid};
 pub use tls::{
-    ClientConfigBuilder, ConfigError, MtlsClientConfig, MtlsServerConfig, PeerIdentityError,
-    Rejection, RejectionHook, ServerConfigBuilder,
+    ClientConfigBuilder, ClientTweaks, ConfigError, MtlsClientConfig, MtlsServerConfig,
+    PeerIdentityError, Rejection, RejectionHook, ServerConfigBuilder, ServerTweaks,
 };
 pub use verify::{verify, PeerRole, VerifyError};
 pub use x509::{check_svid_public_key, UnacceptableKey};

@@ -6,7 +6,8 @@
 //! request is matched by the last rule added and allowed.
 //!
 //! Then the per-request cost of `AuthorizeLayer`, in process, with no
-//! network: the layer around a trivial tower service, and an axum router
+//! network: the layer around a trivial tower service (with the route
+//! policy, and with a closure deciding the same), and an axum router
 //! with the layer and the connect-info extension axum adds to every
 //! request, each against the same service without them.
 
@@ -30,7 +31,7 @@ use http::{Method, Request, Response};
 use http_body_util::Full;
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{authorize, Authorizer, CrlSet, PeerIdentity, PeerRole, SpiffeId, TrustDomain};
-use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, RoutePolicy};
+use mtls_tower::{AuthorizeLayer, Denial, MtlsConnectInfo, RoutePolicy};
 use tower::{Layer, ServiceExt};
 
 fn td(i: usize) -> TrustDomain {
@@ -149,6 +150,23 @@ fn layer(c: &mut Criterion) {
     });
     group.bench_function("tower/authorize_layer", |b| {
         b.iter(|| now_or_never(layered.clone().oneshot(black_box(with_peer()))))
+    });
+    // The same decision as a closure (static dispatch, like the policy).
+    let allowed = peer.spiffe_id().clone();
+    let closure = AuthorizeLayer::from_fn(move |caller, request| {
+        if request.path() == "/hello" && *caller.spiffe_id() == allowed {
+            Ok(())
+        } else {
+            Err(Denial::new("only the frontend may say hello"))
+        }
+    })
+    .layer(inner);
+    assert!(now_or_never(closure.clone().oneshot(with_peer()))
+        .unwrap()
+        .status()
+        .is_success());
+    group.bench_function("tower/authorize_layer_closure", |b| {
+        b.iter(|| now_or_never(closure.clone().oneshot(black_box(with_peer()))))
     });
 
     // axum: what a request costs through the router, with the extension

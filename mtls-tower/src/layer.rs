@@ -13,11 +13,15 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::authorize::{AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
 use crate::peer::peer_identity;
 use crate::policy::RoutePolicy;
 
-/// Authorizes every request by the peer's SPIFFE ID, method and path with a
-/// [`RoutePolicy`].
+/// Authorizes every request by its authenticated caller and its head
+/// (method, path, headers, extensions: a [`RequestHead`]) with an [`AuthorizeRequest`]: a
+/// [`RoutePolicy`] (the default type), a closure, or any implementation.
+///
+/// Before the policy runs, whatever it is:
 ///
 /// - a request path not in normal form (percent-encoded unreserved
 ///   characters or `/`, dot or empty segments, malformed encoding; see
@@ -29,39 +33,72 @@ use crate::policy::RoutePolicy;
 ///   `UNAUTHENTICATED`, 16); for an expired peer the connection is also
 ///   ended (HTTP/1.1: `Connection: close`; HTTP/2: the transport ends once
 ///   the refusal is flushed), so a client that renewed its SVID reconnects
-///   with it instead of being refused on a pooled connection;
-/// - the policy denies (including when no rule matches): **403** (gRPC:
-///   `PERMISSION_DENIED`, 7);
+///   with it instead of being refused on a pooled connection.
+///
+/// Then:
+///
+/// - the policy denies (a [`RoutePolicy`] also when no rule matches):
+///   **403** (gRPC: `PERMISSION_DENIED`, 7); the reason is logged at debug
+///   level, not sent;
 /// - allowed: the request goes on with the peer's `PeerIdentity` in its
 ///   extensions.
 ///
 /// gRPC requests (content type `application/grpc*`) get a gRPC status
 /// instead of an HTTP error, so gRPC clients see a proper status code.
 ///
+/// The policy is called directly (no boxing); the service clones it with
+/// the layer, so make a policy cheap to clone (a [`RoutePolicy`] is an
+/// `Arc`; a closure capturing `Arc`s or nothing is).
+///
 /// ```no_run
 /// # fn app(policy: mtls_tower::RoutePolicy) {
 /// use axum::{routing::get, Router};
-/// use mtls_tower::AuthorizeLayer;
+/// use mtls_tower::{AuthorizeLayer, Denial};
 ///
+/// // A route policy.
 /// let app: Router = Router::new()
 ///     .route("/orders", get(|| async { "orders" }))
 ///     .layer(AuthorizeLayer::new(policy));
+///
+/// // A closure: the caller and the request's head.
+/// let app: Router = Router::new()
+///     .route("/orders", get(|| async { "orders" }))
+///     .layer(AuthorizeLayer::from_fn(|caller, request| {
+///         if caller.spiffe_id().path().starts_with("/ns/shop/")
+///             && request.headers().contains_key("x-tenant")
+///         {
+///             Ok(())
+///         } else {
+///             Err(Denial::new("shop workloads only, with a tenant"))
+///         }
+///     }));
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct AuthorizeLayer {
-    policy: RoutePolicy,
+pub struct AuthorizeLayer<P = RoutePolicy> {
+    policy: P,
 }
 
-impl AuthorizeLayer {
+impl<P: AuthorizeRequest> AuthorizeLayer<P> {
     /// A layer enforcing `policy`.
-    pub fn new(policy: RoutePolicy) -> Self {
+    pub fn new(policy: P) -> Self {
         Self { policy }
     }
 }
 
-impl<S> Layer<S> for AuthorizeLayer {
-    type Service = Authorize<S>;
+impl<F> AuthorizeLayer<AuthorizeFn<F>>
+where
+    F: Fn(Caller<'_>, RequestHead<'_>) -> Result<(), Denial> + Send + Sync,
+{
+    /// A layer enforcing a closure (its argument types are inferred); see
+    /// [`authorize_fn`](crate::authorize_fn).
+    pub fn from_fn(f: F) -> Self {
+        Self::new(crate::authorize::authorize_fn(f))
+    }
+}
+
+impl<S, P: Clone> Layer<S> for AuthorizeLayer<P> {
+    type Service = Authorize<S, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Authorize {
@@ -73,12 +110,12 @@ impl<S> Layer<S> for AuthorizeLayer {
 
 /// The service of [`AuthorizeLayer`].
 #[derive(Debug, Clone)]
-pub struct Authorize<S> {
+pub struct Authorize<S, P = RoutePolicy> {
     inner: S,
-    policy: RoutePolicy,
+    policy: P,
 }
 
-impl<S> Authorize<S> {
+impl<S, P> Authorize<S, P> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -102,9 +139,10 @@ enum Refusal {
     Denied,
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S>
+impl<S, P, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S, P>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    P: AuthorizeRequest,
     ResBody: Body<Data = Bytes>,
 {
     type Response = Response<ResponseBody<ResBody>>;
@@ -117,6 +155,8 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let grpc = is_grpc(&req);
+        // Before any policy: whatever implements it never sees a path
+        // handlers would decode into another one.
         if let Err(invalid) = crate::path::check(req.uri().path()) {
             return ResponseFuture::refused(crate::path::refusal(&invalid, grpc));
         }
@@ -134,9 +174,10 @@ where
             }
             return ResponseFuture::refused(response);
         }
+        // The request's head by reference: nothing copied or allocated.
         match self
             .policy
-            .decide(req.method(), req.uri().path(), peer.spiffe_id())
+            .authorize_request(Caller::X509(peer), RequestHead::from(&req))
         {
             Ok(()) => {
                 ::metrics::counter!(crate::metrics::AUTHZ_DECISIONS, "result" => "allow")
@@ -145,8 +186,8 @@ where
                 req.extensions_mut().insert(peer);
                 ResponseFuture::inner(self.inner.call(req))
             }
-            Err(denied) => {
-                tracing::debug!(method = %req.method(), path = req.uri().path(), reason = %denied, "mtls: request denied");
+            Err(denial) => {
+                tracing::debug!(method = %req.method(), path = req.uri().path(), peer = %peer.spiffe_id(), reason = %denial, "mtls: request denied");
                 ResponseFuture::refused(refusal(Refusal::Denied, grpc))
             }
         }

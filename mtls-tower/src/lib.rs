@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod authorize;
 mod client;
 mod layer;
 mod listener;
@@ -11,6 +12,7 @@ mod peer;
 mod policy;
 mod stream;
 
+pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
 pub use client::{MtlsClientStream, MtlsConnector, DEFAULT_CONNECT_TIMEOUT, RETIRE_BEFORE_EXPIRY};
 pub use layer::{Authorize, AuthorizeLayer, ResponseBody, ResponseFuture};
 pub use listener::{ListenerConfig, ListenerStats, MtlsListener};

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use http::Method;
 use mtls_core::{Authorizer, Denied, SpiffeId};
 
+use crate::authorize::{AuthorizeRequest, Caller, Denial, RequestHead};
 use crate::path;
 
 /// An ordered list of rules, each an [`Authorizer`] for a path prefix and
-/// optionally some methods: the **first** rule whose path prefix and method
+/// optionally some methods (the usual [`AuthorizeRequest`] of
+/// [`AuthorizeLayer`](crate::AuthorizeLayer)): the **first** rule whose path prefix and method
 /// match the request decides, by its authorizer; a request no rule matches
 /// is denied (default deny).
 ///
@@ -161,6 +163,20 @@ impl RoutePolicy {
     /// Whether there is no rule (everything is denied).
     pub fn is_empty(&self) -> bool {
         self.inner.rules.is_empty()
+    }
+}
+
+/// The caller's SPIFFE ID, the request's method and path, by
+/// [`decide`](RoutePolicy::decide).
+impl AuthorizeRequest for RoutePolicy {
+    #[inline]
+    fn authorize_request(
+        &self,
+        caller: Caller<'_>,
+        request: RequestHead<'_>,
+    ) -> Result<(), Denial> {
+        self.decide(request.method(), request.path(), caller.spiffe_id())
+            .map_err(Denial::from)
     }
 }
 

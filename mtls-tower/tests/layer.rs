@@ -1,6 +1,8 @@
 //! `AuthorizeLayer` as a plain Tower layer: a synthetic inner service and
 //! hand-built requests carrying a `PeerIdentity` obtained from
-//! `mtls_core::verify` on an issued chain.
+//! `mtls_core::verify` on an issued chain; and with other
+//! `AuthorizeRequest`s than a `RoutePolicy` (closures, a struct), in
+//! process and over real mTLS requests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -9,7 +11,7 @@ mod common;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -18,7 +20,10 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
 use mtls_core::{authorize, verify, CrlSet, PeerIdentity, PeerRole, X509Svid};
-use mtls_tower::{peer_identity, AuthorizeLayer, MtlsConnectInfo, RoutePolicy};
+use mtls_tower::{
+    authorize_fn, peer_identity, AuthorizeLayer, AuthorizeRequest, Caller, Denial, MtlsConnectInfo,
+    RequestHead, RoutePolicy,
+};
 use tower::{Layer, ServiceExt};
 
 fn identity(pki: &Pki, svid: &X509Svid) -> PeerIdentity {
@@ -75,9 +80,13 @@ struct Answer {
     size_hint: Option<u64>,
 }
 
-/// Runs `req` through the layer around a service that echoes the
-/// `PeerIdentity` it finds; counts the calls reaching it.
-async fn call(policy: &RoutePolicy, req: Request<Full<Bytes>>, calls: &Arc<AtomicUsize>) -> Answer {
+/// Runs `req` through the layer with `policy` around a service that
+/// echoes the `PeerIdentity` it finds; counts the calls reaching it.
+async fn call<P: AuthorizeRequest + Clone>(
+    policy: &P,
+    req: Request<Full<Bytes>>,
+    calls: &Arc<AtomicUsize>,
+) -> Answer {
     let counter = calls.clone();
     let inner = tower::service_fn(move |req: Request<Full<Bytes>>| {
         counter.fetch_add(1, Ordering::SeqCst);
@@ -407,4 +416,262 @@ fn peer_identity_reads_every_place_integrations_put_it() {
     );
     req.extensions_mut().insert(f.frontend.clone());
     assert_eq!(peer_identity(req.extensions()), Some(&f.frontend));
+}
+
+// ---------------------------------------------------------------------------
+// Other request authorizers than a `RoutePolicy`.
+
+/// Non-normal paths, each named by its defect: all must get 400 (gRPC:
+/// INVALID_ARGUMENT) before any policy runs.
+const NON_NORMAL_PATHS: &[(&str, &str)] = &[
+    ("encoded-letter", "/orders/%61dmin"),
+    ("double-encoded", "/orders/%2561dmin"),
+    ("empty-segment", "/orders//7"),
+    ("dot-segment", "/orders/./7"),
+    ("dot-dot-segment", "/public/../orders"),
+    ("encoded-dot-dot", "/public/%2e%2e/orders"),
+    ("encoded-slash", "/orders%2F7"),
+    ("encoded-backslash", "/orders%5C7"),
+    ("malformed-encoding", "/orders/%zz"),
+];
+
+#[tokio::test]
+async fn a_closure_sees_only_normal_form_paths() {
+    bounded(TEST_TIMEOUT, async {
+        let f = fixture();
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let record = seen.clone();
+        let policy = authorize_fn(move |_caller, request| {
+            record.lock().unwrap().push(request.path().to_owned());
+            Ok(())
+        });
+        for &(defect, path) in NON_NORMAL_PATHS {
+            let a = call(
+                &policy,
+                request(
+                    Method::GET,
+                    path,
+                    false,
+                    Attach::Identity(f.frontend.clone()),
+                ),
+                &f.calls,
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::BAD_REQUEST, "{defect}");
+            assert_eq!(a.body, "invalid request path\n", "{defect}");
+            let a = call(
+                &policy,
+                request(
+                    Method::POST,
+                    path,
+                    true,
+                    Attach::Identity(f.frontend.clone()),
+                ),
+                &f.calls,
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::OK, "{defect}");
+            assert_eq!(a.headers["grpc-status"], "3", "{defect}");
+        }
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "{:?}",
+            seen.lock().unwrap()
+        );
+        assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+
+        // A normal path reaches the closure as it is.
+        let a = call(
+            &policy,
+            request(
+                Method::GET,
+                "/orders/7",
+                false,
+                Attach::Identity(f.frontend.clone()),
+            ),
+            &f.calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(seen.lock().unwrap().as_slice(), ["/orders/7"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_closure_never_runs_for_unauthenticated_or_expired_callers() {
+    bounded(TEST_TIMEOUT, async {
+        let pki = Pki::new("example.org");
+        let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
+        let peer = identity(&pki, &svid);
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        let policy = authorize_fn(move |_caller, _request| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        let calls = Arc::new(AtomicUsize::new(0));
+        let a = call(
+            &policy,
+            request(Method::GET, "/orders", false, Attach::None),
+            &calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(asked.load(Ordering::SeqCst), 0);
+
+        sleep_past(peer.not_after(), Duration::from_millis(1100)).await;
+        let a = call(
+            &policy,
+            request(Method::GET, "/orders", false, Attach::Identity(peer)),
+            &calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(a.body, "peer certificate expired\n");
+        assert_eq!(a.headers[http::header::CONNECTION], "close");
+        assert_eq!(asked.load(Ordering::SeqCst), 0);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    })
+    .await;
+}
+
+/// A policy as a struct: callers may call the gRPC methods listed for
+/// them, by exact SPIFFE ID and gRPC path.
+#[derive(Clone)]
+struct GrpcMethods(Arc<Vec<(mtls_core::SpiffeId, &'static str)>>);
+
+impl AuthorizeRequest for GrpcMethods {
+    fn authorize_request(
+        &self,
+        caller: Caller<'_>,
+        request: RequestHead<'_>,
+    ) -> Result<(), Denial> {
+        let (id, path) = (caller.spiffe_id(), request.path());
+        if self.0.iter().any(|(who, p)| who == id && *p == path) {
+            Ok(())
+        } else {
+            Err(Denial::new(format!("{id} may not call {path}")))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_struct_policy_answers_grpc_permission_denied() {
+    bounded(TEST_TIMEOUT, async {
+        let f = fixture();
+        let policy = GrpcMethods(Arc::new(vec![(id(FRONTEND), "/pkg.Orders/Get")]));
+        let denial = policy
+            .authorize_request(
+                Caller::X509(&f.intruder),
+                (&request(Method::POST, "/pkg.Orders/Get", true, Attach::None)).into(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            denial.reason(),
+            format!("{INTRUDER} may not call /pkg.Orders/Get")
+        );
+
+        let a = call(
+            &policy,
+            request(
+                Method::POST,
+                "/pkg.Orders/Get",
+                true,
+                Attach::ConnectInfo(f.intruder.clone()),
+            ),
+            &f.calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.headers["grpc-status"], "7");
+        assert_eq!(a.headers["grpc-message"], "permission denied");
+        assert!(a.body.is_empty());
+        assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+
+        let a = call(
+            &policy,
+            request(
+                Method::POST,
+                "/pkg.Orders/Get",
+                true,
+                Attach::ConnectInfo(f.frontend.clone()),
+            ),
+            &f.calls,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert!(a.headers.get("grpc-status").is_none());
+        assert_eq!(a.body, format!("inner saw {FRONTEND}"));
+        assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_closure_allows_and_denies_real_mtls_requests() {
+    bounded(TEST_TIMEOUT, async {
+        let pki = Pki::new("example.org");
+        let seen = Arc::new(Mutex::new(Vec::<(String, String, Option<String>)>::new()));
+        let record = seen.clone();
+        let app = axum::Router::new()
+            .route("/orders", axum::routing::get(|| async { "orders\n" }))
+            .route("/orders/{id}", axum::routing::get(|| async { "order\n" }))
+            .layer(AuthorizeLayer::from_fn(move |caller, request| {
+                // The whole verified identity is there, not only the ID.
+                let chain_len = caller.x509().map_or(0, |p| p.chain().len());
+                assert!(chain_len >= 1);
+                record.lock().unwrap().push((
+                    caller.spiffe_id().to_string(),
+                    request.path().to_owned(),
+                    request
+                        .headers()
+                        .get(http::header::HOST)
+                        .map(|h| h.to_str().unwrap().to_owned()),
+                ));
+                if caller.spiffe_id().as_str() == FRONTEND || request.path() == "/orders" {
+                    Ok(())
+                } else {
+                    // An authorizer's refusal converts with `?`.
+                    mtls_core::Authorizer::authorize(
+                        &authorize::exact(id(FRONTEND)),
+                        caller.spiffe_id(),
+                    )?;
+                    Err(Denial::new("unreachable"))
+                }
+            }));
+        let server = serve(pki.server_config(), app).await;
+
+        let frontend = http_client(pki.client_config(pki.svid(FRONTEND), H2));
+        let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H1));
+        let got = fetch(&frontend, server.url("/orders/7")).await.unwrap();
+        assert_eq!((got.status, got.body.as_str()), (200, "order\n"));
+        let got = fetch(&intruder, server.url("/orders")).await.unwrap();
+        assert_eq!((got.status, got.body.as_str()), (200, "orders\n"));
+        let got = fetch(&intruder, server.url("/orders/7")).await.unwrap();
+        assert_eq!(
+            (got.status, got.body.as_str()),
+            (403, "permission denied\n")
+        );
+        // Not normal: refused before the closure.
+        let got = fetch(&frontend, server.url("/orders/%37")).await.unwrap();
+        assert_eq!(got.status, 400);
+
+        let seen = seen.lock().unwrap();
+        let paths: Vec<_> = seen
+            .iter()
+            .map(|(who, path, _)| (who.as_str(), path.as_str()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                (FRONTEND, "/orders/7"),
+                (INTRUDER, "/orders"),
+                (INTRUDER, "/orders/7")
+            ]
+        );
+        // HTTP/1.1 requests carry a Host header the closure can read.
+        assert!(seen[1].2.is_some(), "{seen:?}");
+    })
+    .await;
 }

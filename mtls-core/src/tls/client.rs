@@ -6,6 +6,7 @@ use rustls::client::Resumption;
 use rustls::{ClientConfig, CommonState};
 
 use super::common::{common_builder_methods, Common, ConfigError};
+use super::customize::{ClientCustomizer, ClientTweaks, Customizers};
 use super::peer::{reverify_if_resumed, PeerIdentityError};
 use super::verifier::SvidVerifier;
 use crate::peer::PeerIdentity;
@@ -47,6 +48,7 @@ impl MtlsClientConfig {
     ) -> ClientConfigBuilder {
         ClientConfigBuilder {
             common: Common::new(Arc::new(svid), Arc::new(bundles)),
+            customizers: Customizers::new(),
         }
     }
 
@@ -84,6 +86,7 @@ impl std::fmt::Debug for MtlsClientConfig {
 #[derive(Debug)]
 pub struct ClientConfigBuilder {
     common: Common,
+    customizers: Customizers<ClientCustomizer>,
 }
 
 impl ClientConfigBuilder {
@@ -94,6 +97,42 @@ impl ClientConfigBuilder {
     /// read identities with [`MtlsClientConfig::peer_identity`] if it is on.
     pub fn resumption(mut self, enabled: bool) -> Self {
         self.common.resumption = enabled;
+        self
+    }
+
+    /// Changes the rest of the rustls config: key log, session storage,
+    /// certificate compression, ALPN, SNI, record size, ... through a
+    /// [`ClientTweaks`], which offers no way to replace the server
+    /// verifier, the client certificate resolver or the clock, so a
+    /// customized config admits exactly the servers an uncustomized one
+    /// does. Customizers run in the order given, at [`build`](Self::build),
+    /// after the builder's own settings. A setting that resumes sessions
+    /// needs [`resumption(true)`](Self::resumption), or `build` fails.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use mtls_core::rustls::{client::ClientSessionMemoryCache, KeyLogFile};
+    /// use mtls_core::{authorize, BundleSet, MtlsClientConfig, SharedSvid, SpiffeId};
+    ///
+    /// let client = MtlsClientConfig::builder(SharedSvid::empty(), BundleSet::new())
+    ///     .authorizer(authorize::exact(SpiffeId::from_static("spiffe://example.org/backend")))
+    ///     .resumption(true)
+    ///     .customize(|tweaks| {
+    ///         // SSLKEYLOGFILE, for decrypting captures while debugging.
+    ///         tweaks
+    ///             .key_log(Arc::new(KeyLogFile::new()))
+    ///             .session_storage(Arc::new(ClientSessionMemoryCache::new(64)))
+    ///             .enable_sni(false);
+    ///     })
+    ///     .build()?;
+    /// assert!(!client.rustls_config().enable_sni);
+    /// # Ok::<(), mtls_core::ConfigError>(())
+    /// ```
+    pub fn customize(
+        mut self,
+        customizer: impl FnOnce(&mut ClientTweaks<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.customizers.push(Box::new(customizer));
         self
     }
 
@@ -110,6 +149,7 @@ impl ClientConfigBuilder {
         if !resumption {
             config.resumption = Resumption::disabled();
         }
+        self.customizers.apply(&mut config, resumption)?;
         Ok(MtlsClientConfig {
             config: Arc::new(config),
             verifier: parts.verifier,

@@ -24,6 +24,13 @@ pub enum ConfigError {
     /// crypto provider, ...).
     #[error("config: rustls refused the settings: {0}")]
     Rustls(#[from] rustls::Error),
+    /// A customizer made a setting that resumes sessions (`setting`) while
+    /// resumption is off.
+    #[error("config: the customizer set {setting}, which resumes sessions, but resumption is off; call .resumption(true) and read identities with peer_identity, which verifies resumed sessions again")]
+    ResumptionOff {
+        /// The setting made.
+        setting: &'static str,
+    },
 }
 
 static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];

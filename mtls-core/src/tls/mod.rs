@@ -2,6 +2,7 @@
 
 mod client;
 mod common;
+mod customize;
 mod peer;
 mod rejection;
 mod resolver;
@@ -10,6 +11,7 @@ mod verifier;
 
 pub use client::{ClientConfigBuilder, MtlsClientConfig};
 pub use common::ConfigError;
+pub use customize::{ClientTweaks, ServerTweaks};
 pub use peer::PeerIdentityError;
 pub use rejection::{Rejection, RejectionHook};
 pub use server::{MtlsServerConfig, ServerConfigBuilder};

@@ -6,6 +6,7 @@ use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
 use rustls::{CommonState, ServerConfig};
 
 use super::common::{common_builder_methods, Common, ConfigError};
+use super::customize::{Customizers, ServerCustomizer, ServerTweaks};
 use super::peer::{reverify_if_resumed, PeerIdentityError};
 use super::verifier::SvidVerifier;
 use crate::peer::PeerIdentity;
@@ -45,6 +46,7 @@ impl MtlsServerConfig {
     ) -> ServerConfigBuilder {
         ServerConfigBuilder {
             common: Common::new(Arc::new(svid), Arc::new(bundles)),
+            customizers: Customizers::new(),
         }
     }
 
@@ -67,6 +69,7 @@ impl MtlsServerConfig {
 #[derive(Debug)]
 pub struct ServerConfigBuilder {
     common: Common,
+    customizers: Customizers<ServerCustomizer>,
 }
 
 impl ServerConfigBuilder {
@@ -85,6 +88,52 @@ impl ServerConfigBuilder {
         self
     }
 
+    /// Changes the rest of the rustls config: key log, session storage and
+    /// tickets, certificate compression, ALPN, record size, ... through a
+    /// [`ServerTweaks`], which offers no way to replace the client
+    /// verifier, the certificate resolver or the clock, so a customized
+    /// config admits exactly the clients an uncustomized one does.
+    /// Customizers run in the order given, at [`build`](Self::build), after
+    /// the builder's own settings. A setting that resumes sessions
+    /// (session storage, ticketer, TLS 1.3 tickets) needs
+    /// [`resumption(true)`](Self::resumption), or `build` fails.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use mtls_core::rustls::{server::ServerSessionMemoryCache, KeyLogFile};
+    /// use mtls_core::{authorize, BundleSet, MtlsServerConfig, SharedSvid, TrustDomain};
+    ///
+    /// let server = MtlsServerConfig::builder(SharedSvid::empty(), BundleSet::new())
+    ///     .authorizer(authorize::member_of(TrustDomain::from_static("example.org")))
+    ///     .resumption(true)
+    ///     .customize(|tweaks| {
+    ///         // SSLKEYLOGFILE, for decrypting captures while debugging.
+    ///         tweaks
+    ///             .key_log(Arc::new(KeyLogFile::new()))
+    ///             .session_storage(ServerSessionMemoryCache::new(4096))
+    ///             .max_fragment_size(Some(4096));
+    ///     })
+    ///     .build()?;
+    /// assert_eq!(server.rustls_config().max_fragment_size, Some(4096));
+    ///
+    /// // Resuming sessions is a choice made on the builder, not in a customizer.
+    /// let refused = MtlsServerConfig::builder(SharedSvid::empty(), BundleSet::new())
+    ///     .authorizer(authorize::any())
+    ///     .customize(|tweaks| {
+    ///         tweaks.session_storage(ServerSessionMemoryCache::new(4096));
+    ///     })
+    ///     .build();
+    /// assert!(refused.is_err());
+    /// # Ok::<(), mtls_core::ConfigError>(())
+    /// ```
+    pub fn customize(
+        mut self,
+        customizer: impl FnOnce(&mut ServerTweaks<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.customizers.push(Box::new(customizer));
+        self
+    }
+
     /// Builds the config; fails if no authorizer was chosen.
     pub fn build(self) -> Result<MtlsServerConfig, ConfigError> {
         let (parts, alpn, resumption) = self.common.parts(PeerRole::Client)?;
@@ -99,6 +148,7 @@ impl ServerConfigBuilder {
             config.session_storage = Arc::new(NoServerSessionStorage {});
             config.send_tls13_tickets = 0;
         }
+        self.customizers.apply(&mut config, resumption)?;
         Ok(MtlsServerConfig {
             config: Arc::new(config),
             verifier: parts.verifier,

@@ -1,0 +1,337 @@
+//! Customizers: the rest of the rustls config, without the verification.
+//!
+//! A customizer gets a [`ServerTweaks`] or [`ClientTweaks`], never the
+//! rustls config itself: `&mut ServerConfig` would let it replace the
+//! certificate resolver (`cert_resolver` is a public field), the clock the
+//! verifier checks validity at (`time_provider`), or the whole config
+//! (`*config = other`), and `ClientConfig::dangerous()` replaces the
+//! verifier. The tweaks offer only settings that leave who is admitted
+//! unchanged, so verification and authorization hold by construction.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::{ClientSessionStore, Resumption};
+use rustls::compress::{CertCompressor, CertDecompressor, CompressionCache};
+use rustls::server::{ProducesTickets, StoresServerSessions};
+use rustls::{ClientConfig, KeyLog, ServerConfig};
+
+use super::ConfigError;
+
+/// The smallest and largest `max_fragment_size` rustls accepts (a record
+/// header of 5 bytes plus 27 to 16,384 bytes of payload).
+const FRAGMENT_SIZES: std::ops::RangeInclusive<usize> = 32..=16_384 + 5;
+
+/// Customizers registered on a builder, applied in order by `build`.
+pub(crate) struct Customizers<F: ?Sized>(Vec<Box<F>>);
+
+pub(crate) type ServerCustomizer = dyn FnOnce(&mut ServerTweaks<'_>) + Send + Sync;
+pub(crate) type ClientCustomizer = dyn FnOnce(&mut ClientTweaks<'_>) + Send + Sync;
+
+impl<F: ?Sized> Customizers<F> {
+    pub(crate) fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    pub(crate) fn push(&mut self, customizer: Box<F>) {
+        self.0.push(customizer);
+    }
+}
+
+impl<F: ?Sized> fmt::Debug for Customizers<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} customizer(s)", self.0.len())
+    }
+}
+
+/// What the tweaks recorded that `build` must still judge.
+#[derive(Default)]
+struct Pending {
+    /// The first setting that resumes sessions, if any was made.
+    resumption_setting: Option<&'static str>,
+    /// The first setting rustls would refuse.
+    error: Option<rustls::Error>,
+}
+
+impl Pending {
+    fn resumes(&mut self, setting: &'static str) {
+        self.resumption_setting.get_or_insert(setting);
+    }
+
+    fn fragment_size(&mut self, size: Option<usize>) -> Option<usize> {
+        match size {
+            Some(n) if !FRAGMENT_SIZES.contains(&n) => {
+                self.error.get_or_insert(rustls::Error::BadMaxFragmentSize);
+                None
+            }
+            other => other,
+        }
+    }
+
+    fn finish(self, resumption: bool) -> Result<(), ConfigError> {
+        if let Some(error) = self.error {
+            return Err(ConfigError::Rustls(error));
+        }
+        match self.resumption_setting {
+            Some(setting) if !resumption => Err(ConfigError::ResumptionOff { setting }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The settings of a server config a customizer may change; see
+/// [`ServerConfigBuilder::customize`](crate::ServerConfigBuilder::customize).
+///
+/// Not offered, because they change who is admitted or let data flow
+/// before the client is authenticated: the client-certificate verifier,
+/// the certificate resolver, the time provider (the clock certificates
+/// are checked at), 0-RTT early data (`max_early_data_size`) and half-RTT
+/// data (`send_half_rtt_data`).
+pub struct ServerTweaks<'a> {
+    config: &'a mut ServerConfig,
+    pending: Pending,
+}
+
+impl<'a> ServerTweaks<'a> {
+    /// ALPN protocols, most preferred first (as
+    /// [`alpn_protocols`](crate::ServerConfigBuilder::alpn_protocols)).
+    pub fn alpn_protocols(&mut self, protocols: Vec<Vec<u8>>) -> &mut Self {
+        self.config.alpn_protocols = protocols;
+        self
+    }
+
+    /// Choose the cipher suite by the server's order of preference instead
+    /// of the client's.
+    pub fn ignore_client_order(&mut self, ignore: bool) -> &mut Self {
+        self.config.ignore_client_order = ignore;
+        self
+    }
+
+    /// The largest TLS record to send, header included (32 to 16,389
+    /// bytes; `None`: the protocol's maximum). Any other size makes
+    /// `build` fail.
+    pub fn max_fragment_size(&mut self, size: Option<usize>) -> &mut Self {
+        self.config.max_fragment_size = self.pending.fragment_size(size);
+        self
+    }
+
+    /// Where the TLS secrets of each connection are logged, for example
+    /// `rustls::KeyLogFile` (`SSLKEYLOGFILE`) to decrypt captures while
+    /// debugging. Anyone who can read that log can decrypt the traffic.
+    pub fn key_log(&mut self, key_log: Arc<dyn KeyLog>) -> &mut Self {
+        self.config.key_log = key_log;
+        self
+    }
+
+    /// Allow the traffic secrets to be extracted after the handshake (for
+    /// kernel TLS offload).
+    pub fn enable_secret_extraction(&mut self, enable: bool) -> &mut Self {
+        self.config.enable_secret_extraction = enable;
+        self
+    }
+
+    /// Require the extended master secret extension (RFC 7627) on TLS 1.2.
+    pub fn require_ems(&mut self, require: bool) -> &mut Self {
+        self.config.require_ems = require;
+        self
+    }
+
+    /// Where resumable sessions are kept (default with
+    /// [`resumption(true)`](crate::ServerConfigBuilder::resumption): an
+    /// in-memory cache of 1024 sessions). Resumes sessions, so `build`
+    /// fails unless resumption is on.
+    pub fn session_storage(&mut self, storage: Arc<dyn StoresServerSessions>) -> &mut Self {
+        self.pending.resumes("session_storage");
+        self.config.session_storage = storage;
+        self
+    }
+
+    /// Stateless session tickets (default: none). Resumes sessions, so
+    /// `build` fails unless resumption is on.
+    pub fn ticketer(&mut self, ticketer: Arc<dyn ProducesTickets>) -> &mut Self {
+        self.pending.resumes("ticketer");
+        self.config.ticketer = ticketer;
+        self
+    }
+
+    /// How many TLS 1.3 tickets to send after a full handshake. A number
+    /// above zero resumes sessions, so `build` fails unless resumption is
+    /// on.
+    pub fn send_tls13_tickets(&mut self, count: usize) -> &mut Self {
+        if count > 0 {
+            self.pending.resumes("send_tls13_tickets");
+        }
+        self.config.send_tls13_tickets = count;
+        self
+    }
+
+    /// Certificate compression algorithms offered for our certificate
+    /// (RFC 8879; rustls' `brotli` and `zlib` features provide some).
+    pub fn cert_compressors(&mut self, compressors: Vec<&'static dyn CertCompressor>) -> &mut Self {
+        self.config.cert_compressors = compressors;
+        self
+    }
+
+    /// Certificate decompression algorithms accepted for the client's
+    /// certificate, which is verified after decompression as always.
+    pub fn cert_decompressors(
+        &mut self,
+        decompressors: Vec<&'static dyn CertDecompressor>,
+    ) -> &mut Self {
+        self.config.cert_decompressors = decompressors;
+        self
+    }
+
+    /// The cache of compressed certificates.
+    pub fn cert_compression_cache(&mut self, cache: Arc<CompressionCache>) -> &mut Self {
+        self.config.cert_compression_cache = cache;
+        self
+    }
+}
+
+impl fmt::Debug for ServerTweaks<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTweaks").finish_non_exhaustive()
+    }
+}
+
+/// The settings of a client config a customizer may change; see
+/// [`ClientConfigBuilder::customize`](crate::ClientConfigBuilder::customize).
+///
+/// Not offered, because they change who is admitted or let data flow
+/// before the server is verified again: the server-certificate verifier
+/// (`dangerous()`), the client certificate resolver, the time provider (the
+/// clock certificates are checked at) and 0-RTT early data.
+pub struct ClientTweaks<'a> {
+    config: &'a mut ClientConfig,
+    pending: Pending,
+}
+
+impl<'a> ClientTweaks<'a> {
+    /// ALPN protocols, most preferred first (as
+    /// [`alpn_protocols`](crate::ClientConfigBuilder::alpn_protocols)).
+    pub fn alpn_protocols(&mut self, protocols: Vec<Vec<u8>>) -> &mut Self {
+        self.config.alpn_protocols = protocols;
+        self
+    }
+
+    /// The largest TLS record to send, header included (32 to 16,389
+    /// bytes; `None`: the protocol's maximum). Any other size makes
+    /// `build` fail.
+    pub fn max_fragment_size(&mut self, size: Option<usize>) -> &mut Self {
+        self.config.max_fragment_size = self.pending.fragment_size(size);
+        self
+    }
+
+    /// Where the TLS secrets of each connection are logged, for example
+    /// `rustls::KeyLogFile` (`SSLKEYLOGFILE`) to decrypt captures while
+    /// debugging. Anyone who can read that log can decrypt the traffic.
+    pub fn key_log(&mut self, key_log: Arc<dyn KeyLog>) -> &mut Self {
+        self.config.key_log = key_log;
+        self
+    }
+
+    /// Allow the traffic secrets to be extracted after the handshake (for
+    /// kernel TLS offload).
+    pub fn enable_secret_extraction(&mut self, enable: bool) -> &mut Self {
+        self.config.enable_secret_extraction = enable;
+        self
+    }
+
+    /// Send the server name dialled as SNI (default: on).
+    pub fn enable_sni(&mut self, enable: bool) -> &mut Self {
+        self.config.enable_sni = enable;
+        self
+    }
+
+    /// Require the extended master secret extension (RFC 7627) on TLS 1.2.
+    pub fn require_ems(&mut self, require: bool) -> &mut Self {
+        self.config.require_ems = require;
+        self
+    }
+
+    /// Where resumable sessions are kept (default with
+    /// [`resumption(true)`](crate::ClientConfigBuilder::resumption): an
+    /// in-memory cache). Resumes sessions, so `build` fails unless
+    /// resumption is on.
+    pub fn session_storage(&mut self, store: Arc<dyn ClientSessionStore>) -> &mut Self {
+        self.pending.resumes("session_storage");
+        self.config.resumption = Resumption::store(store);
+        self
+    }
+
+    /// The whole resumption setting (store and TLS 1.2 resumption).
+    /// Resumes sessions, so `build` fails unless resumption is on.
+    pub fn resumption(&mut self, resumption: Resumption) -> &mut Self {
+        self.pending.resumes("resumption");
+        self.config.resumption = resumption;
+        self
+    }
+
+    /// Certificate compression algorithms offered for our certificate
+    /// (RFC 8879; rustls' `brotli` and `zlib` features provide some).
+    pub fn cert_compressors(&mut self, compressors: Vec<&'static dyn CertCompressor>) -> &mut Self {
+        self.config.cert_compressors = compressors;
+        self
+    }
+
+    /// Certificate decompression algorithms accepted for the server's
+    /// certificate, which is verified after decompression as always.
+    pub fn cert_decompressors(
+        &mut self,
+        decompressors: Vec<&'static dyn CertDecompressor>,
+    ) -> &mut Self {
+        self.config.cert_decompressors = decompressors;
+        self
+    }
+
+    /// The cache of compressed certificates.
+    pub fn cert_compression_cache(&mut self, cache: Arc<CompressionCache>) -> &mut Self {
+        self.config.cert_compression_cache = cache;
+        self
+    }
+}
+
+impl fmt::Debug for ClientTweaks<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTweaks").finish_non_exhaustive()
+    }
+}
+
+impl Customizers<ServerCustomizer> {
+    /// Applies the customizers in order to `config`, already holding our
+    /// verifier, resolver and defaults.
+    pub(crate) fn apply(
+        self,
+        config: &mut ServerConfig,
+        resumption: bool,
+    ) -> Result<(), ConfigError> {
+        let mut tweaks = ServerTweaks {
+            config,
+            pending: Pending::default(),
+        };
+        for customizer in self.0 {
+            customizer(&mut tweaks);
+        }
+        tweaks.pending.finish(resumption)
+    }
+}
+
+impl Customizers<ClientCustomizer> {
+    /// Applies the customizers in order to `config`, already holding our
+    /// verifier, resolver and defaults.
+    pub(crate) fn apply(
+        self,
+        config: &mut ClientConfig,
+        resumption: bool,
+    ) -> Result<(), ConfigError> {
+        let mut tweaks = ClientTweaks {
+            config,
+            pending: Pending::default(),
+        };
+        for customizer in self.0 {
+            customizer(&mut tweaks);
+        }
+        tweaks.pending.finish(resumption)
+    }
+}
