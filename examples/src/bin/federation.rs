@@ -6,11 +6,8 @@
 //! `partner.org` identity signed by example.org's CA is refused. Exits 0
 //! when everything behaved as shown.
 
-#[path = "../demo.rs"]
-#[allow(dead_code)]
-mod demo;
-
-use demo::{error_chain, serve_whoami, whoami, BoxError};
+use examples::demo::{serve_whoami, whoami};
+use examples::{error_chain, BoxError};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain};
 

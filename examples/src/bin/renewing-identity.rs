@@ -6,15 +6,12 @@
 //! the server's certificate changes with no restart. Exits 0 when the
 //! identity was renewed at least twice and no call failed.
 
-#[path = "../demo.rs"]
-#[allow(dead_code)]
-mod demo;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use demo::{error_chain, serial, serve_whoami, whoami, BoxError};
+use examples::demo::{serial, serve_whoami, whoami};
+use examples::{error_chain, BoxError};
 use mtls_ca::{CaOptions, CertificateAuthority, RenewingSvid, SvidRequest};
 use mtls_core::{authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain};
 
