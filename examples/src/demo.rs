@@ -27,6 +27,7 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use axum::routing::get;
 use axum::Router;
@@ -90,4 +91,18 @@ pub fn serial(identity: &PeerIdentity) -> String {
     x509_parser::certificate::X509Certificate::from_der(identity.leaf())
         .map(|(_, c)| c.raw_serial_as_string())
         .unwrap_or_default()
+}
+
+/// Ends a demo: exit 0 when every check behaved as shown (`Ok(true)`),
+/// 1 when one did not (`Ok(false)`) or on error (`program: <error>` on
+/// stderr).
+pub fn exit(program: &str, result: Result<bool, BoxError>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use examples::demo::{serial, serve_whoami, whoami};
+use examples::demo::{self, serial, serve_whoami, whoami};
 use examples::{error_chain, BoxError};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{
@@ -42,14 +42,7 @@ async fn main() -> std::process::ExitCode {
         Some(dir) => serve(dir, &args.listen).await.map(|()| true),
         None => demo().await,
     };
-    match result {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("cert-manager-files: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    demo::exit("cert-manager-files", result)
 }
 
 fn watch(dir: &Path) -> Result<Arc<FileSource>, BoxError> {

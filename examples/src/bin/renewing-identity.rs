@@ -10,21 +10,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use examples::demo::{serial, serve_whoami, whoami};
+use examples::demo::{self, serial, serve_whoami, whoami};
 use examples::{error_chain, BoxError};
 use mtls_ca::{CaOptions, CertificateAuthority, RenewingSvid, SvidRequest};
 use mtls_core::{authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("renewing-identity: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    demo::exit("renewing-identity", run().await)
 }
 
 async fn run() -> Result<bool, BoxError> {
