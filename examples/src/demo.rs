@@ -1,7 +1,33 @@
-//! Helpers shared by the in-process demo examples (quickstart-style
-//! programs that run a server and its clients in one process).
+//! Helpers shared by the in-process demo examples (`federation`,
+//! `renewing-identity`, `cert-manager-files`: programs that run a server
+//! and its clients in one process).
+//!
+//! ```no_run
+//! use examples::demo::{serve_whoami, whoami};
+//! use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
+//! use mtls_core::{authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain};
+//!
+//! # async fn run() -> Result<(), examples::BoxError> {
+//! let td = TrustDomain::new("example.org")?;
+//! let ca = CertificateAuthority::self_signed_for_development(td.clone(), &CaOptions::default())?;
+//! let bundles = BundleSet::from(ca.bundle()?);
+//! let server_svid = ca.issue(&SvidRequest::new(SpiffeId::new("spiffe://example.org/server")?))?;
+//! let client_svid = ca.issue(&SvidRequest::new(SpiffeId::new("spiffe://example.org/client")?))?;
+//! let server = MtlsServerConfig::builder(server_svid, bundles.clone())
+//!     .authorizer(authorize::member_of(td))
+//!     .build()?;
+//! let client = MtlsClientConfig::builder(client_svid, bundles)
+//!     .authorizer(authorize::exact(SpiffeId::new("spiffe://example.org/server")?))
+//!     .build()?;
+//! let addr = serve_whoami(server).await?;
+//! let answer = whoami(&client, addr).await?;
+//! assert_eq!(answer.body, "spiffe://example.org/client");
+//! # Ok(())
+//! # }
+//! ```
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use axum::routing::get;
 use axum::Router;
@@ -12,10 +38,10 @@ use hyper_util::rt::TokioExecutor;
 use mtls_core::{MtlsClientConfig, MtlsServerConfig, PeerIdentity};
 use mtls_tower::{MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId};
 
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::BoxError;
 
 /// Serves `GET /whoami` (the caller's SPIFFE ID) on a loopback port.
-pub(crate) async fn serve_whoami(server: MtlsServerConfig) -> Result<SocketAddr, BoxError> {
+pub async fn serve_whoami(server: MtlsServerConfig) -> Result<SocketAddr, BoxError> {
     let app = Router::new().route(
         "/whoami",
         get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
@@ -33,17 +59,18 @@ pub(crate) async fn serve_whoami(server: MtlsServerConfig) -> Result<SocketAddr,
 }
 
 /// What one call returned: the status, the body and the server's identity.
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) body: String,
-    pub(crate) server: Option<PeerIdentity>,
+#[derive(Debug)]
+pub struct Answer {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The body, trailing newline removed.
+    pub body: String,
+    /// The server's identity, as the connector verified it.
+    pub server: Option<PeerIdentity>,
 }
 
 /// `GET https://addr/whoami` on a new connection.
-pub(crate) async fn whoami(
-    client: &MtlsClientConfig,
-    addr: SocketAddr,
-) -> Result<Answer, BoxError> {
+pub async fn whoami(client: &MtlsClientConfig, addr: SocketAddr) -> Result<Answer, BoxError> {
     let http = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(0)
         .build::<_, Empty<Bytes>>(MtlsConnector::new(client.clone()));
@@ -58,25 +85,24 @@ pub(crate) async fn whoami(
     })
 }
 
-/// The error and its sources on one line.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut next = error.source();
-    while let Some(source) = next {
-        let text = source.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = source.source();
-    }
-    out
-}
-
 /// The leaf's serial number in hex.
-pub(crate) fn serial(identity: &PeerIdentity) -> String {
+pub fn serial(identity: &PeerIdentity) -> String {
     use x509_parser::prelude::FromDer;
     x509_parser::certificate::X509Certificate::from_der(identity.leaf())
         .map(|(_, c)| c.raw_serial_as_string())
         .unwrap_or_default()
+}
+
+/// Ends a demo: exit 0 when every check behaved as shown (`Ok(true)`),
+/// 1 when one did not (`Ok(false)`) or on error (`program: <error>` on
+/// stderr).
+pub fn exit(program: &str, result: Result<bool, BoxError>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,15 +1,13 @@
 //! Run with: `cargo test -p examples --test cli_args`
 //!
 //! The flag parsing and authorizers shared by the four network examples
-//! (`src/cli_common.rs`), tested once here rather than in every binary.
+//! (`examples::cli`), tested once here rather than in every binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-#[path = "../src/cli_common.rs"]
-mod cli_common;
 
 use std::path::PathBuf;
 
-use cli_common::{parse_bundle_arg, BoxError, ServerArgs};
+use examples::cli::{parse_bundle_arg, ServerArgs};
+use examples::BoxError;
 use mtls_core::{Authorizer, SpiffeId, TrustDomain};
 
 #[test]

@@ -20,9 +20,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use mtls_tower::MtlsConnector;
 
-#[path = "../cli_common.rs"]
-mod cli_common;
-use cli_common::{BoxError, ClientArgs};
+use examples::cli::{self, ClientArgs};
+use examples::{error_chain, BoxError};
 
 const PROGRAM: &str = "axum-client";
 
@@ -54,7 +53,7 @@ fn parse_https_url(s: &str) -> Result<Uri, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli_common::exit(PROGRAM, run(cli).await)
+    cli::exit(PROGRAM, run(cli).await)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
@@ -71,7 +70,7 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let (status, body) = tokio::time::timeout(TIMEOUT, exchange)
         .await
         .map_err(|_| format!("GET {url}: no answer within {TIMEOUT:?}"))?
-        .map_err(|e| format!("GET {url}: {}", cli_common::error_chain(&*e)))?;
+        .map_err(|e| format!("GET {url}: {}", error_chain(&*e)))?;
     if status.is_success() {
         let mut out = std::io::stdout().lock();
         out.write_all(&body)?;

@@ -23,9 +23,8 @@ use clap::Parser;
 use mtls_core::authorize;
 use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, MtlsListener, PeerId, RoutePolicy};
 
-#[path = "../cli_common.rs"]
-mod cli_common;
-use cli_common::{BoxError, ServerArgs};
+use examples::cli::{self, ServerArgs};
+use examples::BoxError;
 
 const PROGRAM: &str = "axum-server";
 
@@ -40,7 +39,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli_common::exit(PROGRAM, run(cli).await)
+    cli::exit(PROGRAM, run(cli).await)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
@@ -61,12 +60,12 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let listener = MtlsListener::bind(&args.listen, server)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    cli_common::announce(listener.local_addr())?;
+    cli::announce(listener.local_addr())?;
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<MtlsConnectInfo>(),
     )
-    .with_graceful_shutdown(cli_common::shutdown_signal())
+    .with_graceful_shutdown(cli::shutdown_signal())
     .await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,16 +10,13 @@
 //! shows the next call served with the new certificate; it also shows a
 //! broken rewrite refused while the last good files keep serving.
 
-#[path = "../demo.rs"]
-#[allow(dead_code)]
-mod demo;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use demo::{error_chain, serial, serve_whoami, whoami, BoxError};
+use examples::demo::{self, serial, serve_whoami, whoami};
+use examples::{error_chain, BoxError};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{
     authorize, BundleSet, FilePaths, FileSource, MtlsClientConfig, MtlsServerConfig, SpiffeId,
@@ -45,14 +42,7 @@ async fn main() -> std::process::ExitCode {
         Some(dir) => serve(dir, &args.listen).await.map(|()| true),
         None => demo().await,
     };
-    match result {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("cert-manager-files: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    demo::exit("cert-manager-files", result)
 }
 
 fn watch(dir: &Path) -> Result<Arc<FileSource>, BoxError> {

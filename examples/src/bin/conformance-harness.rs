@@ -29,13 +29,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use examples::BoxError;
 use mtls_core::{authorize, MtlsClientConfig, MtlsServerConfig, SpireSource};
 use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long a peer may take to finish a handshake on either side.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

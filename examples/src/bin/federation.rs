@@ -6,24 +6,14 @@
 //! `partner.org` identity signed by example.org's CA is refused. Exits 0
 //! when everything behaved as shown.
 
-#[path = "../demo.rs"]
-#[allow(dead_code)]
-mod demo;
-
-use demo::{error_chain, serve_whoami, whoami, BoxError};
+use examples::demo::{self, serve_whoami, whoami};
+use examples::{error_chain, BoxError};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("federation: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    demo::exit("federation", run().await)
 }
 
 async fn run() -> Result<bool, BoxError> {

@@ -5,13 +5,13 @@
 //! peers and lets only `frontend` call `/orders`, and every kind of caller
 //! is shown what it gets. Exits 0 when everything behaved as shown.
 
-use std::error::Error;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use examples::{error_chain, BoxError};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -24,8 +24,6 @@ use mtls_tower::{
     AuthorizeLayer, MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId, RoutePolicy,
 };
 use rustls::pki_types::ServerName;
-
-type BoxError = Box<dyn Error + Send + Sync>;
 
 const BACKEND: &str = "spiffe://example.org/backend";
 const FRONTEND: &str = "spiffe://example.org/frontend";
@@ -265,19 +263,6 @@ fn show(answer: &Result<(u16, String), BoxError>) -> String {
         Ok((status, body)) => format!("HTTP {status}: {}", body.trim_end()),
         Err(e) => format!("refused: {}", error_chain(e.as_ref())),
     }
-}
-
-fn error_chain(mut e: &(dyn Error + 'static)) -> String {
-    let mut out = e.to_string();
-    while let Some(source) = e.source() {
-        let text = source.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        e = source;
-    }
-    out
 }
 
 fn last_rejection(log: &Mutex<Vec<String>>) -> String {

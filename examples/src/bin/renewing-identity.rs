@@ -6,15 +6,12 @@
 //! the server's certificate changes with no restart. Exits 0 when the
 //! identity was renewed at least twice and no call failed.
 
-#[path = "../demo.rs"]
-#[allow(dead_code)]
-mod demo;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use demo::{error_chain, serial, serve_whoami, whoami, BoxError};
+use examples::demo::{self, serial, serve_whoami, whoami};
+use examples::{error_chain, BoxError};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{
     authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, RenewingSvid, SpiffeId, SvidSpec,
@@ -23,14 +20,7 @@ use mtls_core::{
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("renewing-identity: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    demo::exit("renewing-identity", run().await)
 }
 
 async fn run() -> Result<bool, BoxError> {

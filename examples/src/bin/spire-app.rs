@@ -14,10 +14,9 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use clap::Parser;
+use examples::BoxError;
 use mtls_core::{authorize, Denied, MtlsServerConfig, SpiffeId, SpireSource};
 use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, MtlsListener, PeerId, RoutePolicy};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serve with an identity from the SPIFFE Workload API.
 #[derive(Debug, Parser)]

@@ -18,14 +18,10 @@ use mtls_tower::MtlsConnector;
 use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 
-#[path = "../cli_common.rs"]
-mod cli_common;
-#[path = "../identity_proto.rs"]
-mod identity_proto;
-
-use cli_common::{BoxError, ClientArgs};
-use identity_proto::identity_client::IdentityClient;
-use identity_proto::{AdminRequest, WhoAmIRequest};
+use examples::cli::{self, ClientArgs};
+use examples::identity_proto::identity_client::IdentityClient;
+use examples::identity_proto::{AdminRequest, WhoAmIRequest};
+use examples::{error_chain, BoxError};
 
 const PROGRAM: &str = "tonic-client";
 
@@ -98,7 +94,7 @@ fn dial_uri(host: &str, port: u16) -> Result<Uri, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli_common::exit(PROGRAM, run(cli).await)
+    cli::exit(PROGRAM, run(cli).await)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
@@ -109,12 +105,7 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         .timeout(TIMEOUT)
         .connect_with_connector(MtlsConnector::grpc(config))
         .await
-        .map_err(|e| {
-            format!(
-                "cannot connect to {target}: {}",
-                cli_common::error_chain(&e)
-            )
-        })?;
+        .map_err(|e| format!("cannot connect to {target}: {}", error_chain(&e)))?;
     let mut client = IdentityClient::new(channel);
     let (method, result) = match cli.call {
         Call::Whoami => (

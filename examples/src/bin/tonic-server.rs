@@ -24,14 +24,10 @@ use mtls_core::authorize;
 use mtls_tower::{tonic_peer, AuthorizeLayer, MtlsListener, RoutePolicy};
 use tonic::{Request, Response, Status};
 
-#[path = "../cli_common.rs"]
-mod cli_common;
-#[path = "../identity_proto.rs"]
-mod identity_proto;
-
-use cli_common::{BoxError, ServerArgs};
-use identity_proto::identity_server::{Identity, IdentityServer};
-use identity_proto::{AdminReply, AdminRequest, WhoAmIReply, WhoAmIRequest};
+use examples::cli::{self, ServerArgs};
+use examples::identity_proto::identity_server::{Identity, IdentityServer};
+use examples::identity_proto::{self, AdminReply, AdminRequest, WhoAmIReply, WhoAmIRequest};
+use examples::BoxError;
 
 const PROGRAM: &str = "tonic-server";
 
@@ -72,7 +68,7 @@ impl Identity for IdentityService {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli_common::exit(PROGRAM, run(cli).await)
+    cli::exit(PROGRAM, run(cli).await)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
@@ -89,11 +85,11 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let listener = MtlsListener::bind(&args.listen, server)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    cli_common::announce(listener.local_addr())?;
+    cli::announce(listener.local_addr())?;
     tonic::transport::Server::builder()
         .layer(AuthorizeLayer::new(policy))
         .add_service(IdentityServer::new(IdentityService))
-        .serve_with_incoming_shutdown(listener, cli_common::shutdown_signal())
+        .serve_with_incoming_shutdown(listener, cli::shutdown_signal())
         .await?;
     Ok(ExitCode::SUCCESS)
 }

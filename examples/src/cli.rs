@@ -1,16 +1,24 @@
-//! Run with: `cargo run -p examples --bin axum-server -- --help` (this module is shared by `axum-server`, `axum-client`, `tonic-server` and `tonic-client`).
-//!
 //! The command-line plumbing of the network examples, written once: the
 //! identity flags (`--cert`, `--key`, `--bundle [TD=]FILE`, `--crl`), the
 //! server's authorization flags (`--allow`, `--allow-trust-domain`,
 //! `--admin`), loading and checking the files they name, the configs built
 //! from them, and how errors end the program (a message on stderr, exit 1).
 //!
-//! Each binary includes this file with `#[path]` and uses its part of it.
-#![allow(dead_code)]
+//! Shared by `axum-server`, `axum-client`, `tonic-server` and
+//! `tonic-client` (`cargo run -p examples --bin axum-server -- --help`).
+//!
+//! ```
+//! use examples::cli::parse_bundle_arg;
+//!
+//! // `--bundle FILE` is our own trust domain's bundle, `--bundle TD=FILE`
+//! // a federated one's.
+//! let own = parse_bundle_arg("bundle.pem")?;
+//! assert!(own.trust_domain.is_none());
+//! let partner = parse_bundle_arg("partner.org=partner.json")?;
+//! assert_eq!(partner.trust_domain.map(|td| td.to_string()).as_deref(), Some("partner.org"));
+//! # Ok::<(), String>(())
+//! ```
 
-use std::error::Error;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,31 +26,29 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
+
+use crate::{error_chain, BoxError};
 use mtls_core::authorize::{self, OneOf};
 use mtls_core::{
     Authorizer, AuthorizerExt, BundleSet, CrlSet, FilePaths, FileSource, MtlsClientConfig,
     MtlsServerConfig, SpiffeId, TrustDomain, WatchOptions, X509Bundle, X509Svid,
 };
 
-/// Errors of the examples: any error, with a message that says which flag
-/// and file it is about.
-pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
-
 /// A `--bundle` value: `FILE` (the bundle of our own trust domain) or
 /// `TD=FILE` (the bundle of a federated trust domain).
 #[derive(Debug, Clone)]
-pub(crate) struct BundleArg {
+pub struct BundleArg {
     /// The trust domain before `=`, if any.
-    pub(crate) trust_domain: Option<TrustDomain>,
+    pub trust_domain: Option<TrustDomain>,
     /// The bundle file: PEM certificates or a SPIFFE JWKS document.
-    pub(crate) path: PathBuf,
+    pub path: PathBuf,
 }
 
 /// Parses `FILE` or `TD=FILE`. The part before the first `=` counts as a
 /// trust domain only if it is one (`example.org` or `spiffe://example.org`);
 /// otherwise the whole value is a path, so a path containing `=` can be
 /// written `./a=b.pem`.
-pub(crate) fn parse_bundle_arg(s: &str) -> Result<BundleArg, String> {
+pub fn parse_bundle_arg(s: &str) -> Result<BundleArg, String> {
     if let Some((td, path)) = s.split_once('=') {
         if let Ok(td) = TrustDomain::from_id_or_name(td) {
             if path.is_empty() {
@@ -64,55 +70,55 @@ pub(crate) fn parse_bundle_arg(s: &str) -> Result<BundleArg, String> {
 }
 
 /// Parses a trust domain given as a name or as `spiffe://name`.
-pub(crate) fn parse_trust_domain(s: &str) -> Result<TrustDomain, String> {
+pub fn parse_trust_domain(s: &str) -> Result<TrustDomain, String> {
     TrustDomain::from_id_or_name(s).map_err(|e| e.to_string())
 }
 
 /// Parses a SPIFFE ID.
-pub(crate) fn parse_spiffe_id(s: &str) -> Result<SpiffeId, String> {
+pub fn parse_spiffe_id(s: &str) -> Result<SpiffeId, String> {
     SpiffeId::new(s).map_err(|e| e.to_string())
 }
 
 /// Who we are and whom we trust: the flags every example takes.
 #[derive(Debug, Args)]
-pub(crate) struct IdentityArgs {
+pub struct IdentityArgs {
     /// Our X.509-SVID: the certificate chain, PEM, leaf first.
     #[arg(long, value_name = "CHAIN.pem")]
-    pub(crate) cert: PathBuf,
+    pub cert: PathBuf,
     /// The SVID's private key, PEM (PKCS#8, SEC1 or PKCS#1).
     #[arg(long, value_name = "KEY.pem")]
-    pub(crate) key: PathBuf,
+    pub key: PathBuf,
     /// A trust bundle, PEM or SPIFFE JWKS (detected). `FILE` is the bundle
     /// of our own trust domain (the one of our SVID); `TD=FILE` is the
     /// bundle of another, federated trust domain. Repeatable, one bundle
     /// per trust domain.
     #[arg(long = "bundle", value_name = "[TD=]FILE", required = true, value_parser = parse_bundle_arg)]
-    pub(crate) bundles: Vec<BundleArg>,
+    pub bundles: Vec<BundleArg>,
     /// A certificate revocation list, PEM or DER (repeatable).
     #[arg(long = "crl", value_name = "FILE")]
-    pub(crate) crls: Vec<PathBuf>,
+    pub crls: Vec<PathBuf>,
 }
 
 /// The files named by [`IdentityArgs`], loaded and checked.
 #[derive(Debug)]
-pub(crate) struct Material {
+pub struct Material {
     /// Our SVID (the key matches the leaf; the leaf is a valid SVID).
-    pub(crate) svid: X509Svid,
+    pub svid: X509Svid,
     /// One bundle per trust domain.
-    pub(crate) bundles: BundleSet,
+    pub bundles: BundleSet,
     /// The revocation lists, if any were given.
-    pub(crate) crls: Option<CrlSet>,
+    pub crls: Option<CrlSet>,
 }
 
 impl Material {
     /// Our own trust domain: the one of our SVID.
-    pub(crate) fn trust_domain(&self) -> TrustDomain {
+    pub fn trust_domain(&self) -> TrustDomain {
         self.svid.spiffe_id().trust_domain().clone()
     }
 }
 
 /// Reads a file named by `flag`, saying which flag and file on error.
-pub(crate) fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, BoxError> {
+pub fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, BoxError> {
     std::fs::read(path).map_err(|e| format!("cannot read {flag} {}: {e}", path.display()).into())
 }
 
@@ -121,7 +127,7 @@ impl IdentityArgs {
     /// changed certificate, key, bundle or CRL is served by new handshakes
     /// without a restart, once the whole new set is good (the last good set
     /// keeps serving otherwise).
-    pub(crate) fn watch(&self) -> Result<(Arc<FileSource>, TrustDomain), BoxError> {
+    pub fn watch(&self) -> Result<(Arc<FileSource>, TrustDomain), BoxError> {
         let material = self.load()?;
         let own = material.trust_domain();
         let own_bundle = self
@@ -145,7 +151,7 @@ impl IdentityArgs {
 
     /// Reads and checks every file; the first problem is an error naming
     /// the flag and the file.
-    pub(crate) fn load(&self) -> Result<Material, BoxError> {
+    pub fn load(&self) -> Result<Material, BoxError> {
         let chain = read_file("--cert", &self.cert)?;
         let key = read_file("--key", &self.key)?;
         let svid = X509Svid::from_pem(&chain, &key).map_err(|e| {
@@ -200,33 +206,34 @@ impl IdentityArgs {
 
 /// The flags of both servers.
 #[derive(Debug, Args)]
-pub(crate) struct ServerArgs {
+pub struct ServerArgs {
     /// The address to listen on, such as 127.0.0.1:8443 (port 0: any free
     /// port; the real address is printed).
     #[arg(long, value_name = "ADDR")]
-    pub(crate) listen: String,
+    pub listen: String,
+    /// Our identity and the bundles we trust.
     #[command(flatten)]
-    pub(crate) identity: IdentityArgs,
+    pub identity: IdentityArgs,
     /// A SPIFFE ID allowed to connect (repeatable). With neither --allow nor
     /// --allow-trust-domain, every member of our own trust domain may
     /// connect.
     #[arg(long = "allow", value_name = "ID", value_parser = parse_spiffe_id)]
-    pub(crate) allow: Vec<SpiffeId>,
+    pub allow: Vec<SpiffeId>,
     /// A trust domain whose members may connect (repeatable); its bundle
     /// must be given with --bundle (TD=FILE for a federated one).
     #[arg(long = "allow-trust-domain", value_name = "TD", value_parser = parse_trust_domain)]
-    pub(crate) allow_trust_domains: Vec<TrustDomain>,
+    pub allow_trust_domains: Vec<TrustDomain>,
     /// A SPIFFE ID that may call the admin endpoint (repeatable; default:
     /// nobody). It must also be allowed to connect.
     #[arg(long = "admin", value_name = "ID", value_parser = parse_spiffe_id)]
-    pub(crate) admins: Vec<SpiffeId>,
+    pub admins: Vec<SpiffeId>,
 }
 
 impl ServerArgs {
     /// Who may connect at all: the `--allow` IDs or the members of the
     /// `--allow-trust-domain` trust domains; by default, the members of
     /// `own` (our SVID's trust domain).
-    pub(crate) fn connection_authorizer(&self, own: &TrustDomain) -> Arc<dyn Authorizer> {
+    pub fn connection_authorizer(&self, own: &TrustDomain) -> Arc<dyn Authorizer> {
         let ids = (!self.allow.is_empty()).then(|| authorize::one_of(self.allow.iter().cloned()));
         let tds = (!self.allow_trust_domains.is_empty())
             .then(|| authorize::member_of_any(self.allow_trust_domains.iter().cloned()));
@@ -239,13 +246,13 @@ impl ServerArgs {
     }
 
     /// Who may call the admin endpoint: the `--admin` IDs (nobody if none).
-    pub(crate) fn admin_authorizer(&self) -> OneOf {
+    pub fn admin_authorizer(&self) -> OneOf {
         authorize::one_of(self.admins.iter().cloned())
     }
 
     /// Watches the files and builds the server's TLS config, offering
     /// `alpn`. Rejected peers are reported on stderr, prefixed by `program`.
-    pub(crate) fn server_config(
+    pub fn server_config(
         &self,
         program: &'static str,
         alpn: &[&[u8]],
@@ -266,20 +273,21 @@ impl ServerArgs {
 
 /// The flags of both clients, besides the server's address.
 #[derive(Debug, Args)]
-pub(crate) struct ClientArgs {
+pub struct ClientArgs {
+    /// Our identity and the bundles we trust.
     #[command(flatten)]
-    pub(crate) identity: IdentityArgs,
+    pub identity: IdentityArgs,
     /// The SPIFFE ID the server must present; any other server is refused
     /// during the handshake.
     #[arg(long = "server-id", value_name = "ID", value_parser = parse_spiffe_id)]
-    pub(crate) server_id: SpiffeId,
+    pub server_id: SpiffeId,
 }
 
 impl ClientArgs {
     /// Loads the files and builds the client's TLS config, offering `alpn`.
     /// A rejected server is reported on stderr, prefixed by `program`, with
     /// the full reason (the TLS error alone only says the kind).
-    pub(crate) fn client_config(
+    pub fn client_config(
         &self,
         program: &'static str,
         alpn: &[&[u8]],
@@ -300,7 +308,7 @@ impl ClientArgs {
 
 /// Prints `listening on ADDR` on stdout and flushes it: the line scripts
 /// wait for before they connect.
-pub(crate) fn announce(addr: SocketAddr) -> Result<(), BoxError> {
+pub fn announce(addr: SocketAddr) -> Result<(), BoxError> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {addr}")?;
     out.flush()?;
@@ -308,7 +316,7 @@ pub(crate) fn announce(addr: SocketAddr) -> Result<(), BoxError> {
 }
 
 /// Resolves on Ctrl-C (and SIGTERM on Unix): the servers stop cleanly.
-pub(crate) async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -331,24 +339,9 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
-/// An error and its sources on one line, without repeating a source whose
-/// text the message already holds.
-pub(crate) fn error_chain(error: &(dyn Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !part.is_empty() && !text.contains(&part) {
-            let _ = write!(text, ": {part}");
-        }
-        source = e.source();
-    }
-    text
-}
-
 /// Ends the program: the exit status `run` chose; on error,
 /// `program: <message>` on stderr and exit 1.
-pub(crate) fn exit(program: &str, result: Result<ExitCode, BoxError>) -> ExitCode {
+pub fn exit(program: &str, result: Result<ExitCode, BoxError>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

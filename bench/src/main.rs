@@ -1,4 +1,4 @@
-//! Run with: `cargo run --release -p examples --bin mtls-bench` (add `-- --quick` for a run under a minute).
+//! Run with: `cargo run --release -p mtls-bench` (add `-- --quick` for a run under a minute).
 //!
 //! What the mtls crates cost, measured side by side with what a user would
 //! otherwise use, in one run: full and resumed TLS 1.3 mTLS handshakes
@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use mtls_core::rustls::HandshakeKind;
 
-#[path = "../bench_kit.rs"]
-mod bench_kit;
-use bench_kit::*;
+use mtls_bench::*;
 
 /// Measures the costs of the mtls crates against their baselines.
 #[derive(Debug, Parser)]
