@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{authorize, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain, X509Svid};
+use mtls_testing::AcceptAnyServer;
 use mtls_workload_api_testing::WorkloadApiServer;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -197,12 +198,16 @@ async fn harness_follows_the_contract() {
     // A client from an untrusted CA, and one without a certificate, get nothing.
     let impostor = client_config(&issue(&rogue, "spiffe://example.org/client"), &ca);
     assert_eq!(x509_call(harness.x509, &impostor).await.1, "");
-    // (The harness SVID has no DNS name, so this client skips server checks.)
+    // (The harness SVID has no DNS name, so this client skips server checks:
+    // it exists only to show the harness refusing a client without a
+    // certificate.)
     let no_cert = rustls::ClientConfig::builder_with_provider(mtls_core::default_crypto_provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(mtls_core::default_crypto_provider())))
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(
+            mtls_core::default_crypto_provider(),
+        )))
         .with_no_client_auth();
     let tcp = TcpStream::connect(harness.x509).await.unwrap();
     let mut line = String::new();
@@ -306,54 +311,4 @@ fn harness_never_prints_ready_without_an_endpoint() {
     assert!(!out.status.success());
     assert!(!stdout.contains("READY"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("SPIFFE_ENDPOINT_SOCKET"));
-}
-
-/// A test client that accepts any server certificate: it exists only to
-/// show the harness refusing a client without a certificate.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

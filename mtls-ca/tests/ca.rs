@@ -18,6 +18,7 @@ use mtls_ca::{
     DEFAULT_SVID_TTL, LOCK_FILE, MAX_CSR_BYTES, STATE_FILE,
 };
 use mtls_core::{verify, BundleSet, CrlSet, PeerRole, SpiffeId, TrustDomain, VerifyError};
+use mtls_testing::id;
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
     GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData,
@@ -38,10 +39,6 @@ const WEB: &str = "spiffe://example.org/web";
 
 fn td() -> TrustDomain {
     TrustDomain::new(TD).unwrap()
-}
-
-fn id(s: &str) -> SpiffeId {
-    SpiffeId::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 fn dev_root() -> CertificateAuthority {
