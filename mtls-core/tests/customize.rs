@@ -237,10 +237,7 @@ async fn customized_server_still_verifies_and_authorizes_clients() {
             .build()
             .unwrap();
         // The frontend, from our CA: admitted, the authorizer asked.
-        let good = MtlsClientConfig::builder(ca.leaf(CLIENT_ID).svid(), ca.bundle_set())
-            .authorizer(authorize::exact(id(SERVER_ID)))
-            .build()
-            .unwrap();
+        let good = ca.client_config(CLIENT_ID, SERVER_ID);
         let (addr, task) = serve_once(server.clone()).await;
         dial(&good, addr).await.unwrap();
         assert_eq!(task.await.unwrap().unwrap().peer.unwrap(), id(CLIENT_ID));

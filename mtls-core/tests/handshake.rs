@@ -875,10 +875,7 @@ async fn server_authorizer_denial_sends_access_denied() {
             .on_rejection(rejections.hook())
             .build()
             .unwrap();
-        let client = MtlsClientConfig::builder(ca.leaf(CLIENT_ID).svid(), ca.bundle_set())
-            .authorizer(authorize::exact(id(SERVER_ID)))
-            .build()
-            .unwrap();
+        let client = ca.client_config(CLIENT_ID, SERVER_ID);
         let (addr, srv) = spawn_server(server.rustls_config(), Some(server)).await;
         let mut tls = dial(client.rustls_config(), addr, localhost())
             .await

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use mtls_core::rustls::pki_types::{CertificateDer, ServerName};
 use mtls_core::{
-    authorize, BundleSource, MtlsClientConfig, MtlsServerConfig, SpireSource, SpireSourceError,
-    SvidError, SvidSource, TrustDomain, VerifyError, WithdrawalPolicy,
+    authorize, BundleSource, MtlsServerConfig, SpireSource, SpireSourceError, SvidError,
+    SvidSource, TrustDomain, VerifyError, WithdrawalPolicy,
 };
 use mtls_testing::{bounded, eventually, id, TestCa, TestLeaf};
 use mtls_workload_api_testing::{SvidEntry, WorkloadApiServer};
@@ -524,10 +524,7 @@ async fn handshakes_present_the_rotated_svid_without_a_new_config() {
             .authorizer(authorize::exact(id(CLIENT_ID)))
             .build()
             .unwrap();
-        let client = MtlsClientConfig::builder(ca.leaf(CLIENT_ID).svid(), ca.bundle_set())
-            .authorizer(authorize::exact(id(SERVER_ID)))
-            .build()
-            .unwrap();
+        let client = ca.client_config(CLIENT_ID, SERVER_ID);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let acceptor = TlsAcceptor::from(server.rustls_config());

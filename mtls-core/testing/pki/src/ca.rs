@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use mtls_core::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use mtls_core::{BundleSet, CrlSet, TrustDomain, X509Bundle, X509Svid};
+use mtls_core::{
+    authorize, BundleSet, CrlSet, MtlsClientConfig, TrustDomain, X509Bundle, X509Svid,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
@@ -215,6 +217,15 @@ impl TestCa {
     /// A bundle set holding [`TestCa::bundle`] only.
     pub fn bundle_set(&self) -> BundleSet {
         BundleSet::from(self.bundle())
+    }
+
+    /// A client config presenting a new leaf for `client_id`, trusting this
+    /// CA's bundle, and expecting the server `server_id`.
+    pub fn client_config(&self, client_id: &str, server_id: &str) -> MtlsClientConfig {
+        MtlsClientConfig::builder(self.leaf(client_id).svid(), self.bundle_set())
+            .authorizer(authorize::exact(crate::id(server_id)))
+            .build()
+            .unwrap()
     }
 
     /// A CRL signed by this CA revoking `serials`.

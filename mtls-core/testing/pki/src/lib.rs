@@ -9,7 +9,8 @@
 //! - [`AcceptAnyServer`]: a rustls verifier for raw clients whose test is
 //!   about the server's view;
 //! - [`serve_hi`] / [`call_hi`]: a TLS server and client on loopback;
-//! - [`snapshotter`]: metrics-util's debugging recorder, installed once.
+//! - [`snapshotter`]: metrics-util's debugging recorder, installed once;
+//! - [`first_renewal_of_4s_svid`]: a `RenewingSvid`'s first renewal, timed.
 //!
 //! mtls-core's integration tests use this crate too (a dev-dependency
 //! cycle): they link the same mtls-core library as this crate, so the
@@ -33,6 +34,7 @@
 mod ca;
 mod loopback;
 mod metrics;
+mod renew;
 mod verifier;
 mod wait;
 
@@ -41,6 +43,7 @@ pub use ca::{
 };
 pub use loopback::{call_hi, serve_hi};
 pub use metrics::snapshotter;
+pub use renew::first_renewal_of_4s_svid;
 pub use verifier::AcceptAnyServer;
 pub use wait::{bounded, bounded_by, eventually, sleep_past, TEST_TIMEOUT};
 
