@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{authorize, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain, X509Svid};
 use mtls_testing::AcceptAnyServer;
-use mtls_workload_api_testing::WorkloadApiServer;
+use mtls_workload_api_testing::{svid_entry, WorkloadApiServer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -77,20 +77,6 @@ fn start_harness(endpoint: &str) -> Harness {
         x509: SocketAddr::from(([127, 0, 0, 1], x509.expect("x509 port"))),
         control: SocketAddr::from(([127, 0, 0, 1], control.expect("control port"))),
     }
-}
-
-fn entry(
-    svid: &X509Svid,
-) -> (
-    SpiffeId,
-    Vec<rustls::pki_types::CertificateDer<'static>>,
-    Vec<u8>,
-) {
-    (
-        svid.spiffe_id().clone(),
-        svid.chain().to_vec(),
-        svid.private_key().secret_der().to_vec(),
-    )
 }
 
 fn client_config(svid: &X509Svid, ca: &CertificateAuthority) -> MtlsClientConfig {
@@ -183,7 +169,7 @@ async fn harness_follows_the_contract() {
     let api = WorkloadApiServer::start().await.unwrap();
     let harness_v1 = issue(&ca, "spiffe://example.org/harness");
     api.set_x509(
-        vec![entry(&harness_v1)],
+        vec![svid_entry(&harness_v1)],
         ca.trust_anchors().to_vec(),
         vec![],
     );
@@ -268,7 +254,7 @@ async fn harness_follows_the_contract() {
     // Rotation through the Workload API: new connections see the new SVID.
     let harness_v2 = issue(&ca, "spiffe://example.org/harness-v2");
     api.set_x509(
-        vec![entry(&harness_v2)],
+        vec![svid_entry(&harness_v2)],
         ca.trust_anchors().to_vec(),
         vec![],
     );

@@ -19,7 +19,7 @@ use mtls_core::{
     BundleSource, CrlSet, IssueError, KeyAlgorithm, PeerRole, RenewingSvid, SpiffeId, SvidIssuer,
     SvidSpec, TrustDomain, X509Svid,
 };
-use mtls_testing::first_renewal_of_4s_svid;
+use mtls_testing::{dns_names, first_renewal_of_4s_svid};
 
 fn td() -> TrustDomain {
     TrustDomain::new("example.org").unwrap()
@@ -227,18 +227,7 @@ async fn the_spec_maps_to_the_ca_request() {
     let lifetime = svid.not_after().duration_since(svid.not_before()).unwrap();
     assert_eq!(lifetime, Duration::from_secs(600) + mtls_ca::BACKDATE);
     let (_, leaf) = x509_parser::parse_x509_certificate(svid.leaf()).unwrap();
-    let dns: Vec<String> = leaf
-        .subject_alternative_name()
-        .unwrap()
-        .unwrap()
-        .value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-            _ => None,
-        })
-        .collect();
+    let dns = dns_names(&leaf);
     assert_eq!(dns, ["web.example.org"]);
     assert_eq!(
         leaf.public_key().algorithm.algorithm,

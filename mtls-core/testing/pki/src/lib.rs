@@ -10,7 +10,8 @@
 //!   about the server's view;
 //! - [`serve_hi`] / [`call_hi`]: a TLS server and client on loopback;
 //! - [`snapshotter`]: metrics-util's debugging recorder, installed once;
-//! - [`first_renewal_of_4s_svid`]: a `RenewingSvid`'s first renewal, timed.
+//! - [`first_renewal_of_4s_svid`]: a `RenewingSvid`'s first renewal, timed;
+//! - [`dns_names`]: the DNS names of a parsed certificate.
 //!
 //! mtls-core's integration tests use this crate too (a dev-dependency
 //! cycle): they link the same mtls-core library as this crate, so the
@@ -37,6 +38,7 @@ mod metrics;
 mod renew;
 mod verifier;
 mod wait;
+mod x509;
 
 pub use ca::{
     ca_params, hours, in_hours, leaf_params, next_serial, now, system_now, TestCa, TestLeaf,
@@ -46,6 +48,7 @@ pub use metrics::snapshotter;
 pub use renew::first_renewal_of_4s_svid;
 pub use verifier::AcceptAnyServer;
 pub use wait::{bounded, bounded_by, eventually, sleep_past, TEST_TIMEOUT};
+pub use x509::dns_names;
 
 use mtls_core::SpiffeId;
 
