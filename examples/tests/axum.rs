@@ -7,49 +7,17 @@
 
 mod common;
 
-use common::{args, bundle, curl, federated, run, s, Domain, Identity, Pki, Server};
+use common::{args, bundle, curl, federated, run, s, Fixture, Identity, Server};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
 const CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
 const SERVER_ID: &str = "spiffe://example.org/server";
 
-/// One trust domain, example.org, with a server, a client and an admin.
-struct Fixture {
-    pki: Pki,
-    example: Domain,
-    server: Identity,
-    client: Identity,
-    admin: Identity,
-}
-
 fn fixture() -> Fixture {
-    let pki = Pki::new();
-    let example = pki.domain("example", "example.org");
-    let server = pki.issue(&example, "server", SERVER_ID);
-    let client = pki.issue(&example, "client", "spiffe://example.org/client");
-    let admin = pki.issue(&example, "admin", "spiffe://example.org/admin");
-    Fixture {
-        pki,
-        example,
-        server,
-        client,
-        admin,
-    }
+    Fixture::new(SERVER, SERVER_ID)
 }
 
 impl Fixture {
-    /// The server with `extra` flags.
-    fn start(&self, extra: &[String]) -> Server {
-        Server::start(
-            SERVER,
-            &args([
-                self.server.args(),
-                bundle(&self.example.bundle),
-                extra.to_vec(),
-            ]),
-        )
-    }
-
     /// `axum-client` as `who`, trusting example.org, expecting the server.
     fn call(&self, server: &Server, who: &Identity, path: &str) -> common::Outcome {
         self.call_with(server, who, path, bundle(&self.example.bundle))

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{authorize, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain, X509Svid};
-use mtls_workload_api_testing::WorkloadApiServer;
+use mtls_testing::AcceptAnyServer;
+use mtls_workload_api_testing::{svid_entry, WorkloadApiServer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -76,20 +77,6 @@ fn start_harness(endpoint: &str) -> Harness {
         x509: SocketAddr::from(([127, 0, 0, 1], x509.expect("x509 port"))),
         control: SocketAddr::from(([127, 0, 0, 1], control.expect("control port"))),
     }
-}
-
-fn entry(
-    svid: &X509Svid,
-) -> (
-    SpiffeId,
-    Vec<rustls::pki_types::CertificateDer<'static>>,
-    Vec<u8>,
-) {
-    (
-        svid.spiffe_id().clone(),
-        svid.chain().to_vec(),
-        svid.private_key().secret_der().to_vec(),
-    )
 }
 
 fn client_config(svid: &X509Svid, ca: &CertificateAuthority) -> MtlsClientConfig {
@@ -182,7 +169,7 @@ async fn harness_follows_the_contract() {
     let api = WorkloadApiServer::start().await.unwrap();
     let harness_v1 = issue(&ca, "spiffe://example.org/harness");
     api.set_x509(
-        vec![entry(&harness_v1)],
+        vec![svid_entry(&harness_v1)],
         ca.trust_anchors().to_vec(),
         vec![],
     );
@@ -197,12 +184,16 @@ async fn harness_follows_the_contract() {
     // A client from an untrusted CA, and one without a certificate, get nothing.
     let impostor = client_config(&issue(&rogue, "spiffe://example.org/client"), &ca);
     assert_eq!(x509_call(harness.x509, &impostor).await.1, "");
-    // (The harness SVID has no DNS name, so this client skips server checks.)
+    // (The harness SVID has no DNS name, so this client skips server checks:
+    // it exists only to show the harness refusing a client without a
+    // certificate.)
     let no_cert = rustls::ClientConfig::builder_with_provider(mtls_core::default_crypto_provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(mtls_core::default_crypto_provider())))
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(
+            mtls_core::default_crypto_provider(),
+        )))
         .with_no_client_auth();
     let tcp = TcpStream::connect(harness.x509).await.unwrap();
     let mut line = String::new();
@@ -263,7 +254,7 @@ async fn harness_follows_the_contract() {
     // Rotation through the Workload API: new connections see the new SVID.
     let harness_v2 = issue(&ca, "spiffe://example.org/harness-v2");
     api.set_x509(
-        vec![entry(&harness_v2)],
+        vec![svid_entry(&harness_v2)],
         ca.trust_anchors().to_vec(),
         vec![],
     );
@@ -306,54 +297,4 @@ fn harness_never_prints_ready_without_an_endpoint() {
     assert!(!out.status.success());
     assert!(!stdout.contains("READY"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("SPIFFE_ENDPOINT_SOCKET"));
-}
-
-/// A test client that accepts any server certificate: it exists only to
-/// show the harness refusing a client without a certificate.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

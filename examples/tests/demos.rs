@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
-use mtls_core::{authorize, BundleSet, MtlsClientConfig, SpiffeId, TrustDomain, X509Svid};
-use mtls_workload_api_testing::WorkloadApiServer;
+use mtls_core::{authorize, BundleSet, MtlsClientConfig, SpiffeId, TrustDomain};
+use mtls_workload_api_testing::{svid_entry, WorkloadApiServer};
 use rustls::pki_types::ServerName;
 use tokio::io::AsyncReadExt;
 
@@ -47,20 +47,6 @@ fn cert_manager_files_demo() {
     );
 }
 
-fn entry(
-    svid: &X509Svid,
-) -> (
-    SpiffeId,
-    Vec<rustls::pki_types::CertificateDer<'static>>,
-    Vec<u8>,
-) {
-    (
-        svid.spiffe_id().clone(),
-        svid.chain().to_vec(),
-        svid.private_key().secret_der().to_vec(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spire_app_serves_and_follows_rotations() {
     let td = TrustDomain::new("example.org").unwrap();
@@ -71,7 +57,7 @@ async fn spire_app_serves_and_follows_rotations() {
     };
     let api = WorkloadApiServer::start().await.unwrap();
     api.set_x509(
-        vec![entry(&issue("spiffe://example.org/app"))],
+        vec![svid_entry(&issue("spiffe://example.org/app"))],
         ca.trust_anchors().to_vec(),
         vec![],
     );
@@ -127,7 +113,7 @@ async fn spire_app_serves_and_follows_rotations() {
     );
 
     api.set_x509(
-        vec![entry(&issue("spiffe://example.org/app-v2"))],
+        vec![svid_entry(&issue("spiffe://example.org/app-v2"))],
         ca.trust_anchors().to_vec(),
         vec![],
     );

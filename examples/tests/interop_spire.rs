@@ -23,9 +23,10 @@ use common::interop::{peers, GO_SPIFFE_PEER, SPIRE_AGENT, SPIRE_SERVER};
 use common::spire::{path_selector, ServerOptions, SpireAgent, SpireServer, SPIRE_READY};
 use common::{run_with, Server};
 use mtls_core::{
-    authorize, Authorizer, MtlsClientConfig, MtlsServerConfig, SourceState, SpiffeId, SpireSource,
+    authorize, Authorizer, MtlsClientConfig, MtlsServerConfig, SourceState, SpireSource,
     WithdrawalPolicy,
 };
+use mtls_testing::id;
 use mtls_tower::{MtlsConnectInfo, MtlsListener, PeerId};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -62,10 +63,6 @@ fn deployment(test: &str, options: &ServerOptions) -> Option<Deployment> {
 /// This test program: the frontend workload.
 fn this_exe() -> PathBuf {
     std::env::current_exe().unwrap()
-}
-
-fn id(s: &str) -> SpiffeId {
-    s.parse().unwrap()
 }
 
 impl Deployment {

@@ -7,47 +7,17 @@
 
 mod common;
 
-use common::{args, bundle, federated, run, s, Domain, Identity, Outcome, Pki, Server};
+use common::{args, bundle, federated, run, s, Fixture, Identity, Outcome, Server};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_tonic-server");
 const CLIENT: &str = env!("CARGO_BIN_EXE_tonic-client");
 const SERVER_ID: &str = "spiffe://example.org/server";
 
-struct Fixture {
-    pki: Pki,
-    example: Domain,
-    server: Identity,
-    client: Identity,
-    admin: Identity,
-}
-
 fn fixture() -> Fixture {
-    let pki = Pki::new();
-    let example = pki.domain("example", "example.org");
-    let server = pki.issue(&example, "server", SERVER_ID);
-    let client = pki.issue(&example, "client", "spiffe://example.org/client");
-    let admin = pki.issue(&example, "admin", "spiffe://example.org/admin");
-    Fixture {
-        pki,
-        example,
-        server,
-        client,
-        admin,
-    }
+    Fixture::new(SERVER, SERVER_ID)
 }
 
 impl Fixture {
-    fn start(&self, extra: &[String]) -> Server {
-        Server::start(
-            SERVER,
-            &args([
-                self.server.args(),
-                bundle(&self.example.bundle),
-                extra.to_vec(),
-            ]),
-        )
-    }
-
     /// `tonic-client --addr ADDR --call CALL` as `who`, trusting example.org.
     fn call(&self, server: &Server, who: &Identity, call: &str) -> Outcome {
         self.call_with(

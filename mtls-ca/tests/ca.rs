@@ -18,6 +18,7 @@ use mtls_ca::{
     DEFAULT_SVID_TTL, LOCK_FILE, MAX_CSR_BYTES, STATE_FILE,
 };
 use mtls_core::{verify, BundleSet, CrlSet, PeerRole, SpiffeId, TrustDomain, VerifyError};
+use mtls_testing::{dns_names, id};
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
     GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData,
@@ -38,10 +39,6 @@ const WEB: &str = "spiffe://example.org/web";
 
 fn td() -> TrustDomain {
     TrustDomain::new(TD).unwrap()
-}
-
-fn id(s: &str) -> SpiffeId {
-    SpiffeId::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 fn dev_root() -> CertificateAuthority {
@@ -425,15 +422,7 @@ fn leaf_carries_the_dns_names_and_common_name_asked_for() {
                 _ => None,
             })
             .collect();
-        let dns: Vec<&str> = san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|n| match n {
-                GeneralName::DNSName(d) => Some(*d),
-                _ => None,
-            })
-            .collect();
+        let dns = dns_names(&cert);
         assert_eq!(uris, [WEB], "{}", case.name);
         assert_eq!(dns, case.dns, "{}", case.name);
         let cns: Vec<&str> = cert
@@ -1130,18 +1119,7 @@ fn csr_takes_lifetime_and_names_from_the_request() {
     let now = unix(SystemTime::now());
     let chain = ca.sign_csr(&csr, &req).unwrap();
     let leaf = parse(&chain[0]);
-    let dns: Vec<&str> = leaf
-        .subject_alternative_name()
-        .unwrap()
-        .unwrap()
-        .value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            GeneralName::DNSName(d) => Some(*d),
-            _ => None,
-        })
-        .collect();
+    let dns = dns_names(&leaf);
     assert_eq!(dns, ["web.example.org", "web.internal"]);
     let na = leaf.validity().not_after.timestamp();
     assert!((na - (now + 300)).abs() <= 5, "not_after {na}");

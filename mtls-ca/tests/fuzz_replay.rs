@@ -23,7 +23,8 @@ mod replay;
 use std::time::{Duration, UNIX_EPOCH};
 
 use mtls_ca::{CaOptions, CertificateAuthority, KeyType, SvidRequest};
-use mtls_core::{to_pem, SpiffeId, TrustDomain};
+use mtls_core::{to_pem, TrustDomain};
+use mtls_testing::id;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
 use rustls_pki_types::CertificateDer;
 
@@ -63,10 +64,6 @@ fn fuzz_binaries_match_the_targets() {
 // ---------------------------------------------------------------------------
 
 const WEB: &str = "spiffe://example.org/web";
-
-fn id(s: &str) -> SpiffeId {
-    SpiffeId::new(s).unwrap()
-}
 
 fn unix(t: std::time::SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs()

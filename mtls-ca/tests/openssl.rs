@@ -15,7 +15,8 @@ use std::time::{Duration, SystemTime};
 use mtls_ca::{
     CaOptions, CertificateAuthority, KeyType, LoadOptions, SvidRequest, DEFAULT_CRL_VALIDITY,
 };
-use mtls_core::{verify, BundleSet, CrlSet, PeerRole, SpiffeId, TrustDomain, X509Svid};
+use mtls_core::{verify, BundleSet, CrlSet, PeerRole, TrustDomain, X509Svid};
+use mtls_testing::id;
 use rustls_pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -25,10 +26,6 @@ const KEY_TYPES: [KeyType; 3] = [KeyType::P256, KeyType::P384, KeyType::Ed25519]
 
 fn td() -> TrustDomain {
     TrustDomain::new(TD).unwrap()
-}
-
-fn id(s: &str) -> SpiffeId {
-    SpiffeId::new(s).unwrap()
 }
 
 fn pem(certs: &[CertificateDer<'_>]) -> String {

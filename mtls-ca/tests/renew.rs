@@ -17,8 +17,9 @@ use mtls_ca::{
 };
 use mtls_core::{
     BundleSource, CrlSet, IssueError, KeyAlgorithm, PeerRole, RenewingSvid, SpiffeId, SvidIssuer,
-    SvidSource, SvidSpec, TrustDomain, X509Svid,
+    SvidSpec, TrustDomain, X509Svid,
 };
+use mtls_testing::{dns_names, first_renewal_of_4s_svid};
 
 fn td() -> TrustDomain {
     TrustDomain::new("example.org").unwrap()
@@ -37,27 +38,7 @@ async fn renews_at_about_half_its_lifetime() {
     let ca = Arc::new(dev_ca());
     let request = SvidSpec::new(web()).ttl(Duration::from_secs(4));
     let svid = RenewingSvid::start(ca.clone(), request).await.unwrap();
-    let first = svid.svid();
-    let mut updates = svid.changes();
-    let started = std::time::Instant::now();
-    tokio::time::timeout(Duration::from_secs(10), updates.changed())
-        .await
-        .expect("renewed within 10 s")
-        .unwrap();
-    let elapsed = started.elapsed();
-    // 4 s lifetime, renewal at 50 % ± 10 % (and never sooner than 1 s).
-    assert!(
-        elapsed >= Duration::from_millis(1000),
-        "renewed too early: {elapsed:?}"
-    );
-    assert!(
-        elapsed < Duration::from_millis(3900),
-        "renewed too late: {elapsed:?}"
-    );
-    let second = svid.svid();
-    assert_ne!(first.leaf(), second.leaf());
-    assert_eq!(second.spiffe_id(), &web());
-    assert!(svid.current_svid().unwrap().ptr_eq(&second));
+    let second = first_renewal_of_4s_svid(&svid, &web()).await;
     second
         .verify(
             &ca.bundle().unwrap().into(),
@@ -246,18 +227,7 @@ async fn the_spec_maps_to_the_ca_request() {
     let lifetime = svid.not_after().duration_since(svid.not_before()).unwrap();
     assert_eq!(lifetime, Duration::from_secs(600) + mtls_ca::BACKDATE);
     let (_, leaf) = x509_parser::parse_x509_certificate(svid.leaf()).unwrap();
-    let dns: Vec<String> = leaf
-        .subject_alternative_name()
-        .unwrap()
-        .unwrap()
-        .value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-            _ => None,
-        })
-        .collect();
+    let dns = dns_names(&leaf);
     assert_eq!(dns, ["web.example.org"]);
     assert_eq!(
         leaf.public_key().algorithm.algorithm,

@@ -8,10 +8,7 @@ use mtls_core::authorize::{
     self, any, exact, from_fn, member_of, member_of_any, one_of, path_prefix, path_prefixes,
 };
 use mtls_core::{Authorizer, AuthorizerExt, Denied, Rejection, SpiffeId, TrustDomain};
-
-fn id(s: &str) -> SpiffeId {
-    SpiffeId::new(s).unwrap_or_else(|e| panic!("{s}: {e}"))
-}
+use mtls_testing::id;
 
 fn td(s: &str) -> TrustDomain {
     TrustDomain::new(s).unwrap()

@@ -6,18 +6,16 @@
 //! rcgen directly, for roots of other key types).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use common::TestCa;
 use mtls_core::{
     check_svid_public_key, verify, BundleError, BundleSet, CrlError, CrlSet, JwtKey, JwtKeyError,
     JwtKeyType, PeerRole, SpiffeBundle, TrustDomain, VerifyError, X509Bundle, MAX_BUNDLE_BYTES,
     MAX_CERTIFICATE_BYTES, MAX_CRL_BYTES,
 };
+use mtls_testing::TestCa;
 use rcgen::{Issuer, KeyPair};
 use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
@@ -48,7 +46,7 @@ fn root_of(
     alg: &'static rcgen::SignatureAlgorithm,
 ) -> (CertificateDer<'static>, Issuer<'static, KeyPair>) {
     let key = KeyPair::generate_for(alg).unwrap();
-    let params = common::ca_params(td);
+    let params = mtls_testing::ca_params(td);
     let cert = params.self_signed(&key).unwrap();
     (cert.der().clone(), Issuer::new(params, key))
 }
@@ -405,7 +403,7 @@ fn jwks_round_trip_per_key_type() {
         assert_eq!(again.to_jwks().unwrap(), json, "{name}");
         // The bundle loaded from JWKS verifies a leaf this root signed.
         let leaf_key = KeyPair::generate().unwrap();
-        let leaf = common::leaf_params(ID)
+        let leaf = mtls_testing::leaf_params(ID)
             .signed_by(&leaf_key, &issuer)
             .unwrap();
         let set = BundleSet::from(again);

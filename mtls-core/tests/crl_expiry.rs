@@ -3,29 +3,16 @@
 //! over loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use common::{call_hi, hours, now, serve_hi, TestCa, TestLeaf};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::DebugValue;
 use mtls_core::{
     authorize, verify, CrlExpiry, CrlSet, MtlsClientConfig, MtlsServerConfig, PeerRole, Rejection,
     VerifyError, X509Svid,
 };
-
-/// One recorder for this test binary; counters are read as deltas.
-fn snapshotter() -> &'static Snapshotter {
-    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
-    SNAPSHOTTER.get_or_init(|| {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        recorder.install().unwrap();
-        snapshotter
-    })
-}
+use mtls_testing::{call_hi, hours, now, serve_hi, snapshotter, TestCa, TestLeaf};
 
 /// Taken by each test that reads counters: a snapshot may reset what
 /// another test is counting.

@@ -3,18 +3,15 @@
 //! authorizers) still decides who is admitted.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use common::TestCa;
 use mtls_core::rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
 use mtls_core::rustls::{self, KeyLog};
 use mtls_core::{
     authorize, ConfigError, Denied, MtlsClientConfig, MtlsServerConfig, Rejection, SpiffeId,
 };
+use mtls_testing::{bounded, id, TestCa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -22,16 +19,6 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 const SERVER_ID: &str = "spiffe://example.org/backend";
 const CLIENT_ID: &str = "spiffe://example.org/frontend";
 const INTRUDER_ID: &str = "spiffe://example.org/intruder";
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(15), f)
-        .await
-        .expect("test timed out")
-}
-
-fn id(s: &str) -> SpiffeId {
-    SpiffeId::new(s).unwrap()
-}
 
 /// A key log recording the labels it is given.
 #[derive(Debug, Default)]
@@ -250,10 +237,7 @@ async fn customized_server_still_verifies_and_authorizes_clients() {
             .build()
             .unwrap();
         // The frontend, from our CA: admitted, the authorizer asked.
-        let good = MtlsClientConfig::builder(ca.leaf(CLIENT_ID).svid(), ca.bundle_set())
-            .authorizer(authorize::exact(id(SERVER_ID)))
-            .build()
-            .unwrap();
+        let good = ca.client_config(CLIENT_ID, SERVER_ID);
         let (addr, task) = serve_once(server.clone()).await;
         dial(&good, addr).await.unwrap();
         assert_eq!(task.await.unwrap().unwrap().peer.unwrap(), id(CLIENT_ID));

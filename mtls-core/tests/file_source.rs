@@ -2,18 +2,16 @@
 //! good set keeps serving through every kind of bad update.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{call_hi, serve_hi, TestCa, TestLeaf};
 use mtls_core::{
     authorize, BundleSource, CrlSource, FilePaths, FileSource, FileSourceError, MtlsClientConfig,
     MtlsServerConfig, VerifyError, WatchOptions, X509Svid,
 };
+use mtls_testing::{call_hi, serve_hi, TestCa, TestLeaf};
 
 const ID: &str = "spiffe://example.org/web";
 

@@ -3,32 +3,25 @@
 //! presenting defective chains, resumption, and rotation through sources.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{hours, now, TestCa, TestLeaf};
-use mtls_core::rustls::client::danger::{
-    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
-};
 use mtls_core::rustls::client::ResolvesClientCert;
-use mtls_core::rustls::crypto::CryptoProvider;
-use mtls_core::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use mtls_core::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use mtls_core::rustls::server::{ClientHello, ResolvesServerCert};
 use mtls_core::rustls::sign::CertifiedKey;
 use mtls_core::rustls::{
-    self, AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, HandshakeKind,
-    ProtocolVersion, ServerConfig, SignatureScheme,
+    self, AlertDescription, CertificateError, ClientConfig, HandshakeKind, ProtocolVersion,
+    ServerConfig, SignatureScheme,
 };
 use mtls_core::{
     authorize, BundleSet, BundleSource, CrlSet, MtlsClientConfig, MtlsServerConfig, PeerIdentity,
     PeerIdentityError, PeerRole, Rejection, SpiffeId, SpiffeIdError, SvidSource, VerifyError,
     X509Bundle, X509Svid,
 };
+use mtls_testing::{bounded, hours, id, now, AcceptAnyServer, TestCa, TestLeaf};
 use rcgen::{ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -38,19 +31,6 @@ use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 const ID: &str = "spiffe://example.org/service/web";
 const SERVER_ID: &str = "spiffe://example.org/backend";
 const CLIENT_ID: &str = "spiffe://example.org/frontend";
-
-/// Every test body runs under this bound.
-const TEST_TIMEOUT: Duration = Duration::from_secs(15);
-
-async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
-
-fn id(s: &str) -> SpiffeId {
-    SpiffeId::new(s).unwrap()
-}
 
 fn localhost() -> ServerName<'static> {
     ServerName::try_from("localhost").unwrap()
@@ -97,45 +77,6 @@ impl Rejections {
 // ---------------------------------------------------------------------------
 // Hostile raw rustls peers.
 
-/// Accepts any server: the hostile client does not care who it talks to.
-#[derive(Debug)]
-struct AcceptAnything(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnything {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// Presents a fixed chain without rustls' key/leaf match check, for leaves
 /// rustls cannot even parse (the garbage-leaf case).
 #[derive(Debug)]
@@ -179,7 +120,7 @@ fn raw_client(
         .with_protocol_versions(versions)
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)));
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)));
     let config = match bad {
         None => builder.with_no_client_auth(),
         Some(bad) if bad.unchecked => builder
@@ -689,7 +630,7 @@ fn cases() -> Vec<Case> {
             name: "revoked-intermediate",
             setup: |_| {
                 let root = TestCa::root("example.org");
-                let serial = common::next_serial();
+                let serial = mtls_testing::next_serial();
                 let inter = root.intermediate_with(|p| p.serial_number = Some(serial.clone()));
                 let crls = root.crl(&[&serial]);
                 Bad {
@@ -934,10 +875,7 @@ async fn server_authorizer_denial_sends_access_denied() {
             .on_rejection(rejections.hook())
             .build()
             .unwrap();
-        let client = MtlsClientConfig::builder(ca.leaf(CLIENT_ID).svid(), ca.bundle_set())
-            .authorizer(authorize::exact(id(SERVER_ID)))
-            .build()
-            .unwrap();
+        let client = ca.client_config(CLIENT_ID, SERVER_ID);
         let (addr, srv) = spawn_server(server.rustls_config(), Some(server)).await;
         let mut tls = dial(client.rustls_config(), addr, localhost())
             .await

@@ -7,8 +7,6 @@
 //! handshake.rs, file_source.rs, svid.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 // The fuzz targets' DER helpers: re-signing a certificate patched after
 // it was signed.
 #[allow(dead_code, unreachable_pub)]
@@ -17,11 +15,11 @@ mod der;
 
 use std::time::{Instant, SystemTime};
 
-use common::{ca_params, leaf_params};
 use mtls_core::{
     verify, BundleError, BundleSet, CrlError, CrlSet, PeerIdentity, PeerRole, SpiffeIdError,
     SvidError, TrustDomain, VerifyError, X509Bundle, X509Svid, MAX_CERTIFICATE_BYTES,
 };
+use mtls_testing::{ca_params, leaf_params};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, Issuer, KeyPair, SanType, SerialNumber,
     PKCS_ED25519,

@@ -5,13 +5,11 @@
 //! (aws-lc-rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{call_hi, serve_hi, TestCa};
 use mtls_core::rustls::crypto::CryptoProvider;
 use mtls_core::{authorize, default_crypto_provider, MtlsClientConfig, MtlsServerConfig};
+use mtls_testing::{call_hi, serve_hi, TestCa};
 
 /// The provider the features select: aws-lc-rs when its feature is on, else
 /// ring.

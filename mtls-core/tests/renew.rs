@@ -1,26 +1,27 @@
 //! RenewingSvid over an issuer written here, which is not mtls-ca: it signs
-//! with the rcgen test CA of `common`. The SvidIssuer trait stands alone:
+//! with the rcgen test CA of `mtls-testing`. The SvidIssuer trait stands alone:
 //! renewal at about half the lifetime, failures that keep the last SVID
 //! serving and are counted with the typed error, recovery, refused SVIDs,
 //! the task stopping on drop, and handshakes presenting each renewed SVID.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use common::{call_hi, serve_hi, TestCa};
 use mtls_core::{
     authorize, IssueError, MtlsClientConfig, MtlsServerConfig, PeerRole, RenewingSvid, SourceState,
     SpiffeId, SvidIssuer, SvidSource, SvidSpec, X509Svid,
 };
+use mtls_testing::{call_hi, eventually, first_renewal_of_4s_svid, serve_hi, TestCa};
 
 const WEB: &str = "spiffe://example.org/web";
+
+/// How long a background task gets to do what a test waits for.
+const SETTLE: Duration = Duration::from_secs(10);
 
 fn web() -> SpiffeId {
     SpiffeId::new(WEB).unwrap()
@@ -91,14 +92,6 @@ impl SvidIssuer for TestIssuer {
     }
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn renews_at_about_half_its_lifetime() {
     let issuer = TestIssuer::new();
@@ -107,27 +100,7 @@ async fn renews_at_about_half_its_lifetime() {
         .await
         .unwrap();
     assert_eq!(svid.spec(), &spec);
-    let first = svid.svid();
-    let mut updates = svid.changes();
-    let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(10), updates.changed())
-        .await
-        .expect("renewed within 10 s")
-        .unwrap();
-    let elapsed = started.elapsed();
-    // 4 s lifetime, renewal at 50 % ± 10 % (and never sooner than 1 s).
-    assert!(
-        elapsed >= Duration::from_millis(1000),
-        "renewed too early: {elapsed:?}"
-    );
-    assert!(
-        elapsed < Duration::from_millis(3900),
-        "renewed too late: {elapsed:?}"
-    );
-    let second = svid.svid();
-    assert_ne!(first.leaf(), second.leaf());
-    assert_eq!(second.spiffe_id(), &web());
-    assert!(svid.current_svid().unwrap().ptr_eq(&second));
+    let second = first_renewal_of_4s_svid(&svid, &web()).await;
     assert_eq!(SvidSource::generation(&svid), Some(1));
     second
         .verify(
@@ -160,7 +133,10 @@ async fn a_failing_issuer_keeps_the_last_svid_and_counts_typed_failures_then_rec
     assert!(err.to_string().contains(WEB), "{err}");
     // The background schedule retries (3 s lifetime: first attempt within
     // about 1.8 s, the next 2 s later).
-    eventually("two more failed renewals", || svid.status().failures >= 3).await;
+    assert!(
+        eventually(SETTLE, || svid.status().failures >= 3).await,
+        "timed out waiting for: two more failed renewals"
+    );
     assert!(
         svid.svid().ptr_eq(&first),
         "the last good SVID keeps serving"
@@ -244,13 +220,16 @@ async fn dropping_stops_the_renewal_task() {
     )
     .await
     .unwrap();
-    eventually("a background renewal", || issuer.calls() >= 2).await;
+    assert!(
+        eventually(SETTLE, || issuer.calls() >= 2).await,
+        "timed out waiting for: a background renewal"
+    );
     drop(svid);
     // The task, and the issuer it holds, are gone.
-    eventually("the task to release the issuer", || {
-        Arc::strong_count(&issuer) == 1
-    })
-    .await;
+    assert!(
+        eventually(SETTLE, || { Arc::strong_count(&issuer) == 1 }).await,
+        "timed out waiting for: the task to release the issuer"
+    );
     let calls = issuer.calls();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(issuer.calls(), calls, "no renewal after the drop");
@@ -303,8 +282,8 @@ async fn one_issuer_for_several_svids() {
     assert_eq!(b.svid().spiffe_id(), &api);
     assert_eq!(issuer.calls(), 2);
     drop((a, b));
-    eventually("both tasks to release the issuer", || {
-        Arc::strong_count(&issuer) == 1
-    })
-    .await;
+    assert!(
+        eventually(SETTLE, || { Arc::strong_count(&issuer) == 1 }).await,
+        "timed out waiting for: both tasks to release the issuer"
+    );
 }

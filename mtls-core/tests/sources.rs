@@ -3,14 +3,11 @@
 //! generations. Real handshakes over loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{serve_hi, TestCa};
 use mtls_core::rustls::pki_types::ServerName;
 use mtls_core::rustls::HandshakeKind;
 use mtls_core::{
@@ -18,6 +15,7 @@ use mtls_core::{
     MtlsServerConfig, PeerIdentity, SharedBundles, SharedSvid, SourceState, SvidSource,
     TrustDomain, X509Svid,
 };
+use mtls_testing::{serve_hi, TestCa};
 use tokio::io::AsyncReadExt;
 
 /// Counts the reads of a bundle source; forwards its generation.

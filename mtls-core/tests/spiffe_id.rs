@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use mtls_core::{SpiffeId, SpiffeIdError, TrustDomain, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN};
+use mtls_testing::id;
 use proptest::prelude::*;
 
 /// Trust domain alphabet, SPIFFE-ID.md 2.1, written out independently of
@@ -1064,10 +1065,6 @@ fn check_arbitrary(s: &str) -> Result<(), TestCaseError> {
 // ---------------------------------------------------------------------------
 // 5. API behaviour
 // ---------------------------------------------------------------------------
-
-fn id(s: &'static str) -> SpiffeId {
-    SpiffeId::from_static(s)
-}
 
 #[test]
 fn trust_domain_from_id_or_name() {

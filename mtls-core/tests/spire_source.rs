@@ -4,17 +4,14 @@
 //! `cargo test -p mtls-core --features spire --test spire_source`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::{TestCa, TestLeaf};
 use mtls_core::rustls::pki_types::{CertificateDer, ServerName};
 use mtls_core::{
-    authorize, BundleSource, MtlsClientConfig, MtlsServerConfig, SpiffeId, SpireSource,
-    SpireSourceError, SvidError, SvidSource, TrustDomain, VerifyError, WithdrawalPolicy,
+    authorize, BundleSource, MtlsServerConfig, SpireSource, SpireSourceError, SvidError,
+    SvidSource, TrustDomain, VerifyError, WithdrawalPolicy,
 };
+use mtls_testing::{bounded, eventually, id, TestCa, TestLeaf};
 use mtls_workload_api_testing::{SvidEntry, WorkloadApiServer};
 use rcgen::SanType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,19 +22,6 @@ const TD: &str = "example.org";
 const SERVER_ID: &str = "spiffe://example.org/backend";
 const CLIENT_ID: &str = "spiffe://example.org/frontend";
 const OTHER_ID: &str = "spiffe://example.org/batch";
-
-/// Every test body runs under this bound.
-const TEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_TIMEOUT, f)
-        .await
-        .expect("test timed out")
-}
-
-fn id(s: &str) -> SpiffeId {
-    SpiffeId::new(s).unwrap()
-}
 
 fn entry(spiffe_id: &str, leaf: &TestLeaf) -> SvidEntry {
     (
@@ -75,18 +59,6 @@ async fn next_generation(rx: &mut tokio::sync::watch::Receiver<u64>) -> Duration
         .expect("no new SVID within one second")
         .unwrap();
     start.elapsed()
-}
-
-/// Polls `condition` every 10 ms for at most `within`.
-async fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    condition()
 }
 
 fn leaf_of(spire: &SpireSource) -> CertificateDer<'static> {
@@ -552,10 +524,7 @@ async fn handshakes_present_the_rotated_svid_without_a_new_config() {
             .authorizer(authorize::exact(id(CLIENT_ID)))
             .build()
             .unwrap();
-        let client = MtlsClientConfig::builder(ca.leaf(CLIENT_ID).svid(), ca.bundle_set())
-            .authorizer(authorize::exact(id(SERVER_ID)))
-            .build()
-            .unwrap();
+        let client = ca.client_config(CLIENT_ID, SERVER_ID);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let acceptor = TlsAcceptor::from(server.rustls_config());

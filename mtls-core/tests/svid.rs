@@ -2,17 +2,15 @@
 //! named case; PEM round trips; key types; verification against bundles.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::{TestCa, TestLeaf};
 use mtls_core::{
     BundleSet, CrlSet, PeerRole, SvidError, TrustDomain, VerifyError, X509Bundle, X509Svid,
     MAX_CHAIN_LEN,
 };
+use mtls_testing::{TestCa, TestLeaf};
 use rcgen::{IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SignatureAlgorithm};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -51,11 +49,11 @@ struct Pki {
 impl Pki {
     fn new(ca_alg: &'static SignatureAlgorithm, leaf_alg: &'static SignatureAlgorithm) -> Self {
         let ca_key = KeyPair::generate_for(ca_alg).unwrap();
-        let params = common::ca_params(TD);
+        let params = mtls_testing::ca_params(TD);
         let root = params.self_signed(&ca_key).unwrap().der().clone();
         let issuer = Issuer::new(params, ca_key);
         let leaf_key = KeyPair::generate_for(leaf_alg).unwrap();
-        let leaf = common::leaf_params(ID)
+        let leaf = mtls_testing::leaf_params(ID)
             .signed_by(&leaf_key, &issuer)
             .unwrap()
             .der()
@@ -144,8 +142,8 @@ fn cases() -> Vec<Case> {
         leaf_case(
             "valid-leaf-expired-loads-verify-decides",
             |p| {
-                p.not_before = common::now() - common::hours(3);
-                p.not_after = common::now() - common::hours(2);
+                p.not_before = mtls_testing::now() - mtls_testing::hours(3);
+                p.not_after = mtls_testing::now() - mtls_testing::hours(2);
             },
             ok,
         ),

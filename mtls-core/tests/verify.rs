@@ -2,10 +2,8 @@
 //! named by its defect, built on demand by the test CA.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{hours, now, TestCa, TestLeaf};
 use mtls_core::{verify, BundleSet, CrlSet, PeerRole, SpiffeIdError, VerifyError};
+use mtls_testing::{hours, now, TestCa, TestLeaf};
 use rcgen::{IsCa, KeyUsagePurpose, SanType};
 use std::time::SystemTime;
 

@@ -52,7 +52,7 @@ fn app() -> Router {
 
 #[tokio::test]
 async fn allowed_peer_gets_its_id_over_h2_and_http1() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         for (alpn, version) in [(H2, http::Version::HTTP_2), (H1, http::Version::HTTP_11)] {
@@ -78,7 +78,7 @@ async fn allowed_peer_gets_its_id_over_h2_and_http1() {
 
 #[tokio::test]
 async fn peer_extractor_gives_the_whole_identity() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         let svid = pki.svid(FRONTEND);
@@ -97,7 +97,7 @@ async fn peer_extractor_gives_the_whole_identity() {
 
 #[tokio::test]
 async fn peer_not_allowed_by_route_policy_gets_403() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         for alpn in [H2, H1] {
@@ -123,7 +123,7 @@ async fn peer_not_allowed_by_route_policy_gets_403() {
 
 #[tokio::test]
 async fn route_without_rule_is_denied() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         let client = http_client(pki.client_config(pki.svid(FRONTEND), H2));
@@ -143,7 +143,7 @@ async fn route_without_rule_is_denied() {
 
 #[tokio::test]
 async fn peer_of_another_trust_domain_fails_the_handshake() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let other = Pki::new("other.org");
         let server = serve(pki.server_config(), app()).await;
@@ -156,7 +156,7 @@ async fn peer_of_another_trust_domain_fails_the_handshake() {
         ));
         let err = fetch(&client, server.url("/whoami")).await.err();
         assert!(err.is_some(), "the request must fail");
-        eventually(|| server.stats.failed() == 1).await;
+        assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 1).await);
         assert_eq!(server.stats.accepted(), 0);
 
         // Even a server that trusts other.org's bundle refuses it when the
@@ -174,7 +174,7 @@ async fn peer_of_another_trust_domain_fails_the_handshake() {
         let server = serve(config, app()).await;
         let err = fetch(&client, server.url("/whoami")).await.err();
         assert!(err.is_some(), "the request must fail");
-        eventually(|| server.stats.failed() == 1).await;
+        assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 1).await);
         assert_eq!(server.stats.accepted(), 0);
     })
     .await;
@@ -182,7 +182,7 @@ async fn peer_of_another_trust_domain_fails_the_handshake() {
 
 #[tokio::test]
 async fn client_without_certificate_fails_the_handshake() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         for alpn in [H2, H1] {
@@ -190,7 +190,7 @@ async fn client_without_certificate_fails_the_handshake() {
             let err = fetch(&client, server.url("/whoami")).await.err();
             assert!(err.is_some(), "the request must fail");
         }
-        eventually(|| server.stats.failed() == 2).await;
+        assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 2).await);
         assert_eq!(server.stats.accepted(), 0);
     })
     .await;
@@ -198,7 +198,7 @@ async fn client_without_certificate_fails_the_handshake() {
 
 #[tokio::test]
 async fn client_refuses_a_server_with_an_unexpected_id() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         let config = MtlsClientConfig::builder(pki.svid(FRONTEND), pki.bundles())
@@ -210,7 +210,7 @@ async fn client_refuses_a_server_with_an_unexpected_id() {
         let err = fetch(&client, server.url("/whoami")).await.err();
         assert!(err.is_some(), "the client must refuse the server");
         // The client's alert ends the server's handshake too.
-        eventually(|| server.stats.failed() == 1).await;
+        assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 1).await);
         assert_eq!(server.stats.accepted(), 0);
     })
     .await;
@@ -218,7 +218,7 @@ async fn client_refuses_a_server_with_an_unexpected_id() {
 
 #[tokio::test]
 async fn without_connect_info_the_layer_answers_401() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve_without_connect_info(pki.server_config(), app()).await;
         for alpn in [H2, H1] {
@@ -265,7 +265,7 @@ async fn http1_on_one_connection(
 
 #[tokio::test]
 async fn peer_whose_svid_expires_is_refused_on_the_same_connection() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         // Two servers: one with the layer, one with only the extractor.
         let layered = serve(pki.server_config(), app()).await;
@@ -349,7 +349,7 @@ async fn peer_whose_svid_expires_is_refused_on_the_same_connection() {
                 .unwrap();
             assert!(sender.send_request(req).await.is_err());
         }
-        eventually(|| layered.stats.failed() == 1).await;
+        assert!(eventually(TEST_TIMEOUT, || layered.stats.failed() == 1).await);
         assert_eq!(layered.stats.accepted(), 2);
     })
     .await;

@@ -139,7 +139,7 @@ const NORMAL: &[(&str, &str, u16, u16, &str)] = &[
 
 #[tokio::test]
 async fn no_spelling_of_the_admin_path_reaches_the_admin_handler() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         let admin = http_client(pki.client_config(pki.svid(ADMIN), H2));
@@ -187,7 +187,7 @@ async fn no_spelling_of_the_admin_path_reaches_the_admin_handler() {
 /// and which are normal paths the policy governs (403 for the intruder).
 #[tokio::test]
 async fn non_normal_paths_get_400_and_normal_ones_the_policy() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         let admin = http_client(pki.client_config(pki.svid(ADMIN), H1));
@@ -232,7 +232,7 @@ async fn grpc_call(client: &HttpClient, uri: http::Uri) -> http::response::Parts
 
 #[tokio::test]
 async fn grpc_shaped_requests_still_work_and_bad_paths_get_invalid_argument() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         let admin = http_client(pki.client_config(pki.svid(ADMIN), H2));

@@ -27,108 +27,47 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mtls_core::{
     authorize, verify, BundleSet, CrlSet, MtlsServerConfig, PeerRole, RenewingSvid, SvidSpec,
-    X509Bundle, X509Svid,
+    X509Svid,
 };
+use mtls_testing::{now, TestCa};
 use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, Peer, PeerId, RoutePolicy};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, SanType,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
 /// A root for example.org and, under it, an intermediate valid from
 /// `intermediate_from` to `intermediate_until`.
 struct Kit {
-    root: CertificateDer<'static>,
-    root_issuer: Issuer<'static, KeyPair>,
-    intermediate: CertificateDer<'static>,
-    intermediate_issuer: Issuer<'static, KeyPair>,
-}
-
-fn ca_params(cn: &str, from: OffsetDateTime, until: OffsetDateTime) -> CertificateParams {
-    let mut p = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, cn);
-    p.distinguished_name = dn;
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.subject_alt_names = vec![SanType::URI("spiffe://example.org".try_into().unwrap())];
-    p.not_before = from;
-    p.not_after = until;
-    p.use_authority_key_identifier_extension = true;
-    p
-}
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    root: TestCa,
+    intermediate: TestCa,
 }
 
 impl Kit {
     fn new(intermediate_from: OffsetDateTime, intermediate_until: OffsetDateTime) -> Self {
-        let root_key = KeyPair::generate().unwrap();
-        let root_params = ca_params(
-            "expiry test root",
-            now() - time::Duration::days(1),
-            now() + time::Duration::days(30),
-        );
-        let root = root_params.self_signed(&root_key).unwrap().der().clone();
-        let root_issuer = Issuer::new(root_params, root_key);
-        let key = KeyPair::generate().unwrap();
-        let params = ca_params(
-            "expiry test intermediate",
-            intermediate_from,
-            intermediate_until,
-        );
-        let intermediate = params.signed_by(&key, &root_issuer).unwrap().der().clone();
-        Self {
-            root,
-            root_issuer,
-            intermediate,
-            intermediate_issuer: Issuer::new(params, key),
-        }
+        let root = TestCa::root("example.org");
+        let intermediate = root.intermediate_with(|p| {
+            p.not_before = intermediate_from;
+            p.not_after = intermediate_until;
+        });
+        Self { root, intermediate }
     }
 
     fn bundles(&self) -> BundleSet {
-        BundleSet::from(
-            X509Bundle::from_authorities(
-                mtls_core::TrustDomain::new("example.org").unwrap(),
-                [self.root.clone()],
-            )
-            .unwrap(),
-        )
+        self.root.bundle_set()
     }
 
     /// A leaf valid for two hours either side of now; under the
     /// intermediate, or directly under the root.
     fn leaf(&self, id: &str, under_intermediate: bool) -> X509Svid {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::default();
-        p.distinguished_name = DistinguishedName::new();
-        p.is_ca = IsCa::ExplicitNoCa;
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        p.subject_alt_names = vec![SanType::URI(id.try_into().unwrap())];
-        p.not_before = now() - time::Duration::hours(2);
-        p.not_after = now() + time::Duration::hours(2);
-        p.use_authority_key_identifier_extension = true;
-        let (issuer, chain_rest) = if under_intermediate {
-            (&self.intermediate_issuer, vec![self.intermediate.clone()])
+        let ca = if under_intermediate {
+            &self.intermediate
         } else {
-            (&self.root_issuer, Vec::new())
+            &self.root
         };
-        let cert = p.signed_by(&key, issuer).unwrap().der().clone();
-        let mut chain = vec![cert];
-        chain.extend(chain_rest);
-        X509Svid::new(
-            chain,
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .unwrap()
+        ca.leaf_with(id, |p| {
+            p.not_before = now() - time::Duration::hours(2);
+            p.not_after = now() + time::Duration::hours(2);
+        })
+        .svid()
     }
 }
 
@@ -323,7 +262,7 @@ async fn status_or_error<B>(
 
 #[tokio::test]
 async fn http1_connection_open_across_an_intermediate_expiry_is_not_served() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let (server, client, expiry, _kit) = short_intermediate_setup().await;
         let tls = raw_tls(server.addr, &client, H1).await.unwrap();
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
@@ -360,7 +299,7 @@ async fn http1_connection_open_across_an_intermediate_expiry_is_not_served() {
             "served after the intermediate expired"
         );
         // The server ended the connection.
-        bounded(Duration::from_secs(5), conn).await.unwrap().ok();
+        bounded_by(Duration::from_secs(5), conn).await.unwrap().ok();
         // And a new handshake is refused.
         let refused = match raw_tls(server.addr, &client, H1).await {
             Err(_) => true,
@@ -382,7 +321,7 @@ async fn http1_connection_open_across_an_intermediate_expiry_is_not_served() {
 
 #[tokio::test]
 async fn http2_connection_open_across_an_intermediate_expiry_is_not_served() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let (server, client, expiry, _kit) = short_intermediate_setup().await;
         let tls = raw_tls(server.addr, &client, H2).await.unwrap();
         let (mut send, conn) =
@@ -409,7 +348,7 @@ async fn http2_connection_open_across_an_intermediate_expiry_is_not_served() {
             Ok(StatusCode::OK),
             "served after the intermediate expired"
         );
-        bounded(Duration::from_secs(5), conn).await.unwrap().ok();
+        bounded_by(Duration::from_secs(5), conn).await.unwrap().ok();
     })
     .await;
 }
@@ -462,7 +401,7 @@ async fn renewal_under_pool(alpn: &[&[u8]], version: http::Version) {
 
 #[tokio::test]
 async fn renewing_client_over_http1_pool_never_fails() {
-    bounded(
+    bounded_by(
         Duration::from_secs(60),
         renewal_under_pool(H1, http::Version::HTTP_11),
     )
@@ -471,7 +410,7 @@ async fn renewing_client_over_http1_pool_never_fails() {
 
 #[tokio::test]
 async fn renewing_client_over_http2_pool_never_fails() {
-    bounded(
+    bounded_by(
         Duration::from_secs(60),
         renewal_under_pool(H2, http::Version::HTTP_2),
     )

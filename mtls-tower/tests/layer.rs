@@ -141,7 +141,7 @@ fn fixture() -> Fixture {
 
 #[tokio::test]
 async fn allowed_request_reaches_inner_service_with_the_peer() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let f = fixture();
         let attachments = [
             Attach::Identity(f.frontend.clone()),
@@ -187,7 +187,7 @@ async fn allowed_request_reaches_inner_service_with_the_peer() {
 
 #[tokio::test]
 async fn http_denied_gets_403_with_a_short_body() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let f = fixture();
         for path in ["/orders", "/orders/7", "/nothing", "/", "/ordersx"] {
             let a = call(
@@ -234,7 +234,7 @@ async fn http_denied_gets_403_with_a_short_body() {
 
 #[tokio::test]
 async fn http_unauthenticated_gets_401() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let f = fixture();
         for path in ["/public", "/orders", "/nothing"] {
             let a = call(
@@ -254,7 +254,7 @@ async fn http_unauthenticated_gets_401() {
 
 #[tokio::test]
 async fn grpc_denied_gets_permission_denied_trailers_only() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let f = fixture();
         for content_type in [
             "application/grpc",
@@ -285,7 +285,7 @@ async fn grpc_denied_gets_permission_denied_trailers_only() {
 
 #[tokio::test]
 async fn grpc_unauthenticated_gets_unauthenticated() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let f = fixture();
         let a = call(
             &f.policy,
@@ -305,7 +305,7 @@ async fn grpc_unauthenticated_gets_unauthenticated() {
 
 #[tokio::test]
 async fn expired_peer_is_refused_per_request() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
         // Verified while valid, as at the handshake.
@@ -363,7 +363,7 @@ async fn expired_peer_is_refused_per_request() {
 
 #[tokio::test]
 async fn inner_errors_pass_through() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let f = fixture();
         let inner = tower::service_fn(|_req: Request<Full<Bytes>>| async {
             Err::<Response<Full<Bytes>>, _>("inner failed")
@@ -437,7 +437,7 @@ const NON_NORMAL_PATHS: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn a_closure_sees_only_normal_form_paths() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let f = fixture();
         let seen = Arc::new(Mutex::new(Vec::<String>::new()));
         let record = seen.clone();
@@ -500,7 +500,7 @@ async fn a_closure_sees_only_normal_form_paths() {
 
 #[tokio::test]
 async fn a_closure_never_runs_for_unauthenticated_or_expired_callers() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
         let peer = identity(&pki, &svid);
@@ -558,7 +558,7 @@ impl AuthorizeRequest for GrpcMethods {
 
 #[tokio::test]
 async fn a_struct_policy_answers_grpc_permission_denied() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let f = fixture();
         let policy = GrpcMethods(Arc::new(vec![(id(FRONTEND), "/pkg.Orders/Get")]));
         let denial = policy
@@ -610,7 +610,7 @@ async fn a_struct_policy_answers_grpc_permission_denied() {
 
 #[tokio::test]
 async fn a_closure_allows_and_denies_real_mtls_requests() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let seen = Arc::new(Mutex::new(Vec::<(String, String, Option<String>)>::new()));
         let record = seen.clone();

@@ -60,7 +60,7 @@ const WHOLE_HELLO: usize = 50;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_clients_do_not_block_and_are_timed_out() {
-    bounded(Duration::from_secs(60), async {
+    bounded_by(Duration::from_secs(60), async {
         let pki = Pki::new("example.org");
         let timeout = Duration::from_secs(2);
         let server = serve_on(
@@ -101,7 +101,11 @@ async fn stalled_clients_do_not_block_and_are_timed_out() {
         }
         // The server has taken every one of them into a handshake.
         let total = SILENT + PARTIAL + WHOLE_HELLO;
-        eventually(|| server.stats.handshakes_in_flight() >= total).await;
+        assert!(
+            eventually(TEST_TIMEOUT, || server.stats.handshakes_in_flight()
+                >= total)
+            .await
+        );
         let opened = opening.elapsed();
         assert!(
             opened < timeout,
@@ -121,7 +125,7 @@ async fn stalled_clients_do_not_block_and_are_timed_out() {
         assert_eq!(server.stats.accepted(), 1);
 
         // After the timeout every one of them is dropped.
-        eventually(|| server.stats.handshakes_in_flight() == 0).await;
+        assert!(eventually(TEST_TIMEOUT, || server.stats.handshakes_in_flight() == 0).await);
         assert!(
             opening.elapsed() >= timeout,
             "none may be dropped before the timeout"
@@ -147,7 +151,7 @@ async fn stalled_clients_do_not_block_and_are_timed_out() {
 
 #[tokio::test]
 async fn trickling_client_is_dropped_at_the_timeout() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve_with(
             pki.server_config(),
@@ -187,7 +191,7 @@ async fn trickling_client_is_dropped_at_the_timeout() {
 
 #[tokio::test]
 async fn clients_that_close_at_once_do_not_disturb_others() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve_with(
             pki.server_config(),
@@ -215,8 +219,11 @@ async fn clients_that_close_at_once_do_not_disturb_others() {
             drop(stream);
         }
         // Each ends as a failed handshake at once, not at the timeout.
-        eventually(|| server.stats.failed() == 100 && server.stats.handshakes_in_flight() == 0)
-            .await;
+        assert!(
+            eventually(TEST_TIMEOUT, || server.stats.failed() == 100
+                && server.stats.handshakes_in_flight() == 0)
+            .await
+        );
         assert_eq!(server.stats.timed_out(), 0);
 
         // The existing connection and new ones are fine.
@@ -231,7 +238,7 @@ async fn clients_that_close_at_once_do_not_disturb_others() {
 #[tokio::test]
 async fn non_tls_client_is_refused_at_once() {
     // Well under the 10 s default handshake timeout.
-    bounded(Duration::from_secs(5), async {
+    bounded_by(Duration::from_secs(5), async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
@@ -245,7 +252,7 @@ async fn non_tls_client_is_refused_at_once() {
             !String::from_utf8_lossy(&answer).contains("HTTP/1.1"),
             "no plaintext HTTP answer"
         );
-        eventually(|| server.stats.failed() == 1).await;
+        assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 1).await);
         assert_eq!(server.stats.timed_out(), 0);
         good_request(&pki, &server).await;
     })
@@ -254,7 +261,7 @@ async fn non_tls_client_is_refused_at_once() {
 
 #[tokio::test]
 async fn concurrent_handshakes_are_capped() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let cap = 4;
         let server = serve_on(
@@ -281,7 +288,7 @@ async fn concurrent_handshakes_are_capped() {
         for _ in 0..10 {
             silent.push(TcpStream::connect(server.addr).await.unwrap());
         }
-        eventually(|| stats.handshakes_in_flight() == cap).await;
+        assert!(eventually(TEST_TIMEOUT, || stats.handshakes_in_flight() == cap).await);
         // The honest client queues behind the stalled ones (in the kernel's
         // backlog) and is served once they time out: later, but served.
         good_request(&pki, &server).await;
@@ -293,7 +300,7 @@ async fn concurrent_handshakes_are_capped() {
         );
         // The last stalled clients were accepted with the honest one and
         // time out after it is served.
-        eventually(|| stats.timed_out() == 10).await;
+        assert!(eventually(TEST_TIMEOUT, || stats.timed_out() == 10).await);
         assert_eq!(stats.accepted(), 1);
         assert_eq!(stats.failed(), 0);
         // A cap of 0 is raised to 1.
@@ -309,7 +316,7 @@ async fn concurrent_handshakes_are_capped() {
 
 #[tokio::test]
 async fn accept_yields_only_authenticated_connections() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let other = Pki::new("other.org");
         let mut listener = MtlsListener::bind("127.0.0.1:0", pki.server_config())
@@ -335,7 +342,7 @@ async fn accept_yields_only_authenticated_connections() {
             }
         }
         let stats = listener.stats();
-        eventually(|| stats.failed() == 2).await;
+        assert!(eventually(TEST_TIMEOUT, || stats.failed() == 2).await);
 
         let connector = MtlsConnector::new(pki.client_config(pki.svid(FRONTEND), H1));
         let client = connector.connect(&url).await.unwrap();

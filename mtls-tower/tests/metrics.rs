@@ -8,29 +8,20 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
 use common::*;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::DebugValue;
 use metrics_util::CompositeKey;
 use mtls_core::authorize;
+use mtls_testing::snapshotter;
 use mtls_tower::metrics as names;
 use mtls_tower::{AuthorizeLayer, ListenerConfig, PeerId, RoutePolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn snapshotter() -> &'static Snapshotter {
-    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
-    SNAPSHOTTER.get_or_init(|| {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        recorder.install().unwrap();
-        snapshotter
-    })
-}
 
 /// Running totals. A snapshot of the debugging recorder resets counters
 /// and gauges to zero (and drains histograms), so the totals add every
@@ -125,7 +116,7 @@ fn app() -> Router {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_and_layer_metrics() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let mut totals = Totals::default();
         snapshotter();
         let pki = Pki::new("example.org");

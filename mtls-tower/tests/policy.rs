@@ -6,11 +6,8 @@
 
 use http::Method;
 use mtls_core::{authorize, SpiffeId};
+use mtls_testing::id;
 use mtls_tower::{PolicyError, RoutePolicy};
-
-fn id(s: &str) -> SpiffeId {
-    SpiffeId::new(s).unwrap()
-}
 
 fn admin() -> SpiffeId {
     id("spiffe://example.org/admin")

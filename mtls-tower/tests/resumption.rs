@@ -116,13 +116,13 @@ async fn assert_resumed_and_refused(connector: &TlsConnector, server: &Server, f
         "the client must have resumed (else this proves nothing)"
     );
     assert!(response.is_err(), "must not be served: {response:?}");
-    eventually(|| server.stats.failed() == failed).await;
+    assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == failed).await);
     assert_eq!(server.stats.accepted(), accepted);
 }
 
 #[tokio::test]
 async fn resumed_session_refused_after_client_ca_removed_from_bundle() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let bundles = SharedBundles::new(pki.bundles());
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
@@ -147,7 +147,7 @@ async fn resumed_session_refused_after_client_ca_removed_from_bundle() {
         let (kind, response) = raw_whoami(&fresh, server.addr).await;
         assert_ne!(kind, Some(HandshakeKind::Resumed));
         assert!(response.is_err());
-        eventually(|| server.stats.failed() == 2).await;
+        assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 2).await);
 
         // Peers of the new CA are served, resumed or not.
         let newcomer = resuming_connector(&pki, successor.svid(FRONTEND));
@@ -164,7 +164,7 @@ async fn resumed_session_refused_after_client_ca_removed_from_bundle() {
 
 #[tokio::test]
 async fn resumed_session_refused_after_trust_domain_removed() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let bundles = SharedBundles::new(pki.bundles());
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
@@ -186,7 +186,7 @@ async fn resumed_session_refused_after_trust_domain_removed() {
 
 #[tokio::test]
 async fn resumed_session_refused_after_authorizer_changes() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let banned = Arc::new(AtomicBool::new(false));
         let flag = banned.clone();
@@ -221,7 +221,7 @@ fn serial_of(der: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn resumed_session_refused_after_client_revoked() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let crls = SharedCrls::new(CrlSet::new());
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), pki.bundles())
@@ -256,7 +256,7 @@ async fn resumed_session_refused_after_client_revoked() {
 
 #[tokio::test]
 async fn resumed_session_refused_after_client_svid_expired() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), pki.bundles())
             .authorizer(authorize::member_of(pki.td.clone()))
@@ -279,7 +279,7 @@ async fn resumed_session_refused_after_client_svid_expired() {
 
 #[tokio::test]
 async fn tls12_resumed_session_is_verified_again_too() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let bundles = SharedBundles::new(pki.bundles());
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
@@ -307,7 +307,7 @@ async fn tls12_resumed_session_is_verified_again_too() {
 
 #[tokio::test]
 async fn resumption_off_on_the_server_means_full_handshakes() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let server = serve(pki.server_config(), app()).await;
         let connector = resuming_connector(&pki, pki.svid(FRONTEND));
@@ -327,7 +327,7 @@ async fn resumption_off_on_the_server_means_full_handshakes() {
 /// runs) refuses it.
 #[tokio::test]
 async fn rustls_alone_would_admit_the_resumed_session() {
-    bounded(TEST_TIMEOUT, async {
+    bounded(async {
         let pki = Pki::new("example.org");
         let bundles = SharedBundles::new(pki.bundles());
         let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())

@@ -143,7 +143,7 @@ async fn no_request_fails_across_leaf_and_ca_rotations() {
     }
 
     // Until a few thousand requests went through.
-    common::bounded(Duration::from_secs(60), async {
+    common::bounded_by(Duration::from_secs(60), async {
         while ok.load(Ordering::Relaxed) < 2000 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

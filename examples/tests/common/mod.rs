@@ -101,6 +101,48 @@ pub(crate) fn path_str(path: &Path) -> String {
     path.to_str().expect("UTF-8 temporary path").to_owned()
 }
 
+/// One trust domain, example.org, with a server, a client and an admin,
+/// for the example server `exe`; each test file adds its client calls.
+pub(crate) struct Fixture {
+    pub(crate) pki: Pki,
+    pub(crate) example: Domain,
+    pub(crate) server: Identity,
+    pub(crate) client: Identity,
+    pub(crate) admin: Identity,
+    exe: &'static str,
+}
+
+impl Fixture {
+    /// Issues the three identities; the server's is `server_id`.
+    pub(crate) fn new(exe: &'static str, server_id: &str) -> Self {
+        let pki = Pki::new();
+        let example = pki.domain("example", "example.org");
+        let server = pki.issue(&example, "server", server_id);
+        let client = pki.issue(&example, "client", "spiffe://example.org/client");
+        let admin = pki.issue(&example, "admin", "spiffe://example.org/admin");
+        Self {
+            pki,
+            example,
+            server,
+            client,
+            admin,
+            exe,
+        }
+    }
+
+    /// The server with `extra` flags.
+    pub(crate) fn start(&self, extra: &[String]) -> Server {
+        Server::start(
+            self.exe,
+            &args([
+                self.server.args(),
+                bundle(&self.example.bundle),
+                extra.to_vec(),
+            ]),
+        )
+    }
+}
+
 /// A running server process, killed on drop.
 pub(crate) struct Server {
     child: Child,

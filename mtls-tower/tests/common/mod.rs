@@ -1,13 +1,14 @@
 //! Shared fixtures of the mtls-tower integration tests: a development CA,
 //! server and client configs, an axum server on loopback, and a few raw
-//! TLS helpers for hostile clients.
+//! TLS helpers for hostile clients. The helpers every crate's tests share
+//! (timeouts, polling, `id`, the accept-any-server verifier) come from
+//! `mtls-testing` and are re-exported here.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use bytes::Bytes;
@@ -17,25 +18,16 @@ use hyper_util::rt::TokioExecutor;
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::rustls;
 use mtls_core::{
-    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SpiffeId, SvidSource, TrustDomain,
-    X509Svid,
+    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SvidSource, TrustDomain, X509Svid,
 };
 use mtls_tower::{ListenerConfig, ListenerStats, MtlsConnectInfo, MtlsConnector, MtlsListener};
 use tokio::net::TcpListener;
 
-/// Every test body runs under this bound unless it says otherwise.
-pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Runs `fut`, failing the test if it takes longer than `limit`.
-pub async fn bounded<T>(limit: Duration, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(limit, fut)
-        .await
-        .unwrap_or_else(|_| panic!("test did not finish within {limit:?}"))
-}
-
-pub fn id(s: &str) -> SpiffeId {
-    SpiffeId::new(s).unwrap()
-}
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use mtls_testing::{
+    bounded, bounded_by, eventually, id, sleep_past, AcceptAnyServer, TEST_TIMEOUT,
+};
 
 pub const BACKEND: &str = "spiffe://example.org/backend";
 pub const FRONTEND: &str = "spiffe://example.org/frontend";
@@ -200,71 +192,6 @@ pub async fn fetch(client: &HttpClient, uri: http::Uri) -> Result<Got, String> {
         body: String::from_utf8_lossy(&body).into_owned(),
         parts,
     })
-}
-
-/// Polls `cond` every 10 ms until it holds (the caller's timeout bounds it).
-pub async fn eventually(mut cond: impl FnMut() -> bool) {
-    while !cond() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Sleeps until `t` has passed by `margin` (X.509 times have 1 s precision).
-pub async fn sleep_past(t: SystemTime, margin: Duration) {
-    let target = t + margin;
-    if let Ok(wait) = target.duration_since(SystemTime::now()) {
-        tokio::time::sleep(wait).await;
-    }
-}
-
-/// A server-certificate verifier that accepts any server (for raw clients
-/// whose test is about the server's view; the signature is still checked).
-#[derive(Debug)]
-pub struct AcceptAnyServer(pub Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// A plain rustls client config presenting `svid` (if any), with the given

@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mtls_core::rustls::pki_types::CertificateDer;
-use mtls_core::{SpiffeId, TrustDomain};
+use mtls_core::{SpiffeId, TrustDomain, X509Svid};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
@@ -80,6 +80,15 @@ pub const MISSING_HEADER_MESSAGE: &str = "security header missing from request";
 /// One X.509-SVID to serve: its SPIFFE ID, its chain (leaf first, DER) and
 /// its PKCS#8 private key (DER).
 pub type SvidEntry = (SpiffeId, Vec<CertificateDer<'static>>, Vec<u8>);
+
+/// `svid` as an entry to serve.
+pub fn svid_entry(svid: &X509Svid) -> SvidEntry {
+    (
+        svid.spiffe_id().clone(),
+        svid.chain().to_vec(),
+        svid.private_key().secret_der().to_vec(),
+    )
+}
 
 /// A Workload API server on a unix socket in a temporary directory.
 ///

@@ -2,11 +2,9 @@
 //! with a plain tonic client generated from the same `workload.proto`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::future::Future;
-use std::time::Duration;
-
 use mtls_core::rustls::pki_types::CertificateDer;
 use mtls_core::{SpiffeId, TrustDomain};
+use mtls_testing::bounded;
 use mtls_workload_api_testing::proto::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use mtls_workload_api_testing::proto::{
     JwtBundlesRequest, JwtsvidRequest, ValidateJwtsvidRequest, X509BundlesRequest, X509svidRequest,
@@ -14,12 +12,6 @@ use mtls_workload_api_testing::proto::{
 use mtls_workload_api_testing::{WorkloadApiServer, MISSING_HEADER_MESSAGE, SECURITY_HEADER};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request};
-
-async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(15), f)
-        .await
-        .expect("test timed out")
-}
 
 async fn client(agent: &WorkloadApiServer) -> SpiffeWorkloadApiClient<Channel> {
     let channel = Endpoint::from_shared(agent.endpoint())

@@ -1,27 +1,24 @@
-//! An in-process test CA that builds good and deliberately broken
-//! X.509-SVIDs on demand (after go-spiffe's `internal/test/ca.go`).
-#![allow(
-    dead_code,
-    unreachable_pub,
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used
-)]
+//! The in-process test CA: roots, intermediates, leaves and CRLs built with
+//! rcgen, each step open to a `mutate` closure that breaks one thing.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use mtls_core::{BundleSet, CrlSet, TrustDomain, X509Bundle, X509Svid};
+use mtls_core::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use mtls_core::{
+    authorize, BundleSet, CrlSet, MtlsClientConfig, TrustDomain, X509Bundle, X509Svid,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
     RevokedCertParams, SanType, SerialNumber,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 
 static SERIAL: AtomicU64 = AtomicU64::new(0x1000);
 
+/// A serial number no other certificate or CRL of this process has.
 pub fn next_serial() -> SerialNumber {
     let n = SERIAL.fetch_add(1, Ordering::Relaxed);
     let mut bytes = vec![0x42];
@@ -29,40 +26,83 @@ pub fn next_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
+/// The current time, for certificate validity.
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// `h` hours, for certificate validity.
 pub fn hours(h: i64) -> time::Duration {
     time::Duration::hours(h)
 }
 
+/// The current time, for verification.
+pub fn system_now() -> SystemTime {
+    SystemTime::now()
+}
+
+/// `h` hours from now, for verification.
+pub fn in_hours(h: u64) -> SystemTime {
+    SystemTime::now() + Duration::from_secs(h * 3600)
+}
+
 /// A signing CA: a root (self-signed) or an intermediate.
+///
+/// ```
+/// use mtls_testing::{hours, now, TestCa};
+///
+/// let root = TestCa::root("example.org");
+/// // An intermediate that expired an hour ago.
+/// let expired = root.intermediate_with(|p| p.not_after = now() - hours(1));
+/// let leaf = expired.leaf("spiffe://example.org/web");
+/// assert_eq!(leaf.chain.len(), 2);
+/// assert!(root.bundle_set().contains("example.org"));
+/// ```
 pub struct TestCa {
+    /// The trust domain this CA signs for.
     pub trust_domain: TrustDomain,
+    /// This CA's certificate.
     pub cert: CertificateDer<'static>,
     /// CA certificates below the root, this one first (empty for a root).
     pub chain: Vec<CertificateDer<'static>>,
+    /// The root above this CA (itself for a root).
     pub root: CertificateDer<'static>,
     /// This CA certificate's serial, for CRLs that revoke it.
-    #[allow(dead_code)]
     pub serial: SerialNumber,
     issuer: Issuer<'static, KeyPair>,
 }
 
-/// A leaf with its key and full chain (leaf first, up to but excluding the root).
+impl fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestCa")
+            .field("trust_domain", &self.trust_domain)
+            .field("depth", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A leaf with its key and full chain (leaf first, up to but excluding the
+/// root).
+#[derive(Debug)]
 pub struct TestLeaf {
+    /// The leaf, then its intermediates.
     pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's PKCS#8 private key.
     pub key: PrivateKeyDer<'static>,
+    /// The leaf's serial, for CRLs that revoke it.
     pub serial: SerialNumber,
 }
 
 impl TestLeaf {
+    /// This leaf as an SVID; panics when mtls-core refuses it (a broken
+    /// leaf belongs in `chain` and `key`, not here).
     pub fn svid(&self) -> X509Svid {
         X509Svid::new(self.chain.clone(), self.key.clone_key()).expect("test leaf is a valid SVID")
     }
 }
 
+/// The parameters of a good signing CA for `td`: cA=true, keyCertSign and
+/// cRLSign, the trust domain's SPIFFE ID, valid from a day ago for 30 days.
 pub fn ca_params(td: &str) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -81,6 +121,9 @@ pub fn ca_params(td: &str) -> CertificateParams {
     p
 }
 
+/// The parameters of a good X509-SVID leaf for `id`: empty subject, one URI
+/// SAN, cA=false, digitalSignature, serverAuth + clientAuth, valid an hour
+/// either side of now.
 pub fn leaf_params(id: &str) -> CertificateParams {
     let mut p = CertificateParams::default();
     p.distinguished_name = DistinguishedName::new();
@@ -104,13 +147,14 @@ impl TestCa {
         Self::root_with(td, |_| {})
     }
 
+    /// A self-signed root for `td`, its parameters changed by `mutate`.
     pub fn root_with(td: &str, mutate: impl FnOnce(&mut CertificateParams)) -> Self {
         let key = KeyPair::generate().unwrap();
         let mut params = ca_params(td);
         mutate(&mut params);
         let cert = params.self_signed(&key).unwrap().der().clone();
         Self {
-            serial: params.serial_number.clone().unwrap(),
+            serial: params.serial_number.clone().unwrap_or_else(next_serial),
             trust_domain: TrustDomain::new(td).unwrap(),
             root: cert.clone(),
             cert,
@@ -124,6 +168,8 @@ impl TestCa {
         self.intermediate_with(|_| {})
     }
 
+    /// An intermediate CA signed by this CA, its parameters changed by
+    /// `mutate`.
     pub fn intermediate_with(&self, mutate: impl FnOnce(&mut CertificateParams)) -> Self {
         let key = KeyPair::generate().unwrap();
         let mut params = ca_params(self.trust_domain.name());
@@ -132,7 +178,7 @@ impl TestCa {
         let mut chain = vec![cert.clone()];
         chain.extend(self.chain.iter().cloned());
         Self {
-            serial: params.serial_number.clone().unwrap(),
+            serial: params.serial_number.clone().unwrap_or_else(next_serial),
             trust_domain: self.trust_domain.clone(),
             cert,
             chain,
@@ -147,6 +193,7 @@ impl TestCa {
         self.leaf_with(id, |_| {})
     }
 
+    /// A leaf for `id`, its parameters changed by `mutate`.
     pub fn leaf_with(&self, id: &str, mutate: impl FnOnce(&mut CertificateParams)) -> TestLeaf {
         let key = KeyPair::generate().unwrap();
         let mut params = leaf_params(id);
@@ -167,8 +214,18 @@ impl TestCa {
         X509Bundle::from_authorities(self.trust_domain.clone(), [self.root.clone()]).unwrap()
     }
 
+    /// A bundle set holding [`TestCa::bundle`] only.
     pub fn bundle_set(&self) -> BundleSet {
         BundleSet::from(self.bundle())
+    }
+
+    /// A client config presenting a new leaf for `client_id`, trusting this
+    /// CA's bundle, and expecting the server `server_id`.
+    pub fn client_config(&self, client_id: &str, server_id: &str) -> MtlsClientConfig {
+        MtlsClientConfig::builder(self.leaf(client_id).svid(), self.bundle_set())
+            .authorizer(authorize::exact(crate::id(server_id)))
+            .build()
+            .unwrap()
     }
 
     /// A CRL signed by this CA revoking `serials`.
@@ -200,56 +257,4 @@ impl TestCa {
         set.add_der(crl.der().clone()).unwrap();
         set
     }
-}
-
-pub fn system_now() -> SystemTime {
-    SystemTime::now()
-}
-
-pub fn in_hours(h: u64) -> SystemTime {
-    SystemTime::now() + Duration::from_secs(h * 3600)
-}
-
-/// Serves `hi` with `server` on loopback to every peer it accepts; returns
-/// the address.
-pub async fn serve_hi(server: &mtls_core::MtlsServerConfig) -> std::net::SocketAddr {
-    use tokio::io::AsyncWriteExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let _ = tls.write_all(b"hi").await;
-                    let _ = tls.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// What the server at `addr` answers `client`, and the leaf it presented;
-/// an error when the handshake or the read fails (a TLS 1.3 server's
-/// refusal of the client shows on the first read).
-pub async fn call_hi(
-    client: &mtls_core::MtlsClientConfig,
-    addr: std::net::SocketAddr,
-) -> std::io::Result<(Vec<u8>, CertificateDer<'static>)> {
-    use tokio::io::AsyncReadExt;
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let connector = tokio_rustls::TlsConnector::from(client.rustls_config());
-    let server_name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(server_name, tcp).await?;
-    let leaf = client
-        .peer_identity(tls.get_ref().1)
-        .map_err(std::io::Error::other)?
-        .leaf()
-        .clone();
-    let mut buf = Vec::new();
-    tls.read_to_end(&mut buf).await?;
-    Ok((buf, leaf))
 }

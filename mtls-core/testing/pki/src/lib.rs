@@ -1,0 +1,63 @@
+//! Test fixtures shared by the tests of the mtls crates (not published).
+//!
+//! - [`TestCa`] / [`TestLeaf`]: an in-process CA that builds good and
+//!   deliberately broken X.509-SVIDs, intermediates and CRLs on demand
+//!   (after go-spiffe's `internal/test/ca.go`);
+//! - [`bounded`], [`bounded_by`], [`TEST_TIMEOUT`], [`eventually`],
+//!   [`sleep_past`]: tests that fail instead of hanging;
+//! - [`id`]: a [`SpiffeId`] from a literal;
+//! - [`AcceptAnyServer`]: a rustls verifier for raw clients whose test is
+//!   about the server's view;
+//! - [`serve_hi`] / [`call_hi`]: a TLS server and client on loopback;
+//! - [`snapshotter`]: metrics-util's debugging recorder, installed once;
+//! - [`first_renewal_of_4s_svid`]: a `RenewingSvid`'s first renewal, timed;
+//! - [`dns_names`]: the DNS names of a parsed certificate.
+//!
+//! mtls-core's integration tests use this crate too (a dev-dependency
+//! cycle): they link the same mtls-core library as this crate, so the
+//! types unify. Unit tests inside mtls-core's `src/` would see a second copy
+//! of mtls-core and cannot use it.
+//!
+//! ```
+//! use mtls_testing::{id, TestCa};
+//!
+//! let ca = TestCa::root("example.org");
+//! let leaf = ca.intermediate().leaf("spiffe://example.org/web");
+//! let svid = leaf.svid();
+//! assert_eq!(svid.spiffe_id(), &id("spiffe://example.org/web"));
+//! assert_eq!(svid.chain().len(), 2);
+//! ```
+
+#![forbid(unsafe_code)]
+// Fixtures: a panic is the failure of the test that asked for them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod ca;
+mod loopback;
+mod metrics;
+mod renew;
+mod verifier;
+mod wait;
+mod x509;
+
+pub use ca::{
+    ca_params, hours, in_hours, leaf_params, next_serial, now, system_now, TestCa, TestLeaf,
+};
+pub use loopback::{call_hi, serve_hi};
+pub use metrics::snapshotter;
+pub use renew::first_renewal_of_4s_svid;
+pub use verifier::AcceptAnyServer;
+pub use wait::{bounded, bounded_by, eventually, sleep_past, TEST_TIMEOUT};
+pub use x509::dns_names;
+
+use mtls_core::SpiffeId;
+
+/// The SPIFFE ID `s`; panics when `s` is not one.
+///
+/// ```
+/// assert_eq!(mtls_testing::id("spiffe://example.org/a").path(), "/a");
+/// ```
+#[track_caller]
+pub fn id(s: &str) -> SpiffeId {
+    SpiffeId::new(s).unwrap_or_else(|e| panic!("test SPIFFE ID {s:?}: {e}"))
+}
