@@ -47,6 +47,28 @@ use crate::bundle::BundleSet;
 use crate::crl::CrlSet;
 use crate::svid::X509Svid;
 
+/// Implements a source trait for a type of this crate whose inherent
+/// `generation()` and `changes()` track what `$method` returns:
+/// `tracked_source!(Type, Trait, fn method(this) -> Output { body })`.
+macro_rules! tracked_source {
+    ($ty:ty, $trait:ident, fn $method:ident($this:ident) -> $out:ty $body:block) => {
+        impl $trait for $ty {
+            fn $method(&self) -> $out {
+                let $this = self;
+                $body
+            }
+
+            fn generation(&self) -> Option<u64> {
+                Some(<$ty>::generation(self))
+            }
+
+            fn changes(&self) -> Option<::tokio::sync::watch::Receiver<u64>> {
+                Some(<$ty>::changes(self))
+            }
+        }
+    };
+}
+
 mod compose;
 #[cfg(feature = "file-source")]
 pub(crate) mod file;
