@@ -159,7 +159,7 @@ impl JwtKey {
     pub fn with_algorithm(mut self, alg: &str) -> Result<Self, JwtKeyError> {
         if !JWT_SVID_ALGORITHMS.contains(&alg) {
             return Err(JwtKeyError::UnsupportedAlgorithm {
-                alg: crate::x509::quote(alg),
+                alg: crate::x509::escape_untrusted(alg),
             });
         }
         if !self.key_type.allows(alg) {
@@ -310,7 +310,7 @@ impl JwtKey {
                 "P-521" => JwtKeyType::EcP521,
                 other => {
                     return Err(JwtKeyError::UnsupportedCurve {
-                        crv: crate::x509::quote(other),
+                        crv: crate::x509::escape_untrusted(other),
                     })
                 }
             };
