@@ -724,11 +724,17 @@ fn watch_loop(
     }
 }
 
-tracked_source!(FileSource, SvidSource, fn current_svid(this) -> Option<X509Svid> { Some(this.svid()) });
+tracked_source!(FileSource, SvidSource, fn current_svid(this) -> Option<X509Svid> {
+    Some(this.svid())
+});
 
-tracked_source!(FileSource, BundleSource, fn current_bundles(this) -> BundleSet { this.bundles() });
+tracked_source!(FileSource, BundleSource, fn current_bundles(this) -> BundleSet {
+    this.bundles()
+});
 
-tracked_source!(FileSource, CrlSource, fn current_crls(this) -> CrlSet { this.crls() });
+tracked_source!(FileSource, CrlSource, fn current_crls(this) -> CrlSet {
+    this.crls()
+});
 
 impl fmt::Debug for FileSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -258,7 +258,9 @@ fn jitter() -> f64 {
     (f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) * 2.0 - 1.0) * RENEW_JITTER
 }
 
-tracked_source!(RenewingSvid, SvidSource, fn current_svid(this) -> Option<X509Svid> { Some(this.svid()) });
+tracked_source!(RenewingSvid, SvidSource, fn current_svid(this) -> Option<X509Svid> {
+    Some(this.svid())
+});
 
 impl Drop for RenewingSvid {
     fn drop(&mut self) {

@@ -378,9 +378,13 @@ impl SpireSource {
     }
 }
 
-tracked_source!(SpireSource, SvidSource, fn current_svid(this) -> Option<X509Svid> { this.svid() });
+tracked_source!(SpireSource, SvidSource, fn current_svid(this) -> Option<X509Svid> {
+    this.svid()
+});
 
-tracked_source!(SpireSource, BundleSource, fn current_bundles(this) -> BundleSet { this.bundles() });
+tracked_source!(SpireSource, BundleSource, fn current_bundles(this) -> BundleSet {
+    this.bundles()
+});
 
 impl fmt::Debug for SpireSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
