@@ -27,7 +27,7 @@ pub enum JwtKeyType {
 
 impl JwtKeyType {
     /// The JWK `crv` of an EC key type, `None` for RSA.
-    fn curve_name(self) -> Option<&'static str> {
+    pub(super) fn curve_name(self) -> Option<&'static str> {
         match self {
             Self::EcP256 => Some("P-256"),
             Self::EcP384 => Some("P-384"),
@@ -57,6 +57,14 @@ impl JwtKeyType {
             Self::EcP521 => &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23],
             Self::Rsa => &[],
         }
+    }
+
+    /// The EC key type of a named curve, from the content of its OID
+    /// (the DER after tag and length), as in an SPKI's parameters.
+    pub(super) fn from_curve_oid(oid: &[u8]) -> Option<Self> {
+        [Self::EcP256, Self::EcP384, Self::EcP521]
+            .into_iter()
+            .find(|t| t.curve_oid().get(2..) == Some(oid))
     }
 
     /// Whether a JWS `alg` goes with this key type.
