@@ -7,7 +7,7 @@ use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension};
 
-use crate::authority::{build_err, CertificateAuthority};
+use crate::authority::CertificateAuthority;
 use crate::error::CaError;
 use crate::issue::SvidRequest;
 
@@ -81,15 +81,7 @@ impl CertificateAuthority {
             });
         }
         self.policy.check(&request.spiffe_id, request.ttl)?;
-        let params = self.leaf_params(request)?;
-        let cert = params
-            .signed_by(&public_key, &self.issuer)
-            .map_err(|e| build_err("SVID from CSR", e))?
-            .der()
-            .clone();
-        let chain = self.leaf_chain(cert);
-        self.self_check(&chain)?;
-        Ok(chain)
+        self.sign_leaf(request, &public_key, "SVID from CSR")
     }
 }
 
@@ -139,7 +131,7 @@ fn check_requested(
     Ok(())
 }
 
-fn quote(s: &str) -> String {
-    let q: String = s.chars().take(128).flat_map(char::escape_default).collect();
-    format!("\"{q}\"")
+/// `s` escaped and truncated for printing, between double quotes.
+pub(crate) fn quote(s: &str) -> String {
+    format!("\"{}\"", mtls_core::escape_untrusted(s))
 }

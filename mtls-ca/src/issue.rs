@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use mtls_core::{BundleSet, CrlSet, PeerRole, SpiffeId, X509Svid};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
-    SanType,
+    PublicKeyData, SanType,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
@@ -101,21 +101,33 @@ impl CertificateAuthority {
         request: &SvidRequest,
     ) -> Result<X509Svid, CaError> {
         let key = request.key_type.generate()?;
-        let params = self.leaf_params(request)?;
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .map_err(|e| build_err("SVID", e))?
-            .der()
-            .clone();
-        let chain = self.leaf_chain(cert);
-        self.self_check(&chain)?;
+        let chain = self.sign_leaf(request, &key, "SVID")?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
             crate::key::pkcs8_der(&key).to_vec(),
         ));
         Ok(X509Svid::new(chain, key)?)
     }
 
-    pub(crate) fn leaf_chain(&self, leaf: CertificateDer<'static>) -> Vec<CertificateDer<'static>> {
+    /// Signs a leaf for `request` over `public_key` and returns its chain,
+    /// checked as a peer would check it (`what` names it in errors).
+    pub(crate) fn sign_leaf(
+        &self,
+        request: &SvidRequest,
+        public_key: &impl PublicKeyData,
+        what: &'static str,
+    ) -> Result<Vec<CertificateDer<'static>>, CaError> {
+        let params = self.leaf_params(request)?;
+        let cert = params
+            .signed_by(public_key, &self.issuer)
+            .map_err(|e| build_err(what, e))?
+            .der()
+            .clone();
+        let chain = self.leaf_chain(cert);
+        self.self_check(&chain)?;
+        Ok(chain)
+    }
+
+    fn leaf_chain(&self, leaf: CertificateDer<'static>) -> Vec<CertificateDer<'static>> {
         std::iter::once(leaf)
             .chain(self.served_chain().cloned())
             .collect()

@@ -107,7 +107,7 @@ fn uri_san_id(cert: &X509Certificate<'_>, index: usize) -> Result<Option<SpiffeI
         (1, Some(u)) => SpiffeId::new(u)
             .map(Some)
             .map_err(|source| X509Error::InvalidSpiffeId {
-                uri: quote(u),
+                uri: escape_untrusted(u),
                 source,
             }),
         (count, Some(_)) => Err(X509Error::MultipleUriSans { count }),
@@ -326,8 +326,19 @@ pub(crate) fn leaf_id_and_expiry(der: &[u8]) -> Result<(SpiffeId, SystemTime), X
     Ok((id, not_after))
 }
 
-/// A peer-controlled string made safe to print: escaped and truncated.
-pub(crate) fn quote(s: &str) -> String {
+/// A string a peer or a file controls (a SAN, a subject, a key ID), made
+/// safe to print in a message or a log line: escaped as
+/// [`char::escape_default`] does (quotes, backslashes and everything
+/// outside printable ASCII), and cut after 128 characters, with `...` to
+/// say so.
+///
+/// ```
+/// use mtls_core::escape_untrusted;
+///
+/// assert_eq!(escape_untrusted("spiffe://a/\u{1b}[2J"), "spiffe://a/\\u{1b}[2J");
+/// assert_eq!(escape_untrusted(&"x".repeat(200)).len(), 128 + 3);
+/// ```
+pub fn escape_untrusted(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(MAX_QUOTED_CHARS)
@@ -367,7 +378,7 @@ pub(crate) fn check_authority(
             .flatten()
             .map(|id| id.to_string());
         Err(NotAnAuthority {
-            subject: quote(&cert.subject().to_string()),
+            subject: escape_untrusted(&cert.subject().to_string()),
             spiffe_id,
             reason,
         })

@@ -18,6 +18,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tower_service::Service;
 
+use crate::stream::on_bytes_written;
+
 /// A `tower::Service<Uri>` that dials TCP, performs the mTLS handshake
 /// with an [`MtlsClientConfig`] (whose authorizer decides which server
 /// SPIFFE IDs are acceptable), and returns the connection with the server's
@@ -407,10 +409,7 @@ impl hyper::rt::Write for MtlsClientStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.io).poll_write(cx, buf);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            self.tracked.wrote();
-        }
-        written
+        on_bytes_written(written, || self.tracked.wrote())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -431,9 +430,6 @@ impl hyper::rt::Write for MtlsClientStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            self.tracked.wrote();
-        }
-        written
+        on_bytes_written(written, || self.tracked.wrote())
     }
 }

@@ -223,6 +223,19 @@ impl Ending {
     }
 }
 
+/// Calls `wrote` if the write `written` sent any bytes, and passes it on
+/// (shared by the server and client streams, which track writes to decide
+/// when a connection may end).
+pub(crate) fn on_bytes_written(
+    written: Poll<io::Result<usize>>,
+    wrote: impl FnOnce(),
+) -> Poll<io::Result<usize>> {
+    if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+        wrote();
+    }
+    written
+}
+
 impl AsyncRead for MtlsStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -247,10 +260,7 @@ impl AsyncWrite for MtlsStream {
         let this = &mut *self;
         let _entered = this.span.enter();
         let written = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.info.ending.wrote();
-        }
-        written
+        on_bytes_written(written, || this.info.ending.wrote())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -271,10 +281,7 @@ impl AsyncWrite for MtlsStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            self.info.ending.wrote();
-        }
-        written
+        on_bytes_written(written, || self.info.ending.wrote())
     }
 
     fn is_write_vectored(&self) -> bool {

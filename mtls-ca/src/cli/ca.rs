@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::fs::{write_atomic, write_private};
-use crate::{CaOptions, CertificateAuthority, LoadOptions, SvidRequest};
+use crate::{CaOptions, CertificateAuthority, LoadOptions};
 use mtls_core::{to_pem, SpiffeId, TrustDomain};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -187,12 +187,7 @@ fn check_prefix(prefix: &Path) -> Result<(), Failure> {
 
 pub(crate) fn issue(a: IssueArgs) -> Result<(), Failure> {
     check_prefix(&a.out)?;
-    let mut request = SvidRequest::new(a.spiffe_id)
-        .ttl(a.ttl)
-        .key_type(a.key_type.into());
-    for name in a.dns {
-        request = request.dns_name(name);
-    }
+    let mut request = a.leaf.request().key_type(a.key_type.into());
     if let Some(cn) = a.common_name {
         request = request.common_name(cn);
     }
@@ -207,10 +202,7 @@ pub(crate) fn issue(a: IssueArgs) -> Result<(), Failure> {
 
 pub(crate) fn sign_csr(a: SignCsrArgs) -> Result<(), Failure> {
     let csr = files::read(&a.csr, "CSR")?;
-    let mut request = SvidRequest::new(a.spiffe_id).ttl(a.ttl);
-    for name in a.dns {
-        request = request.dns_name(name);
-    }
+    let request = a.leaf.request();
     let chain = update(&a.dir, |ca| {
         ca.sign_csr(&csr, &request)
             .map_err(|e| Failure::from(e).context(format!("cannot sign {}", a.csr.display())))

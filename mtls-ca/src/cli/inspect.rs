@@ -10,6 +10,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::files::{self, print};
 use super::{Failure, InspectArgs};
+use crate::csr::quote;
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -264,11 +265,6 @@ fn public_key(cert: &X509Certificate<'_>) -> String {
         },
         _ => alg,
     }
-}
-
-fn quote(s: &str) -> String {
-    let q: String = s.chars().take(128).flat_map(char::escape_default).collect();
-    format!("\"{q}\"")
 }
 
 fn text(r: &Report) -> String {

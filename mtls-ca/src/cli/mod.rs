@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use crate::KeyType;
+use crate::{KeyType, SvidRequest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mtls_core::{SpiffeId, TrustDomain};
 
@@ -147,11 +147,9 @@ struct IntermediateArgs {
     force: bool,
 }
 
+/// What `issue` and `sign-csr` both ask of the leaf.
 #[derive(Debug, Args)]
-struct IssueArgs {
-    /// The CA directory.
-    #[arg(long, value_name = "DIR")]
-    dir: PathBuf,
+struct LeafArgs {
     /// The SVID's SPIFFE ID (spiffe://<trust domain>/<path>).
     #[arg(long, value_name = "ID", value_parser = parse_spiffe_id)]
     spiffe_id: SpiffeId,
@@ -162,6 +160,26 @@ struct IssueArgs {
     /// at most 24h).
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration::parse)]
     ttl: Duration,
+}
+
+impl LeafArgs {
+    /// The request these arguments make (key type and subject left default).
+    fn request(self) -> SvidRequest {
+        self.dns
+            .into_iter()
+            .fold(SvidRequest::new(self.spiffe_id).ttl(self.ttl), |r, name| {
+                r.dns_name(name)
+            })
+    }
+}
+
+#[derive(Debug, Args)]
+struct IssueArgs {
+    /// The CA directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    #[command(flatten)]
+    leaf: LeafArgs,
     /// The key type of the generated key.
     #[arg(long, value_enum, default_value_t = KeyTypeArg::P256)]
     key_type: KeyTypeArg,
@@ -181,16 +199,8 @@ struct SignCsrArgs {
     /// The certificate signing request (PEM or DER).
     #[arg(long, value_name = "REQ.pem")]
     csr: PathBuf,
-    /// The SVID's SPIFFE ID (spiffe://<trust domain>/<path>).
-    #[arg(long, value_name = "ID", value_parser = parse_spiffe_id)]
-    spiffe_id: SpiffeId,
-    /// A DNS name to add beside the SPIFFE ID (repeatable).
-    #[arg(long = "dns", value_name = "NAME")]
-    dns: Vec<String>,
-    /// The SVID's lifetime (never beyond the CA's; the default policy allows
-    /// at most 24h).
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration::parse)]
-    ttl: Duration,
+    #[command(flatten)]
+    leaf: LeafArgs,
     /// Where to write the chain (leaf, then intermediates), PEM.
     #[arg(long, value_name = "CERT.pem")]
     out: PathBuf,

@@ -11,7 +11,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use x509_parser::public_key::PublicKey;
 
-use super::BundleError;
+use super::{BundleError, JwtKeyType};
 
 const USE_X509: &str = "x509-svid";
 pub(super) const USE_JWT: &str = "jwt-svid";
@@ -147,18 +147,14 @@ fn public_jwk(der: &[u8], index: usize) -> Result<Map<String, Value>, BundleErro
     let mut jwk = Map::new();
     match spki.parsed() {
         Ok(PublicKey::EC(point)) => {
-            let curve = spki
+            let crv = spki
                 .algorithm
                 .parameters
                 .as_ref()
                 .and_then(|p| p.as_oid().ok())
-                .map(|oid| oid.to_id_string());
-            let crv = match curve.as_deref() {
-                Some("1.2.840.10045.3.1.7") => "P-256",
-                Some("1.3.132.0.34") => "P-384",
-                Some("1.3.132.0.35") => "P-521",
-                _ => return Err(unsupported("unsupported elliptic curve".into())),
-            };
+                .and_then(|oid| JwtKeyType::from_curve_oid(oid.as_bytes()))
+                .and_then(JwtKeyType::curve_name)
+                .ok_or_else(|| unsupported("unsupported elliptic curve".into()))?;
             let data = point.data();
             if data.len() < 3 || data[0] != 4 || data.len() % 2 == 0 {
                 return Err(unsupported("EC point is not uncompressed".into()));

@@ -27,7 +27,7 @@ pub enum JwtKeyType {
 
 impl JwtKeyType {
     /// The JWK `crv` of an EC key type, `None` for RSA.
-    fn curve_name(self) -> Option<&'static str> {
+    pub(super) fn curve_name(self) -> Option<&'static str> {
         match self {
             Self::EcP256 => Some("P-256"),
             Self::EcP384 => Some("P-384"),
@@ -57,6 +57,14 @@ impl JwtKeyType {
             Self::EcP521 => &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23],
             Self::Rsa => &[],
         }
+    }
+
+    /// The EC key type of a named curve, from the content of its OID
+    /// (the DER after tag and length), as in an SPKI's parameters.
+    pub(super) fn from_curve_oid(oid: &[u8]) -> Option<Self> {
+        [Self::EcP256, Self::EcP384, Self::EcP521]
+            .into_iter()
+            .find(|t| t.curve_oid().get(2..) == Some(oid))
     }
 
     /// Whether a JWS `alg` goes with this key type.
@@ -159,7 +167,7 @@ impl JwtKey {
     pub fn with_algorithm(mut self, alg: &str) -> Result<Self, JwtKeyError> {
         if !JWT_SVID_ALGORITHMS.contains(&alg) {
             return Err(JwtKeyError::UnsupportedAlgorithm {
-                alg: crate::x509::quote(alg),
+                alg: crate::x509::escape_untrusted(alg),
             });
         }
         if !self.key_type.allows(alg) {
@@ -310,7 +318,7 @@ impl JwtKey {
                 "P-521" => JwtKeyType::EcP521,
                 other => {
                     return Err(JwtKeyError::UnsupportedCurve {
-                        crv: crate::x509::quote(other),
+                        crv: crate::x509::escape_untrusted(other),
                     })
                 }
             };

@@ -103,7 +103,7 @@ impl SpiffeBundle {
         };
         for (index, jwk) in doc.jwt {
             let key_id = match jwk.get("kid") {
-                Some(serde_json::Value::String(kid)) => Some(crate::x509::quote(kid)),
+                Some(serde_json::Value::String(kid)) => Some(crate::x509::escape_untrusted(kid)),
                 _ => None,
             };
             let invalid = |source: JwtKeyError| BundleError::InvalidJwtKey {
@@ -170,7 +170,7 @@ impl SpiffeBundle {
         if self.jwt_authority(key.key_id()).is_some() {
             return Err(BundleError::InvalidJwtKey {
                 index: self.jwt.len(),
-                key_id: Some(crate::x509::quote(key.key_id())),
+                key_id: Some(crate::x509::escape_untrusted(key.key_id())),
                 source: JwtKeyError::DuplicateKeyId,
             });
         }

@@ -1,8 +1,6 @@
 //! SPIFFE IDs (SPIFFE-ID.md section 2).
 
-use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use super::chars::{check_id_len, validate_path, validate_trust_domain};
@@ -234,57 +232,4 @@ impl Ord for SpiffeId {
     }
 }
 
-impl fmt::Display for SpiffeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.uri)
-    }
-}
-
-impl fmt::Debug for SpiffeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SpiffeId").field(&&*self.uri).finish()
-    }
-}
-
-impl AsRef<str> for SpiffeId {
-    fn as_ref(&self) -> &str {
-        &self.uri
-    }
-}
-
-impl FromStr for SpiffeId {
-    type Err = SpiffeIdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<&str> for SpiffeId {
-    type Error = SpiffeIdError;
-
-    fn try_from(s: &str) -> Result<Self, Self::Error> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<String> for SpiffeId {
-    type Error = SpiffeIdError;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::new(&s)
-    }
-}
-
-impl serde::Serialize for SpiffeId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.uri)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for SpiffeId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::new(&s).map_err(serde::de::Error::custom)
-    }
-}
+validated_str_impls!(SpiffeId, uri);

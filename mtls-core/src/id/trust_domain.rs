@@ -1,9 +1,7 @@
 //! SPIFFE trust domains (SPIFFE-ID.md section 2.1).
 
 use std::borrow::Borrow;
-use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use super::chars::validate_trust_domain;
@@ -76,17 +74,7 @@ impl TrustDomain {
     }
 }
 
-impl fmt::Display for TrustDomain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
-    }
-}
-
-impl fmt::Debug for TrustDomain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TrustDomain").field(&&*self.name).finish()
-    }
-}
+validated_str_impls!(TrustDomain, name);
 
 impl Hash for TrustDomain {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -98,48 +86,5 @@ impl Hash for TrustDomain {
 impl Borrow<str> for TrustDomain {
     fn borrow(&self) -> &str {
         &self.name
-    }
-}
-
-impl AsRef<str> for TrustDomain {
-    fn as_ref(&self) -> &str {
-        &self.name
-    }
-}
-
-impl FromStr for TrustDomain {
-    type Err = SpiffeIdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<&str> for TrustDomain {
-    type Error = SpiffeIdError;
-
-    fn try_from(s: &str) -> Result<Self, Self::Error> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<String> for TrustDomain {
-    type Error = SpiffeIdError;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::new(&s)
-    }
-}
-
-impl serde::Serialize for TrustDomain {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.name)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for TrustDomain {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::new(&s).map_err(serde::de::Error::custom)
     }
 }

@@ -724,47 +724,17 @@ fn watch_loop(
     }
 }
 
-impl SvidSource for FileSource {
-    fn current_svid(&self) -> Option<X509Svid> {
-        Some(self.svid())
-    }
+tracked_source!(FileSource, SvidSource, fn current_svid(this) -> Option<X509Svid> {
+    Some(this.svid())
+});
 
-    fn generation(&self) -> Option<u64> {
-        Some(self.shared.published.generation())
-    }
+tracked_source!(FileSource, BundleSource, fn current_bundles(this) -> BundleSet {
+    this.bundles()
+});
 
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.shared.published.changes())
-    }
-}
-
-impl BundleSource for FileSource {
-    fn current_bundles(&self) -> BundleSet {
-        self.bundles()
-    }
-
-    fn generation(&self) -> Option<u64> {
-        Some(self.shared.published.generation())
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.shared.published.changes())
-    }
-}
-
-impl CrlSource for FileSource {
-    fn current_crls(&self) -> CrlSet {
-        self.crls()
-    }
-
-    fn generation(&self) -> Option<u64> {
-        Some(self.shared.published.generation())
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.shared.published.changes())
-    }
-}
+tracked_source!(FileSource, CrlSource, fn current_crls(this) -> CrlSet {
+    this.crls()
+});
 
 impl fmt::Debug for FileSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

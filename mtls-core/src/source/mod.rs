@@ -47,6 +47,28 @@ use crate::bundle::BundleSet;
 use crate::crl::CrlSet;
 use crate::svid::X509Svid;
 
+/// Implements a source trait for a type of this crate whose inherent
+/// `generation()` and `changes()` track what `$method` returns:
+/// `tracked_source!(Type, Trait, fn method(this) -> Output { body })`.
+macro_rules! tracked_source {
+    ($ty:ty, $trait:ident, fn $method:ident($this:ident) -> $out:ty $body:block) => {
+        impl $trait for $ty {
+            fn $method(&self) -> $out {
+                let $this = self;
+                $body
+            }
+
+            fn generation(&self) -> Option<u64> {
+                Some(<$ty>::generation(self))
+            }
+
+            fn changes(&self) -> Option<::tokio::sync::watch::Receiver<u64>> {
+                Some(<$ty>::changes(self))
+            }
+        }
+    };
+}
+
 mod compose;
 #[cfg(feature = "file-source")]
 pub(crate) mod file;
@@ -123,74 +145,52 @@ pub trait CrlSource: Send + Sync {
     }
 }
 
-impl SvidSource for X509Svid {
-    fn current_svid(&self) -> Option<X509Svid> {
-        Some(self.clone())
-    }
+/// A fixed value is a source of itself, at a generation that never
+/// changes; an `Arc` of a source serves what the source serves.
+macro_rules! value_and_arc_sources {
+    ($trait:ident, fn $method:ident($this:ident: $value:ty) -> $out:ty $serve:block) => {
+        impl $trait for $value {
+            fn $method(&self) -> $out {
+                let $this = self;
+                $serve
+            }
 
-    fn generation(&self) -> Option<u64> {
-        Some(0)
-    }
+            fn generation(&self) -> Option<u64> {
+                Some(0)
+            }
+        }
+
+        impl<S: $trait + ?Sized> $trait for Arc<S> {
+            fn $method(&self) -> $out {
+                (**self).$method()
+            }
+
+            fn generation(&self) -> Option<u64> {
+                $trait::generation(&**self)
+            }
+
+            fn changes(&self) -> Option<watch::Receiver<u64>> {
+                $trait::changes(&**self)
+            }
+        }
+    };
 }
 
-impl BundleSource for BundleSet {
-    fn current_bundles(&self) -> BundleSet {
-        self.clone()
+value_and_arc_sources!(
+    SvidSource,
+    fn current_svid(svid: X509Svid) -> Option<X509Svid> {
+        Some(svid.clone())
     }
-
-    fn generation(&self) -> Option<u64> {
-        Some(0)
+);
+value_and_arc_sources!(
+    BundleSource,
+    fn current_bundles(set: BundleSet) -> BundleSet {
+        set.clone()
     }
-}
-
-impl CrlSource for CrlSet {
-    fn current_crls(&self) -> CrlSet {
-        self.clone()
+);
+value_and_arc_sources!(
+    CrlSource,
+    fn current_crls(set: CrlSet) -> CrlSet {
+        set.clone()
     }
-
-    fn generation(&self) -> Option<u64> {
-        Some(0)
-    }
-}
-
-impl<S: SvidSource + ?Sized> SvidSource for Arc<S> {
-    fn current_svid(&self) -> Option<X509Svid> {
-        (**self).current_svid()
-    }
-
-    fn generation(&self) -> Option<u64> {
-        SvidSource::generation(&**self)
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        SvidSource::changes(&**self)
-    }
-}
-
-impl<S: BundleSource + ?Sized> BundleSource for Arc<S> {
-    fn current_bundles(&self) -> BundleSet {
-        (**self).current_bundles()
-    }
-
-    fn generation(&self) -> Option<u64> {
-        BundleSource::generation(&**self)
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        BundleSource::changes(&**self)
-    }
-}
-
-impl<S: CrlSource + ?Sized> CrlSource for Arc<S> {
-    fn current_crls(&self) -> CrlSet {
-        (**self).current_crls()
-    }
-
-    fn generation(&self) -> Option<u64> {
-        CrlSource::generation(&**self)
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        CrlSource::changes(&**self)
-    }
-}
+);

@@ -258,19 +258,9 @@ fn jitter() -> f64 {
     (f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) * 2.0 - 1.0) * RENEW_JITTER
 }
 
-impl SvidSource for RenewingSvid {
-    fn current_svid(&self) -> Option<X509Svid> {
-        Some(self.svid())
-    }
-
-    fn generation(&self) -> Option<u64> {
-        Some(self.shared.published.generation())
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.shared.published.changes())
-    }
-}
+tracked_source!(RenewingSvid, SvidSource, fn current_svid(this) -> Option<X509Svid> {
+    Some(this.svid())
+});
 
 impl Drop for RenewingSvid {
     fn drop(&mut self) {

@@ -11,21 +11,59 @@ use crate::bundle::BundleSet;
 use crate::crl::CrlSet;
 use crate::svid::X509Svid;
 
-/// An SVID the application sets (from its own issuer, a secret store...):
-/// an [`SvidSource`] whose every [`set`](Self::set) takes effect at the
-/// next handshake. Clones share the cell.
-///
-/// ```
-/// use mtls_core::{SharedSvid, SvidSource};
-///
-/// let cell = SharedSvid::empty();
-/// assert!(cell.current_svid().is_none(), "handshakes fail until an SVID is set");
-/// assert_eq!(SvidSource::generation(&cell), Some(0));
-/// ```
-#[derive(Clone, Debug)]
-pub struct SharedSvid {
-    published: Published<Option<X509Svid>, Infallible>,
+/// Declares a cell over `Published<$value>`: the struct, what it reads
+/// (`get`, `generation`, `changes`, `status`) and its source trait.
+macro_rules! shared_cell {
+    ($(#[$doc:meta])* $name:ident, $value:ty, $trait:ident, $method:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            published: Published<$value, Infallible>,
+        }
+
+        impl $name {
+            /// The value set now.
+            pub fn get(&self) -> $value {
+                (*self.published.load()).clone()
+            }
+
+            /// Bumped at every change of the value.
+            pub fn generation(&self) -> u64 {
+                self.published.generation()
+            }
+
+            /// A receiver woken at every change.
+            pub fn changes(&self) -> watch::Receiver<u64> {
+                self.published.changes()
+            }
+
+            /// Generation and state (a cell never refuses anything).
+            pub fn status(&self) -> SourceStatus<Infallible> {
+                self.published.status()
+            }
+        }
+
+        tracked_source!($name, $trait, fn $method(this) -> $value { this.get() });
+    };
 }
+
+shared_cell!(
+    /// An SVID the application sets (from its own issuer, a secret store...):
+    /// an [`SvidSource`] whose every [`set`](Self::set) takes effect at the
+    /// next handshake. Clones share the cell.
+    ///
+    /// ```
+    /// use mtls_core::{SharedSvid, SvidSource};
+    ///
+    /// let cell = SharedSvid::empty();
+    /// assert!(cell.current_svid().is_none(), "handshakes fail until an SVID is set");
+    /// assert_eq!(SvidSource::generation(&cell), Some(0));
+    /// ```
+    SharedSvid,
+    Option<X509Svid>,
+    SvidSource,
+    current_svid
+);
 
 impl SharedSvid {
     /// A cell holding `svid`.
@@ -51,49 +89,12 @@ impl SharedSvid {
     pub fn clear(&self) {
         self.published.publish(None);
     }
-
-    /// The SVID set now.
-    pub fn get(&self) -> Option<X509Svid> {
-        (*self.published.load()).clone()
-    }
-
-    /// Bumped at every [`set`](Self::set) and [`clear`](Self::clear).
-    pub fn generation(&self) -> u64 {
-        self.published.generation()
-    }
-
-    /// A receiver woken at every change.
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.published.changes()
-    }
-
-    /// Generation and state (a cell never refuses anything).
-    pub fn status(&self) -> SourceStatus<Infallible> {
-        self.published.status()
-    }
 }
 
-impl SvidSource for SharedSvid {
-    fn current_svid(&self) -> Option<X509Svid> {
-        self.get()
-    }
-
-    fn generation(&self) -> Option<u64> {
-        Some(self.published.generation())
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.published.changes())
-    }
-}
-
+/// A [`shared_cell!`] whose value is set as it is served.
 macro_rules! shared_set {
     ($(#[$doc:meta])* $name:ident, $value:ty, $trait:ident, $method:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug)]
-        pub struct $name {
-            published: Published<$value, Infallible>,
-        }
+        shared_cell!($(#[$doc])* $name, $value, $trait, $method);
 
         impl $name {
             /// A cell holding `value`.
@@ -106,40 +107,6 @@ macro_rules! shared_set {
             /// Serves `value` from the next handshake on.
             pub fn set(&self, value: $value) {
                 self.published.publish(value);
-            }
-
-            /// The value set now.
-            pub fn get(&self) -> $value {
-                (*self.published.load()).clone()
-            }
-
-            /// Bumped at every [`set`](Self::set).
-            pub fn generation(&self) -> u64 {
-                self.published.generation()
-            }
-
-            /// A receiver woken at every change.
-            pub fn changes(&self) -> watch::Receiver<u64> {
-                self.published.changes()
-            }
-
-            /// Generation and state (a cell never refuses anything).
-            pub fn status(&self) -> SourceStatus<Infallible> {
-                self.published.status()
-            }
-        }
-
-        impl $trait for $name {
-            fn $method(&self) -> $value {
-                self.get()
-            }
-
-            fn generation(&self) -> Option<u64> {
-                Some(self.published.generation())
-            }
-
-            fn changes(&self) -> Option<watch::Receiver<u64>> {
-                Some(self.published.changes())
             }
         }
     };

@@ -378,33 +378,13 @@ impl SpireSource {
     }
 }
 
-impl SvidSource for SpireSource {
-    fn current_svid(&self) -> Option<X509Svid> {
-        self.svid()
-    }
+tracked_source!(SpireSource, SvidSource, fn current_svid(this) -> Option<X509Svid> {
+    this.svid()
+});
 
-    fn generation(&self) -> Option<u64> {
-        Some(self.inner.shared.published.generation())
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.inner.shared.published.changes())
-    }
-}
-
-impl BundleSource for SpireSource {
-    fn current_bundles(&self) -> BundleSet {
-        self.bundles()
-    }
-
-    fn generation(&self) -> Option<u64> {
-        Some(self.inner.shared.published.generation())
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.inner.shared.published.changes())
-    }
-}
+tracked_source!(SpireSource, BundleSource, fn current_bundles(this) -> BundleSet {
+    this.bundles()
+});
 
 impl fmt::Debug for SpireSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

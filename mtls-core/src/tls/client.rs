@@ -90,50 +90,41 @@ pub struct ClientConfigBuilder {
 }
 
 impl ClientConfigBuilder {
-    common_builder_methods!();
+    common_builder_methods! {
+        /// Allows TLS session resumption (default: off). See
+        /// [`ServerConfigBuilder::resumption`](crate::ServerConfigBuilder::resumption):
+        /// read identities with [`MtlsClientConfig::peer_identity`] if it is on.
+        resumption;
 
-    /// Allows TLS session resumption (default: off). See
-    /// [`ServerConfigBuilder::resumption`](crate::ServerConfigBuilder::resumption):
-    /// read identities with [`MtlsClientConfig::peer_identity`] if it is on.
-    pub fn resumption(mut self, enabled: bool) -> Self {
-        self.common.resumption = enabled;
-        self
-    }
-
-    /// Changes the rest of the rustls config: key log, session storage,
-    /// certificate compression, ALPN, SNI, record size, ... through a
-    /// [`ClientTweaks`], which offers no way to replace the server
-    /// verifier, the client certificate resolver or the clock, so a
-    /// customized config admits exactly the servers an uncustomized one
-    /// does. Customizers run in the order given, at [`build`](Self::build),
-    /// after the builder's own settings. A setting that resumes sessions
-    /// needs [`resumption(true)`](Self::resumption), or `build` fails.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use mtls_core::rustls::{client::ClientSessionMemoryCache, KeyLogFile};
-    /// use mtls_core::{authorize, BundleSet, MtlsClientConfig, SharedSvid, SpiffeId};
-    ///
-    /// let client = MtlsClientConfig::builder(SharedSvid::empty(), BundleSet::new())
-    ///     .authorizer(authorize::exact(SpiffeId::from_static("spiffe://example.org/backend")))
-    ///     .resumption(true)
-    ///     .customize(|tweaks| {
-    ///         // SSLKEYLOGFILE, for decrypting captures while debugging.
-    ///         tweaks
-    ///             .key_log(Arc::new(KeyLogFile::new()))
-    ///             .session_storage(Arc::new(ClientSessionMemoryCache::new(64)))
-    ///             .enable_sni(false);
-    ///     })
-    ///     .build()?;
-    /// assert!(!client.rustls_config().enable_sni);
-    /// # Ok::<(), mtls_core::ConfigError>(())
-    /// ```
-    pub fn customize(
-        mut self,
-        customizer: impl FnOnce(&mut ClientTweaks<'_>) + Send + Sync + 'static,
-    ) -> Self {
-        self.customizers.push(Box::new(customizer));
-        self
+        /// Changes the rest of the rustls config: key log, session storage,
+        /// certificate compression, ALPN, SNI, record size, ... through a
+        /// [`ClientTweaks`], which offers no way to replace the server
+        /// verifier, the client certificate resolver or the clock, so a
+        /// customized config admits exactly the servers an uncustomized one
+        /// does. Customizers run in the order given, at [`build`](Self::build),
+        /// after the builder's own settings. A setting that resumes sessions
+        /// needs [`resumption(true)`](Self::resumption), or `build` fails.
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use mtls_core::rustls::{client::ClientSessionMemoryCache, KeyLogFile};
+        /// use mtls_core::{authorize, BundleSet, MtlsClientConfig, SharedSvid, SpiffeId};
+        ///
+        /// let client = MtlsClientConfig::builder(SharedSvid::empty(), BundleSet::new())
+        ///     .authorizer(authorize::exact(SpiffeId::from_static("spiffe://example.org/backend")))
+        ///     .resumption(true)
+        ///     .customize(|tweaks| {
+        ///         // SSLKEYLOGFILE, for decrypting captures while debugging.
+        ///         tweaks
+        ///             .key_log(Arc::new(KeyLogFile::new()))
+        ///             .session_storage(Arc::new(ClientSessionMemoryCache::new(64)))
+        ///             .enable_sni(false);
+        ///     })
+        ///     .build()?;
+        /// assert!(!client.rustls_config().enable_sni);
+        /// # Ok::<(), mtls_core::ConfigError>(())
+        /// ```
+        customize(ClientTweaks);
     }
 
     /// Builds the config; fails if no authorizer was chosen.

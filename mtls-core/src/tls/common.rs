@@ -120,9 +120,29 @@ impl fmt::Debug for Common {
     }
 }
 
-/// Builder methods shared by both builders, written once.
+/// Builder methods shared by both builders, written once. The two whose
+/// documentation differs per side (`resumption`, `customize`) take it from
+/// the caller, with the side's tweaks type.
 macro_rules! common_builder_methods {
-    () => {
+    (
+        $(#[$resumption_doc:meta])* resumption;
+        $(#[$customize_doc:meta])* customize($tweaks:ident);
+    ) => {
+        $(#[$resumption_doc])*
+        pub fn resumption(mut self, enabled: bool) -> Self {
+            self.common.resumption = enabled;
+            self
+        }
+
+        $(#[$customize_doc])*
+        pub fn customize(
+            mut self,
+            customizer: impl FnOnce(&mut $tweaks<'_>) + Send + Sync + 'static,
+        ) -> Self {
+            self.customizers.push(Box::new(customizer));
+            self
+        }
+
         /// Who may connect: **required**. Applied after the chain and the
         /// SPIFFE checks pass; a denial aborts the handshake with the
         /// `access_denied` alert.

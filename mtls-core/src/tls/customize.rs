@@ -79,60 +79,136 @@ impl Pending {
     }
 }
 
-/// The settings of a server config a customizer may change; see
-/// [`ServerConfigBuilder::customize`](crate::ServerConfigBuilder::customize).
-///
-/// Not offered, because they change who is admitted or let data flow
-/// before the client is authenticated: the client-certificate verifier,
-/// the certificate resolver, the time provider (the clock certificates
-/// are checked at), 0-RTT early data (`max_early_data_size`) and half-RTT
-/// data (`send_half_rtt_data`).
-pub struct ServerTweaks<'a> {
-    config: &'a mut ServerConfig,
-    pending: Pending,
+/// Declares a tweaks type over one rustls config: the struct, its `Debug`,
+/// the settings both configs share, and how its customizers are applied.
+macro_rules! tweaks {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $config:ty, $customizer:ty,
+        builder: $builder:literal, peer: $peer:literal $(,)?
+    ) => {
+        $(#[$meta])*
+        pub struct $name<'a> {
+            config: &'a mut $config,
+            pending: Pending,
+        }
+
+        impl<'a> $name<'a> {
+            #[doc = concat!(
+                "ALPN protocols, most preferred first (as\n[`alpn_protocols`](crate::",
+                $builder,
+                "::alpn_protocols))."
+            )]
+            pub fn alpn_protocols(&mut self, protocols: Vec<Vec<u8>>) -> &mut Self {
+                self.config.alpn_protocols = protocols;
+                self
+            }
+
+            /// The largest TLS record to send, header included (32 to 16,389
+            /// bytes; `None`: the protocol's maximum). Any other size makes
+            /// `build` fail.
+            pub fn max_fragment_size(&mut self, size: Option<usize>) -> &mut Self {
+                self.config.max_fragment_size = self.pending.fragment_size(size);
+                self
+            }
+
+            /// Where the TLS secrets of each connection are logged, for example
+            /// `rustls::KeyLogFile` (`SSLKEYLOGFILE`) to decrypt captures while
+            /// debugging. Anyone who can read that log can decrypt the traffic.
+            pub fn key_log(&mut self, key_log: Arc<dyn KeyLog>) -> &mut Self {
+                self.config.key_log = key_log;
+                self
+            }
+
+            /// Allow the traffic secrets to be extracted after the handshake (for
+            /// kernel TLS offload).
+            pub fn enable_secret_extraction(&mut self, enable: bool) -> &mut Self {
+                self.config.enable_secret_extraction = enable;
+                self
+            }
+
+            /// Require the extended master secret extension (RFC 7627) on TLS 1.2.
+            pub fn require_ems(&mut self, require: bool) -> &mut Self {
+                self.config.require_ems = require;
+                self
+            }
+
+            /// Certificate compression algorithms offered for our certificate
+            /// (RFC 8879; rustls' `brotli` and `zlib` features provide some).
+            pub fn cert_compressors(
+                &mut self,
+                compressors: Vec<&'static dyn CertCompressor>,
+            ) -> &mut Self {
+                self.config.cert_compressors = compressors;
+                self
+            }
+
+            #[doc = concat!(
+                "Certificate decompression algorithms accepted for the ",
+                $peer,
+                "'s\ncertificate, which is verified after decompression as always."
+            )]
+            pub fn cert_decompressors(
+                &mut self,
+                decompressors: Vec<&'static dyn CertDecompressor>,
+            ) -> &mut Self {
+                self.config.cert_decompressors = decompressors;
+                self
+            }
+
+            /// The cache of compressed certificates.
+            pub fn cert_compression_cache(&mut self, cache: Arc<CompressionCache>) -> &mut Self {
+                self.config.cert_compression_cache = cache;
+                self
+            }
+        }
+
+        impl fmt::Debug for $name<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+
+        impl Customizers<$customizer> {
+            /// Applies the customizers in order to `config`, already holding our
+            /// verifier, resolver and defaults.
+            pub(crate) fn apply(
+                self,
+                config: &mut $config,
+                resumption: bool,
+            ) -> Result<(), ConfigError> {
+                let mut tweaks = $name {
+                    config,
+                    pending: Pending::default(),
+                };
+                for customizer in self.0 {
+                    customizer(&mut tweaks);
+                }
+                tweaks.pending.finish(resumption)
+            }
+        }
+    };
 }
 
-impl<'a> ServerTweaks<'a> {
-    /// ALPN protocols, most preferred first (as
-    /// [`alpn_protocols`](crate::ServerConfigBuilder::alpn_protocols)).
-    pub fn alpn_protocols(&mut self, protocols: Vec<Vec<u8>>) -> &mut Self {
-        self.config.alpn_protocols = protocols;
-        self
-    }
+tweaks! {
+    /// The settings of a server config a customizer may change; see
+    /// [`ServerConfigBuilder::customize`](crate::ServerConfigBuilder::customize).
+    ///
+    /// Not offered, because they change who is admitted or let data flow
+    /// before the client is authenticated: the client-certificate verifier,
+    /// the certificate resolver, the time provider (the clock certificates
+    /// are checked at), 0-RTT early data (`max_early_data_size`) and half-RTT
+    /// data (`send_half_rtt_data`).
+    ServerTweaks, ServerConfig, ServerCustomizer,
+    builder: "ServerConfigBuilder", peer: "client",
+}
 
+/// The settings only a server config has.
+impl ServerTweaks<'_> {
     /// Choose the cipher suite by the server's order of preference instead
     /// of the client's.
     pub fn ignore_client_order(&mut self, ignore: bool) -> &mut Self {
         self.config.ignore_client_order = ignore;
-        self
-    }
-
-    /// The largest TLS record to send, header included (32 to 16,389
-    /// bytes; `None`: the protocol's maximum). Any other size makes
-    /// `build` fail.
-    pub fn max_fragment_size(&mut self, size: Option<usize>) -> &mut Self {
-        self.config.max_fragment_size = self.pending.fragment_size(size);
-        self
-    }
-
-    /// Where the TLS secrets of each connection are logged, for example
-    /// `rustls::KeyLogFile` (`SSLKEYLOGFILE`) to decrypt captures while
-    /// debugging. Anyone who can read that log can decrypt the traffic.
-    pub fn key_log(&mut self, key_log: Arc<dyn KeyLog>) -> &mut Self {
-        self.config.key_log = key_log;
-        self
-    }
-
-    /// Allow the traffic secrets to be extracted after the handshake (for
-    /// kernel TLS offload).
-    pub fn enable_secret_extraction(&mut self, enable: bool) -> &mut Self {
-        self.config.enable_secret_extraction = enable;
-        self
-    }
-
-    /// Require the extended master secret extension (RFC 7627) on TLS 1.2.
-    pub fn require_ems(&mut self, require: bool) -> &mut Self {
-        self.config.require_ems = require;
         self
     }
 
@@ -164,89 +240,25 @@ impl<'a> ServerTweaks<'a> {
         self.config.send_tls13_tickets = count;
         self
     }
-
-    /// Certificate compression algorithms offered for our certificate
-    /// (RFC 8879; rustls' `brotli` and `zlib` features provide some).
-    pub fn cert_compressors(&mut self, compressors: Vec<&'static dyn CertCompressor>) -> &mut Self {
-        self.config.cert_compressors = compressors;
-        self
-    }
-
-    /// Certificate decompression algorithms accepted for the client's
-    /// certificate, which is verified after decompression as always.
-    pub fn cert_decompressors(
-        &mut self,
-        decompressors: Vec<&'static dyn CertDecompressor>,
-    ) -> &mut Self {
-        self.config.cert_decompressors = decompressors;
-        self
-    }
-
-    /// The cache of compressed certificates.
-    pub fn cert_compression_cache(&mut self, cache: Arc<CompressionCache>) -> &mut Self {
-        self.config.cert_compression_cache = cache;
-        self
-    }
 }
 
-impl fmt::Debug for ServerTweaks<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerTweaks").finish_non_exhaustive()
-    }
+tweaks! {
+    /// The settings of a client config a customizer may change; see
+    /// [`ClientConfigBuilder::customize`](crate::ClientConfigBuilder::customize).
+    ///
+    /// Not offered, because they change who is admitted or let data flow
+    /// before the server is verified again: the server-certificate verifier
+    /// (`dangerous()`), the client certificate resolver, the time provider (the
+    /// clock certificates are checked at) and 0-RTT early data.
+    ClientTweaks, ClientConfig, ClientCustomizer,
+    builder: "ClientConfigBuilder", peer: "server",
 }
 
-/// The settings of a client config a customizer may change; see
-/// [`ClientConfigBuilder::customize`](crate::ClientConfigBuilder::customize).
-///
-/// Not offered, because they change who is admitted or let data flow
-/// before the server is verified again: the server-certificate verifier
-/// (`dangerous()`), the client certificate resolver, the time provider (the
-/// clock certificates are checked at) and 0-RTT early data.
-pub struct ClientTweaks<'a> {
-    config: &'a mut ClientConfig,
-    pending: Pending,
-}
-
-impl<'a> ClientTweaks<'a> {
-    /// ALPN protocols, most preferred first (as
-    /// [`alpn_protocols`](crate::ClientConfigBuilder::alpn_protocols)).
-    pub fn alpn_protocols(&mut self, protocols: Vec<Vec<u8>>) -> &mut Self {
-        self.config.alpn_protocols = protocols;
-        self
-    }
-
-    /// The largest TLS record to send, header included (32 to 16,389
-    /// bytes; `None`: the protocol's maximum). Any other size makes
-    /// `build` fail.
-    pub fn max_fragment_size(&mut self, size: Option<usize>) -> &mut Self {
-        self.config.max_fragment_size = self.pending.fragment_size(size);
-        self
-    }
-
-    /// Where the TLS secrets of each connection are logged, for example
-    /// `rustls::KeyLogFile` (`SSLKEYLOGFILE`) to decrypt captures while
-    /// debugging. Anyone who can read that log can decrypt the traffic.
-    pub fn key_log(&mut self, key_log: Arc<dyn KeyLog>) -> &mut Self {
-        self.config.key_log = key_log;
-        self
-    }
-
-    /// Allow the traffic secrets to be extracted after the handshake (for
-    /// kernel TLS offload).
-    pub fn enable_secret_extraction(&mut self, enable: bool) -> &mut Self {
-        self.config.enable_secret_extraction = enable;
-        self
-    }
-
+/// The settings only a client config has.
+impl ClientTweaks<'_> {
     /// Send the server name dialled as SNI (default: on).
     pub fn enable_sni(&mut self, enable: bool) -> &mut Self {
         self.config.enable_sni = enable;
-        self
-    }
-
-    /// Require the extended master secret extension (RFC 7627) on TLS 1.2.
-    pub fn require_ems(&mut self, require: bool) -> &mut Self {
-        self.config.require_ems = require;
         self
     }
 
@@ -266,72 +278,5 @@ impl<'a> ClientTweaks<'a> {
         self.pending.resumes("resumption");
         self.config.resumption = resumption;
         self
-    }
-
-    /// Certificate compression algorithms offered for our certificate
-    /// (RFC 8879; rustls' `brotli` and `zlib` features provide some).
-    pub fn cert_compressors(&mut self, compressors: Vec<&'static dyn CertCompressor>) -> &mut Self {
-        self.config.cert_compressors = compressors;
-        self
-    }
-
-    /// Certificate decompression algorithms accepted for the server's
-    /// certificate, which is verified after decompression as always.
-    pub fn cert_decompressors(
-        &mut self,
-        decompressors: Vec<&'static dyn CertDecompressor>,
-    ) -> &mut Self {
-        self.config.cert_decompressors = decompressors;
-        self
-    }
-
-    /// The cache of compressed certificates.
-    pub fn cert_compression_cache(&mut self, cache: Arc<CompressionCache>) -> &mut Self {
-        self.config.cert_compression_cache = cache;
-        self
-    }
-}
-
-impl fmt::Debug for ClientTweaks<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientTweaks").finish_non_exhaustive()
-    }
-}
-
-impl Customizers<ServerCustomizer> {
-    /// Applies the customizers in order to `config`, already holding our
-    /// verifier, resolver and defaults.
-    pub(crate) fn apply(
-        self,
-        config: &mut ServerConfig,
-        resumption: bool,
-    ) -> Result<(), ConfigError> {
-        let mut tweaks = ServerTweaks {
-            config,
-            pending: Pending::default(),
-        };
-        for customizer in self.0 {
-            customizer(&mut tweaks);
-        }
-        tweaks.pending.finish(resumption)
-    }
-}
-
-impl Customizers<ClientCustomizer> {
-    /// Applies the customizers in order to `config`, already holding our
-    /// verifier, resolver and defaults.
-    pub(crate) fn apply(
-        self,
-        config: &mut ClientConfig,
-        resumption: bool,
-    ) -> Result<(), ConfigError> {
-        let mut tweaks = ClientTweaks {
-            config,
-            pending: Pending::default(),
-        };
-        for customizer in self.0 {
-            customizer(&mut tweaks);
-        }
-        tweaks.pending.finish(resumption)
     }
 }

@@ -73,65 +73,56 @@ pub struct ServerConfigBuilder {
 }
 
 impl ServerConfigBuilder {
-    common_builder_methods!();
+    common_builder_methods! {
+        /// Allows TLS session resumption (default: off).
+        ///
+        /// On resumption rustls restores the client's chain from the session and
+        /// does not run the verifier, so a client revoked or whose CA was removed
+        /// since could be admitted by code that trusts the connection blindly.
+        /// Turn this on only if every connection's identity is read with
+        /// [`MtlsServerConfig::peer_identity`] (mtls-tower's listener does),
+        /// which verifies resumed sessions again.
+        resumption;
 
-    /// Allows TLS session resumption (default: off).
-    ///
-    /// On resumption rustls restores the client's chain from the session and
-    /// does not run the verifier, so a client revoked or whose CA was removed
-    /// since could be admitted by code that trusts the connection blindly.
-    /// Turn this on only if every connection's identity is read with
-    /// [`MtlsServerConfig::peer_identity`] (mtls-tower's listener does),
-    /// which verifies resumed sessions again.
-    pub fn resumption(mut self, enabled: bool) -> Self {
-        self.common.resumption = enabled;
-        self
-    }
-
-    /// Changes the rest of the rustls config: key log, session storage and
-    /// tickets, certificate compression, ALPN, record size, ... through a
-    /// [`ServerTweaks`], which offers no way to replace the client
-    /// verifier, the certificate resolver or the clock, so a customized
-    /// config admits exactly the clients an uncustomized one does.
-    /// Customizers run in the order given, at [`build`](Self::build), after
-    /// the builder's own settings. A setting that resumes sessions
-    /// (session storage, ticketer, TLS 1.3 tickets) needs
-    /// [`resumption(true)`](Self::resumption), or `build` fails.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use mtls_core::rustls::{server::ServerSessionMemoryCache, KeyLogFile};
-    /// use mtls_core::{authorize, BundleSet, MtlsServerConfig, SharedSvid, TrustDomain};
-    ///
-    /// let server = MtlsServerConfig::builder(SharedSvid::empty(), BundleSet::new())
-    ///     .authorizer(authorize::member_of(TrustDomain::from_static("example.org")))
-    ///     .resumption(true)
-    ///     .customize(|tweaks| {
-    ///         // SSLKEYLOGFILE, for decrypting captures while debugging.
-    ///         tweaks
-    ///             .key_log(Arc::new(KeyLogFile::new()))
-    ///             .session_storage(ServerSessionMemoryCache::new(4096))
-    ///             .max_fragment_size(Some(4096));
-    ///     })
-    ///     .build()?;
-    /// assert_eq!(server.rustls_config().max_fragment_size, Some(4096));
-    ///
-    /// // Resuming sessions is a choice made on the builder, not in a customizer.
-    /// let refused = MtlsServerConfig::builder(SharedSvid::empty(), BundleSet::new())
-    ///     .authorizer(authorize::any())
-    ///     .customize(|tweaks| {
-    ///         tweaks.session_storage(ServerSessionMemoryCache::new(4096));
-    ///     })
-    ///     .build();
-    /// assert!(refused.is_err());
-    /// # Ok::<(), mtls_core::ConfigError>(())
-    /// ```
-    pub fn customize(
-        mut self,
-        customizer: impl FnOnce(&mut ServerTweaks<'_>) + Send + Sync + 'static,
-    ) -> Self {
-        self.customizers.push(Box::new(customizer));
-        self
+        /// Changes the rest of the rustls config: key log, session storage and
+        /// tickets, certificate compression, ALPN, record size, ... through a
+        /// [`ServerTweaks`], which offers no way to replace the client
+        /// verifier, the certificate resolver or the clock, so a customized
+        /// config admits exactly the clients an uncustomized one does.
+        /// Customizers run in the order given, at [`build`](Self::build), after
+        /// the builder's own settings. A setting that resumes sessions
+        /// (session storage, ticketer, TLS 1.3 tickets) needs
+        /// [`resumption(true)`](Self::resumption), or `build` fails.
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use mtls_core::rustls::{server::ServerSessionMemoryCache, KeyLogFile};
+        /// use mtls_core::{authorize, BundleSet, MtlsServerConfig, SharedSvid, TrustDomain};
+        ///
+        /// let server = MtlsServerConfig::builder(SharedSvid::empty(), BundleSet::new())
+        ///     .authorizer(authorize::member_of(TrustDomain::from_static("example.org")))
+        ///     .resumption(true)
+        ///     .customize(|tweaks| {
+        ///         // SSLKEYLOGFILE, for decrypting captures while debugging.
+        ///         tweaks
+        ///             .key_log(Arc::new(KeyLogFile::new()))
+        ///             .session_storage(ServerSessionMemoryCache::new(4096))
+        ///             .max_fragment_size(Some(4096));
+        ///     })
+        ///     .build()?;
+        /// assert_eq!(server.rustls_config().max_fragment_size, Some(4096));
+        ///
+        /// // Resuming sessions is a choice made on the builder, not in a customizer.
+        /// let refused = MtlsServerConfig::builder(SharedSvid::empty(), BundleSet::new())
+        ///     .authorizer(authorize::any())
+        ///     .customize(|tweaks| {
+        ///         tweaks.session_storage(ServerSessionMemoryCache::new(4096));
+        ///     })
+        ///     .build();
+        /// assert!(refused.is_err());
+        /// # Ok::<(), mtls_core::ConfigError>(())
+        /// ```
+        customize(ServerTweaks);
     }
 
     /// Builds the config; fails if no authorizer was chosen.

@@ -59,6 +59,16 @@ impl<T> Snapshot<T> {
     }
 }
 
+/// Whether a CRL snapshot and what the source offers now agree: both
+/// absent, or both present and `same`.
+fn both_or_neither<A, B>(then: Option<A>, now: Option<B>, same: impl FnOnce(A, B) -> bool) -> bool {
+    match (then, now) {
+        (None, None) => true,
+        (Some(then), Some(now)) => same(then, now),
+        _ => false,
+    }
+}
+
 fn same_chain(identity: &PeerIdentity, chain: &[CertificateDer<'_>]) -> bool {
     identity.chain().len() == chain.len() && identity.chain().iter().zip(chain).all(|(a, b)| a == b)
 }
@@ -212,20 +222,16 @@ impl SvidVerifier {
                 .filter(|v| now <= v.valid_until && same_chain(&v.identity, chain))
                 .find(|v| {
                     let by_generation = v.bundles.current_by_generation(bundle_generation)
-                        && match (&v.crls, crl_generation) {
-                            (None, None) => true,
-                            (Some(then), Some(now)) => then.current_by_generation(now),
-                            _ => false,
-                        };
+                        && both_or_neither(v.crls.as_ref(), crl_generation, |then, now| {
+                            then.current_by_generation(now)
+                        });
                     by_generation || {
                         let (bundles, crls) = read
                             .get_or_insert_with(|| (self.bundle_snapshot(), self.crl_snapshot()));
                         v.bundles.value.ptr_eq(&bundles.value)
-                            && match (&v.crls, &*crls) {
-                                (None, None) => true,
-                                (Some(a), Some(b)) => a.value.ptr_eq(&b.value),
-                                _ => false,
-                            }
+                            && both_or_neither(v.crls.as_ref(), crls.as_ref(), |a, b| {
+                                a.value.ptr_eq(&b.value)
+                            })
                     }
                 })
                 .map(|v| v.identity.clone())
@@ -260,6 +266,34 @@ impl SvidVerifier {
     }
 }
 
+/// The handshake-signature methods, the same in [`ClientCertVerifier`] and
+/// [`ServerCertVerifier`]: rustls' own checks with the provider's algorithms.
+macro_rules! handshake_signature_methods {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algs.supported_schemes()
+        }
+    };
+}
+
 impl ClientCertVerifier for SvidVerifier {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         // Bundles change at run time; hints would be stale (DESIGN.md §3).
@@ -280,27 +314,7 @@ impl ClientCertVerifier for SvidVerifier {
         true
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+    handshake_signature_methods!();
 }
 
 impl ServerCertVerifier for SvidVerifier {
@@ -320,27 +334,7 @@ impl ServerCertVerifier for SvidVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+    handshake_signature_methods!();
 }
 
 impl fmt::Debug for SvidVerifier {
