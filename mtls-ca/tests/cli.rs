@@ -249,94 +249,66 @@ fn init_usage_errors_exit_2() {
     let a = root(tmp.path(), "a", "example.org");
     let cert = a.join("ca.pem");
     let key = a.join("ca.key");
-    for args in [
-        // --self-signed needs a trust domain.
-        vec!["init", "--dir", s(&dir), "--self-signed"],
+    // `init --dir DIR --trust-domain example.org --self-signed` and `extra`.
+    fn init_self_signed<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "init",
+            "--dir",
+            s(dir),
+            "--trust-domain",
+            "example.org",
+            "--self-signed",
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+    let cases = [
+        (
+            "self-signed without a trust domain",
+            vec!["init", "--dir", s(&dir), "--self-signed"],
+        ),
         // --from-cert and --from-key go together.
-        vec!["init", "--dir", s(&dir), "--from-cert", s(&cert)],
-        vec!["init", "--dir", s(&dir), "--from-key", s(&key)],
-        // Both modes at once.
-        vec![
-            "init",
-            "--dir",
-            s(&dir),
-            "--trust-domain",
-            "example.org",
-            "--self-signed",
-            "--from-cert",
-            s(&cert),
-            "--from-key",
-            s(&key),
-        ],
-        // Bad values.
-        vec![
-            "init",
-            "--dir",
-            s(&dir),
-            "--trust-domain",
-            "Example.ORG",
-            "--self-signed",
-        ],
-        vec![
-            "init",
-            "--dir",
-            s(&dir),
-            "--trust-domain",
-            "example.org",
-            "--self-signed",
-            "--key-type",
-            "rsa",
-        ],
-        vec![
-            "init",
-            "--dir",
-            s(&dir),
-            "--trust-domain",
-            "example.org",
-            "--self-signed",
-            "--ttl",
-            "10",
-        ],
-        vec![
-            "init",
-            "--dir",
-            s(&dir),
-            "--trust-domain",
-            "example.org",
-            "--self-signed",
-            "--ttl",
-            "0s",
-        ],
-        vec![
-            "init",
-            "--dir",
-            s(&dir),
-            "--trust-domain",
-            "example.org",
-            "--self-signed",
-            "--ttl",
-            "5y",
-        ],
-        // No --dir.
-        vec!["init", "--trust-domain", "example.org", "--self-signed"],
-    ] {
-        let out = run(&args).status(2);
-        assert!(!out.stderr.is_empty(), "{args:?}: no message");
+        (
+            "from-cert without from-key",
+            vec!["init", "--dir", s(&dir), "--from-cert", s(&cert)],
+        ),
+        (
+            "from-key without from-cert",
+            vec!["init", "--dir", s(&dir), "--from-key", s(&key)],
+        ),
+        (
+            "both modes at once",
+            init_self_signed(&dir, &["--from-cert", s(&cert), "--from-key", s(&key)]),
+        ),
+        ("bad trust domain", {
+            let mut args = init_self_signed(&dir, &[]);
+            args[4] = "Example.ORG";
+            args
+        }),
+        (
+            "bad key type",
+            init_self_signed(&dir, &["--key-type", "rsa"]),
+        ),
+        (
+            "ttl without a unit",
+            init_self_signed(&dir, &["--ttl", "10"]),
+        ),
+        ("zero ttl", init_self_signed(&dir, &["--ttl", "0s"])),
+        ("ttl in years", init_self_signed(&dir, &["--ttl", "5y"])),
+        (
+            "no dir",
+            vec!["init", "--trust-domain", "example.org", "--self-signed"],
+        ),
+    ];
+    for (name, args) in &cases {
+        let out = run(args).status(2);
+        assert!(!out.stderr.is_empty(), "{name}: {args:?}: no message");
     }
     assert!(!dir.exists(), "usage errors write nothing");
     // The duration parser says what is wrong.
-    run([
-        "init",
-        "--dir",
-        s(&dir),
-        "--trust-domain",
-        "example.org",
-        "--self-signed",
-        "--ttl",
-        "10",
-    ])
-    .status(2)
-    .says(&["no unit", "10d"]);
+    run(init_self_signed(&dir, &["--ttl", "10"]))
+        .status(2)
+        .says(&["no unit", "10d"]);
 }
 
 #[test]
@@ -1311,6 +1283,23 @@ fn assert_openssl_key_matches(key: &Path, cert: &Path) {
     );
 }
 
+/// `openssl req -new` with a new P-256 key written to `key`, subject
+/// `/CN=x` and `extra` arguments; the CSR is written to `csr`.
+fn openssl_csr(key: &Path, csr: &Path, extra: &[&str]) {
+    let out = openssl()
+        .args(["req", "-new", "-newkey", "ec"])
+        .args(["-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(csr)
+        .args(["-subj", "/CN=x"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
 #[test]
 fn sign_csr_from_openssl_verifies_with_us_and_openssl() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1319,24 +1308,7 @@ fn sign_csr_from_openssl_verifies_with_us_and_openssl() {
     let int = intermediate(&ca, t, "int");
     let req = t.join("req.pem");
     let key = t.join("k.pem");
-    let out = openssl()
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&req)
-        .args(["-subj", "/CN=x"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    openssl_csr(&key, &req, &[]);
 
     let cert = t.join("cert.pem");
     let out = run([
@@ -1371,29 +1343,11 @@ fn sign_csr_from_openssl_verifies_with_us_and_openssl() {
 
     // A CSR asking for another SPIFFE ID is refused.
     let other = t.join("other.pem");
-    let out = openssl()
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .arg("-keyout")
-        .arg(t.join("k2.pem"))
-        .arg("-out")
-        .arg(&other)
-        .args([
-            "-subj",
-            "/CN=x",
-            "-addext",
-            "subjectAltName=URI:spiffe://example.org/admin",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    openssl_csr(
+        &t.join("k2.pem"),
+        &other,
+        &["-addext", "subjectAltName=URI:spiffe://example.org/admin"],
+    );
     let refused = t.join("refused.pem");
     run([
         "sign-csr",
