@@ -255,6 +255,24 @@ fn uri_name_constraints(host: &str) -> CustomExtension {
 // 1. Issued leaves
 // ---------------------------------------------------------------------------
 
+/// The URI SANs of `cert`; Err when it has no SAN extension or it does not
+/// parse.
+fn uri_sans<'a>(cert: &X509Certificate<'a>) -> Result<Vec<&'a str>, String> {
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| e.to_string())?
+        .ok_or("no SAN")?;
+    Ok(san.value.general_names.iter().filter_map(uri_of).collect())
+}
+
+fn uri_of<'a>(name: &GeneralName<'a>) -> Option<&'a str> {
+    if let GeneralName::URI(uri) = name {
+        Some(uri)
+    } else {
+        None
+    }
+}
+
 type LeafCheck = (&'static str, fn(&X509Certificate<'_>) -> Result<(), String>);
 
 /// The X509-SVID shape of a default leaf, each property a named check.
@@ -296,19 +314,7 @@ const DEFAULT_LEAF_CHECKS: &[LeafCheck] = &[
         }
     }),
     ("exactly-one-uri-san-equal-to-the-request", |c| {
-        let san = c
-            .subject_alternative_name()
-            .map_err(|e| e.to_string())?
-            .ok_or("no SAN")?;
-        let uris: Vec<_> = san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|n| match n {
-                GeneralName::URI(u) => Some(*u),
-                _ => None,
-            })
-            .collect();
+        let uris = uri_sans(c)?;
         (uris == [WEB]).then_some(()).ok_or(format!("{uris:?}"))
     }),
     ("no-other-san-by-default", |c| {
@@ -413,15 +419,7 @@ fn leaf_carries_the_dns_names_and_common_name_asked_for() {
         let svid = ca.issue(&req).unwrap();
         let cert = parse(svid.leaf());
         let san = cert.subject_alternative_name().unwrap().unwrap();
-        let uris: Vec<&str> = san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|n| match n {
-                GeneralName::URI(u) => Some(*u),
-                _ => None,
-            })
-            .collect();
+        let uris = uri_sans(&cert).unwrap();
         let dns = dns_names(&cert);
         assert_eq!(uris, [WEB], "{}", case.name);
         assert_eq!(dns, case.dns, "{}", case.name);

@@ -1170,11 +1170,15 @@ fn openssl_verify(bundle: &Path, intermediates: &Path, leaf: &Path) {
             .arg(leaf)
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (stdout, stderr) = (out.stdout.as_slice(), out.stderr.as_slice());
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(stdout),
+            String::from_utf8_lossy(stderr),
+        );
+        let verified = out.status.success() && stdout.contains(": OK");
         assert!(
-            out.status.success() && stdout.contains(": OK"),
-            "openssl verify -purpose {purpose} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            verified,
+            "openssl verify -purpose {purpose} failed:\n{stdout}\n{stderr}"
         );
     }
 }
