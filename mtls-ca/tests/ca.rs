@@ -2060,22 +2060,25 @@ fn revoking_twice_reports_not_new() {
 
 #[test]
 fn revoke_hex_accepts_the_usual_spellings() {
-    let cases = [
-        ("plain", "4a0b1c", "4a0b1c"),
-        ("uppercase", "4A0B1C", "4a0b1c"),
-        ("0x-prefix", "0x4a0b1c", "4a0b1c"),
-        ("colons", "4a:0b:1c", "4a0b1c"),
-        ("0x-and-colons", "0x4A:0B:1C", "4a0b1c"),
-        ("surrounding-space", " 4a0b1c\n", "4a0b1c"),
-        ("redundant-leading-zeros", "00004a0b1c", "4a0b1c"),
-        ("high-bit-gets-a-sign-byte", "8a0b1c", "008a0b1c"),
-        (
-            "twenty-bytes",
-            "7fffffffffffffffffffffffffffffffffffffff",
-            "7fffffffffffffffffffffffffffffffffffffff",
-        ),
-        ("zero", "00", "00"),
+    // Spellings of one serial, stored as "4a0b1c".
+    let spellings = [
+        ("plain", "4a0b1c"),
+        ("uppercase", "4A0B1C"),
+        ("0x-prefix", "0x4a0b1c"),
+        ("colons", "4a:0b:1c"),
+        ("0x-and-colons", "0x4A:0B:1C"),
+        ("surrounding-space", " 4a0b1c\n"),
+        ("redundant-leading-zeros", "00004a0b1c"),
     ];
+    let twenty_bytes = "7fffffffffffffffffffffffffffffffffffffff";
+    let cases = spellings
+        .map(|(name, input)| (name, input, "4a0b1c"))
+        .into_iter()
+        .chain([
+            ("high-bit-gets-a-sign-byte", "8a0b1c", "008a0b1c"),
+            ("twenty-bytes", twenty_bytes, twenty_bytes),
+            ("zero", "00", "00"),
+        ]);
     for (name, input, stored) in cases {
         let ca = dev_root();
         assert!(ca.revoke_hex(input).unwrap(), "{name}");
