@@ -102,16 +102,37 @@ fn mode(p: &Path) -> u32 {
 /// A development root CA for `td` in `tmp/name`.
 fn root(tmp: &Path, name: &str, td: &str) -> PathBuf {
     let dir = tmp.join(name);
-    run([
+    run(init_self_signed(&dir, td, &[])).ok();
+    dir
+}
+
+/// `init --trust-domain td --dir dir --self-signed` and `extra`.
+fn init_self_signed<'a>(dir: &'a Path, td: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
         "init",
         "--trust-domain",
         td,
         "--dir",
-        s(&dir),
+        s(dir),
         "--self-signed",
-    ])
-    .ok();
-    dir
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `init --dir dir --from-cert cert --from-key key` and `extra`.
+fn init_from<'a>(dir: &'a Path, cert: &'a Path, key: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "init",
+        "--dir",
+        s(dir),
+        "--from-cert",
+        s(cert),
+        "--from-key",
+        s(key),
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// An intermediate of the CA in `parent`, in `tmp/name`.
@@ -188,19 +209,8 @@ fn rfc3339_plus(t: &str, delta: i64) -> String {
 fn init_self_signed_writes_the_ca_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ca");
-    let out = run([
-        "init",
-        "--trust-domain",
-        "example.org",
-        "--dir",
-        s(&dir),
-        "--self-signed",
-        "--key-type",
-        "p384",
-        "--ttl",
-        "30d",
-    ])
-    .ok();
+    let extra = ["--key-type", "p384", "--ttl", "30d"];
+    let out = run(init_self_signed(&dir, "example.org", &extra)).ok();
     assert_eq!(out.field("trust_domain"), "example.org");
     assert!(
         out.stderr.contains("development only"),
@@ -249,19 +259,6 @@ fn init_usage_errors_exit_2() {
     let a = root(tmp.path(), "a", "example.org");
     let cert = a.join("ca.pem");
     let key = a.join("ca.key");
-    // `init --dir DIR --trust-domain example.org --self-signed` and `extra`.
-    fn init_self_signed<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![
-            "init",
-            "--dir",
-            s(dir),
-            "--trust-domain",
-            "example.org",
-            "--self-signed",
-        ];
-        args.extend_from_slice(extra);
-        args
-    }
     let cases = [
         (
             "self-signed without a trust domain",
@@ -278,23 +275,32 @@ fn init_usage_errors_exit_2() {
         ),
         (
             "both modes at once",
-            init_self_signed(&dir, &["--from-cert", s(&cert), "--from-key", s(&key)]),
+            init_self_signed(
+                &dir,
+                "example.org",
+                &["--from-cert", s(&cert), "--from-key", s(&key)],
+            ),
         ),
-        ("bad trust domain", {
-            let mut args = init_self_signed(&dir, &[]);
-            args[4] = "Example.ORG";
-            args
-        }),
+        (
+            "bad trust domain",
+            init_self_signed(&dir, "Example.ORG", &[]),
+        ),
         (
             "bad key type",
-            init_self_signed(&dir, &["--key-type", "rsa"]),
+            init_self_signed(&dir, "example.org", &["--key-type", "rsa"]),
         ),
         (
             "ttl without a unit",
-            init_self_signed(&dir, &["--ttl", "10"]),
+            init_self_signed(&dir, "example.org", &["--ttl", "10"]),
         ),
-        ("zero ttl", init_self_signed(&dir, &["--ttl", "0s"])),
-        ("ttl in years", init_self_signed(&dir, &["--ttl", "5y"])),
+        (
+            "zero ttl",
+            init_self_signed(&dir, "example.org", &["--ttl", "0s"]),
+        ),
+        (
+            "ttl in years",
+            init_self_signed(&dir, "example.org", &["--ttl", "5y"]),
+        ),
         (
             "no dir",
             vec!["init", "--trust-domain", "example.org", "--self-signed"],
@@ -306,7 +312,7 @@ fn init_usage_errors_exit_2() {
     }
     assert!(!dir.exists(), "usage errors write nothing");
     // The duration parser says what is wrong.
-    run(init_self_signed(&dir, &["--ttl", "10"]))
+    run(init_self_signed(&dir, "example.org", &["--ttl", "10"]))
         .status(2)
         .says(&["no unit", "10d"]);
 }
@@ -317,29 +323,13 @@ fn init_refuses_to_overwrite_without_force() {
     let dir = root(tmp.path(), "ca", "example.org");
     let before = std::fs::read(dir.join("ca.pem")).unwrap();
     let key_before = std::fs::read(dir.join("ca.key")).unwrap();
-    run([
-        "init",
-        "--trust-domain",
-        "example.org",
-        "--dir",
-        s(&dir),
-        "--self-signed",
-    ])
-    .status(1)
-    .says(&["already holds a CA", "--force"]);
+    run(init_self_signed(&dir, "example.org", &[]))
+        .status(1)
+        .says(&["already holds a CA", "--force"]);
     assert_eq!(std::fs::read(dir.join("ca.pem")).unwrap(), before);
     assert_eq!(std::fs::read(dir.join("ca.key")).unwrap(), key_before);
 
-    run([
-        "init",
-        "--trust-domain",
-        "example.org",
-        "--dir",
-        s(&dir),
-        "--self-signed",
-        "--force",
-    ])
-    .ok();
+    run(init_self_signed(&dir, "example.org", &["--force"])).ok();
     assert_ne!(std::fs::read(dir.join("ca.pem")).unwrap(), before);
     assert_eq!(mode(&dir.join("ca.key")), 0o600);
 }
@@ -354,17 +344,14 @@ fn init_loads_an_existing_ca_from_pem() {
 
     // Load the intermediate (chain: intermediate, root), roots explicit.
     let loaded = t.join("loaded");
-    let out = run([
-        "init",
-        "--dir",
-        s(&loaded),
-        "--from-cert",
-        s(&pki_int.join("ca.pem")),
-        "--from-key",
-        s(&pki_int.join("ca.key")),
-        "--from-roots",
-        s(&pki_root.join("bundle.pem")),
-    ])
+    let (cert, key) = (pki_int.join("ca.pem"), pki_int.join("ca.key"));
+    let roots = pki_root.join("bundle.pem");
+    let out = run(init_from(
+        &loaded,
+        &cert,
+        &key,
+        &["--from-roots", s(&roots)],
+    ))
     .ok();
     // The trust domain comes from the certificate's URI SAN.
     assert_eq!(out.field("trust_domain"), "example.org");
@@ -383,17 +370,12 @@ fn init_loads_an_existing_ca_from_pem() {
     // Without --from-roots the last certificate of the chain is the root;
     // --trust-domain may be given explicitly.
     let loaded2 = t.join("loaded2");
-    run([
-        "init",
-        "--dir",
-        s(&loaded2),
-        "--trust-domain",
-        "example.org",
-        "--from-cert",
-        s(&pki_int.join("ca.pem")),
-        "--from-key",
-        s(&pki_int.join("ca.key")),
-    ])
+    run(init_from(
+        &loaded2,
+        &cert,
+        &key,
+        &["--trust-domain", "example.org"],
+    ))
     .ok();
     assert_eq!(
         std::fs::read(loaded2.join("bundle.pem")).unwrap(),
@@ -416,52 +398,59 @@ fn init_rejects_bad_ca_material() {
     )
     .unwrap();
     let dir = t.join("new");
-    let init = |cert: &Path, key: &Path| {
-        run([
-            "init",
-            "--dir",
-            s(&dir),
-            "--from-cert",
-            s(cert),
-            "--from-key",
-            s(key),
-        ])
-    };
-
-    init(&garbage, &a.join("ca.key"))
-        .status(1)
-        .says(&["no certificate"]);
-    init(&bad_b64, &a.join("ca.key")).status(1).says(&["PEM"]);
-    init(&a.join("ca.pem"), &garbage)
-        .status(1)
-        .says(&["private key"]);
-    // The key of another CA.
-    init(&a.join("ca.pem"), &b.join("ca.key"))
-        .status(1)
-        .says(&["does not match"]);
-    // A leaf is not a CA.
+    let (a_cert, a_key) = (a.join("ca.pem"), a.join("ca.key"));
     let (leaf, _) = issue(&a, t, "leaf", "spiffe://example.org/leaf");
-    init(&leaf, &t.join("leaf.key"))
-        .status(1)
-        .says(&["not a signing CA"]);
-    // A trust domain that contradicts the certificate's SPIFFE ID.
-    run([
-        "init",
-        "--dir",
-        s(&dir),
-        "--trust-domain",
-        "other.org",
-        "--from-cert",
-        s(&a.join("ca.pem")),
-        "--from-key",
-        s(&a.join("ca.key")),
-    ])
-    .status(1)
-    .says(&["example.org", "other.org"]);
-    // Missing files.
-    init(&t.join("missing.pem"), &a.join("ca.key"))
-        .status(1)
-        .says(&["cannot read", "missing.pem"]);
+    let leaf_key = t.join("leaf.key");
+    let missing = t.join("missing.pem");
+    let other_td = ["--trust-domain", "other.org"];
+    // Name, --from-cert, --from-key, extra arguments, what stderr says.
+    type Case<'a> = (&'a str, &'a Path, &'a Path, &'a [&'a str], &'a [&'a str]);
+    let cases: [Case<'_>; 7] = [
+        (
+            "garbage certificate",
+            &garbage,
+            &a_key,
+            &[],
+            &["no certificate"],
+        ),
+        ("bad base64", &bad_b64, &a_key, &[], &["PEM"]),
+        ("garbage key", &a_cert, &garbage, &[], &["private key"]),
+        (
+            "key of another CA",
+            &a_cert,
+            &b.join("ca.key"),
+            &[],
+            &["does not match"],
+        ),
+        (
+            "leaf is not a CA",
+            &leaf,
+            &leaf_key,
+            &[],
+            &["not a signing CA"],
+        ),
+        // A trust domain that contradicts the certificate's SPIFFE ID.
+        (
+            "contradicting trust domain",
+            &a_cert,
+            &a_key,
+            &other_td,
+            &["example.org", "other.org"],
+        ),
+        (
+            "missing file",
+            &missing,
+            &a_key,
+            &[],
+            &["cannot read", "missing.pem"],
+        ),
+    ];
+    for (name, cert, key, extra, needles) in cases {
+        let out = run(init_from(&dir, cert, key, extra));
+        let said = needles.iter().all(|n| out.stderr.contains(n));
+        assert!(out.code == Some(1) && said, "{name}: {out:#?}");
+        out.says(needles);
+    }
     assert!(!dir.join("ca.key").exists());
 }
 
