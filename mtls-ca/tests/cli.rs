@@ -146,18 +146,26 @@ fn intermediate(parent: &Path, tmp: &Path, name: &str) -> PathBuf {
 /// chain file and the serial.
 fn issue(dir: &Path, tmp: &Path, prefix: &str, id: &str) -> (PathBuf, String) {
     let prefix = tmp.join(prefix);
-    let out = run([
+    let out = run(issue_cmd(dir, id, &prefix, &[])).ok();
+    assert_eq!(out.field("spiffe_id"), id);
+    (prefix.with_extension("pem"), out.field("serial"))
+}
+
+/// `issue --dir dir --spiffe-id id --out prefix` and `extra`.
+fn issue_cmd(dir: &Path, id: &str, prefix: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "issue",
         "--dir",
         s(dir),
         "--spiffe-id",
         id,
         "--out",
-        s(&prefix),
-    ])
-    .ok();
-    assert_eq!(out.field("spiffe_id"), id);
-    (prefix.with_extension("pem"), out.field("serial"))
+        s(prefix),
+    ]
+    .map(str::to_owned)
+    .into();
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    args
 }
 
 /// `mtls-ca verify` with the bundle of `dir` for trust domain `td`.
@@ -462,25 +470,23 @@ fn issue_writes_chain_and_private_key() {
     let t = tmp.path();
     let ca = root(t, "ca", "example.org");
     let prefix = t.join("web");
-    let out = run([
-        "issue",
-        "--dir",
-        s(&ca),
-        "--spiffe-id",
+    let out = run(issue_cmd(
+        &ca,
         "spiffe://example.org/ns/prod/web",
-        "--dns",
-        "web.example.org",
-        "--dns",
-        "web",
-        "--ttl",
-        "10m",
-        "--key-type",
-        "ed25519",
-        "--common-name",
-        "web",
-        "--out",
-        s(&prefix),
-    ])
+        &prefix,
+        &[
+            "--dns",
+            "web.example.org",
+            "--dns",
+            "web",
+            "--ttl",
+            "10m",
+            "--key-type",
+            "ed25519",
+            "--common-name",
+            "web",
+        ],
+    ))
     .ok();
     assert_eq!(out.field("spiffe_id"), "spiffe://example.org/ns/prod/web");
     let serial = out.field("serial");
@@ -535,15 +541,12 @@ fn issue_writes_chain_and_private_key() {
     assert!(lifetime >= Duration::from_secs(600) && lifetime <= Duration::from_secs(600 + 3600));
 
     // Issuing again to the same prefix replaces both files atomically.
-    let again = run([
-        "issue",
-        "--dir",
-        s(&ca),
-        "--spiffe-id",
+    let again = run(issue_cmd(
+        &ca,
         "spiffe://example.org/ns/prod/web",
-        "--out",
-        s(&prefix),
-    ])
+        &prefix,
+        &[],
+    ))
     .ok();
     assert_ne!(again.field("serial"), serial, "serials are never reused");
     assert_eq!(mode(&key), 0o600);
@@ -554,19 +557,8 @@ fn issue_refuses_what_the_ca_may_not_issue() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let ca = root(t, "ca", "example.org");
-    let issue_args = |id: &str, extra: &[&str]| {
-        let mut args = vec![
-            "issue".to_owned(),
-            "--dir".to_owned(),
-            s(&ca).to_owned(),
-            "--spiffe-id".to_owned(),
-            id.to_owned(),
-            "--out".to_owned(),
-            s(&t.join("x")).to_owned(),
-        ];
-        args.extend(extra.iter().map(|a| (*a).to_owned()));
-        run(args)
-    };
+    let x = t.join("x");
+    let issue_args = |id: &str, extra: &[&str]| run(issue_cmd(&ca, id, &x, extra));
     issue_args("spiffe://other.org/web", &[])
         .status(1)
         .says(&["other.org", "not in trust domain"]);
@@ -584,27 +576,16 @@ fn issue_refuses_what_the_ca_may_not_issue() {
         .says(&["not a valid DNS name"]);
     issue_args("spiffe://example.org/web", &["--key-type", "rsa"]).status(2);
     // A directory as the prefix.
-    run([
-        "issue",
-        "--dir",
-        s(&ca),
-        "--spiffe-id",
-        "spiffe://example.org/web",
-        "--out",
-        s(t),
-    ])
-    .status(2)
-    .says(&["prefix"]);
+    run(issue_cmd(&ca, "spiffe://example.org/web", t, &[]))
+        .status(2)
+        .says(&["prefix"]);
     // A directory that holds no CA.
-    run([
-        "issue",
-        "--dir",
-        s(&t.join("nothing")),
-        "--spiffe-id",
+    run(issue_cmd(
+        &t.join("nothing"),
         "spiffe://example.org/web",
-        "--out",
-        s(&t.join("y")),
-    ])
+        &t.join("y"),
+        &[],
+    ))
     .status(1)
     .says(&["cannot open the CA"]);
     assert!(!t.join("x.key").exists() && !t.join("y.key").exists());
@@ -1190,19 +1171,12 @@ fn openssl_accepts_issued_svids() {
         ])
         .ok();
         let prefix = t.join(format!("web-{key_type}"));
-        run([
-            "issue",
-            "--dir",
-            s(&int),
-            "--spiffe-id",
+        run(issue_cmd(
+            &int,
             "spiffe://example.org/web",
-            "--dns",
-            "web.example.org",
-            "--key-type",
-            key_type,
-            "--out",
-            s(&prefix),
-        ])
+            &prefix,
+            &["--dns", "web.example.org", "--key-type", key_type],
+        ))
         .ok();
         let chain = prefix.with_extension("pem");
         let parts = t.join(format!("parts-{key_type}"));
@@ -1228,17 +1202,12 @@ fn openssl_reads_ed25519_private_keys() {
     let t = tmp.path();
     let ca = root(t, "root", "example.org");
     let prefix = t.join("web");
-    run([
-        "issue",
-        "--dir",
-        s(&ca),
-        "--spiffe-id",
+    run(issue_cmd(
+        &ca,
         "spiffe://example.org/web",
-        "--key-type",
-        "ed25519",
-        "--out",
-        s(&prefix),
-    ])
+        &prefix,
+        &["--key-type", "ed25519"],
+    ))
     .ok();
     assert_openssl_key_matches(&prefix.with_extension("key"), &prefix.with_extension("pem"));
 }
