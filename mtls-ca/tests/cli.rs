@@ -135,10 +135,17 @@ fn init_from<'a>(dir: &'a Path, cert: &'a Path, key: &'a Path, extra: &[&'a str]
     args
 }
 
+/// `intermediate --dir parent --out dir` and `extra`.
+fn intermediate_cmd<'a>(parent: &'a Path, dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["intermediate", "--dir", s(parent), "--out", s(dir)];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// An intermediate of the CA in `parent`, in `tmp/name`.
 fn intermediate(parent: &Path, tmp: &Path, name: &str) -> PathBuf {
     let dir = tmp.join(name);
-    run(["intermediate", "--dir", s(parent), "--out", s(&dir)]).ok();
+    run(intermediate_cmd(parent, &dir, &[])).ok();
     dir
 }
 
@@ -149,6 +156,16 @@ fn issue(dir: &Path, tmp: &Path, prefix: &str, id: &str) -> (PathBuf, String) {
     let out = run(issue_cmd(dir, id, &prefix, &[])).ok();
     assert_eq!(out.field("spiffe_id"), id);
     (prefix.with_extension("pem"), out.field("serial"))
+}
+
+/// A temporary directory with a development root for example.org in `ca`
+/// and `spiffe://example.org/web` issued from it to `web.{pem,key}`; returns
+/// the directory, the CA's and the chain's paths.
+fn web_svid() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = root(tmp.path(), "ca", "example.org");
+    let (chain, _) = issue(&ca, tmp.path(), "web", "spiffe://example.org/web");
+    (tmp, ca, chain)
 }
 
 /// `issue --dir dir --spiffe-id id --out prefix` and `extra`.
@@ -595,10 +612,8 @@ fn issue_refuses_what_the_ca_may_not_issue() {
 
 #[test]
 fn verify_accepts_an_issued_svid() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca, chain) = web_svid();
     let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
-    let (chain, _) = issue(&ca, t, "web", "spiffe://example.org/web");
     let out = verify("example.org", &ca.join("bundle.pem"), &chain, &[]).ok();
     assert_eq!(out.stdout, "spiffe://example.org/web\n");
     // The trust domain may be given as its SPIFFE ID.
@@ -611,10 +626,8 @@ fn verify_accepts_an_issued_svid() {
 
 #[test]
 fn verify_rejects_a_tampered_signature() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca, chain) = web_svid();
     let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
-    let (chain, _) = issue(&ca, t, "web", "spiffe://example.org/web");
     let mut certs = read_certs(&chain);
     // The signature BIT STRING ends the certificate: flip its last byte.
     let mut leaf = certs[0].as_ref().to_vec();
@@ -630,10 +643,7 @@ fn verify_rejects_a_tampered_signature() {
 
 #[test]
 fn verify_checks_validity_at_the_given_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
-    let (chain, _) = issue(&ca, t, "web", "spiffe://example.org/web");
+    let (_tmp, ca, chain) = web_svid();
     let info = inspect_json(&chain);
     let not_after = info["not_after"].as_str().unwrap();
     let not_before = info["not_before"].as_str().unwrap();
@@ -741,10 +751,8 @@ fn verify_rejects_a_chain_from_another_ca() {
 
 #[test]
 fn verify_accepts_a_jwks_bundle() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca, chain) = web_svid();
     let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
-    let (chain, _) = issue(&ca, t, "web", "spiffe://example.org/web");
     let out = run(["bundle", "--dir", s(&ca), "--format", "jwks"]).ok();
     let jwks: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(jwks["keys"][0]["use"], "x509-svid");
@@ -856,10 +864,8 @@ fn verify_uses_federated_bundles_per_trust_domain() {
 
 #[test]
 fn verify_reports_unusable_input_files() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca, chain) = web_svid();
     let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
-    let (chain, _) = issue(&ca, t, "web", "spiffe://example.org/web");
     let bundle = ca.join("bundle.pem");
     let garbage = t.join("garbage.pem");
     std::fs::write(&garbage, "garbage, not PEM\n").unwrap();
@@ -874,39 +880,51 @@ fn verify_reports_unusable_input_files() {
     let random_der = t.join("random.der");
     std::fs::write(&random_der, [0x30, 0x82, 0xff, 0xff, 1, 2, 3]).unwrap();
 
-    verify("example.org", &bundle, &garbage, &[])
-        .status(1)
-        .says(&["no CERTIFICATE block", "garbage.pem"]);
-    verify("example.org", &bundle, &bad_pem, &[])
-        .status(1)
-        .says(&["malformed PEM"]);
-    verify("example.org", &bundle, &not_x509, &[])
-        .status(1)
-        .says(&["rejected", "malformed"]);
-    verify("example.org", &bundle, &random_der, &[])
-        .status(1)
-        .says(&["rejected"]);
-    verify("example.org", &bundle, &t.join("missing.pem"), &[])
-        .status(1)
-        .says(&["cannot read chain", "missing.pem"]);
-    verify("example.org", &garbage, &chain, &[])
-        .status(1)
-        .says(&["bundle", "garbage.pem"]);
     let bad_json = t.join("bad.json");
     std::fs::write(&bad_json, "{\"keys\": 3}").unwrap();
-    verify("example.org", &bad_json, &chain, &[])
-        .status(1)
-        .says(&["bad.json"]);
-    // An empty JWKS trusts nothing: a rejection, not an input error.
     let empty = t.join("empty.json");
     std::fs::write(&empty, "{\"keys\": []}").unwrap();
-    verify("example.org", &empty, &chain, &[])
-        .status(1)
-        .says(&["rejected"]);
-    // A CA certificate is never a peer identity.
-    verify("example.org", &bundle, &ca.join("ca.pem"), &[])
-        .status(1)
-        .says(&["rejected"]);
+    let (missing, ca_cert) = (t.join("missing.pem"), ca.join("ca.pem"));
+    // Name, bundle, chain, what stderr says; each is rejected (status 1).
+    let cases: [(&str, &Path, &Path, &[&str]); 9] = [
+        (
+            "garbage chain",
+            &bundle,
+            &garbage,
+            &["no CERTIFICATE block", "garbage.pem"],
+        ),
+        ("malformed PEM chain", &bundle, &bad_pem, &["malformed PEM"]),
+        ("not X.509", &bundle, &not_x509, &["rejected", "malformed"]),
+        ("random DER", &bundle, &random_der, &["rejected"]),
+        (
+            "missing chain",
+            &bundle,
+            &missing,
+            &["cannot read chain", "missing.pem"],
+        ),
+        (
+            "garbage bundle",
+            &garbage,
+            &chain,
+            &["bundle", "garbage.pem"],
+        ),
+        ("bad JWKS bundle", &bad_json, &chain, &["bad.json"]),
+        // An empty JWKS trusts nothing: a rejection, not an input error.
+        ("empty JWKS bundle", &empty, &chain, &["rejected"]),
+        // A CA certificate is never a peer identity.
+        (
+            "CA certificate as the chain",
+            &bundle,
+            &ca_cert,
+            &["rejected"],
+        ),
+    ];
+    for (name, bundle, chain, needles) in cases {
+        let out = verify("example.org", bundle, chain, &[]);
+        let said = needles.iter().all(|n| out.stderr.contains(n));
+        assert!(out.code == Some(1) && said, "{name}: {out:#?}");
+        out.says(needles);
+    }
 }
 
 // ---------------------------------------------------------------- intermediate
@@ -917,17 +935,11 @@ fn intermediate_issues_chains_that_verify_against_the_root() {
     let t = tmp.path();
     let root_dir = root(t, "root", "example.org");
     let int = t.join("cluster-1");
-    run([
-        "intermediate",
-        "--dir",
-        s(&root_dir),
-        "--out",
-        s(&int),
-        "--ttl",
-        "90d",
-        "--key-type",
-        "p384",
-    ])
+    run(intermediate_cmd(
+        &root_dir,
+        &int,
+        &["--ttl", "90d", "--key-type", "p384"],
+    ))
     .ok();
     assert_eq!(mode(&int.join("ca.key")), 0o600);
     assert_eq!(
@@ -956,28 +968,13 @@ fn intermediate_issues_chains_that_verify_against_the_root() {
         .says(&["rejected"]);
 
     // Refuses to overwrite, and never the parent itself.
-    run(["intermediate", "--dir", s(&root_dir), "--out", s(&int)])
+    run(intermediate_cmd(&root_dir, &int, &[]))
         .status(1)
         .says(&["--force"]);
-    run([
-        "intermediate",
-        "--dir",
-        s(&root_dir),
-        "--out",
-        s(&root_dir),
-        "--force",
-    ])
-    .status(2)
-    .says(&["own directory"]);
-    run([
-        "intermediate",
-        "--dir",
-        s(&root_dir),
-        "--out",
-        s(&int),
-        "--force",
-    ])
-    .ok();
+    run(intermediate_cmd(&root_dir, &root_dir, &["--force"]))
+        .status(2)
+        .says(&["own directory"]);
+    run(intermediate_cmd(&root_dir, &int, &["--force"])).ok();
 }
 
 // ---------------------------------------------------------------- inspect
@@ -1160,16 +1157,7 @@ fn openssl_accepts_issued_svids() {
     let ca = root(t, "root", "example.org");
     for key_type in ["p256", "p384", "ed25519"] {
         let int = t.join(format!("int-{key_type}"));
-        run([
-            "intermediate",
-            "--dir",
-            s(&ca),
-            "--out",
-            s(&int),
-            "--key-type",
-            key_type,
-        ])
-        .ok();
+        run(intermediate_cmd(&ca, &int, &["--key-type", key_type])).ok();
         let prefix = t.join(format!("web-{key_type}"));
         run(issue_cmd(
             &int,
