@@ -142,6 +142,21 @@ fn intermediate_cmd<'a>(parent: &'a Path, dir: &'a Path, extra: &[&'a str]) -> V
     args
 }
 
+/// A temporary directory with a development root for example.org in
+/// `name`; returns both.
+fn dev_root(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = root(tmp.path(), name, "example.org");
+    (tmp, ca)
+}
+
+/// Writes `contents` to `dir/name`; returns its path.
+fn write_file(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
 /// An intermediate of the CA in `parent`, in `tmp/name`.
 fn intermediate(parent: &Path, tmp: &Path, name: &str) -> PathBuf {
     let dir = tmp.join(name);
@@ -162,8 +177,7 @@ fn issue(dir: &Path, tmp: &Path, prefix: &str, id: &str) -> (PathBuf, String) {
 /// and `spiffe://example.org/web` issued from it to `web.{pem,key}`; returns
 /// the directory, the CA's and the chain's paths.
 fn web_svid() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let ca = root(tmp.path(), "ca", "example.org");
+    let (tmp, ca) = dev_root("ca");
     let (chain, _) = issue(&ca, tmp.path(), "web", "spiffe://example.org/web");
     (tmp, ca, chain)
 }
@@ -410,18 +424,15 @@ fn init_loads_an_existing_ca_from_pem() {
 
 #[test]
 fn init_rejects_bad_ca_material() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, a) = dev_root("a");
     let t = tmp.path();
-    let a = root(t, "a", "example.org");
     let b = root(t, "b", "example.org");
-    let garbage = t.join("garbage.pem");
-    std::fs::write(&garbage, "this is not a certificate\n").unwrap();
-    let bad_b64 = t.join("bad-b64.pem");
-    std::fs::write(
-        &bad_b64,
+    let garbage = write_file(t, "garbage.pem", "this is not a certificate\n");
+    let bad_b64 = write_file(
+        t,
+        "bad-b64.pem",
         "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
+    );
     let dir = t.join("new");
     let (a_cert, a_key) = (a.join("ca.pem"), a.join("ca.key"));
     let (leaf, _) = issue(&a, t, "leaf", "spiffe://example.org/leaf");
@@ -483,9 +494,8 @@ fn init_rejects_bad_ca_material() {
 
 #[test]
 fn issue_writes_chain_and_private_key() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca) = dev_root("ca");
     let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
     let prefix = t.join("web");
     let out = run(issue_cmd(
         &ca,
@@ -571,9 +581,8 @@ fn issue_writes_chain_and_private_key() {
 
 #[test]
 fn issue_refuses_what_the_ca_may_not_issue() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca) = dev_root("ca");
     let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
     let x = t.join("x");
     let issue_args = |id: &str, extra: &[&str]| run(issue_cmd(&ca, id, &x, extra));
     issue_args("spiffe://other.org/web", &[])
@@ -619,8 +628,7 @@ fn verify_accepts_an_issued_svid() {
     // The trust domain may be given as its SPIFFE ID.
     verify("spiffe://example.org", &ca.join("bundle.pem"), &chain, &[]).ok();
     // A DER leaf is accepted too.
-    let der = t.join("web.der");
-    std::fs::write(&der, read_certs(&chain)[0].as_ref()).unwrap();
+    let der = write_file(t, "web.der", read_certs(&chain)[0].as_ref());
     verify("example.org", &ca.join("bundle.pem"), &der, &[]).ok();
 }
 
@@ -667,9 +675,8 @@ fn verify_checks_validity_at_the_given_time() {
 
 #[test]
 fn revoked_certificates_are_rejected_with_the_crl() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca) = dev_root("ca");
     let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
     let (revoked, serial) = issue(&ca, t, "revoked", "spiffe://example.org/revoked");
     let (kept, _) = issue(&ca, t, "kept", "spiffe://example.org/kept");
     let bundle = ca.join("bundle.pem");
@@ -708,8 +715,7 @@ fn revoked_certificates_are_rejected_with_the_crl() {
 
     // The CRL as DER works too.
     let der = CertificateRevocationListDer::from_pem_file(&crl).unwrap();
-    let crl_der = t.join("crl.der");
-    std::fs::write(&crl_der, der.as_ref()).unwrap();
+    let crl_der = write_file(t, "crl.der", der.as_ref());
     verify("example.org", &bundle, &revoked, &["--crl", s(&crl_der)])
         .status(1)
         .says(&["revoked"]);
@@ -722,8 +728,7 @@ fn revoked_certificates_are_rejected_with_the_crl() {
     run(["revoke", "--dir", s(&ca), "--serial", "xyz"])
         .status(2)
         .says(&["not a hex serial"]);
-    let garbage = t.join("garbage.crl");
-    std::fs::write(&garbage, "garbage").unwrap();
+    let garbage = write_file(t, "garbage.crl", "garbage");
     verify("example.org", &bundle, &kept, &["--crl", s(&garbage)])
         .status(1)
         .says(&["CRL", "garbage.crl"]);
@@ -732,9 +737,8 @@ fn revoked_certificates_are_rejected_with_the_crl() {
 
 #[test]
 fn verify_rejects_a_chain_from_another_ca() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ours) = dev_root("ours");
     let t = tmp.path();
-    let ours = root(t, "ours", "example.org");
     let theirs = root(t, "theirs", "example.org");
     let (chain, _) = issue(&theirs, t, "web", "spiffe://example.org/web");
     // Every development root of one trust domain has the same subject, so
@@ -757,8 +761,7 @@ fn verify_accepts_a_jwks_bundle() {
     let jwks: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(jwks["keys"][0]["use"], "x509-svid");
     assert!(jwks["spiffe_sequence"].is_u64());
-    let file = t.join("bundle.json");
-    std::fs::write(&file, &out.stdout).unwrap();
+    let file = write_file(t, "bundle.json", &out.stdout);
     let out = verify("example.org", &file, &chain, &[]).ok();
     assert_eq!(out.stdout, "spiffe://example.org/web\n");
 
@@ -822,8 +825,7 @@ fn verify_uses_federated_bundles_per_trust_domain() {
     let jwks = run(["bundle", "--dir", s(&b), "--format", "jwks"])
         .ok()
         .stdout;
-    let jwks_file = t.join("b.json");
-    std::fs::write(&jwks_file, jwks).unwrap();
+    let jwks_file = write_file(t, "b.json", jwks);
     let b_jwks = format!("spiffe://b.example={}", s(&jwks_file));
     verify(
         "a.example",
@@ -867,23 +869,21 @@ fn verify_reports_unusable_input_files() {
     let (tmp, ca, chain) = web_svid();
     let t = tmp.path();
     let bundle = ca.join("bundle.pem");
-    let garbage = t.join("garbage.pem");
-    std::fs::write(&garbage, "garbage, not PEM\n").unwrap();
-    let bad_pem = t.join("bad.pem");
-    std::fs::write(
-        &bad_pem,
+    let garbage = write_file(t, "garbage.pem", "garbage, not PEM\n");
+    let bad_pem = write_file(
+        t,
+        "bad.pem",
         "-----BEGIN CERTIFICATE-----\n!!!! not base64 !!!!\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
-    let not_x509 = t.join("not-x509.pem");
-    std::fs::write(&not_x509, to_pem("CERTIFICATE", b"\x30\x03\x02\x01\x01")).unwrap();
-    let random_der = t.join("random.der");
-    std::fs::write(&random_der, [0x30, 0x82, 0xff, 0xff, 1, 2, 3]).unwrap();
+    );
+    let not_x509 = write_file(
+        t,
+        "not-x509.pem",
+        to_pem("CERTIFICATE", b"\x30\x03\x02\x01\x01"),
+    );
+    let random_der = write_file(t, "random.der", [0x30, 0x82, 0xff, 0xff, 1, 2, 3]);
 
-    let bad_json = t.join("bad.json");
-    std::fs::write(&bad_json, "{\"keys\": 3}").unwrap();
-    let empty = t.join("empty.json");
-    std::fs::write(&empty, "{\"keys\": []}").unwrap();
+    let bad_json = write_file(t, "bad.json", "{\"keys\": 3}");
+    let empty = write_file(t, "empty.json", "{\"keys\": []}");
     let (missing, ca_cert) = (t.join("missing.pem"), ca.join("ca.pem"));
     // Name, bundle, chain, what stderr says; each is rejected (status 1).
     let cases: [(&str, &Path, &Path, &[&str]); 9] = [
@@ -931,9 +931,8 @@ fn verify_reports_unusable_input_files() {
 
 #[test]
 fn intermediate_issues_chains_that_verify_against_the_root() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, root_dir) = dev_root("root");
     let t = tmp.path();
-    let root_dir = root(t, "root", "example.org");
     let int = t.join("cluster-1");
     run(intermediate_cmd(
         &root_dir,
@@ -981,9 +980,8 @@ fn intermediate_issues_chains_that_verify_against_the_root() {
 
 #[test]
 fn inspect_shows_an_svid_in_text_and_json() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca) = dev_root("ca");
     let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
     let int = intermediate(&ca, t, "int");
     let (chain, serial) = issue(&int, t, "web", "spiffe://example.org/web");
 
@@ -1046,13 +1044,15 @@ fn inspect_shows_an_svid_in_text_and_json() {
     );
 
     // Garbage.
-    let garbage = t.join("garbage.pem");
-    std::fs::write(&garbage, "nothing here").unwrap();
+    let garbage = write_file(t, "garbage.pem", "nothing here");
     run(["inspect", s(&garbage)])
         .status(1)
         .says(&["no CERTIFICATE block"]);
-    let not_x509 = t.join("not-x509.pem");
-    std::fs::write(&not_x509, to_pem("CERTIFICATE", b"\x30\x03\x02\x01\x01")).unwrap();
+    let not_x509 = write_file(
+        t,
+        "not-x509.pem",
+        to_pem("CERTIFICATE", b"\x30\x03\x02\x01\x01"),
+    );
     run(["inspect", "--json", s(&not_x509)])
         .status(1)
         .says(&["not a valid X.509 certificate"]);
@@ -1152,9 +1152,8 @@ fn openssl_verify(bundle: &Path, intermediates: &Path, leaf: &Path) {
 
 #[test]
 fn openssl_accepts_issued_svids() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca) = dev_root("root");
     let t = tmp.path();
-    let ca = root(t, "root", "example.org");
     for key_type in ["p256", "p384", "ed25519"] {
         let int = t.join(format!("int-{key_type}"));
         run(intermediate_cmd(&ca, &int, &["--key-type", key_type])).ok();
@@ -1186,9 +1185,8 @@ fn openssl_accepts_issued_svids() {
 /// OpenSSL does; rustls and rcgen read both.
 #[test]
 fn openssl_reads_ed25519_private_keys() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca) = dev_root("root");
     let t = tmp.path();
-    let ca = root(t, "root", "example.org");
     let prefix = t.join("web");
     run(issue_cmd(
         &ca,
@@ -1200,33 +1198,26 @@ fn openssl_reads_ed25519_private_keys() {
     assert_openssl_key_matches(&prefix.with_extension("key"), &prefix.with_extension("pem"));
 }
 
+/// The public key `openssl args path` prints; fails when OpenSSL cannot
+/// read `path`.
+fn openssl_pubkey(args: &[&str], path: &Path) -> String {
+    let out = openssl().args(args).arg(path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let shown = path.display();
+    assert!(
+        out.status.success(),
+        "openssl cannot read {shown}: {stderr}"
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// OpenSSL reads `key`, and its public key is the one in `cert`.
 fn assert_openssl_key_matches(key: &Path, cert: &Path) {
-    let key_pub = openssl()
-        .args(["pkey", "-pubout", "-in"])
-        .arg(key)
-        .output()
-        .unwrap();
-    assert!(
-        key_pub.status.success(),
-        "openssl cannot read {}: {}",
-        key.display(),
-        String::from_utf8_lossy(&key_pub.stderr)
-    );
-    let cert_pub = openssl()
-        .args(["x509", "-noout", "-pubkey", "-in"])
-        .arg(cert)
-        .output()
-        .unwrap();
-    assert!(
-        cert_pub.status.success(),
-        "openssl cannot read {}: {}",
-        cert.display(),
-        String::from_utf8_lossy(&cert_pub.stderr)
-    );
+    let key_pub = openssl_pubkey(&["pkey", "-pubout", "-in"], key);
+    let cert_pub = openssl_pubkey(&["x509", "-noout", "-pubkey", "-in"], cert);
     assert_eq!(
-        String::from_utf8_lossy(&key_pub.stdout),
-        String::from_utf8_lossy(&cert_pub.stdout),
+        key_pub,
+        cert_pub,
         "{} does not hold the key of {}",
         key.display(),
         cert.display()
@@ -1252,9 +1243,8 @@ fn openssl_csr(key: &Path, csr: &Path, extra: &[&str]) {
 
 #[test]
 fn sign_csr_from_openssl_verifies_with_us_and_openssl() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca) = dev_root("root");
     let t = tmp.path();
-    let ca = root(t, "root", "example.org");
     let int = intermediate(&ca, t, "int");
     let req = t.join("req.pem");
     let key = t.join("k.pem");
@@ -1317,9 +1307,8 @@ fn sign_csr_from_openssl_verifies_with_us_and_openssl() {
 
 #[test]
 fn sign_csr_rejects_garbage() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca) = dev_root("ca");
     let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
     let out_file = t.join("cert.pem");
     let sign = |csr: &Path| {
         run([
@@ -1334,20 +1323,17 @@ fn sign_csr_rejects_garbage() {
             s(&out_file),
         ])
     };
-    let garbage = t.join("garbage.csr");
-    std::fs::write(&garbage, "this is not a CSR").unwrap();
+    let garbage = write_file(t, "garbage.csr", "this is not a CSR");
     sign(&garbage).status(1).says(&["invalid CSR"]);
-    let bad_pem = t.join("bad.csr");
-    std::fs::write(
-        &bad_pem,
+    let bad_pem = write_file(
+        t,
+        "bad.csr",
         "-----BEGIN CERTIFICATE REQUEST-----\n@@@\n-----END CERTIFICATE REQUEST-----\n",
-    )
-    .unwrap();
+    );
     sign(&bad_pem).status(1).says(&["invalid CSR"]);
     // A certificate is not a CSR.
     sign(&ca.join("ca.pem")).status(1).says(&["invalid CSR"]);
-    let empty = t.join("empty.csr");
-    std::fs::write(&empty, "").unwrap();
+    let empty = write_file(t, "empty.csr", "");
     sign(&empty).status(1).says(&["CSR"]);
     sign(&t.join("missing.csr"))
         .status(1)
@@ -1388,9 +1374,8 @@ fn help_and_usage() {
 #[test]
 fn parallel_commands_on_one_ca_directory_lose_no_update() {
     const N: usize = 16;
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, ca) = dev_root("ca");
     let t = tmp.path();
-    let ca = root(t, "ca", "example.org");
     let bundle = ca.join("bundle.pem");
     let issued: Vec<(PathBuf, String)> = (0..N)
         .map(|i| {
