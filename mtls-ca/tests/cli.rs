@@ -782,44 +782,28 @@ fn verify_uses_federated_bundles_per_trust_domain() {
     let b = root(t, "b", "b.example");
     let (chain_b, _) = issue(&b, t, "b-web", "spiffe://b.example/web");
     let (chain_a, _) = issue(&a, t, "a-web", "spiffe://a.example/web");
-    let b_bundle = format!("b.example={}", s(&b.join("bundle.pem")));
+    let (a_pem, b_pem) = (a.join("bundle.pem"), b.join("bundle.pem"));
+    let b_bundle = format!("b.example={}", s(&b_pem));
 
     // A peer of b.example, verified with b.example's bundle.
-    let out = verify(
-        "a.example",
-        &a.join("bundle.pem"),
-        &chain_b,
-        &["--bundle", &b_bundle],
-    )
-    .ok();
+    let out = verify("a.example", &a_pem, &chain_b, &["--bundle", &b_bundle]).ok();
     assert_eq!(out.stdout, "spiffe://b.example/web\n");
     // And our own trust domain still works beside it.
-    verify(
-        "a.example",
-        &a.join("bundle.pem"),
-        &chain_a,
-        &["--bundle", &b_bundle],
-    )
-    .ok();
+    verify("a.example", &a_pem, &chain_a, &["--bundle", &b_bundle]).ok();
     // Without b.example's bundle: rejected.
-    verify("a.example", &a.join("bundle.pem"), &chain_b, &[])
+    verify("a.example", &a_pem, &chain_b, &[])
         .status(1)
         .says(&["no bundle for trust domain b.example"]);
     // Bundles are never merged: a.example's CA does not vouch for
     // b.example, even when given as b.example's bundle.
-    let wrong = format!("b.example={}", s(&a.join("bundle.pem")));
+    let wrong = format!("b.example={}", s(&a_pem));
     let (forged, _) = issue(&a, t, "a-db", "spiffe://a.example/db");
-    verify("b.example", &b.join("bundle.pem"), &forged, &[])
+    verify("b.example", &b_pem, &forged, &[])
         .status(1)
         .says(&["no bundle for trust domain a.example"]);
-    verify(
-        "a.example",
-        &b.join("bundle.pem"),
-        &chain_b,
-        &["--bundle", &wrong],
-    )
-    .status(1)
-    .says(&["not signed by an authority of trust domain b.example"]);
+    verify("a.example", &b_pem, &chain_b, &["--bundle", &wrong])
+        .status(1)
+        .says(&["not signed by an authority of trust domain b.example"]);
 
     // A JWKS file for the federated trust domain.
     let jwks = run(["bundle", "--dir", s(&b), "--format", "jwks"])
@@ -827,16 +811,10 @@ fn verify_uses_federated_bundles_per_trust_domain() {
         .stdout;
     let jwks_file = write_file(t, "b.json", jwks);
     let b_jwks = format!("spiffe://b.example={}", s(&jwks_file));
-    verify(
-        "a.example",
-        &a.join("bundle.pem"),
-        &chain_b,
-        &["--bundle", &b_jwks],
-    )
-    .ok();
+    verify("a.example", &a_pem, &chain_b, &["--bundle", &b_jwks]).ok();
 
     // Every --bundle named: --trust-domain is optional.
-    let a_bundle = format!("a.example={}", s(&a.join("bundle.pem")));
+    let a_bundle = format!("a.example={}", s(&a_pem));
     let out = run([
         "verify",
         "--bundle",
@@ -848,18 +826,13 @@ fn verify_uses_federated_bundles_per_trust_domain() {
     .ok();
     assert_eq!(out.stdout, "spiffe://b.example/web\n");
     // A bare --bundle without --trust-domain: usage error.
-    run(["verify", "--bundle", s(&a.join("bundle.pem")), s(&chain_a)])
+    run(["verify", "--bundle", s(&a_pem), s(&chain_a)])
         .status(2)
         .says(&["--trust-domain"]);
     // Two bundles for one trust domain: usage error (never merged).
-    verify(
-        "b.example",
-        &a.join("bundle.pem"),
-        &chain_b,
-        &["--bundle", &b_bundle],
-    )
-    .status(2)
-    .says(&["two bundles for trust domain b.example"]);
+    verify("b.example", &a_pem, &chain_b, &["--bundle", &b_bundle])
+        .status(2)
+        .says(&["two bundles for trust domain b.example"]);
     // No --bundle at all: usage error.
     run(["verify", "--trust-domain", "a.example", s(&chain_a)]).status(2);
 }
@@ -932,8 +905,8 @@ fn verify_reports_unusable_input_files() {
 #[test]
 fn intermediate_issues_chains_that_verify_against_the_root() {
     let (tmp, root_dir) = dev_root("root");
+    let int = tmp.path().join("cluster-1");
     let t = tmp.path();
-    let int = t.join("cluster-1");
     run(intermediate_cmd(
         &root_dir,
         &int,
