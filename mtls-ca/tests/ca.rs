@@ -743,6 +743,12 @@ fn policy_decides_what_may_be_issued() {
             .allow_prefix(id("spiffe://example.org/ns/a"))
             .allow_prefix(id("spiffe://example.org/ns/b"))
     }
+    fn any() -> IssuancePolicy {
+        IssuancePolicy::new(td())
+    }
+    fn short_max() -> IssuancePolicy {
+        IssuancePolicy::new(td()).max_ttl(Duration::from_secs(600))
+    }
     struct Case {
         name: &'static str,
         policy: fn() -> IssuancePolicy,
@@ -752,240 +758,159 @@ fn policy_decides_what_may_be_issued() {
         expect: Expect,
     }
     const HOUR: Duration = Duration::from_secs(3600);
-    let default_policy = || IssuancePolicy::new(td());
-    let short_max = || IssuancePolicy::new(td()).max_ttl(Duration::from_secs(600));
-    let cases = [
-        Case {
-            name: "ok-any-path-by-default",
-            policy: default_policy,
-            id: "spiffe://example.org/any/path",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Ok,
-        },
-        Case {
-            name: "wrong-trust-domain",
-            policy: default_policy,
-            id: "spiffe://other.org/web",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Err("WrongTrustDomain", |e| {
-                matches!(e, CaError::WrongTrustDomain { .. })
-            }),
-        },
-        Case {
-            name: "wrong-trust-domain-sharing-a-suffix",
-            policy: default_policy,
-            id: "spiffe://sub.example.org/web",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Err("WrongTrustDomain", |e| {
-                matches!(e, CaError::WrongTrustDomain { .. })
-            }),
-        },
-        Case {
-            name: "trust-domain-id-as-leaf",
-            policy: default_policy,
-            id: "spiffe://example.org",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Err("TrustDomainIdAsLeaf", |e| {
+    const OK: Expect = Expect::Ok;
+    let wrong_td = Expect::Err("WrongTrustDomain", |e| {
+        matches!(e, CaError::WrongTrustDomain { .. })
+    });
+    let denied = Expect::Err("PolicyDenied", |e| {
+        matches!(e, CaError::PolicyDenied { .. })
+    });
+    let bad_dns = Expect::Err("InvalidDnsName", |e| {
+        matches!(e, CaError::InvalidDnsName(_))
+    });
+    type Row<T> = (&'static str, fn() -> IssuancePolicy, T, Expect);
+    // SPIFFE IDs, issued for an hour without DNS names.
+    let ids: [Row<&'static str>; 10] = [
+        (
+            "ok-any-path-by-default",
+            any,
+            "spiffe://example.org/any/path",
+            OK,
+        ),
+        (
+            "wrong-trust-domain",
+            any,
+            "spiffe://other.org/web",
+            wrong_td,
+        ),
+        (
+            "wrong-trust-domain-sharing-a-suffix",
+            any,
+            "spiffe://sub.example.org/web",
+            wrong_td,
+        ),
+        (
+            "trust-domain-id-as-leaf",
+            any,
+            "spiffe://example.org",
+            Expect::Err("TrustDomainIdAsLeaf", |e| {
                 matches!(e, CaError::TrustDomainIdAsLeaf(_))
             }),
-        },
-        Case {
-            name: "zero-ttl",
-            policy: default_policy,
-            id: WEB,
-            ttl: Duration::ZERO,
-            dns: &[],
-            expect: Expect::Err("ZeroTtl", |e| matches!(e, CaError::ZeroTtl)),
-        },
-        Case {
-            name: "ttl-at-the-default-max",
-            policy: default_policy,
-            id: WEB,
-            ttl: DEFAULT_MAX_TTL,
-            dns: &[],
-            expect: Expect::Ok,
-        },
-        Case {
-            name: "ttl-over-the-default-max",
-            policy: default_policy,
-            id: WEB,
-            ttl: DEFAULT_MAX_TTL + Duration::from_secs(1),
-            dns: &[],
-            expect: Expect::Err("PolicyDenied", |e| {
-                matches!(e, CaError::PolicyDenied { .. })
-            }),
-        },
-        Case {
-            name: "ttl-over-a-custom-max",
-            policy: short_max,
-            id: WEB,
-            ttl: Duration::from_secs(601),
-            dns: &[],
-            expect: Expect::Err("PolicyDenied", |e| {
-                matches!(e, CaError::PolicyDenied { .. })
-            }),
-        },
-        Case {
-            name: "ttl-at-a-custom-max",
-            policy: short_max,
-            id: WEB,
-            ttl: Duration::from_secs(600),
-            dns: &[],
-            expect: Expect::Ok,
-        },
-        Case {
-            name: "prefix-allows-itself",
-            policy: prefixes,
-            id: "spiffe://example.org/ns/a",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Ok,
-        },
-        Case {
-            name: "prefix-allows-a-child",
-            policy: prefixes,
-            id: "spiffe://example.org/ns/a/x",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Ok,
-        },
-        Case {
-            name: "second-prefix-allows",
-            policy: prefixes,
-            id: "spiffe://example.org/ns/b/y/z",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Ok,
-        },
-        Case {
-            name: "prefix-refuses-a-longer-segment",
-            policy: prefixes,
-            id: "spiffe://example.org/ns/ab",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Err("PolicyDenied", |e| {
-                matches!(e, CaError::PolicyDenied { .. })
-            }),
-        },
-        Case {
-            name: "prefix-refuses-the-parent",
-            policy: prefixes,
-            id: "spiffe://example.org/ns",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Err("PolicyDenied", |e| {
-                matches!(e, CaError::PolicyDenied { .. })
-            }),
-        },
-        Case {
-            name: "prefix-refuses-elsewhere",
-            policy: prefixes,
-            id: "spiffe://example.org/web",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Err("PolicyDenied", |e| {
-                matches!(e, CaError::PolicyDenied { .. })
-            }),
-        },
-        Case {
-            name: "prefix-still-checks-the-trust-domain",
-            policy: prefixes,
-            id: "spiffe://other.org/ns/a",
-            ttl: HOUR,
-            dns: &[],
-            expect: Expect::Err("WrongTrustDomain", |e| {
-                matches!(e, CaError::WrongTrustDomain { .. })
-            }),
-        },
-        Case {
-            name: "valid-dns-names",
-            policy: default_policy,
-            id: WEB,
-            ttl: HOUR,
-            dns: &[
+        ),
+        (
+            "prefix-allows-itself",
+            prefixes,
+            "spiffe://example.org/ns/a",
+            OK,
+        ),
+        (
+            "prefix-allows-a-child",
+            prefixes,
+            "spiffe://example.org/ns/a/x",
+            OK,
+        ),
+        (
+            "second-prefix-allows",
+            prefixes,
+            "spiffe://example.org/ns/b/y/z",
+            OK,
+        ),
+        (
+            "prefix-refuses-a-longer-segment",
+            prefixes,
+            "spiffe://example.org/ns/ab",
+            denied,
+        ),
+        (
+            "prefix-refuses-the-parent",
+            prefixes,
+            "spiffe://example.org/ns",
+            denied,
+        ),
+        (
+            "prefix-refuses-elsewhere",
+            prefixes,
+            "spiffe://example.org/web",
+            denied,
+        ),
+    ];
+    let ids = ids.into_iter().chain([(
+        "prefix-still-checks-the-trust-domain",
+        prefixes as fn() -> IssuancePolicy,
+        "spiffe://other.org/ns/a",
+        wrong_td,
+    )]);
+    // Lifetimes of WEB.
+    let ttls: [Row<Duration>; 5] = [
+        (
+            "zero-ttl",
+            any,
+            Duration::ZERO,
+            Expect::Err("ZeroTtl", |e| matches!(e, CaError::ZeroTtl)),
+        ),
+        ("ttl-at-the-default-max", any, DEFAULT_MAX_TTL, OK),
+        (
+            "ttl-over-the-default-max",
+            any,
+            DEFAULT_MAX_TTL + Duration::from_secs(1),
+            denied,
+        ),
+        (
+            "ttl-over-a-custom-max",
+            short_max,
+            Duration::from_secs(601),
+            denied,
+        ),
+        (
+            "ttl-at-a-custom-max",
+            short_max,
+            Duration::from_secs(600),
+            OK,
+        ),
+    ];
+    // DNS names of WEB, by the default policy.
+    const LONG_LABEL: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.org";
+    let dns: [(&'static str, &'static [&'static str], Expect); 8] = [
+        (
+            "valid-dns-names",
+            &[
                 "web.example.org",
                 "WEB.Example.ORG",
                 "localhost",
                 "a-b.c_d.io",
             ],
-            expect: Expect::Ok,
-        },
-        Case {
-            name: "invalid-dns-with-spaces",
-            policy: default_policy,
-            id: WEB,
-            ttl: HOUR,
-            dns: &["not a name"],
-            expect: Expect::Err(
+            OK,
+        ),
+        (
+            "invalid-dns-with-spaces",
+            &["not a name"],
+            Expect::Err(
                 "InvalidDnsName",
                 |e| matches!(e, CaError::InvalidDnsName(n) if n == "not a name"),
             ),
-        },
-        Case {
-            name: "invalid-dns-wildcard",
-            policy: default_policy,
-            id: WEB,
-            ttl: HOUR,
-            dns: &["*.x"],
-            expect: Expect::Err("InvalidDnsName", |e| {
-                matches!(e, CaError::InvalidDnsName(_))
-            }),
-        },
-        Case {
-            name: "invalid-dns-empty-label",
-            policy: default_policy,
-            id: WEB,
-            ttl: HOUR,
-            dns: &["a..b"],
-            expect: Expect::Err("InvalidDnsName", |e| {
-                matches!(e, CaError::InvalidDnsName(_))
-            }),
-        },
-        Case {
-            name: "invalid-dns-empty",
-            policy: default_policy,
-            id: WEB,
-            ttl: HOUR,
-            dns: &[""],
-            expect: Expect::Err("InvalidDnsName", |e| {
-                matches!(e, CaError::InvalidDnsName(_))
-            }),
-        },
-        Case {
-            name: "invalid-dns-ip-address",
-            policy: default_policy,
-            id: WEB,
-            ttl: HOUR,
-            dns: &["127.0.0.1"],
-            expect: Expect::Err("InvalidDnsName", |e| {
-                matches!(e, CaError::InvalidDnsName(_))
-            }),
-        },
-        Case {
-            name: "invalid-dns-after-a-valid-one",
-            policy: default_policy,
-            id: WEB,
-            ttl: HOUR,
-            dns: &["ok.example.org", "bad_\u{e9}.example.org"],
-            expect: Expect::Err("InvalidDnsName", |e| {
-                matches!(e, CaError::InvalidDnsName(_))
-            }),
-        },
-        Case {
-            name: "invalid-dns-too-long-label",
-            policy: default_policy,
-            id: WEB,
-            ttl: HOUR,
-            dns: &["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.org"],
-            expect: Expect::Err("InvalidDnsName", |e| {
-                matches!(e, CaError::InvalidDnsName(_))
-            }),
-        },
+        ),
+        ("invalid-dns-wildcard", &["*.x"], bad_dns),
+        ("invalid-dns-empty-label", &["a..b"], bad_dns),
+        ("invalid-dns-empty", &[""], bad_dns),
+        ("invalid-dns-ip-address", &["127.0.0.1"], bad_dns),
+        (
+            "invalid-dns-after-a-valid-one",
+            &["ok.example.org", "bad_\u{e9}.example.org"],
+            bad_dns,
+        ),
+        ("invalid-dns-too-long-label", &[LONG_LABEL], bad_dns),
     ];
+    let case = |name, policy, id, ttl, dns, expect| Case {
+        name,
+        policy,
+        id,
+        ttl,
+        dns,
+        expect,
+    };
+    let cases = (ids.map(|(name, policy, id, expect)| case(name, policy, id, HOUR, &[], expect)))
+        .chain(ttls.map(|(name, policy, ttl, expect)| case(name, policy, WEB, ttl, &[], expect)))
+        .chain(dns.map(|(name, dns, expect)| case(name, any, WEB, HOUR, dns, expect)));
     let mut ca = dev_root();
     for case in cases {
         ca.set_policy((case.policy)()).unwrap();
