@@ -1468,13 +1468,6 @@ fn clusters_under_one_org_root_trust_each_other() {
 
 #[test]
 fn loading_a_bad_ca_is_refused() {
-    struct Case {
-        name: &'static str,
-        chain: String,
-        key: String,
-        options: LoadOptions,
-        expect: Expect,
-    }
     let org = org_root();
     let good = org_intermediate(&org, |_| {});
     let other = org_intermediate(&org, |_| {});
@@ -1519,233 +1512,141 @@ fn loading_a_bad_ca_is_refused() {
     let cluster_pem = pem_chain(&cluster_ca.chain()[..1]);
     let cluster_key = cluster_ca.private_key_pem().as_str().to_owned();
     let other_org = org_root();
-    let cases = vec![
-        Case {
-            name: "ok",
-            chain: good.pem.clone(),
-            key: good.key_pem.clone(),
-            options: opts(),
-            expect: Expect::Ok,
-        },
-        Case {
-            name: "key-of-another-certificate",
-            chain: good.pem.clone(),
-            key: other.key_pem.clone(),
-            options: opts(),
-            expect: Expect::Err("KeyMismatch", |e| matches!(e, CaError::KeyMismatch)),
-        },
-        Case {
-            name: "chain-with-the-issuer-first",
-            chain: format!("{}{}", org.pem, good.pem),
-            key: good.key_pem.clone(),
-            options: opts(),
-            expect: Expect::Err("KeyMismatch", |e| matches!(e, CaError::KeyMismatch)),
-        },
-        Case {
-            name: "an-svid-leaf",
-            chain: leaf.chain_pem(),
-            key: leaf.private_key_pem(),
-            options: opts(),
-            expect: not_a_ca,
-        },
-        Case {
-            name: "no-basic-constraints",
-            chain: no_ca_leaf.pem.clone(),
-            key: no_ca_leaf.key_pem.clone(),
-            options: opts(),
-            expect: not_a_ca,
-        },
-        Case {
-            name: "ca-without-key-cert-sign",
-            chain: no_key_cert_sign.pem.clone(),
-            key: no_key_cert_sign.key_pem.clone(),
-            options: opts(),
-            expect: not_a_ca,
-        },
-        Case {
-            name: "ca-without-key-usage",
-            chain: no_key_usage.pem.clone(),
-            key: no_key_usage.key_pem.clone(),
-            options: opts(),
-            expect: not_a_ca,
-        },
-        Case {
-            name: "uri-name-constraints",
-            chain: uri_nc.pem.clone(),
-            key: uri_nc.key_pem.clone(),
-            options: opts(),
-            expect: not_a_ca,
-        },
-        Case {
-            name: "uri-name-constraints-on-an-issuer-above",
-            chain: format!("{}{}", uri_nc_above.1.pem, uri_nc_above.0.pem),
-            key: uri_nc_above.1.key_pem.clone(),
-            options: opts(),
-            expect: not_a_ca,
-        },
-        Case {
-            name: "trust-domain-conflicting-with-the-spiffe-san",
-            chain: other_td_san.pem.clone(),
-            key: other_td_san.key_pem.clone(),
-            options: opts(),
-            expect: not_a_ca,
-        },
-        Case {
-            name: "trust-domain-from-a-san-of-another-domain-is-that-domain",
-            chain: other_td_san.pem.clone(),
-            key: other_td_san.key_pem.clone(),
-            options: load_opts(None, &org),
-            expect: Expect::Ok,
-        },
-        Case {
-            name: "spiffe-id-with-a-path",
-            chain: path_in_san.pem.clone(),
-            key: path_in_san.key_pem.clone(),
-            options: opts(),
-            expect: not_a_ca,
-        },
-        Case {
-            name: "path-length-zero-still-issues-leaves",
-            chain: leaf_path_len_zero.pem.clone(),
-            key: leaf_path_len_zero.key_pem.clone(),
-            options: opts(),
-            expect: Expect::Ok,
-        },
-        Case {
-            name: "expired",
-            chain: expired.pem.clone(),
-            key: expired.key_pem.clone(),
-            options: opts(),
-            expect: Expect::Err("CaExpired", |e| matches!(e, CaError::CaExpired { .. })),
-        },
-        Case {
-            name: "not-yet-valid",
-            chain: not_yet_valid.pem.clone(),
-            key: not_yet_valid.key_pem.clone(),
-            options: opts(),
-            expect: Expect::Err("CaNotYetValid", |e| {
-                matches!(e, CaError::CaNotYetValid { .. })
-            }),
-        },
-        Case {
-            name: "no-trust-domain-and-no-spiffe-san",
-            chain: good.pem.clone(),
-            key: good.key_pem.clone(),
-            options: load_opts(None, &org),
-            expect: Expect::Err("UnknownTrustDomain", |e| {
-                matches!(e, CaError::UnknownTrustDomain)
-            }),
-        },
-        Case {
-            name: "garbage-chain-pem",
-            chain: "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".into(),
-            key: good.key_pem.clone(),
-            options: opts(),
-            expect: Expect::Err("Pem", |e| matches!(e, CaError::Pem { .. })),
-        },
-        Case {
-            name: "chain-not-pem",
-            chain: "hello".into(),
-            key: good.key_pem.clone(),
-            options: opts(),
-            expect: Expect::Err("NoCertificate", |e| {
-                matches!(e, CaError::NoCertificate { .. })
-            }),
-        },
-        Case {
-            name: "empty-chain",
-            chain: String::new(),
-            key: good.key_pem.clone(),
-            options: opts(),
-            expect: Expect::Err("NoCertificate", |e| {
-                matches!(e, CaError::NoCertificate { .. })
-            }),
-        },
-        Case {
-            name: "chain-holding-only-a-key",
-            chain: good.key_pem.clone(),
-            key: good.key_pem.clone(),
-            options: opts(),
-            expect: Expect::Err("NoCertificate", |e| {
-                matches!(e, CaError::NoCertificate { .. })
-            }),
-        },
-        Case {
-            name: "empty-key",
-            chain: good.pem.clone(),
-            key: String::new(),
-            options: opts(),
-            expect: Expect::Err("NoPrivateKey", |e| {
-                matches!(e, CaError::NoPrivateKey { .. })
-            }),
-        },
-        Case {
-            name: "key-file-holding-a-certificate",
-            chain: good.pem.clone(),
-            key: good.pem.clone(),
-            options: opts(),
-            expect: Expect::Err("NoPrivateKey", |e| {
-                matches!(e, CaError::NoPrivateKey { .. })
-            }),
-        },
-        Case {
-            name: "garbage-key-pem",
-            chain: good.pem.clone(),
-            key: "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n".into(),
-            options: opts(),
-            expect: Expect::Err("Pem", |e| matches!(e, CaError::Pem { .. })),
-        },
-        Case {
-            name: "key-pem-not-a-key",
-            chain: good.pem.clone(),
-            key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
-            options: opts(),
-            expect: Expect::Err("Pem", |e| matches!(e, CaError::Pem { .. })),
-        },
-        Case {
-            name: "garbage-roots",
-            chain: good.pem.clone(),
-            key: good.key_pem.clone(),
-            options: LoadOptions {
-                trust_domain: Some(td()),
-                roots_pem: Some(b"no roots here".to_vec()),
-            },
-            expect: Expect::Err("NoCertificate", |e| {
-                matches!(e, CaError::NoCertificate { .. })
-            }),
-        },
-        Case {
-            name: "wrong-roots",
-            chain: good.pem.clone(),
-            key: good.key_pem.clone(),
-            options: load_opts(Some(td()), &other_org),
-            expect: not_a_ca,
-        },
-        Case {
-            name: "roots-default-to-an-unrelated-last-certificate",
-            chain: format!("{}{}", good.pem, other_org.pem),
-            key: good.key_pem.clone(),
-            options: LoadOptions {
-                trust_domain: Some(td()),
-                roots_pem: None,
-            },
-            expect: not_a_ca,
-        },
-        Case {
-            name: "cluster-chain-missing-the-org-intermediate",
-            chain: cluster_pem,
-            key: cluster_key,
-            options: opts(),
-            expect: not_a_ca,
-        },
+    let ok = Expect::Ok;
+    let mismatch = Expect::Err("KeyMismatch", |e| matches!(e, CaError::KeyMismatch));
+    let no_cert = Expect::Err("NoCertificate", |e| {
+        matches!(e, CaError::NoCertificate { .. })
+    });
+    let no_key = Expect::Err("NoPrivateKey", |e| {
+        matches!(e, CaError::NoPrivateKey { .. })
+    });
+    let bad_pem = Expect::Err("Pem", |e| matches!(e, CaError::Pem { .. }));
+    let is_expired = Expect::Err("CaExpired", |e| matches!(e, CaError::CaExpired { .. }));
+    let too_early = Expect::Err("CaNotYetValid", |e| {
+        matches!(e, CaError::CaNotYetValid { .. })
+    });
+    let unknown_td = Expect::Err("UnknownTrustDomain", |e| {
+        matches!(e, CaError::UnknownTrustDomain)
+    });
+    // A CA of the org PKI, loaded with its own key, the trust domain and
+    // the org root.
+    let whole: [(&'static str, &OrgCa, Expect); 10] = [
+        ("ok", &good, ok),
+        ("no-basic-constraints", &no_ca_leaf, not_a_ca),
+        ("ca-without-key-cert-sign", &no_key_cert_sign, not_a_ca),
+        ("ca-without-key-usage", &no_key_usage, not_a_ca),
+        ("uri-name-constraints", &uri_nc, not_a_ca),
+        (
+            "trust-domain-conflicting-with-the-spiffe-san",
+            &other_td_san,
+            not_a_ca,
+        ),
+        ("spiffe-id-with-a-path", &path_in_san, not_a_ca),
+        (
+            "path-length-zero-still-issues-leaves",
+            &leaf_path_len_zero,
+            ok,
+        ),
+        ("expired", &expired, is_expired),
+        ("not-yet-valid", &not_yet_valid, too_early),
     ];
-    for case in cases {
-        let result = CertificateAuthority::from_pem(
-            case.chain.as_bytes(),
-            case.key.as_bytes(),
-            &case.options,
-        );
-        check_expect(case.name, result, case.expect);
+    // Name, chain PEM, key PEM, options, expected.
+    type Row = (&'static str, String, String, LoadOptions, Expect);
+    let (g, gk) = (|| good.pem.clone(), || good.key_pem.clone());
+    let no_td = || load_opts(None, &org);
+    let issuer_first = format!("{}{}", org.pem, good.pem);
+    let (above, above_key) = (
+        format!("{}{}", uri_nc_above.1.pem, uri_nc_above.0.pem),
+        uri_nc_above.1.key_pem.clone(),
+    );
+    let (sp, sk) = (other_td_san.pem.clone(), other_td_san.key_pem.clone());
+    let garbage_chain = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".to_owned();
+    let garbage_key = "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n".to_owned();
+    let not_a_key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_owned();
+    let garbage_roots = LoadOptions {
+        trust_domain: Some(td()),
+        roots_pem: Some(b"no roots here".to_vec()),
+    };
+    let no_roots = LoadOptions {
+        trust_domain: Some(td()),
+        roots_pem: None,
+    };
+    let unrelated_last = format!("{}{}", good.pem, other_org.pem);
+    let wrong_roots = load_opts(Some(td()), &other_org);
+    let rest: [Row; 18] = [
+        (
+            "key-of-another-certificate",
+            g(),
+            other.key_pem.clone(),
+            opts(),
+            mismatch,
+        ),
+        (
+            "chain-with-the-issuer-first",
+            issuer_first,
+            gk(),
+            opts(),
+            mismatch,
+        ),
+        (
+            "an-svid-leaf",
+            leaf.chain_pem(),
+            leaf.private_key_pem(),
+            opts(),
+            not_a_ca,
+        ),
+        (
+            "uri-name-constraints-on-an-issuer-above",
+            above,
+            above_key,
+            opts(),
+            not_a_ca,
+        ),
+        (
+            "trust-domain-from-a-san-of-another-domain-is-that-domain",
+            sp,
+            sk,
+            no_td(),
+            ok,
+        ),
+        (
+            "no-trust-domain-and-no-spiffe-san",
+            g(),
+            gk(),
+            no_td(),
+            unknown_td,
+        ),
+        ("garbage-chain-pem", garbage_chain, gk(), opts(), bad_pem),
+        ("chain-not-pem", "hello".into(), gk(), opts(), no_cert),
+        ("empty-chain", String::new(), gk(), opts(), no_cert),
+        ("chain-holding-only-a-key", gk(), gk(), opts(), no_cert),
+        ("empty-key", g(), String::new(), opts(), no_key),
+        ("key-file-holding-a-certificate", g(), g(), opts(), no_key),
+        ("garbage-key-pem", g(), garbage_key, opts(), bad_pem),
+        ("key-pem-not-a-key", g(), not_a_key, opts(), bad_pem),
+        ("garbage-roots", g(), gk(), garbage_roots, no_cert),
+        ("wrong-roots", g(), gk(), wrong_roots, not_a_ca),
+        (
+            "roots-default-to-an-unrelated-last-certificate",
+            unrelated_last,
+            gk(),
+            no_roots,
+            not_a_ca,
+        ),
+        (
+            "cluster-chain-missing-the-org-intermediate",
+            cluster_pem,
+            cluster_key,
+            opts(),
+            not_a_ca,
+        ),
+    ];
+    let whole = whole.map(|(name, ca, expect)| -> Row {
+        (name, ca.pem.clone(), ca.key_pem.clone(), opts(), expect)
+    });
+    for (name, chain, key, options, expect) in whole.into_iter().chain(rest) {
+        let result = CertificateAuthority::from_pem(chain.as_bytes(), key.as_bytes(), &options);
+        check_expect(name, result, expect);
     }
 }
 
