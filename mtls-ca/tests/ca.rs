@@ -2224,6 +2224,14 @@ fn save_refuses_to_replace_a_ca_unless_asked() {
     dev_root().save(dir.path(), false).unwrap();
 }
 
+/// Sets `key` of the JSON state file in `dir` to `value`.
+fn edit_state(dir: &Path, key: &str, value: serde_json::Value) {
+    let path = dir.join(STATE_FILE);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v[key] = value;
+    std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
 #[test]
 fn open_refuses_a_broken_ca_directory() {
     struct Case {
@@ -2261,35 +2269,17 @@ fn open_refuses_a_broken_ca_directory() {
         },
         Case {
             name: "state-unknown-field",
-            damage: |d| {
-                let path = d.join(STATE_FILE);
-                let mut v: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-                v["surprise"] = serde_json::json!(1);
-                std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
-            },
+            damage: |d| edit_state(d, "surprise", serde_json::json!(1)),
             expect: state,
         },
         Case {
             name: "state-negative-crl-number",
-            damage: |d| {
-                let path = d.join(STATE_FILE);
-                let mut v: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-                v["crl_number"] = serde_json::json!(-1);
-                std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
-            },
+            damage: |d| edit_state(d, "crl_number", serde_json::json!(-1)),
             expect: state,
         },
         Case {
             name: "state-invalid-trust-domain",
-            damage: |d| {
-                let path = d.join(STATE_FILE);
-                let mut v: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-                v["trust_domain"] = serde_json::json!("Not A Trust Domain");
-                std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
-            },
+            damage: |d| edit_state(d, "trust_domain", serde_json::json!("Not A Trust Domain")),
             expect: state,
         },
         Case {
