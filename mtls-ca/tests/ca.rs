@@ -716,7 +716,8 @@ fn intermediate_is_clamped_to_its_parent() {
             ..CaOptions::default()
         })
         .unwrap();
-    assert_eq!(unix(inter.not_after()), unix(root.not_after()));
+    let clamped = unix(inter.not_after());
+    assert_eq!(clamped, unix(root.not_after()), "clamped to the parent");
 }
 
 #[test]
@@ -1065,6 +1066,7 @@ fn csr_defects_are_refused() {
     let key = p256();
     let web = || SvidRequest::new(id(WEB));
     let csr_with = |customize: fn(&mut CertificateParams)| make_csr(&key, customize);
+    let csr_sans = |sans: Vec<SanType>| make_csr(&key, |p| p.subject_alt_names = sans);
     let valid = csr_with(|_| {});
     let mut tampered = valid.clone();
     let last = tampered.len() - 2;
@@ -1146,69 +1148,65 @@ fn csr_defects_are_refused() {
         },
         Case {
             name: "uri-matching-the-request-is-ok",
-            csr: csr_with(|p| p.subject_alt_names = vec![spiffe_uri(WEB)]),
+            csr: csr_sans(vec![spiffe_uri(WEB)]),
             request: web(),
             expect: Expect::Ok,
         },
         Case {
             name: "another-uri-san",
-            csr: csr_with(|p| p.subject_alt_names = vec![spiffe_uri("spiffe://example.org/admin")]),
+            csr: csr_sans(vec![spiffe_uri("spiffe://example.org/admin")]),
             request: web(),
             expect: mismatch,
         },
         Case {
             name: "another-trust-domain-uri",
-            csr: csr_with(|p| p.subject_alt_names = vec![spiffe_uri("spiffe://other.org/web")]),
+            csr: csr_sans(vec![spiffe_uri("spiffe://other.org/web")]),
             request: web(),
             expect: mismatch,
         },
         Case {
             name: "non-spiffe-uri",
-            csr: csr_with(|p| p.subject_alt_names = vec![spiffe_uri("https://example.org/web")]),
+            csr: csr_sans(vec![spiffe_uri("https://example.org/web")]),
             request: web(),
             expect: mismatch,
         },
         Case {
             name: "second-uri",
-            csr: csr_with(|p| {
-                p.subject_alt_names =
-                    vec![spiffe_uri(WEB), spiffe_uri("spiffe://example.org/admin")]
-            }),
+            csr: csr_sans(vec![
+                spiffe_uri(WEB),
+                spiffe_uri("spiffe://example.org/admin"),
+            ]),
             request: web(),
             expect: mismatch,
         },
         Case {
             name: "dns-not-granted",
-            csr: csr_with(|p| {
-                p.subject_alt_names = vec![SanType::DnsName("evil.example.org".try_into().unwrap())]
-            }),
+            csr: csr_sans(vec![SanType::DnsName(
+                "evil.example.org".try_into().unwrap(),
+            )]),
             request: web().dns_name("web.example.org"),
             expect: mismatch,
         },
         Case {
             name: "dns-granted-is-ok",
-            csr: csr_with(|p| {
-                p.subject_alt_names = vec![
-                    spiffe_uri(WEB),
-                    SanType::DnsName("web.example.org".try_into().unwrap()),
-                ]
-            }),
+            csr: csr_sans(vec![
+                spiffe_uri(WEB),
+                SanType::DnsName("web.example.org".try_into().unwrap()),
+            ]),
             request: web().dns_name("web.example.org"),
             expect: Expect::Ok,
         },
         Case {
             name: "ip-san",
-            csr: csr_with(|p| {
-                p.subject_alt_names = vec![SanType::IpAddress("10.0.0.1".parse().unwrap())]
-            }),
+            csr: csr_sans(vec![SanType::IpAddress("10.0.0.1".parse().unwrap())]),
             request: web(),
             expect: mismatch,
         },
         Case {
             name: "email-san",
-            csr: csr_with(|p| {
-                p.subject_alt_names = vec![SanType::Rfc822Name("a@example.org".try_into().unwrap())]
-            }),
+            csr: csr_sans(vec![SanType::Rfc822Name(
+                "a@example.org".try_into().unwrap(),
+            )]),
             request: web(),
             expect: mismatch,
         },
@@ -1460,9 +1458,12 @@ fn clusters_under_one_org_root_trust_each_other() {
     );
     let stranger = load_org(&org_intermediate(&stranger_root, |_| {}), &stranger_root);
     let svid = clusters[0].1.issue(&SvidRequest::new(id(WEB))).unwrap();
+    let stranger_bundles = bundles(&stranger);
+    let result = verify_both(svid.chain(), &stranger_bundles, &CrlSet::new());
     assert_err!(
-        verify_both(svid.chain(), &bundles(&stranger), &CrlSet::new()),
-        VerifyError::UntrustedIssuer { .. }
+        result,
+        VerifyError::UntrustedIssuer { .. },
+        "a stranger's bundle"
     );
 }
 
