@@ -1067,6 +1067,7 @@ fn csr_defects_are_refused() {
     let web = || SvidRequest::new(id(WEB));
     let csr_with = |customize: fn(&mut CertificateParams)| make_csr(&key, customize);
     let csr_sans = |sans: Vec<SanType>| make_csr(&key, |p| p.subject_alt_names = sans);
+    let dns = |name: &str| SanType::DnsName(name.try_into().unwrap());
     let valid = csr_with(|_| {});
     let mut tampered = valid.clone();
     let last = tampered.len() - 2;
@@ -1181,18 +1182,13 @@ fn csr_defects_are_refused() {
         },
         Case {
             name: "dns-not-granted",
-            csr: csr_sans(vec![SanType::DnsName(
-                "evil.example.org".try_into().unwrap(),
-            )]),
+            csr: csr_sans(vec![dns("evil.example.org")]),
             request: web().dns_name("web.example.org"),
             expect: mismatch,
         },
         Case {
             name: "dns-granted-is-ok",
-            csr: csr_sans(vec![
-                spiffe_uri(WEB),
-                SanType::DnsName("web.example.org".try_into().unwrap()),
-            ]),
+            csr: csr_sans(vec![spiffe_uri(WEB), dns("web.example.org")]),
             request: web().dns_name("web.example.org"),
             expect: Expect::Ok,
         },
@@ -1312,79 +1308,65 @@ fn org_intermediate_loads_and_its_leaves_verify_against_the_org_root() {
     let with_san = |p: &mut CertificateParams| {
         p.subject_alt_names = vec![spiffe_uri("spiffe://example.org")];
     };
+    let path_len_one = |p: &mut CertificateParams| {
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    };
+    let dns_constrained = |p: &mut CertificateParams| {
+        p.name_constraints = Some(NameConstraints {
+            permitted_subtrees: vec![GeneralSubtree::DnsName("example.org".into())],
+            excluded_subtrees: vec![],
+        });
+    };
+    let plain = || org_intermediate(&org, |_| {});
+    let signed_with = |cn, alg| org_sign_with(&org, org_ca_params(cn), alg);
+    let given = || load_opts(Some(td()), &org);
+    let no_roots = LoadOptions {
+        trust_domain: Some(td()),
+        roots_pem: None,
+    };
+    let p384 = signed_with("P-384 intermediate", &rcgen::PKCS_ECDSA_P384_SHA384);
+    let ed25519 = signed_with("Ed25519 intermediate", &rcgen::PKCS_ED25519);
+    let case = |name, int, with_root, options| Case {
+        name,
+        int,
+        with_root,
+        options,
+    };
     let cases = [
-        Case {
-            name: "no-spiffe-san-trust-domain-given",
-            int: org_intermediate(&org, |_| {}),
-            with_root: false,
-            options: load_opts(Some(td()), &org),
-        },
-        Case {
-            name: "spiffe-san-trust-domain-given",
-            int: org_intermediate(&org, with_san),
-            with_root: false,
-            options: load_opts(Some(td()), &org),
-        },
-        Case {
-            name: "spiffe-san-trust-domain-from-the-san",
-            int: org_intermediate(&org, with_san),
-            with_root: false,
-            options: load_opts(None, &org),
-        },
-        Case {
-            name: "root-in-the-chain-file-and-roots",
-            int: org_intermediate(&org, |_| {}),
-            with_root: true,
-            options: load_opts(Some(td()), &org),
-        },
-        Case {
-            name: "roots-default-to-the-last-certificate-of-the-chain",
-            int: org_intermediate(&org, |_| {}),
-            with_root: true,
-            options: LoadOptions {
-                trust_domain: Some(td()),
-                roots_pem: None,
-            },
-        },
-        Case {
-            name: "path-length-one",
-            int: org_intermediate(&org, |p| {
-                p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
-            }),
-            with_root: false,
-            options: load_opts(Some(td()), &org),
-        },
-        Case {
-            name: "dns-name-constraints-are-fine",
-            int: org_intermediate(&org, |p| {
-                p.name_constraints = Some(NameConstraints {
-                    permitted_subtrees: vec![GeneralSubtree::DnsName("example.org".into())],
-                    excluded_subtrees: vec![],
-                });
-            }),
-            with_root: false,
-            options: load_opts(Some(td()), &org),
-        },
-        Case {
-            name: "p384-key",
-            int: org_sign_with(
-                &org,
-                org_ca_params("P-384 intermediate"),
-                &rcgen::PKCS_ECDSA_P384_SHA384,
-            ),
-            with_root: false,
-            options: load_opts(Some(td()), &org),
-        },
-        Case {
-            name: "ed25519-key",
-            int: org_sign_with(
-                &org,
-                org_ca_params("Ed25519 intermediate"),
-                &rcgen::PKCS_ED25519,
-            ),
-            with_root: false,
-            options: load_opts(Some(td()), &org),
-        },
+        case("no-spiffe-san-trust-domain-given", plain(), false, given()),
+        case(
+            "spiffe-san-trust-domain-given",
+            org_intermediate(&org, with_san),
+            false,
+            given(),
+        ),
+        case(
+            "spiffe-san-trust-domain-from-the-san",
+            org_intermediate(&org, with_san),
+            false,
+            load_opts(None, &org),
+        ),
+        case("root-in-the-chain-file-and-roots", plain(), true, given()),
+        case(
+            "roots-default-to-the-last-certificate-of-the-chain",
+            plain(),
+            true,
+            no_roots,
+        ),
+        case(
+            "path-length-one",
+            org_intermediate(&org, path_len_one),
+            false,
+            given(),
+        ),
+        case(
+            "dns-name-constraints-are-fine",
+            org_intermediate(&org, dns_constrained),
+            false,
+            given(),
+        ),
+        case("p384-key", p384, false, given()),
+        case("ed25519-key", ed25519, false, given()),
     ];
     for case in cases {
         let chain_pem = if case.with_root {
