@@ -1332,20 +1332,14 @@ fn org_intermediate_loads_and_its_leaves_verify_against_the_org_root() {
         with_root,
         options,
     };
+    let san = || org_intermediate(&org, with_san);
+    let no_td = load_opts(None, &org);
+    let len1 = org_intermediate(&org, path_len_one);
+    let dns_nc = org_intermediate(&org, dns_constrained);
     let cases = [
         case("no-spiffe-san-trust-domain-given", plain(), false, given()),
-        case(
-            "spiffe-san-trust-domain-given",
-            org_intermediate(&org, with_san),
-            false,
-            given(),
-        ),
-        case(
-            "spiffe-san-trust-domain-from-the-san",
-            org_intermediate(&org, with_san),
-            false,
-            load_opts(None, &org),
-        ),
+        case("spiffe-san-trust-domain-given", san(), false, given()),
+        case("spiffe-san-trust-domain-from-the-san", san(), false, no_td),
         case("root-in-the-chain-file-and-roots", plain(), true, given()),
         case(
             "roots-default-to-the-last-certificate-of-the-chain",
@@ -1353,18 +1347,8 @@ fn org_intermediate_loads_and_its_leaves_verify_against_the_org_root() {
             true,
             no_roots,
         ),
-        case(
-            "path-length-one",
-            org_intermediate(&org, path_len_one),
-            false,
-            given(),
-        ),
-        case(
-            "dns-name-constraints-are-fine",
-            org_intermediate(&org, dns_constrained),
-            false,
-            given(),
-        ),
+        case("path-length-one", len1, false, given()),
+        case("dns-name-constraints-are-fine", dns_nc, false, given()),
         case("p384-key", p384, false, given()),
         case("ed25519-key", ed25519, false, given()),
     ];
