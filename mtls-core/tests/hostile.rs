@@ -150,8 +150,17 @@ fn on_small_stack<T: Send + 'static>(
 // Certificates: SANs
 // ---------------------------------------------------------------------------
 
+/// The SPIFFE ID defect behind a verification result, if it is one.
+fn invalid_id(r: &Result<PeerIdentity, VerifyError>) -> Option<&SpiffeIdError> {
+    match r {
+        Err(VerifyError::InvalidSpiffeId { source, .. }) => Some(source),
+        _ => None,
+    }
+}
+
 #[test]
 fn hostile_sans_are_typed_errors() {
+    use SpiffeIdError as E;
     let ca = Ca::root();
     let bundles = ca.bundles();
     let uri = |s: &str| SanType::URI(s.try_into().unwrap());
@@ -209,15 +218,7 @@ fn hostile_sans_are_typed_errors() {
         (
             "wrong-uri-san-nul-in-path",
             vec![patch_uri(b"spiffe://example.org/a\0b")],
-            |r| {
-                matches!(
-                    r,
-                    Err(VerifyError::InvalidSpiffeId {
-                        source: SpiffeIdError::BadPathChar { byte: 0, index: 2 },
-                        ..
-                    })
-                )
-            },
+            |r| matches!(invalid_id(r), Some(E::BadPathChar { byte: 0, index: 2 })),
         ),
         (
             "wrong-uri-san-trailing-nul",
@@ -226,41 +227,22 @@ fn hostile_sans_are_typed_errors() {
                 s.push(0);
                 s
             })],
-            |r| {
-                matches!(
-                    r,
-                    Err(VerifyError::InvalidSpiffeId {
-                        source: SpiffeIdError::BadPathChar { byte: 0, .. },
-                        ..
-                    })
-                )
-            },
+            |r| matches!(invalid_id(r), Some(E::BadPathChar { byte: 0, .. })),
         ),
         (
             "wrong-uri-san-nul-in-trust-domain",
             vec![patch_uri(b"spiffe://exa\0ple.org/")],
             |r| {
                 matches!(
-                    r,
-                    Err(VerifyError::InvalidSpiffeId {
-                        source: SpiffeIdError::BadTrustDomainChar { byte: 0, index: 3 },
-                        ..
-                    })
+                    invalid_id(r),
+                    Some(E::BadTrustDomainChar { byte: 0, index: 3 })
                 )
             },
         ),
         (
             "wrong-uri-san-spiffe-id-over-2048-bytes",
             vec![leaf_long_id],
-            |r| {
-                matches!(
-                    r,
-                    Err(VerifyError::InvalidSpiffeId {
-                        source: SpiffeIdError::TooLong { len: 2049 },
-                        ..
-                    })
-                )
-            },
+            |r| matches!(invalid_id(r), Some(E::TooLong { len: 2049 })),
         ),
         (
             "wrong-dns-san-invalid-utf8-beside-a-valid-uri",
@@ -379,6 +361,13 @@ fn length_octets(len: usize) -> Vec<u8> {
     out
 }
 
+/// Asserts that `$value` matches `$pattern`, naming the nesting depth and the value when not.
+macro_rules! assert_at_depth {
+    ($depth:expr, $value:ident, $pattern:pat) => {
+        assert!(matches!($value, $pattern), "depth {}: {:?}", $depth, $value)
+    };
+}
+
 #[test]
 fn deeply_nested_der_is_an_error_not_a_stack_overflow() {
     for depth in [64, 1_000, 10_000, 200_000] {
@@ -403,55 +392,43 @@ fn deeply_nested_der_is_an_error_not_a_stack_overflow() {
         .unwrap_or_else(|_| panic!("depth {depth}: panicked or overflowed the stack"));
         let (leaf, intermediate, bundle, crl, svid) = results;
         if len > MAX_CERTIFICATE_BYTES {
-            assert!(
-                matches!(leaf, Err(VerifyError::CertificateTooLarge { index: 0, .. })),
-                "depth {depth}: {leaf:?}"
+            assert_at_depth!(
+                depth,
+                leaf,
+                Err(VerifyError::CertificateTooLarge { index: 0, .. })
             );
-            assert!(
-                matches!(
-                    intermediate,
-                    Err(VerifyError::CertificateTooLarge { index: 1, .. })
-                ),
-                "depth {depth}: {intermediate:?}"
+            assert_at_depth!(
+                depth,
+                intermediate,
+                Err(VerifyError::CertificateTooLarge { index: 1, .. })
             );
-            assert!(
-                matches!(
-                    bundle,
-                    Err(BundleError::CertificateTooLarge { index: 0, .. })
-                ),
-                "depth {depth}: {bundle:?}"
+            assert_at_depth!(
+                depth,
+                bundle,
+                Err(BundleError::CertificateTooLarge { index: 0, .. })
             );
         } else {
-            assert!(
-                matches!(
-                    leaf,
-                    Err(VerifyError::MalformedCertificate { index: 0, .. })
-                ),
-                "depth {depth}: {leaf:?}"
+            assert_at_depth!(
+                depth,
+                leaf,
+                Err(VerifyError::MalformedCertificate { index: 0, .. })
             );
             // An unusable intermediate the path does not need is ignored.
             assert!(intermediate.is_ok(), "depth {depth}: {intermediate:?}");
-            assert!(
-                matches!(
-                    bundle,
-                    Err(BundleError::InvalidCertificate { index: 0, .. })
-                ),
-                "depth {depth}: {bundle:?}"
+            assert_at_depth!(
+                depth,
+                bundle,
+                Err(BundleError::InvalidCertificate { index: 0, .. })
             );
         }
-        assert!(
-            matches!(crl, Err(CrlError::Invalid { index: 0, .. })),
-            "depth {depth}: {crl:?}"
-        );
-        assert!(
-            matches!(
-                svid,
-                Err(SvidError::Leaf(VerifyError::MalformedCertificate {
-                    index: 0,
-                    ..
-                })) | Err(SvidError::CertificateTooLarge { index: 0, .. })
-            ),
-            "depth {depth}: {svid:?}"
+        assert_at_depth!(depth, crl, Err(CrlError::Invalid { index: 0, .. }));
+        assert_at_depth!(
+            depth,
+            svid,
+            Err(SvidError::Leaf(VerifyError::MalformedCertificate {
+                index: 0,
+                ..
+            })) | Err(SvidError::CertificateTooLarge { index: 0, .. })
         );
     }
 }
