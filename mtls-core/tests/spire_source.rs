@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use mtls_core::rustls::pki_types::{CertificateDer, ServerName};
 use mtls_core::{
-    authorize, BundleSource, MtlsServerConfig, SpireSource, SpireSourceError, SvidError,
-    SvidSource, TrustDomain, VerifyError, WithdrawalPolicy,
+    authorize, BundleSource, MtlsServerConfig, SpireSource, SpireSourceBuilder, SpireSourceError,
+    SvidError, SvidSource, TrustDomain, VerifyError, WithdrawalPolicy,
 };
 use mtls_testing::{bounded, eventually, id, TestCa, TestLeaf};
 use mtls_workload_api_testing::{SvidEntry, WorkloadApiServer};
@@ -41,14 +41,41 @@ fn push(agent: &WorkloadApiServer, leaf: &TestLeaf, roots: &[&TestCa]) {
     );
 }
 
-async fn connect(agent: &WorkloadApiServer) -> SpireSource {
+/// Starts an agent serving `leaf` with `roots` as its bundle (see [`push`]).
+async fn agent_serving(leaf: &TestLeaf, roots: &[&TestCa]) -> WorkloadApiServer {
+    let agent = WorkloadApiServer::start().await.unwrap();
+    push(&agent, leaf, roots);
+    agent
+}
+
+/// A CA, an SVID it issued, an agent serving that SVID with the CA as the
+/// bundle, and a source connected to the agent.
+async fn serving() -> (TestCa, TestLeaf, WorkloadApiServer, SpireSource) {
+    let ca = TestCa::root(TD);
+    let leaf = ca.leaf(SERVER_ID);
+    let agent = agent_serving(&leaf, &[&ca]).await;
+    let spire = connect(&agent).await;
+    (ca, leaf, agent, spire)
+}
+
+/// A builder for `agent` that waits `initial_timeout` for the first SVID.
+fn builder(agent: &WorkloadApiServer, initial_timeout: Duration) -> SpireSourceBuilder {
     SpireSource::builder()
         .endpoint(agent.endpoint())
-        .initial_timeout(Some(Duration::from_secs(10)))
+        .initial_timeout(Some(initial_timeout))
+}
+
+async fn connect(agent: &WorkloadApiServer) -> SpireSource {
+    builder(agent, Duration::from_secs(10))
         .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
         .connect()
         .await
         .unwrap()
+}
+
+/// Asserts that `condition` holds within five seconds.
+async fn within_5s(condition: impl FnMut() -> bool) {
+    assert!(eventually(Duration::from_secs(5), condition).await);
 }
 
 /// Waits (at most a second) for the next generation.
@@ -68,12 +95,7 @@ fn leaf_of(spire: &SpireSource) -> CertificateDer<'static> {
 #[tokio::test]
 async fn the_first_svid_and_bundle_are_served() {
     bounded(async {
-        let ca = TestCa::root(TD);
-        let leaf = ca.leaf(SERVER_ID);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &leaf, &[&ca]);
-
-        let spire = connect(&agent).await;
+        let (ca, leaf, agent, spire) = serving().await;
         let svid = spire.current_svid().unwrap();
         assert_eq!(svid.spiffe_id(), &id(SERVER_ID));
         assert_eq!(svid.chain(), &leaf.chain[..]);
@@ -96,10 +118,7 @@ async fn the_first_svid_and_bundle_are_served() {
 #[tokio::test]
 async fn a_rotated_svid_serves_within_a_second() {
     bounded(async {
-        let ca = TestCa::root(TD);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &ca.leaf(SERVER_ID), &[&ca]);
-        let spire = connect(&agent).await;
+        let (ca, _, agent, spire) = serving().await;
         let mut generations = spire.changes();
 
         for round in 1..=3 {
@@ -120,8 +139,7 @@ async fn a_bundle_of_two_cas_then_one_removed() {
     bounded(async {
         let old_ca = TestCa::root(TD);
         let new_ca = TestCa::root(TD);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &old_ca.leaf(SERVER_ID), &[&old_ca, &new_ca]);
+        let agent = agent_serving(&old_ca.leaf(SERVER_ID), &[&old_ca, &new_ca]).await;
         let spire = connect(&agent).await;
         let mut generations = spire.changes();
 
@@ -151,14 +169,13 @@ async fn removing_the_ca_of_the_serving_svid_is_refused() {
     bounded(async {
         let old_ca = TestCa::root(TD);
         let new_ca = TestCa::root(TD);
-        let agent = WorkloadApiServer::start().await.unwrap();
         let leaf = old_ca.leaf(SERVER_ID);
-        push(&agent, &leaf, &[&old_ca, &new_ca]);
+        let agent = agent_serving(&leaf, &[&old_ca, &new_ca]).await;
         let spire = connect(&agent).await;
 
         // An SVID that its own bundle no longer trusts: refused whole.
         push(&agent, &leaf, &[&new_ca]);
-        assert!(eventually(Duration::from_secs(5), || spire.status().failures == 1).await);
+        within_5s(|| spire.status().failures == 1).await;
         assert!(
             matches!(
                 spire.status().last_error,
@@ -180,12 +197,8 @@ async fn removing_the_ca_of_the_serving_svid_is_refused() {
 #[tokio::test]
 async fn a_federated_bundle_is_added_then_removed() {
     bounded(async {
-        let ca = TestCa::root(TD);
+        let (ca, leaf, agent, spire) = serving().await;
         let partner = TestCa::root("partner.org");
-        let leaf = ca.leaf(SERVER_ID);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &leaf, &[&ca]);
-        let spire = connect(&agent).await;
         let mut generations = spire.changes();
         assert!(!spire.bundles().contains("partner.org"));
 
@@ -223,11 +236,7 @@ async fn a_federated_bundle_is_added_then_removed() {
 #[tokio::test]
 async fn an_svid_whose_key_does_not_match_is_refused() {
     bounded(async {
-        let ca = TestCa::root(TD);
-        let good = ca.leaf(SERVER_ID);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &good, &[&ca]);
-        let spire = connect(&agent).await;
+        let (ca, good, agent, spire) = serving().await;
         let mut generations = spire.changes();
 
         // A new certificate with the private key of another one: the
@@ -243,7 +252,7 @@ async fn an_svid_whose_key_does_not_match_is_refused() {
             vec![ca.root.clone()],
             Vec::new(),
         );
-        assert!(eventually(Duration::from_secs(5), || spire.status().failures == 1).await);
+        within_5s(|| spire.status().failures == 1).await;
         assert!(matches!(
             spire.status().last_error,
             Some(SpireSourceError::Svid {
@@ -266,11 +275,7 @@ async fn an_svid_whose_key_does_not_match_is_refused() {
 #[tokio::test]
 async fn an_svid_with_two_uri_sans_is_refused() {
     bounded(async {
-        let ca = TestCa::root(TD);
-        let good = ca.leaf(SERVER_ID);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &good, &[&ca]);
-        let spire = connect(&agent).await;
+        let (ca, good, agent, spire) = serving().await;
         let mut generations = spire.changes();
         let errors_before = spire.workload_api_errors();
 
@@ -307,15 +312,11 @@ async fn an_svid_with_two_uri_sans_is_refused() {
 #[tokio::test]
 async fn an_svid_from_a_ca_outside_the_bundle_is_refused() {
     bounded(async {
-        let ca = TestCa::root(TD);
+        let (ca, good, agent, spire) = serving().await;
         let rogue = TestCa::root(TD);
-        let good = ca.leaf(SERVER_ID);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &good, &[&ca]);
-        let spire = connect(&agent).await;
 
         push(&agent, &rogue.leaf(SERVER_ID), &[&ca]);
-        assert!(eventually(Duration::from_secs(5), || spire.status().failures == 1).await);
+        within_5s(|| spire.status().failures == 1).await;
         assert!(matches!(
             spire.status().last_error,
             Some(SpireSourceError::Unverified { .. })
@@ -330,13 +331,10 @@ async fn a_bad_first_svid_is_a_typed_error() {
     bounded(async {
         let ca = TestCa::root(TD);
         let rogue = TestCa::root(TD);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &rogue.leaf(SERVER_ID), &[&ca]);
+        let agent = agent_serving(&rogue.leaf(SERVER_ID), &[&ca]).await;
 
         let start = Instant::now();
-        let err = SpireSource::builder()
-            .endpoint(agent.endpoint())
-            .initial_timeout(Some(Duration::from_millis(500)))
+        let err = builder(&agent, Duration::from_millis(500))
             .connect()
             .await
             .unwrap_err();
@@ -365,10 +363,8 @@ async fn the_default_svid_is_the_first_and_another_can_be_picked() {
         let default = connect(&agent).await;
         assert_eq!(default.svid().unwrap().spiffe_id(), &id(SERVER_ID));
 
-        let picked = SpireSource::builder()
-            .endpoint(agent.endpoint())
+        let picked = builder(&agent, Duration::from_secs(10))
             .spiffe_id(id(OTHER_ID))
-            .initial_timeout(Some(Duration::from_secs(10)))
             .connect()
             .await
             .unwrap();
@@ -376,10 +372,8 @@ async fn the_default_svid_is_the_first_and_another_can_be_picked() {
         assert_eq!(leaf_of(&picked), second.chain[0]);
 
         // An ID the agent does not serve: no SVID within the timeout.
-        let err = SpireSource::builder()
-            .endpoint(agent.endpoint())
+        let err = builder(&agent, Duration::from_millis(300))
             .spiffe_id(id("spiffe://example.org/nobody"))
-            .initial_timeout(Some(Duration::from_millis(300)))
             .connect()
             .await
             .unwrap_err();
@@ -391,16 +385,12 @@ async fn the_default_svid_is_the_first_and_another_can_be_picked() {
 #[tokio::test]
 async fn an_agent_restart_is_survived() {
     bounded(async {
-        let ca = TestCa::root(TD);
-        let leaf = ca.leaf(SERVER_ID);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &leaf, &[&ca]);
-        let spire = connect(&agent).await;
+        let (ca, leaf, agent, spire) = serving().await;
         let mut generations = spire.changes();
         let calls = agent.x509_svid_calls();
 
         agent.close_streams();
-        assert!(eventually(Duration::from_secs(5), || agent.x509_svid_calls() > calls).await);
+        within_5s(|| agent.x509_svid_calls() > calls).await;
         // The same material again is no update.
         assert_eq!(leaf_of(&spire), leaf.chain[0]);
         assert!(!generations.has_changed().unwrap());
@@ -416,19 +406,15 @@ async fn an_agent_restart_is_survived() {
 #[tokio::test]
 async fn a_withdrawal_keeps_serving_by_default() {
     bounded(async {
-        let ca = TestCa::root(TD);
-        let leaf = ca.leaf(SERVER_ID);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &leaf, &[&ca]);
-        let spire = connect(&agent).await;
+        let (_, leaf, agent, spire) = serving().await;
 
         agent.deny(Some("no identity issued"));
-        assert!(eventually(Duration::from_secs(5), || spire.withdrawal().is_some()).await);
+        within_5s(|| spire.withdrawal().is_some()).await;
         assert_eq!(leaf_of(&spire), leaf.chain[0]);
         assert_eq!(spire.bundles().len(), 1);
 
         agent.deny(None);
-        assert!(eventually(Duration::from_secs(5), || spire.withdrawal().is_none()).await);
+        within_5s(|| spire.withdrawal().is_none()).await;
         assert_eq!(leaf_of(&spire), leaf.chain[0]);
     })
     .await;
@@ -439,8 +425,7 @@ async fn a_withdrawal_fails_closed_when_asked() {
     bounded(async {
         let ca = TestCa::root(TD);
         let leaf = ca.leaf(SERVER_ID);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &leaf, &[&ca]);
+        let agent = agent_serving(&leaf, &[&ca]).await;
         let spire = SpireSource::builder()
             .endpoint(agent.endpoint())
             .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
@@ -450,7 +435,7 @@ async fn a_withdrawal_fails_closed_when_asked() {
             .unwrap();
 
         agent.deny(Some("permission denied by test"));
-        assert!(eventually(Duration::from_secs(5), || spire.current_svid().is_none()).await);
+        within_5s(|| spire.current_svid().is_none()).await;
         assert!(spire.current_bundles().is_empty());
         assert!(spire
             .withdrawal()
@@ -458,7 +443,7 @@ async fn a_withdrawal_fails_closed_when_asked() {
             .contains("permission denied by test"));
 
         agent.deny(None);
-        assert!(eventually(Duration::from_secs(5), || spire.current_svid().is_some()).await);
+        within_5s(|| spire.current_svid().is_some()).await;
         assert_eq!(leaf_of(&spire), leaf.chain[0]);
         assert!(spire.current_bundles().contains(TD));
         assert!(spire.withdrawal().is_none());
@@ -513,11 +498,7 @@ async fn bad_endpoints_are_typed_errors() {
 #[tokio::test]
 async fn handshakes_present_the_rotated_svid_without_a_new_config() {
     bounded(async {
-        let ca = TestCa::root(TD);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        let first = ca.leaf(SERVER_ID);
-        push(&agent, &first, &[&ca]);
-        let spire = connect(&agent).await;
+        let (ca, first, agent, spire) = serving().await;
         let mut generations = spire.changes();
 
         let server = MtlsServerConfig::builder(spire.clone(), spire.clone())
@@ -575,12 +556,9 @@ async fn handshakes_present_the_rotated_svid_without_a_new_config() {
 #[tokio::test]
 async fn dropping_the_last_clone_closes_the_stream() {
     bounded(async {
-        let ca = TestCa::root(TD);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &ca.leaf(SERVER_ID), &[&ca]);
-        let spire = connect(&agent).await;
+        let (_, _, agent, spire) = serving().await;
         let clone = spire.clone();
-        assert!(eventually(Duration::from_secs(5), || agent.open_streams() == 1).await);
+        within_5s(|| agent.open_streams() == 1).await;
 
         drop(spire);
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -588,7 +566,7 @@ async fn dropping_the_last_clone_closes_the_stream() {
         assert!(clone.current_svid().is_some());
 
         drop(clone);
-        assert!(eventually(Duration::from_secs(5), || agent.open_streams() == 0).await);
+        within_5s(|| agent.open_streams() == 0).await;
     })
     .await;
 }
@@ -627,8 +605,7 @@ async fn run_child(endpoint: Option<String>) {
 async fn connect_reads_spiffe_endpoint_socket() {
     bounded(async {
         let ca = TestCa::root(TD);
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, &ca.leaf(SERVER_ID), &[&ca]);
+        let agent = agent_serving(&ca.leaf(SERVER_ID), &[&ca]).await;
         run_child(Some(agent.endpoint())).await;
         assert!(agent.x509_svid_calls() >= 1);
         run_child(None).await;
