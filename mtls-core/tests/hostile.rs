@@ -64,16 +64,17 @@ impl Ca {
         let key = KeyPair::generate_for(&PKCS_ED25519).unwrap();
         let mut params = ca_params(TD);
         mutate(&mut params);
-        let cert = params
-            .signed_by(&key, &self.issuer())
-            .unwrap()
-            .der()
-            .clone();
+        let cert = self.sign(&params, &key);
         Self { params, key, cert }
     }
 
     fn issuer(&self) -> Issuer<'_, &KeyPair> {
         Issuer::from_params(&self.params, &self.key)
+    }
+
+    /// `params` with `key`, signed by this CA.
+    fn sign(&self, params: &CertificateParams, key: &KeyPair) -> CertificateDer<'static> {
+        params.signed_by(key, &self.issuer()).unwrap().der().clone()
     }
 
     /// A leaf for `ID`, after `mutate`.
@@ -84,11 +85,7 @@ impl Ca {
         let key = KeyPair::generate().unwrap();
         let mut params = leaf_params(ID);
         mutate(&mut params);
-        let cert = params
-            .signed_by(&key, &self.issuer())
-            .unwrap()
-            .der()
-            .clone();
+        let cert = self.sign(&params, &key);
         (cert, key)
     }
 
