@@ -59,6 +59,21 @@ fn private_key_pem() -> String {
     KeyPair::generate().unwrap().serialize_pem()
 }
 
+/// The failed cases of a table, reported together (each by its name) at the
+/// end, so one run shows every defect.
+#[derive(Default)]
+struct Failures(Vec<String>);
+
+impl Failures {
+    fn add(&mut self, case: &str, what: impl std::fmt::Display) {
+        self.0.push(format!("{case}: {what}"));
+    }
+
+    fn assert_none(self) {
+        assert!(self.0.is_empty(), "failed cases:\n{}", self.0.join("\n"));
+    }
+}
+
 // ---------------------------------------------------------------- PEM ----
 
 struct PemCase {
@@ -265,30 +280,26 @@ fn pem_cases() -> Vec<PemCase> {
 
 #[test]
 fn pem_table() {
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for case in pem_cases() {
         let (doc, want) = (case.input)();
         let result = X509Bundle::from_pem(td(), &doc);
         if !(case.expect)(&result) {
-            failures.push(format!("{}: got {:?}", case.name, result));
+            failures.add(case.name, format_args!("got {result:?}"));
             continue;
         }
         if let Ok(bundle) = result {
             if bundle.authorities() != want.as_slice() || bundle.trust_domain().name() != TD {
-                failures.push(format!("{}: loaded the wrong authorities", case.name));
+                failures.add(case.name, "loaded the wrong authorities");
             }
             // A loaded PEM bundle goes through the JWKS format unchanged.
             let again = X509Bundle::from_jwks(td(), bundle.to_jwks().unwrap().as_bytes()).unwrap();
             if again != bundle {
-                failures.push(format!("{}: changed through JWKS", case.name));
+                failures.add(case.name, "changed through JWKS");
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "failed cases:\n{}",
-        failures.join("\n")
-    );
+    failures.assert_none();
 }
 
 #[test]
@@ -332,36 +343,22 @@ fn add_and_remove_authorities() {
     let ca = TestCa::root(TD);
     bundle.add_authority(ca.root.clone()).unwrap();
     let leaf = ca.leaf(ID);
-    let set = BundleSet::from(bundle.clone());
-    verify(
-        &leaf.chain,
-        &set,
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap();
+    let verify_with = |bundle: &X509Bundle| {
+        let set = BundleSet::from(bundle.clone());
+        verify(
+            &leaf.chain,
+            &set,
+            SystemTime::now(),
+            &CrlSet::new(),
+            PeerRole::Client,
+        )
+    };
+    verify_with(&bundle).unwrap();
     assert!(bundle.remove_authority(&c[0]));
     assert!(!bundle.remove_authority(&c[0]));
-    let set = BundleSet::from(bundle.clone());
-    verify(
-        &leaf.chain,
-        &set,
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap();
+    verify_with(&bundle).unwrap();
     assert!(bundle.remove_authority(&ca.root));
-    let set = BundleSet::from(bundle.clone());
-    let err = verify(
-        &leaf.chain,
-        &set,
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap_err();
+    let err = verify_with(&bundle).unwrap_err();
     assert!(
         matches!(err, VerifyError::UntrustedIssuer { .. }),
         "{err:?}"
@@ -973,7 +970,7 @@ fn jwks_cases() -> Vec<JwksCase> {
 fn jwks_table() {
     let root = TestCa::root(TD).root;
     let b64 = STANDARD.encode(&root);
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for case in jwks_cases() {
         let doc = (case.doc)(&b64);
         // Run each case on a small stack: deep nesting must fail by a
@@ -984,24 +981,20 @@ fn jwks_table() {
             .unwrap()
             .join();
         let Ok(result) = result else {
-            failures.push(format!("{}: panicked", case.name));
+            failures.add(case.name, "panicked");
             continue;
         };
         if !(case.expect)(&result) {
-            failures.push(format!("{}: got {:?}", case.name, result));
+            failures.add(case.name, format_args!("got {result:?}"));
             continue;
         }
         if let Ok(bundle) = &result {
             if !bundle.is_empty() && bundle.authorities() != [root.clone()] {
-                failures.push(format!("{}: loaded the wrong authority", case.name));
+                failures.add(case.name, "loaded the wrong authority");
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "failed cases:\n{}",
-        failures.join("\n")
-    );
+    failures.assert_none();
 }
 
 #[test]
@@ -1268,18 +1261,14 @@ fn crl_cases() -> Vec<CrlCase> {
 fn crl_table() {
     let ca = TestCa::root(TD);
     let der = ca.crl(&[]).ders()[0].to_vec();
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for case in crl_cases() {
         let result = (case.load)(&(case.input)(&der));
         if !(case.expect)(&result) {
-            failures.push(format!("{}: got {:?}", case.name, result));
+            failures.add(case.name, format_args!("got {result:?}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "failed cases:\n{}",
-        failures.join("\n")
-    );
+    failures.assert_none();
 }
 
 #[test]

@@ -20,13 +20,11 @@ const ID: &str = "spiffe://example.org/service/web";
 /// One PEM block (written here, independently of the library's encoder).
 fn pem(label: &str, der: &[u8]) -> String {
     let b64 = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    let body: String = (0..b64.len())
+        .step_by(64)
+        .map(|at| format!("{}\n", &b64[at..b64.len().min(at + 64)]))
+        .collect();
+    format!("-----BEGIN {label}-----\n{body}-----END {label}-----\n")
 }
 
 fn chain_pem(chain: &[CertificateDer<'_>]) -> String {
