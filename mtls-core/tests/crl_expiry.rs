@@ -89,6 +89,14 @@ fn client(w: &World, leaf: &TestLeaf) -> MtlsClientConfig {
         .unwrap()
 }
 
+impl World {
+    /// Whether a client with `leaf` (authorizing any server) is served by
+    /// the server at `addr`.
+    async fn serves(&self, leaf: &TestLeaf, addr: SocketAddr) -> bool {
+        served(&client(self, leaf), addr).await
+    }
+}
+
 #[test]
 fn a_crl_set_knows_its_first_next_update() {
     let w = world();
@@ -111,14 +119,11 @@ async fn by_default_an_expired_crl_is_applied_and_counted() {
         .build()
         .unwrap();
     let addr = serve_hi(&server).await;
-    assert!(
-        !served(&client(&w, &w.revoked_a), addr).await,
-        "still revoked"
-    );
-    assert!(served(&client(&w, &w.good_a), addr).await);
+    assert!(!w.serves(&w.revoked_a, addr).await, "still revoked");
+    assert!(w.serves(&w.good_a, addr).await);
     let after_stale = expired_crl_count("applied");
     assert!(after_stale > before, "counted: {before} -> {after_stale}");
-    assert!(served(&client(&w, &w.good_b), addr).await);
+    assert!(w.serves(&w.good_b, addr).await);
 
     // The same through `verify`.
     let now = SystemTime::now();
@@ -147,11 +152,8 @@ async fn enforce_refuses_the_peers_of_the_stale_issuer_only() {
         .build()
         .unwrap();
     let addr = serve_hi(&server).await;
-    assert!(
-        !served(&client(&w, &w.good_a), addr).await,
-        "issuer's CRL expired"
-    );
-    assert!(served(&client(&w, &w.good_b), addr).await, "another issuer");
+    assert!(!w.serves(&w.good_a, addr).await, "issuer's CRL expired");
+    assert!(w.serves(&w.good_b, addr).await, "another issuer");
     let got = rejections.lock().unwrap().clone();
     assert!(
         got.iter().any(

@@ -731,12 +731,10 @@ mod files {
             assert!(!source.reload().unwrap(), "{name}: good set unchanged");
             apply(d);
             let before = source.status().failures;
-            match source.reload() {
-                Err(e) if expect(&e) => {}
-                other => failures.push(format!(
-                    "{name}: got {:?}",
-                    other.map_err(|e| e.to_string())
-                )),
+            let result = source.reload();
+            if !matches!(&result, Err(e) if expect(e)) {
+                let got = result.map_err(|e| e.to_string());
+                failures.push(format!("{name}: got {got:?}"));
             }
             if !source.svid().ptr_eq(&serving) {
                 failures.push(format!("{name}: the serving SVID changed"));

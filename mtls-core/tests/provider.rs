@@ -35,41 +35,32 @@ fn the_default_provider_is_the_one_the_features_select() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_mtls_handshake_runs_on_the_selected_provider() {
     let ca = TestCa::root("example.org");
-    let server = MtlsServerConfig::builder(
-        ca.leaf("spiffe://example.org/backend").svid(),
-        ca.bundle_set(),
-    )
-    .authorizer(authorize::exact(
-        "spiffe://example.org/frontend".parse().unwrap(),
-    ))
-    .build()
-    .unwrap();
-    let client = MtlsClientConfig::builder(
-        ca.leaf("spiffe://example.org/frontend").svid(),
-        ca.bundle_set(),
-    )
-    .authorizer(authorize::exact(
-        "spiffe://example.org/backend".parse().unwrap(),
-    ))
-    .build()
-    .unwrap();
+    let svid = |name: &str| ca.leaf(&format!("spiffe://example.org/{name}")).svid();
+    let only =
+        |name: &str| authorize::exact(format!("spiffe://example.org/{name}").parse().unwrap());
+    let server = MtlsServerConfig::builder(svid("backend"), ca.bundle_set())
+        .authorizer(only("frontend"))
+        .build()
+        .unwrap();
+    let client = MtlsClientConfig::builder(svid("frontend"), ca.bundle_set())
+        .authorizer(only("backend"))
+        .build()
+        .unwrap();
     let addr = serve_hi(&server).await;
-    let (answer, _) = tokio::time::timeout(Duration::from_secs(10), call_hi(&client, addr))
-        .await
-        .expect("handshake timed out")
-        .expect("handshake failed");
+    // Each call bounded: a hung handshake fails the test.
+    let call = |client| async move {
+        tokio::time::timeout(Duration::from_secs(10), call_hi(&client, addr))
+            .await
+            .expect("handshake timed out")
+    };
+    let (answer, _) = call(client).await.expect("handshake failed");
     assert_eq!(answer, b"hi");
 
     // A client the server does not authorize is refused on this provider too.
-    let stranger = MtlsClientConfig::builder(
-        ca.leaf("spiffe://example.org/stranger").svid(),
-        ca.bundle_set(),
-    )
-    .authorizer(authorize::any())
-    .build()
-    .unwrap();
-    let refused = tokio::time::timeout(Duration::from_secs(10), call_hi(&stranger, addr))
-        .await
-        .expect("handshake timed out");
+    let stranger = MtlsClientConfig::builder(svid("stranger"), ca.bundle_set())
+        .authorizer(authorize::any())
+        .build()
+        .unwrap();
+    let refused = call(stranger).await;
     assert!(refused.is_err(), "an unauthorized client was served");
 }
