@@ -92,6 +92,13 @@ impl SvidIssuer for TestIssuer {
     }
 }
 
+/// A renewing SVID for `web()` of `ttl`, from `issuer`.
+async fn start_for_web(issuer: &Arc<TestIssuer>, ttl: Duration) -> RenewingSvid {
+    RenewingSvid::start(issuer.clone(), SvidSpec::new(web()).ttl(ttl))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn renews_at_about_half_its_lifetime() {
     let issuer = TestIssuer::new();
@@ -120,12 +127,7 @@ async fn renews_at_about_half_its_lifetime() {
 #[tokio::test]
 async fn a_failing_issuer_keeps_the_last_svid_and_counts_typed_failures_then_recovers() {
     let issuer = TestIssuer::new();
-    let svid = RenewingSvid::start(
-        issuer.clone(),
-        SvidSpec::new(web()).ttl(Duration::from_secs(3)),
-    )
-    .await
-    .unwrap();
+    let svid = start_for_web(&issuer, Duration::from_secs(3)).await;
     let first = svid.svid();
     issuer.set(Mode::Down);
     let err = svid.renew_now().await.unwrap_err();
@@ -154,10 +156,8 @@ async fn a_failing_issuer_keeps_the_last_svid_and_counts_typed_failures_then_rec
     // The CA comes back: the next retry succeeds.
     issuer.set(Mode::Good);
     let mut updates = svid.changes();
-    tokio::time::timeout(Duration::from_secs(40), updates.changed())
-        .await
-        .expect("renewed after recovery")
-        .unwrap();
+    let renewed = tokio::time::timeout(Duration::from_secs(40), updates.changed()).await;
+    renewed.expect("renewed after recovery").unwrap();
     assert!(!svid.svid().ptr_eq(&first));
     assert_eq!(svid.svid().spiffe_id(), &web());
 }
@@ -214,12 +214,7 @@ fn start_outside_a_runtime_is_an_error() {
 async fn dropping_stops_the_renewal_task() {
     let issuer = TestIssuer::new();
     // Renewed about every second (2 s lifetime, at least 1 s apart).
-    let svid = RenewingSvid::start(
-        issuer.clone(),
-        SvidSpec::new(web()).ttl(Duration::from_secs(2)),
-    )
-    .await
-    .unwrap();
+    let svid = start_for_web(&issuer, Duration::from_secs(2)).await;
     assert!(
         eventually(SETTLE, || issuer.calls() >= 2).await,
         "timed out waiting for: a background renewal"
