@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use mtls_core::rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
 use mtls_core::rustls::{self, KeyLog};
 use mtls_core::{
-    authorize, ConfigError, Denied, MtlsClientConfig, MtlsServerConfig, Rejection, SpiffeId,
+    authorize, ConfigError, Denied, MtlsClientConfig, MtlsServerConfig, PeerIdentity,
+    PeerIdentityError, Rejection, SpiffeId,
 };
 use mtls_testing::{bounded, id, TestCa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,6 +67,17 @@ struct Saw {
     peer: Result<SpiffeId, String>,
 }
 
+impl Saw {
+    fn new(alpn: Option<&[u8]>, peer: Result<PeerIdentity, PeerIdentityError>) -> Self {
+        Self {
+            alpn: alpn.map(<[u8]>::to_vec),
+            peer: peer
+                .map(|p| p.spiffe_id().clone())
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// Accepts one connection; writes `hi` on success.
 async fn serve_once(
     server: MtlsServerConfig,
@@ -81,13 +93,7 @@ async fn serve_once(
             .accept(tcp)
             .await?;
         let conn = tls.get_ref().1;
-        let saw = Saw {
-            alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
-            peer: server
-                .peer_identity(conn)
-                .map(|p| p.spiffe_id().clone())
-                .map_err(|e| e.to_string()),
-        };
+        let saw = Saw::new(conn.alpn_protocol(), server.peer_identity(conn));
         tls.write_all(b"hi").await?;
         tls.shutdown().await?;
         Ok(saw)
@@ -104,13 +110,7 @@ async fn dial(client: &MtlsClientConfig, addr: std::net::SocketAddr) -> std::io:
         .connect(name, tcp)
         .await?;
     let conn = tls.get_ref().1;
-    let saw = Saw {
-        alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
-        peer: client
-            .peer_identity(conn)
-            .map(|p| p.spiffe_id().clone())
-            .map_err(|e| e.to_string()),
-    };
+    let saw = Saw::new(conn.alpn_protocol(), client.peer_identity(conn));
     let mut buf = Vec::new();
     tls.read_to_end(&mut buf).await?;
     assert_eq!(buf, b"hi");
@@ -277,8 +277,7 @@ async fn customized_server_still_verifies_and_authorizes_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customized_client_still_verifies_and_authorizes_servers() {
     bounded(async {
-        let ca = TestCa::root("example.org");
-        let other_ca = TestCa::root("example.org");
+        let (ca, other_ca) = (TestCa::root("example.org"), TestCa::root("example.org"));
         let rejections = Arc::new(Mutex::new(Vec::<String>::new()));
         let hook = rejections.clone();
         let client = MtlsClientConfig::builder(ca.leaf(CLIENT_ID).svid(), ca.bundle_set())
