@@ -11,21 +11,23 @@ mod targets;
 #[path = "../../fuzz/targets/replay.rs"]
 mod replay;
 
+use targets::TARGETS;
+
 /// Regression inputs (`target/name`) of bugs whose library fix is not in
 /// yet, with the bug (see `replay::replay_inputs`).
 const AWAITING_FIX: &[(&str, &str)] = &[];
 
 #[test]
 fn every_seed_and_regression_input_replays() {
-    replay::replay_inputs(targets::TARGETS, AWAITING_FIX);
+    replay::replay_inputs(TARGETS, AWAITING_FIX);
 }
 
 #[test]
 fn mutated_seeds_never_fail() {
-    replay::replay_mutations(targets::TARGETS);
+    replay::replay_mutations(TARGETS);
 }
 
 #[test]
 fn fuzz_binaries_match_the_targets() {
-    replay::check_binaries(targets::TARGETS);
+    replay::check_binaries(TARGETS);
 }
