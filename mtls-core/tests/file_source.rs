@@ -34,13 +34,30 @@ fn write_set(dir: &Path, leaf: &TestLeaf, bundle_pem: &str) {
     write(&dir.join("ca.crt"), bundle_pem);
 }
 
-#[test]
-fn loads_presets_and_reports_unchanged_files() {
+/// A server presenting `source`'s SVID, trusting its bundles and CRLs, and
+/// authorizing any client.
+fn serving_any_client(source: &FileSource) -> MtlsServerConfig {
+    MtlsServerConfig::builder(source.clone(), source.clone())
+        .crls(source.clone())
+        .authorizer(authorize::any())
+        .build()
+        .unwrap()
+}
+
+/// A CA, a directory in the cert-manager layout holding a leaf of it and its
+/// bundle, that leaf, and a source loaded from the directory.
+fn loaded_set() -> (TestCa, tempfile::TempDir, TestLeaf, FileSource) {
     let ca = TestCa::root("example.org");
     let dir = tempfile::tempdir().unwrap();
     let leaf = ca.leaf(ID);
     write_set(dir.path(), &leaf, &ca.bundle().to_pem());
     let source = FileSource::load(FilePaths::cert_manager(dir.path())).unwrap();
+    (ca, dir, leaf, source)
+}
+
+#[test]
+fn loads_presets_and_reports_unchanged_files() {
+    let (ca, _dir, leaf, source) = loaded_set();
     assert_eq!(source.svid().spiffe_id().as_str(), ID);
     assert!(source.current_bundles().contains("example.org"));
     assert!(source.current_crls().is_empty());
@@ -69,12 +86,8 @@ fn first_load_of_missing_files_is_an_error() {
 /// Each bad update, named by its defect, and the error it must produce.
 #[test]
 fn bad_updates_keep_the_last_good_set() {
-    let ca = TestCa::root("example.org");
+    let (ca, dir, good, source) = loaded_set();
     let other_ca = TestCa::root("example.org");
-    let dir = tempfile::tempdir().unwrap();
-    let good = ca.leaf(ID);
-    write_set(dir.path(), &good, &ca.bundle().to_pem());
-    let source = FileSource::load(FilePaths::cert_manager(dir.path())).unwrap();
     let serving = source.svid();
 
     type Apply = Box<dyn Fn(&Path)>;
@@ -291,11 +304,7 @@ async fn watched_files_rotate_within_a_second_and_new_handshakes_use_them() {
         )
         .unwrap(),
     );
-    let server = MtlsServerConfig::builder(files.clone(), files.clone())
-        .crls(files.clone())
-        .authorizer(authorize::any())
-        .build()
-        .unwrap();
+    let server = serving_any_client(&files);
     let client_svid: X509Svid = ca.leaf("spiffe://example.org/client").svid();
     let client = MtlsClientConfig::builder(client_svid, ca.bundle_set())
         .authorizer(authorize::any())
@@ -415,11 +424,7 @@ fn bug_a_fifo_at_a_watched_path_does_not_hang_the_server() {
             WatchOptions::default().poll_interval(Duration::from_millis(50)),
         )
         .unwrap();
-        let server = MtlsServerConfig::builder(files.clone(), files.clone())
-            .crls(files.clone())
-            .authorizer(authorize::any())
-            .build()
-            .unwrap();
+        let server = serving_any_client(&files);
         let client = MtlsClientConfig::builder(ca.leaf("spiffe://example.org/client").svid(), ca.bundle_set())
             .authorizer(authorize::any())
             .build()
@@ -480,11 +485,7 @@ fn bug_a_fifo_at_a_watched_path_does_not_hang_the_server() {
 /// the last good bundle keeps serving.
 #[test]
 fn bug_a_leaf_pasted_into_the_bundle_file_is_refused() {
-    let ca = TestCa::root("example.org");
-    let dir = tempfile::tempdir().unwrap();
-    let leaf = ca.leaf(ID);
-    write_set(dir.path(), &leaf, &ca.bundle().to_pem());
-    let source = FileSource::load(FilePaths::cert_manager(dir.path())).unwrap();
+    let (ca, dir, leaf, source) = loaded_set();
     let bundles = source.bundles();
     // `ca.crt` pointed at the SVID file, then the chain pasted after the root.
     for bad in [pem_chain(&leaf), ca.bundle().to_pem() + &pem_chain(&leaf)] {
@@ -547,11 +548,7 @@ async fn bug_a_crl_that_also_revokes_our_own_svid_still_applies_to_peers() {
             .crl(&theirs_crl),
     )
     .unwrap();
-    let server = MtlsServerConfig::builder(source.clone(), source.clone())
-        .crls(source.clone())
-        .authorizer(authorize::any())
-        .build()
-        .unwrap();
+    let server = serving_any_client(&source);
     let addr = serve_hi(&server).await;
     let client = |leaf: &TestLeaf| {
         MtlsClientConfig::builder(leaf.svid(), root.bundle_set())
