@@ -47,6 +47,26 @@ fn spiffe_id_defect(r: &Result<mtls_core::PeerIdentity, VerifyError>) -> Option<
     }
 }
 
+/// Bundles of `a.example` and `b.example` both loaded, and a chain for
+/// `spiffe://b.example/web` signed by the CA of `signer` (`"a"` or `"b"`).
+fn b_web_with_both_bundles_signed_by(
+    signer: &'static str,
+) -> Box<
+    dyn Fn() -> (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        BundleSet,
+        CrlSet,
+    ),
+> {
+    Box::new(move || {
+        let a = TestCa::root("a.example");
+        let b = TestCa::root("b.example");
+        let set = BundleSet::from_bundles([a.bundle(), b.bundle()]).unwrap();
+        let ca = if signer == "a" { &a } else { &b };
+        (ca.leaf("spiffe://b.example/web").chain, set, CrlSet::new())
+    })
+}
+
 /// A leaf for `ID` whose only SAN is the URI `uri`.
 fn leaf_with_uri(ca: &TestCa, uri: &str) -> TestLeaf {
     ca.leaf_with(ID, |p| {
@@ -215,22 +235,12 @@ fn cases() -> Vec<Case> {
         ),
         Case {
             name: "wrong-peer-of-b-signed-by-a-both-bundles-loaded",
-            setup: Box::new(|| {
-                let a = TestCa::root("a.example");
-                let b = TestCa::root("b.example");
-                let set = BundleSet::from_bundles([a.bundle(), b.bundle()]).unwrap();
-                (a.leaf("spiffe://b.example/web").chain, set, CrlSet::new())
-            }),
+            setup: b_web_with_both_bundles_signed_by("a"),
             expect: |r| matches!(r, Err(VerifyError::UntrustedIssuer { trust_domain, .. }) if trust_domain.name() == "b.example"),
         },
         Case {
             name: "valid-federated-peer-of-b-signed-by-b",
-            setup: Box::new(|| {
-                let a = TestCa::root("a.example");
-                let b = TestCa::root("b.example");
-                let set = BundleSet::from_bundles([a.bundle(), b.bundle()]).unwrap();
-                (b.leaf("spiffe://b.example/web").chain, set, CrlSet::new())
-            }),
+            setup: b_web_with_both_bundles_signed_by("b"),
             expect: |r| matches!(r, Ok(p) if p.trust_domain().name() == "b.example"),
         },
         Case {
