@@ -382,8 +382,7 @@ fn cases() -> Vec<Case> {
             name: "wrong-chain-too-long",
             setup: Box::new(|| {
                 let ca = TestCa::root("example.org");
-                let leaf = ca.leaf(ID);
-                let chain = std::iter::repeat_n(leaf.chain[0].clone(), 17).collect();
+                let chain = std::iter::repeat_n(ca.leaf(ID).chain[0].clone(), 17).collect();
                 (chain, ca.bundle_set(), CrlSet::new())
             }),
             expect: |r| matches!(r, Err(VerifyError::ChainTooLong { len: 17 })),
