@@ -111,14 +111,29 @@ fn key_type_case(
     ca: &'static SignatureAlgorithm,
     leaf: &'static SignatureAlgorithm,
 ) -> Case {
+    pki_case(name, (ca, leaf), |pki| pki.leaf_key.serialize_pem(), ok)
+}
+
+/// A case loading the leaf of a fresh [`Pki`] of `algs` (CA, leaf) with the
+/// key PEM `key` gives.
+fn pki_case(
+    name: &'static str,
+    (ca, leaf): (&'static SignatureAlgorithm, &'static SignatureAlgorithm),
+    key: fn(&Pki) -> String,
+    expect: fn(&Result<X509Svid, SvidError>) -> bool,
+) -> Case {
     Case {
         name,
         input: Box::new(move || {
             let pki = Pki::new(ca, leaf);
-            (pem("CERTIFICATE", &pki.leaf), pki.leaf_key.serialize_pem())
+            (pem("CERTIFICATE", &pki.leaf), key(&pki))
         }),
-        expect: ok,
+        expect,
     }
+}
+
+fn key_mismatch(r: &Result<X509Svid, SvidError>) -> bool {
+    matches!(r, Err(SvidError::KeyMismatch))
 }
 
 fn cases() -> Vec<Case> {
@@ -289,39 +304,24 @@ fn cases() -> Vec<Case> {
             }),
             expect: |r| matches!(r, Err(SvidError::KeyMismatch)),
         },
-        Case {
-            name: "wrong-key-of-the-issuing-ca",
-            input: Box::new(|| {
-                let pki = Pki::new(P256, P256);
-                (
-                    pem("CERTIFICATE", &pki.leaf),
-                    pki.issuer.key().serialize_pem(),
-                )
-            }),
-            expect: |r| matches!(r, Err(SvidError::KeyMismatch)),
-        },
-        Case {
-            name: "wrong-key-of-another-algorithm-p384-for-p256-leaf",
-            input: Box::new(|| {
-                let pki = Pki::new(P256, P256);
-                (
-                    pem("CERTIFICATE", &pki.leaf),
-                    KeyPair::generate_for(P384).unwrap().serialize_pem(),
-                )
-            }),
-            expect: |r| matches!(r, Err(SvidError::KeyMismatch)),
-        },
-        Case {
-            name: "wrong-key-of-another-algorithm-ed25519-for-p256-leaf",
-            input: Box::new(|| {
-                let pki = Pki::new(P256, P256);
-                (
-                    pem("CERTIFICATE", &pki.leaf),
-                    KeyPair::generate_for(ED25519).unwrap().serialize_pem(),
-                )
-            }),
-            expect: |r| matches!(r, Err(SvidError::KeyMismatch)),
-        },
+        pki_case(
+            "wrong-key-of-the-issuing-ca",
+            (P256, P256),
+            |pki| pki.issuer.key().serialize_pem(),
+            key_mismatch,
+        ),
+        pki_case(
+            "wrong-key-of-another-algorithm-p384-for-p256-leaf",
+            (P256, P256),
+            |_| KeyPair::generate_for(P384).unwrap().serialize_pem(),
+            key_mismatch,
+        ),
+        pki_case(
+            "wrong-key-of-another-algorithm-ed25519-for-p256-leaf",
+            (P256, P256),
+            |_| KeyPair::generate_for(ED25519).unwrap().serialize_pem(),
+            key_mismatch,
+        ),
         Case {
             name: "wrong-chain-order-intermediate-first",
             input: Box::new(|| {
