@@ -15,6 +15,7 @@ use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificat
 use zeroize::Zeroizing;
 
 use crate::error::CaError;
+use crate::jwt::JwtKeys;
 use crate::key::KeyType;
 use crate::policy::IssuancePolicy;
 use crate::serial::random_serial;
@@ -98,6 +99,8 @@ pub struct CertificateAuthority {
     pub(crate) not_after: SystemTime,
     pub(crate) policy: IssuancePolicy,
     pub(crate) state: Mutex<CaState>,
+    /// The JWT-SVID signing keys.
+    pub(crate) jwt: Mutex<JwtKeys>,
 }
 
 impl CertificateAuthority {
@@ -124,7 +127,7 @@ impl CertificateAuthority {
             .map_err(|e| build_err("root CA certificate", e))?
             .der()
             .clone();
-        Self::assemble(trust_domain, vec![cert.clone()], vec![cert], key)
+        Self::assemble(trust_domain, vec![cert.clone()], vec![cert], key)?.with_new_jwt_key()
     }
 
     /// Loads an existing CA: its certificate chain (the CA's certificate
@@ -135,6 +138,15 @@ impl CertificateAuthority {
     /// rejects chains that have them), and the key must match it. The
     /// chain is checked end to end by issuing a probe SVID and verifying it.
     pub fn from_pem(
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        options: &LoadOptions,
+    ) -> Result<Self, CaError> {
+        Self::load_pem(chain_pem, key_pem, options)?.with_new_jwt_key()
+    }
+
+    /// [`from_pem`](Self::from_pem) without a JWT signing key.
+    pub(crate) fn load_pem(
         chain_pem: &[u8],
         key_pem: &[u8],
         options: &LoadOptions,
@@ -239,7 +251,7 @@ impl CertificateAuthority {
         // The parent's constraints (a path length of 0, name constraints)
         // may forbid the child: find out now, not at the first issuance.
         child.probe()?;
-        Ok(child)
+        child.with_new_jwt_key()
     }
 
     fn assemble(
@@ -261,6 +273,7 @@ impl CertificateAuthority {
             not_before: info.not_before,
             not_after: info.not_after,
             state: Mutex::new(CaState::default()),
+            jwt: Mutex::new(JwtKeys::default()),
         };
         ca.check_valid(SystemTime::now())?;
         Ok(ca)
@@ -346,6 +359,16 @@ impl CertificateAuthority {
             "PRIVATE KEY",
             &crate::key::pkcs8_der(self.issuer.key()),
         ))
+    }
+
+    /// The same CA with a fresh JWT signing key (P-256).
+    fn with_new_jwt_key(self) -> Result<Self, CaError> {
+        *self.jwt() = JwtKeys::generate()?;
+        Ok(self)
+    }
+
+    pub(crate) fn jwt(&self) -> MutexGuard<'_, JwtKeys> {
+        self.jwt.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, CaState> {

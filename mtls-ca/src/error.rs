@@ -189,6 +189,15 @@ pub enum CaError {
         /// What is wrong.
         reason: String,
     },
+    /// A key type that does not sign JWT-SVIDs.
+    #[error("ca: a {0} key cannot sign JWT-SVIDs; use p256 (ES256) or p384 (ES384)")]
+    JwtKeyType(KeyType),
+    /// The CA has no JWT signing key.
+    #[error("ca: the CA has no JWT signing key (a CA directory from before JWT-SVIDs): run `mtls-ca jwt rotate --dir DIR` once")]
+    NoJwtKey,
+    /// A JWT-SVID request without an audience, or with an empty one.
+    #[error("ca: a JWT-SVID needs at least one audience, and no audience may be empty")]
+    InvalidAudience,
     /// A CA rotation step was taken out of order.
     #[error("ca: rotation: {0}")]
     Rotation(&'static str),

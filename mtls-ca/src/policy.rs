@@ -32,10 +32,15 @@ pub struct IssuancePolicy {
     trust_domain: TrustDomain,
     prefixes: Vec<SpiffeId>,
     max_ttl: Duration,
+    pub(crate) max_jwt_ttl: Duration,
 }
 
 /// The default longest SVID lifetime a policy allows.
 pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The default longest JWT-SVID lifetime a policy allows: one hour. Bearer
+/// tokens are replayable by whoever holds them, so they live short.
+pub const DEFAULT_MAX_JWT_TTL: Duration = Duration::from_secs(3600);
 
 impl IssuancePolicy {
     /// Any path in `trust_domain`, TTL up to [`DEFAULT_MAX_TTL`].
@@ -44,6 +49,7 @@ impl IssuancePolicy {
             trust_domain,
             prefixes: Vec::new(),
             max_ttl: DEFAULT_MAX_TTL,
+            max_jwt_ttl: DEFAULT_MAX_JWT_TTL,
         }
     }
 
@@ -60,6 +66,14 @@ impl IssuancePolicy {
         self
     }
 
+    /// Sets the longest JWT-SVID TTL allowed (default
+    /// [`DEFAULT_MAX_JWT_TTL`]). Retired JWT keys stay published this long
+    /// (plus clock skew) after a rotation.
+    pub fn max_jwt_ttl(mut self, max_jwt_ttl: Duration) -> Self {
+        self.max_jwt_ttl = max_jwt_ttl;
+        self
+    }
+
     /// The trust domain the policy issues for.
     pub fn trust_domain(&self) -> &TrustDomain {
         &self.trust_domain
@@ -67,6 +81,17 @@ impl IssuancePolicy {
 
     /// Whether an SVID for `id` valid for `ttl` may be issued.
     pub fn check(&self, id: &SpiffeId, ttl: Duration) -> Result<(), CaError> {
+        self.check_subject(id)?;
+        check_ttl(id, ttl, self.max_ttl, "TTL")
+    }
+
+    /// Whether a JWT-SVID for `id` valid for `ttl` may be minted.
+    pub(crate) fn check_jwt(&self, id: &SpiffeId, ttl: Duration) -> Result<(), CaError> {
+        self.check_subject(id)?;
+        check_ttl(id, ttl, self.max_jwt_ttl, "JWT-SVID TTL")
+    }
+
+    fn check_subject(&self, id: &SpiffeId) -> Result<(), CaError> {
         if !id.is_member_of(&self.trust_domain) {
             return Err(CaError::WrongTrustDomain {
                 id: id.clone(),
@@ -76,19 +101,6 @@ impl IssuancePolicy {
         if id.is_trust_domain_id() {
             return Err(CaError::TrustDomainIdAsLeaf(id.clone()));
         }
-        if ttl.is_zero() {
-            return Err(CaError::ZeroTtl);
-        }
-        if ttl > self.max_ttl {
-            return Err(CaError::PolicyDenied {
-                id: id.clone(),
-                reason: format!(
-                    "TTL {}s exceeds the maximum {}s",
-                    ttl.as_secs(),
-                    self.max_ttl.as_secs()
-                ),
-            });
-        }
         if !self.prefixes.is_empty() && !self.prefixes.iter().any(|p| id.is_under(p)) {
             return Err(CaError::PolicyDenied {
                 id: id.clone(),
@@ -97,4 +109,21 @@ impl IssuancePolicy {
         }
         Ok(())
     }
+}
+
+fn check_ttl(id: &SpiffeId, ttl: Duration, max: Duration, what: &str) -> Result<(), CaError> {
+    if ttl.is_zero() {
+        return Err(CaError::ZeroTtl);
+    }
+    if ttl > max {
+        return Err(CaError::PolicyDenied {
+            id: id.clone(),
+            reason: format!(
+                "{what} {}s exceeds the maximum {}s",
+                ttl.as_secs(),
+                max.as_secs()
+            ),
+        });
+    }
+    Ok(())
 }

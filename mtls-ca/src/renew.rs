@@ -111,6 +111,7 @@ impl CertificateAuthority {
             not_after: self.not_after,
             policy: self.policy.clone(),
             state: Mutex::new(state),
+            jwt: Mutex::new(self.jwt().clone()),
         }
     }
 }

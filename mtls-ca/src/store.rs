@@ -3,6 +3,8 @@
 //! Layout: `ca.pem` (the CA's chain, its certificate first), `ca.key` (its
 //! private key, mode 0600), `bundle.pem` (the trust anchors peers need),
 //! `state.json` (trust domain, revocations, CRL and bundle sequence numbers),
+//! `jwt.json` (the JWT-SVID signing key and the retired JWT keys still
+//! published, mode 0600),
 //! `.lock` (the directory's advisory lock, empty).
 //!
 //! # Concurrent use
@@ -35,6 +37,9 @@ use serde::{Deserialize, Serialize};
 use crate::authority::{CertificateAuthority, LoadOptions};
 use crate::error::CaError;
 use crate::fs::{write_atomic, write_private};
+use crate::jwt::store::{self as jwt_store, JWT_KEYS_FILE};
+use crate::jwt::JwtSigningKey;
+use crate::key::KeyType;
 use crate::state::CaState;
 use mtls_core::to_pem as pem;
 
@@ -135,6 +140,12 @@ impl CertificateAuthority {
         write_private(&dir.join(CA_KEY_FILE), self.private_key_pem().as_bytes())?;
         write_atomic(&dir.join(CA_CERT_FILE), chain.as_bytes())?;
         write_atomic(&dir.join(BUNDLE_FILE), bundle.as_bytes())?;
+        // The JWT keys in the directory are newer than this copy's when
+        // they were rotated since it was opened: keep them.
+        let jwt = self.jwt().clone();
+        if jwt.active.is_some() && !(same_ca && dir.join(JWT_KEYS_FILE).exists()) {
+            jwt_store::write(dir, &jwt)?;
+        }
         if same_ca {
             self.merge_state_locked(dir)
         } else {
@@ -191,6 +202,21 @@ impl CertificateAuthority {
             ca.write_state_locked(dir, &after)?;
         }
         Ok(result)
+    }
+
+    /// Rotates the JWT signing key of the CA in `dir` (see
+    /// [`rotate_jwt_key`](CertificateAuthority::rotate_jwt_key)) under the
+    /// directory's exclusive lock, and saves the keys and the bundle's new
+    /// sequence number. Also gives a JWT signing key to a CA directory
+    /// written before JWT-SVIDs existed.
+    pub fn rotate_jwt_key_in(dir: &Path, key_type: KeyType) -> Result<JwtSigningKey, CaError> {
+        let _lock = lock_exclusive(dir)?;
+        let ca = Self::open_unlocked(dir)?;
+        let key = ca.rotate_jwt_key(key_type)?;
+        jwt_store::write(dir, &ca.jwt())?;
+        let state = ca.state().clone();
+        ca.write_state_locked(dir, &state)?;
+        Ok(key)
     }
 
     /// Merges this handle's state into the one in `dir` and writes it; the
@@ -250,7 +276,10 @@ impl CertificateAuthority {
             trust_domain: state.as_ref().map(|s| s.trust_domain.clone()),
             roots_pem: Some(read(BUNDLE_FILE)?),
         };
-        let ca = Self::from_pem(&read(CA_CERT_FILE)?, &read(CA_KEY_FILE)?, &options)?;
+        let ca = Self::load_pem(&read(CA_CERT_FILE)?, &read(CA_KEY_FILE)?, &options)?;
+        if let Some(keys) = jwt_store::read(dir)? {
+            *ca.jwt() = keys;
+        }
         if let Some(file) = state {
             let mut state = ca.state();
             *state = file.state;

@@ -6,8 +6,6 @@
 //! (CI installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -16,88 +14,8 @@ use mtls_core::to_pem;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mtls-ca");
-
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    /// Asserts exit status `code` and returns self.
-    #[track_caller]
-    fn status(self, code: i32) -> Self {
-        assert_eq!(self.code, Some(code), "unexpected exit status: {self:#?}");
-        self
-    }
-
-    #[track_caller]
-    fn ok(self) -> Self {
-        self.status(0)
-    }
-
-    /// Asserts that stderr says `mtls-ca: ...` and contains every `needle`.
-    #[track_caller]
-    fn says(self, needles: &[&str]) -> Self {
-        assert!(
-            self.stderr.starts_with("mtls-ca: ") || self.code == Some(2),
-            "stderr should start with \"mtls-ca: \": {self:#?}"
-        );
-        for needle in needles {
-            assert!(
-                self.stderr.contains(needle),
-                "stderr should contain {needle:?}: {self:#?}"
-            );
-        }
-        self
-    }
-
-    /// The value of the `key: value` line of stdout.
-    #[track_caller]
-    fn field(&self, key: &str) -> String {
-        let prefix = format!("{key}: ");
-        self.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("no {key:?} line in stdout: {self:#?}"))
-            .to_owned()
-    }
-}
-
-/// Runs `mtls-ca` with `args`; it must never panic, whatever the input.
-#[track_caller]
-fn run<I, S>(args: I) -> Out
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let output = Command::new(BIN).args(args).output().expect("run mtls-ca");
-    let out = Out {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    assert!(
-        !out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"),
-        "mtls-ca panicked: {out:#?}"
-    );
-    assert!(
-        out.code.is_some(),
-        "mtls-ca was killed by a signal: {out:#?}"
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
+mod common;
+use common::{mode, run, s, Out};
 
 /// A development root CA for `td` in `tmp/name`.
 fn root(tmp: &Path, name: &str, td: &str) -> PathBuf {

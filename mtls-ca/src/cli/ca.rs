@@ -36,7 +36,7 @@ const DEVELOPMENT_WARNING: &str = "warning: this is a self-signed root CA, for d
 in production load an intermediate from your organisation's PKI with --from-cert/--from-key";
 
 /// Opens the CA saved in `dir`.
-fn open(dir: &Path) -> Result<CertificateAuthority, Failure> {
+pub(super) fn open(dir: &Path) -> Result<CertificateAuthority, Failure> {
     CertificateAuthority::open(dir).map_err(|e| opening(dir, e))
 }
 
@@ -217,11 +217,11 @@ pub(crate) fn sign_csr(a: SignCsrArgs) -> Result<(), Failure> {
 
 pub(crate) fn bundle(a: BundleArgs) -> Result<(), Failure> {
     let ca = open(&a.dir)?;
-    let bundle = ca.bundle()?;
     match a.format {
-        BundleFormat::Pem => print(&bundle.to_pem()),
+        BundleFormat::Pem => print(&ca.bundle()?.to_pem()),
         BundleFormat::Jwks => {
-            let mut json = bundle
+            let mut json = ca
+                .spiffe_bundle()?
                 .to_jwks()
                 .map_err(|e| Failure::failed(e.to_string()))?;
             if !json.ends_with('\n') {

@@ -55,9 +55,10 @@ impl From<CaError> for Failure {
         // Values given on the command line that the library judges invalid
         // are usage errors; everything else is a failed operation.
         let code = match e {
-            CaError::InvalidSerial(_) | CaError::InvalidDnsName(_) | CaError::UnknownKeyType(_) => {
-                USAGE
-            }
+            CaError::InvalidSerial(_)
+            | CaError::InvalidDnsName(_)
+            | CaError::UnknownKeyType(_)
+            | CaError::InvalidAudience => USAGE,
             _ => FAILED,
         };
         let message = e.to_string();

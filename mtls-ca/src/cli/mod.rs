@@ -16,6 +16,7 @@ mod duration;
 mod failure;
 mod files;
 mod inspect;
+mod jwt;
 mod verify;
 
 use std::path::PathBuf;
@@ -44,8 +45,9 @@ Errors are printed on stderr as `mtls-ca: <message>`.";
 /// A certificate authority for SPIFFE X.509-SVIDs (mutual TLS identities).
 ///
 /// A CA directory holds ca.pem (the signing CA's chain), ca.key (its private
-/// key, mode 0600), bundle.pem (the roots peers trust) and state.json
-/// (revocations, CRL and bundle sequence numbers).
+/// key, mode 0600), bundle.pem (the roots peers trust), state.json
+/// (revocations, CRL and bundle sequence numbers) and jwt.json (the JWT-SVID
+/// signing key, mode 0600).
 #[derive(Debug, Parser)]
 #[command(name = "mtls-ca", version, after_help = AFTER_HELP)]
 struct Cli {
@@ -72,7 +74,8 @@ enum Command {
     /// Only the CSR's public key is used; the SPIFFE ID, DNS names and
     /// lifetime come from the options. Prints the same lines as `issue`.
     SignCsr(SignCsrArgs),
-    /// Print the trust bundle (the roots peers must trust) on stdout.
+    /// Print the trust bundle on stdout: the roots peers must trust (PEM),
+    /// or the SPIFFE bundle with the JWT-SVID keys too (--format jwks).
     Bundle(BundleArgs),
     /// Verify an X.509-SVID chain as a server verifies a client.
     ///
@@ -89,6 +92,45 @@ enum Command {
     /// Show a certificate: SPIFFE ID, serial, validity, names, key usages,
     /// and whether it has the shape of an X.509-SVID leaf.
     Inspect(InspectArgs),
+    /// JWT-SVIDs: mint one, rotate the CA's JWT signing key.
+    #[command(subcommand)]
+    Jwt(JwtCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum JwtCommand {
+    /// Mint a JWT-SVID signed by the CA's JWT key and print it (one line).
+    Mint(JwtMintArgs),
+    /// Replace the CA's JWT signing key; the old key stays in the bundle
+    /// until the tokens it signed have expired. Prints `kid: <ID>` and
+    /// `alg: <ALG>` of the new key.
+    Rotate(JwtRotateArgs),
+}
+
+#[derive(Debug, Args)]
+struct JwtMintArgs {
+    /// The CA directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The token's subject (spiffe://<trust domain>/<path>).
+    #[arg(long, value_name = "ID", value_parser = parse_spiffe_id)]
+    spiffe_id: SpiffeId,
+    /// An audience the token is for (repeatable; at least one).
+    #[arg(long = "audience", value_name = "AUD", required = true)]
+    audiences: Vec<String>,
+    /// The token's lifetime (the default policy allows at most 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    ttl: Duration,
+}
+
+#[derive(Debug, Args)]
+struct JwtRotateArgs {
+    /// The CA directory.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The new key's type: p256 (ES256) or p384 (ES384).
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::P256)]
+    key_type: KeyTypeArg,
 }
 
 #[derive(Debug, Args)]
@@ -342,6 +384,8 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Revoke(a) => ca::revoke(a),
         Command::Crl(a) => ca::crl(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Jwt(JwtCommand::Mint(a)) => jwt::mint(a),
+        Command::Jwt(JwtCommand::Rotate(a)) => jwt::rotate(a),
     }
 }
 
