@@ -23,3 +23,9 @@ pub const FILE_SOURCE_UPDATES: &str = "mtls_file_source_updates_total";
 /// default; `refused`: the peer was refused under
 /// [`CrlExpiry::Enforce`](crate::CrlExpiry::Enforce)).
 pub const EXPIRED_CRL: &str = "mtls_expired_crl_total";
+
+/// Counter: chain verifications of the TLS verifiers, labelled
+/// `intermediates` (`hit`: the leaf's issuer was an intermediate already
+/// verified against the bundles and CRLs in force, so only the leaf's
+/// signature was checked; `miss`: the whole path was verified).
+pub const VERIFIED_INTERMEDIATES: &str = "mtls_verify_total";

@@ -75,13 +75,47 @@ pub fn verify(
         pki_from_system_time(now),
         role,
         provider.signature_verification_algorithms.all,
+        None,
     )
-    .map(|(peer, _)| peer)
+    .map(|verified| verified.identity)
+}
+
+/// An intermediate whose path to a trust anchor was already verified (see
+/// `tls/intermediates.rs`): a leaf it issued can be verified with it as the
+/// anchor, sparing the signature checks above it.
+pub(crate) struct TrustedIssuer<'a> {
+    /// The trust domain whose bundle its path was verified against.
+    pub(crate) trust_domain: &'a TrustDomain,
+    /// The intermediate, as a trust anchor (its own name constraints kept).
+    pub(crate) anchor: &'a rustls_pki_types::TrustAnchor<'static>,
+    /// When every intermediate of its path is valid.
+    pub(crate) not_before: SystemTime,
+    pub(crate) not_after: SystemTime,
+}
+
+/// A verified chain, and what a cache of verified intermediates needs.
+pub(crate) struct VerifiedChain {
+    pub(crate) identity: PeerIdentity,
+    /// When the first certificate of the verified path expires.
+    pub(crate) valid_until: SystemTime,
+    /// The leaf's issuer, when the path through it may be trusted again for
+    /// other leaves: its index among the intermediates and the validity
+    /// window of the path's intermediates. `None` when the leaf's issuer is
+    /// a trust anchor, when a name constraint (which depends on the leaf's
+    /// names) is on the path, or when the path was itself a cache hit.
+    pub(crate) issuer: Option<(usize, SystemTime, SystemTime)>,
+    /// Whether the leaf verified under a [`TrustedIssuer`].
+    pub(crate) from_cache: bool,
 }
 
 /// Verification as [`verify`] describes, with the algorithms given, also
 /// returning when the first certificate of the verified path
 /// expires (the trust anchor aside, as rustls-webpki does).
+///
+/// With `trusted`, a leaf of its trust domain, checked within its window, is
+/// first verified with it as the only anchor; should that fail, the whole
+/// chain is verified as usual, so the answer is the one full verification
+/// gives.
 #[allow(clippy::too_many_arguments)] // one internal caller besides `verify`
 pub(crate) fn verify_with_expiry(
     leaf: &CertificateDer<'_>,
@@ -92,7 +126,8 @@ pub(crate) fn verify_with_expiry(
     now: UnixTime,
     role: PeerRole,
     algs: &[&dyn SignatureVerificationAlgorithm],
-) -> Result<(PeerIdentity, SystemTime), VerifyError> {
+    trusted: Option<&TrustedIssuer<'_>>,
+) -> Result<VerifiedChain, VerifyError> {
     let len = intermediates.len() + 1;
     if len > MAX_CHAIN_LEN {
         return Err(VerifyError::ChainTooLong { len });
@@ -152,6 +187,34 @@ pub(crate) fn verify_with_expiry(
         PeerRole::Client => KeyUsage::client_auth(),
         PeerRole::Server => KeyUsage::server_auth(),
     };
+    let owned_chain = || -> Arc<[CertificateDer<'static>]> {
+        std::iter::once(leaf)
+            .chain(intermediates)
+            .map(|c| c.clone().into_owned())
+            .collect()
+    };
+    if let Some(trusted) = trusted.filter(|t| {
+        t.trust_domain == id.trust_domain() && t.not_before <= now_sys && now_sys <= t.not_after
+    }) {
+        let hit = ee.verify_for_usage(
+            algs,
+            std::slice::from_ref(trusted.anchor),
+            &[],
+            now,
+            usage,
+            revocation,
+            None,
+        );
+        if hit.is_ok() {
+            let valid_until = info.not_after.min(trusted.not_after);
+            return Ok(VerifiedChain {
+                identity: PeerIdentity::new(id, owned_chain(), valid_until, info.not_after),
+                valid_until,
+                issuer: None,
+                from_cache: true,
+            });
+        }
+    }
     let path = ee
         .verify_for_usage(
             algs,
@@ -182,22 +245,35 @@ pub(crate) fn verify_with_expiry(
         }
     }
     let mut path_not_after = info.not_after;
-    for cert in path.intermediate_certificates() {
+    // The window in which every intermediate of the path is valid, and
+    // whether the path may be trusted for other leaves.
+    let mut window = (SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH);
+    let mut cacheable = path.anchor().name_constraints.is_none();
+    let mut issuer_index = None;
+    for (depth, cert) in path.intermediate_certificates().enumerate() {
         let der = cert.der();
-        let index = intermediates
-            .iter()
-            .position(|c| *c == der)
-            .map_or(0, |i| i + 1);
-        path_not_after = path_not_after.min(crate::x509::check_signing_cert_memo(&der, index)?);
+        let position = intermediates.iter().position(|c| *c == der);
+        let signing = crate::x509::check_signing_cert_memo(&der, position.map_or(0, |i| i + 1))?;
+        path_not_after = path_not_after.min(signing.not_after);
+        cacheable &= !signing.name_constraints;
+        if depth == 0 {
+            issuer_index = position;
+            window = (signing.not_before, signing.not_after);
+        } else {
+            window = (
+                window.0.max(signing.not_before),
+                window.1.min(signing.not_after),
+            );
+        }
     }
-    let chain: Arc<[CertificateDer<'static>]> = std::iter::once(leaf)
-        .chain(intermediates)
-        .map(|c| c.clone().into_owned())
-        .collect();
-    Ok((
-        PeerIdentity::new(id, chain, path_not_after, info.not_after),
-        path_not_after,
-    ))
+    Ok(VerifiedChain {
+        identity: PeerIdentity::new(id, owned_chain(), path_not_after, info.not_after),
+        valid_until: path_not_after,
+        issuer: issuer_index
+            .filter(|_| cacheable)
+            .map(|index| (index, window.0, window.1)),
+        from_cache: false,
+    })
 }
 
 #[allow(deprecated)] // RequiredEkuNotFound: older rustls-webpki releases still return it

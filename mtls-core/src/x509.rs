@@ -259,34 +259,42 @@ pub(crate) fn inspect_leaf(der: &[u8]) -> Result<LeafInfo, X509Error> {
     })
 }
 
+/// What verification keeps of an intermediate that passed
+/// [`check_signing_cert`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SigningCert {
+    pub(crate) not_before: SystemTime,
+    pub(crate) not_after: SystemTime,
+    /// Whether it has a nameConstraints extension (which constrains the
+    /// names of every certificate below it).
+    pub(crate) name_constraints: bool,
+}
+
 /// Intermediates that passed [`check_signing_cert`], by DER. Peers present
-/// the same few CA certificates over and over, and the check is a pure
-/// function of the bytes: remembering the good ones saves an x509-parser
-/// parse (about 2.5 µs) per peer chain.
-static GOOD_SIGNING_CERTS: Mutex<Vec<(Box<[u8]>, SystemTime)>> = Mutex::new(Vec::new());
+/// the same few intermediates over and over; this spares parsing them again.
+static GOOD_SIGNING_CERTS: Mutex<Vec<(Box<[u8]>, SigningCert)>> = Mutex::new(Vec::new());
 const GOOD_SIGNING_CERTS_MAX: usize = 32;
 
-/// [`check_signing_cert`], remembering the certificates that pass; returns
-/// the certificate's `notAfter`.
-pub(crate) fn check_signing_cert_memo(der: &[u8], index: usize) -> Result<SystemTime, X509Error> {
+/// [`check_signing_cert`], remembering the certificates that pass.
+pub(crate) fn check_signing_cert_memo(der: &[u8], index: usize) -> Result<SigningCert, X509Error> {
     if let Ok(good) = GOOD_SIGNING_CERTS.lock() {
-        if let Some((_, not_after)) = good.iter().find(|(g, _)| **g == *der) {
-            return Ok(*not_after);
+        if let Some((_, info)) = good.iter().find(|(g, _)| **g == *der) {
+            return Ok(*info);
         }
     }
-    let not_after = check_signing_cert(der, index)?;
+    let info = check_signing_cert(der, index)?;
     if let Ok(mut good) = GOOD_SIGNING_CERTS.lock() {
         if good.len() >= GOOD_SIGNING_CERTS_MAX {
             good.remove(0);
         }
-        good.push((der.into(), not_after));
+        good.push((der.into(), info));
     }
-    Ok(not_after)
+    Ok(info)
 }
 
 /// Checks the signing-certificate rules of X509-SVID.md sections 3.2, 4.1
 /// and 4.3 on an intermediate that rustls-webpki placed in the path.
-pub(crate) fn check_signing_cert(der: &[u8], index: usize) -> Result<SystemTime, X509Error> {
+pub(crate) fn check_signing_cert(der: &[u8], index: usize) -> Result<SigningCert, X509Error> {
     let cert = parse(der, index)?;
     let not_signing = |reason: &'static str| X509Error::BadSigningCertificate { index, reason };
     let malformed = |reason: String| X509Error::MalformedCertificate { index, reason };
@@ -308,7 +316,15 @@ pub(crate) fn check_signing_cert(der: &[u8], index: usize) -> Result<SystemTime,
             return Err(not_signing("its SPIFFE ID has a path"));
         }
     }
-    Ok(system_time_from_unix(cert.validity().not_after.timestamp()))
+    let validity = cert.validity();
+    Ok(SigningCert {
+        not_before: system_time_from_unix(validity.not_before.timestamp()),
+        not_after: system_time_from_unix(validity.not_after.timestamp()),
+        name_constraints: cert
+            .extensions()
+            .iter()
+            .any(|e| e.oid == x509_parser::oid_registry::OID_X509_EXT_NAME_CONSTRAINTS),
+    })
 }
 
 /// The notAfter of a certificate of a chain (`index` in the chain, for

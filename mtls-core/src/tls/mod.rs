@@ -3,6 +3,7 @@
 mod client;
 mod common;
 mod customize;
+mod intermediates;
 mod peer;
 mod rejection;
 mod resolver;

@@ -11,6 +11,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use super::intermediates::{IntermediateCache, SourceMark};
 use super::rejection::{to_rustls_error, Rejection, RejectionHook};
 use crate::authorize::Authorizer;
 use crate::bundle::BundleSet;
@@ -18,7 +19,7 @@ use crate::crl::{CrlExpiry, CrlSet};
 use crate::peer::PeerIdentity;
 use crate::source::{BundleSource, CrlSource};
 use crate::time_fmt::pki_from_system_time;
-use crate::verify::{verify_with_expiry, PeerRole, VerifyError};
+use crate::verify::{verify_with_expiry, PeerRole, TrustedIssuer, VerifyError};
 
 /// Verifies a peer's chain with [`verify_with_expiry`] against the current
 /// bundles and CRLs of its sources, then applies the authorizer.
@@ -34,6 +35,8 @@ pub(crate) struct SvidVerifier {
     /// peer of a full handshake (`peer_identity`) need not parse its leaf
     /// again.
     recent: Mutex<VecDeque<Verified>>,
+    /// Intermediates already verified, for the leaves they issue.
+    intermediates: IntermediateCache,
 }
 
 /// A chain this verifier accepted, and what it was accepted against.
@@ -46,18 +49,7 @@ struct Verified {
 }
 
 /// What a source returned, with the generation read just before.
-struct Snapshot<T> {
-    generation: Option<u64>,
-    value: T,
-}
-
-impl<T> Snapshot<T> {
-    /// Whether the source still serves this value, by generation when both
-    /// have one.
-    fn current_by_generation(&self, now: Option<u64>) -> bool {
-        self.generation.is_some() && self.generation == now
-    }
-}
+type Snapshot<T> = SourceMark<T>;
 
 /// Whether a CRL snapshot and what the source offers now agree: both
 /// absent, or both present and `same`.
@@ -95,6 +87,7 @@ impl SvidVerifier {
             role,
             on_reject,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_MAX)),
+            intermediates: IntermediateCache::default(),
         }
     }
 
@@ -154,6 +147,15 @@ impl SvidVerifier {
         crls: Option<Snapshot<CrlSet>>,
     ) -> Result<PeerIdentity, Rejection> {
         let none = CrlSet::new();
+        let cached = self
+            .intermediates
+            .find(intermediates, &bundles, crls.as_ref());
+        let trusted = cached.as_ref().map(|entry| TrustedIssuer {
+            trust_domain: &entry.trust_domain,
+            anchor: &entry.anchor,
+            not_before: entry.not_before,
+            not_after: entry.not_after,
+        });
         let result = verify_with_expiry(
             leaf,
             intermediates,
@@ -163,9 +165,36 @@ impl SvidVerifier {
             now,
             self.role,
             self.algs.all,
+            trusted.as_ref(),
         )
         .map_err(Rejection::Verify)
-        .and_then(|(peer, mut valid_until)| {
+        .and_then(|verified| {
+            let result = if verified.from_cache { "hit" } else { "miss" };
+            ::metrics::counter!(crate::metrics::VERIFIED_INTERMEDIATES, "intermediates" => result)
+                .increment(1);
+            let peer = verified.identity;
+            let mut valid_until = verified.valid_until;
+            if let Some((issuer, not_before, mut not_after)) = verified.issuer {
+                if self.crl_expiry == CrlExpiry::Enforce {
+                    if let Some(first) = crls.as_ref().and_then(|c| c.value.next_update()) {
+                        not_after = not_after.min(first);
+                    }
+                }
+                self.intermediates.insert(
+                    intermediates,
+                    issuer,
+                    peer.spiffe_id().trust_domain(),
+                    (not_before, not_after),
+                    Snapshot {
+                        generation: bundles.generation,
+                        value: bundles.value.clone(),
+                    },
+                    crls.as_ref().map(|c| Snapshot {
+                        generation: c.generation,
+                        value: c.value.clone(),
+                    }),
+                );
+            }
             self.authorizer.authorize(peer.spiffe_id())?;
             if self.crl_expiry == CrlExpiry::Enforce {
                 // A CRL that expires changes the answer: verify again then.

@@ -1,0 +1,249 @@
+//! The verified-intermediate cache (issue 14): a leaf whose issuer is an
+//! intermediate already verified against the bundles and CRLs in force is
+//! checked with that intermediate as its anchor. Each test proves one
+//! safety rule of `tls/intermediates.rs` with real handshakes over
+//! loopback, counting hits with the `mtls_verify_total` counter.
+//!
+//! The server presents an SVID straight from its root, so only the
+//! server's verification of clients (which present leaf + intermediate)
+//! can hit.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use metrics_util::debugging::DebugValue;
+use mtls_core::{
+    authorize, BundleSet, CrlSet, MtlsClientConfig, MtlsServerConfig, SharedBundles, SharedCrls,
+    X509Svid,
+};
+use mtls_testing::{call_hi, serve_hi, snapshotter, TestCa};
+use rcgen::{GeneralSubtree, NameConstraints};
+
+/// Taken by each test: a snapshot resets what another test counts.
+static METRICS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Verifications counted as `result` (`hit` or `miss`) since the last call.
+fn counted(result: &str) -> u64 {
+    snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| {
+            key.key().name() == mtls_core::metrics::VERIFIED_INTERMEDIATES
+                && key
+                    .key()
+                    .labels()
+                    .any(|l| l.key() == "intermediates" && l.value() == result)
+        })
+        .map(|(.., value)| match value {
+            DebugValue::Counter(c) => c,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A server for `root`'s trust domain whose bundles and CRLs the test sets.
+struct Server {
+    addr: SocketAddr,
+    bundles: SharedBundles,
+    crls: SharedCrls,
+    root: TestCa,
+}
+
+async fn server(root: TestCa) -> Server {
+    let bundles = SharedBundles::new(root.bundle_set());
+    let crls = SharedCrls::new(CrlSet::new());
+    let config = MtlsServerConfig::builder(
+        root.leaf("spiffe://example.org/server").svid(),
+        bundles.clone(),
+    )
+    .crls(crls.clone())
+    .authorizer(authorize::any())
+    .resumption(false)
+    .build()
+    .unwrap();
+    let addr = serve_hi(&config).await;
+    // Start every test from zero.
+    counted("hit");
+    Server {
+        addr,
+        bundles,
+        crls,
+        root,
+    }
+}
+
+impl Server {
+    /// Whether a client presenting `svid` is served.
+    async fn accepts(&self, svid: X509Svid) -> bool {
+        let client = MtlsClientConfig::builder(svid, self.root.bundle_set())
+            .authorizer(authorize::any())
+            .resumption(false)
+            .build()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), call_hi(&client, self.addr))
+            .await
+            .expect("bounded")
+            .is_ok_and(|(said, _)| said == b"hi")
+    }
+}
+
+fn leaf(ca: &TestCa, n: usize) -> X509Svid {
+    ca.leaf(&format!("spiffe://example.org/client/{n}")).svid()
+}
+
+#[tokio::test]
+async fn a_second_leaf_of_a_verified_intermediate_is_a_hit() {
+    let _m = METRICS.lock().await;
+    let s = server(TestCa::root("example.org")).await;
+    let intermediate = s.root.intermediate();
+    assert!(s.accepts(leaf(&intermediate, 1)).await);
+    assert_eq!(counted("hit"), 0, "the first chain verifies in full");
+    assert!(s.accepts(leaf(&intermediate, 2)).await);
+    assert!(s.accepts(leaf(&intermediate, 3)).await);
+    assert_eq!(counted("hit"), 2);
+}
+
+#[tokio::test]
+async fn a_revoked_leaf_is_refused_on_a_hit() {
+    let _m = METRICS.lock().await;
+    let s = server(TestCa::root("example.org")).await;
+    let intermediate = s.root.intermediate();
+    let revoked = intermediate.leaf("spiffe://example.org/revoked");
+    s.crls.set(intermediate.crl(&[&revoked.serial]));
+    assert!(s.accepts(leaf(&intermediate, 1)).await);
+    assert!(
+        !s.accepts(revoked.svid()).await,
+        "revoked by its issuer's CRL"
+    );
+    assert!(s.accepts(leaf(&intermediate, 2)).await);
+    assert_eq!(counted("hit"), 1, "the cache was in force throughout");
+}
+
+#[tokio::test]
+async fn a_crl_revoking_the_intermediate_ends_its_hits() {
+    let _m = METRICS.lock().await;
+    let s = server(TestCa::root("example.org")).await;
+    let intermediate = s.root.intermediate();
+    assert!(s.accepts(leaf(&intermediate, 1)).await);
+    s.crls.set(s.root.crl(&[&intermediate.serial]));
+    assert!(!s.accepts(leaf(&intermediate, 2)).await);
+    assert_eq!(counted("hit"), 0);
+}
+
+#[tokio::test]
+async fn a_bundle_change_invalidates() {
+    let _m = METRICS.lock().await;
+    let s = server(TestCa::root("example.org")).await;
+    let intermediate = s.root.intermediate();
+    assert!(s.accepts(leaf(&intermediate, 1)).await);
+
+    // The root leaves the bundle: its intermediate is trusted no more.
+    s.bundles
+        .set(BundleSet::from(TestCa::root("example.org").bundle()));
+    assert!(!s.accepts(leaf(&intermediate, 2)).await);
+
+    // Back, in a new snapshot: verified in full once, then hits again.
+    s.bundles.set(s.root.bundle_set());
+    assert!(s.accepts(leaf(&intermediate, 3)).await);
+    assert!(s.accepts(leaf(&intermediate, 4)).await);
+    assert_eq!(counted("hit"), 1);
+}
+
+#[tokio::test]
+async fn an_expired_intermediate_is_refused_after_being_cached() {
+    let _m = METRICS.lock().await;
+    let s = server(TestCa::root("example.org")).await;
+    let expiry = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let short = s.root.intermediate_with(|p| p.not_after = expiry);
+    // Leaves that outlive their issuer, as a careless CA makes them.
+    assert!(s.accepts(leaf(&short, 1)).await);
+    assert!(s.accepts(leaf(&short, 2)).await);
+    assert_eq!(counted("hit"), 1);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert!(
+        !s.accepts(leaf(&short, 3)).await,
+        "the intermediate expired"
+    );
+    assert_eq!(counted("hit"), 0);
+}
+
+#[tokio::test]
+async fn name_constraints_on_the_path_disable_the_cache() {
+    let _m = METRICS.lock().await;
+    let constraints = || NameConstraints {
+        permitted_subtrees: vec![GeneralSubtree::DnsName("example.org".into())],
+        excluded_subtrees: vec![],
+    };
+    // On the intermediate.
+    let s = server(TestCa::root("example.org")).await;
+    let constrained = s
+        .root
+        .intermediate_with(|p| p.name_constraints = Some(constraints()));
+    for n in 0..3 {
+        assert!(s.accepts(leaf(&constrained, n)).await);
+    }
+    assert_eq!(counted("hit"), 0);
+    // Above it: on the anchor itself.
+    let s = server(TestCa::root_with("example.org", |p| {
+        p.name_constraints = Some(constraints())
+    }))
+    .await;
+    let intermediate = s.root.intermediate();
+    for n in 0..3 {
+        assert!(s.accepts(leaf(&intermediate, n)).await);
+    }
+    assert_eq!(counted("hit"), 0);
+}
+
+#[tokio::test]
+async fn another_key_under_the_same_issuer_name_misses() {
+    let _m = METRICS.lock().await;
+    let s = server(TestCa::root("example.org")).await;
+    let intermediate = s.root.intermediate();
+    // The test CAs of a trust domain share one subject name.
+    let twin = s.root.intermediate();
+    assert!(s.accepts(leaf(&intermediate, 1)).await);
+
+    // The twin's own chain: another intermediate, verified in full.
+    assert!(s.accepts(leaf(&twin, 2)).await);
+    assert_eq!(counted("hit"), 0);
+
+    // A twin's leaf presented with the cached intermediate: the issuer's
+    // name matches, its key does not.
+    let forged = twin.leaf("spiffe://example.org/forged");
+    let chain = vec![forged.chain[0].clone(), intermediate.cert.clone()];
+    let svid = X509Svid::new(chain, forged.key.clone_key()).unwrap();
+    assert!(!s.accepts(svid).await);
+    assert_eq!(counted("hit"), 0);
+}
+
+#[tokio::test]
+async fn the_cache_is_bounded_and_only_verified_chains_enter_it() {
+    let _m = METRICS.lock().await;
+    let s = server(TestCa::root("example.org")).await;
+    let first = s.root.intermediate();
+    assert!(s.accepts(leaf(&first, 0)).await);
+
+    // Chains that do not verify never enter: the first stays cached.
+    let stranger = TestCa::root("example.org");
+    for n in 0..40 {
+        assert!(!s.accepts(leaf(&stranger.intermediate(), n)).await);
+    }
+    assert!(s.accepts(leaf(&first, 1)).await);
+    assert_eq!(counted("hit"), 1);
+
+    // Verified chains do, up to the bound: the oldest leaves first.
+    let others: Vec<TestCa> = (0..40).map(|_| s.root.intermediate()).collect();
+    for (n, ca) in others.iter().enumerate() {
+        assert!(s.accepts(leaf(ca, n)).await);
+    }
+    assert_eq!(counted("hit"), 0);
+    assert!(
+        s.accepts(leaf(&first, 2)).await,
+        "evicted, verified in full"
+    );
+    assert!(s.accepts(leaf(&others[39], 3)).await, "still cached");
+    assert_eq!(counted("hit"), 1);
+}
