@@ -7,34 +7,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use metrics_util::debugging::DebugValue;
 use mtls_core::{
     authorize, verify, CrlExpiry, CrlSet, MtlsClientConfig, MtlsServerConfig, PeerRole, Rejection,
     VerifyError, X509Svid,
 };
-use mtls_testing::{call_hi, hours, now, serve_hi, snapshotter, TestCa, TestLeaf};
+use mtls_testing::{call_hi, hours, now, serve_hi, TestCa, TestLeaf};
 
 /// Taken by each test that reads counters: a snapshot may reset what
 /// another test is counting.
 static METRICS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn expired_crl_count(action: &str) -> u64 {
-    snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, ..)| {
-            key.key().name() == mtls_core::metrics::EXPIRED_CRL
-                && key
-                    .key()
-                    .labels()
-                    .any(|l| l.key() == "action" && l.value() == action)
-        })
-        .map(|(.., value)| match value {
-            DebugValue::Counter(c) => c,
-            _ => 0,
-        })
-        .sum()
+    mtls_testing::counted(mtls_core::metrics::EXPIRED_CRL, "action", action)
 }
 
 /// Whether `client` is served `hi` by the server at `addr`.

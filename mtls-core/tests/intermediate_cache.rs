@@ -12,12 +12,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics_util::debugging::DebugValue;
 use mtls_core::{
     authorize, BundleSet, CrlSet, MtlsClientConfig, MtlsServerConfig, SharedBundles, SharedCrls,
     X509Svid,
 };
-use mtls_testing::{call_hi, serve_hi, snapshotter, TestCa};
+use mtls_testing::{call_hi, serve_hi, TestCa};
 use rcgen::{GeneralSubtree, NameConstraints};
 
 /// Taken by each test: a snapshot resets what another test counts.
@@ -25,22 +24,11 @@ static METRICS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Verifications counted as `result` (`hit` or `miss`) since the last call.
 fn counted(result: &str) -> u64 {
-    snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, ..)| {
-            key.key().name() == mtls_core::metrics::VERIFIED_INTERMEDIATES
-                && key
-                    .key()
-                    .labels()
-                    .any(|l| l.key() == "intermediates" && l.value() == result)
-        })
-        .map(|(.., value)| match value {
-            DebugValue::Counter(c) => c,
-            _ => 0,
-        })
-        .sum()
+    mtls_testing::counted(
+        mtls_core::metrics::VERIFIED_INTERMEDIATES,
+        "intermediates",
+        result,
+    )
 }
 
 /// A server for `root`'s trust domain whose bundles and CRLs the test sets.

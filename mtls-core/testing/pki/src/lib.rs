@@ -44,7 +44,7 @@ pub use ca::{
     ca_params, hours, in_hours, leaf_params, next_serial, now, system_now, TestCa, TestLeaf,
 };
 pub use loopback::{call_hi, serve_hi};
-pub use metrics::snapshotter;
+pub use metrics::{counted, snapshotter};
 pub use renew::first_renewal_of_4s_svid;
 pub use verifier::AcceptAnyServer;
 pub use wait::{bounded, bounded_by, eventually, sleep_past, TEST_TIMEOUT};

@@ -31,3 +31,24 @@ pub fn snapshotter() -> &'static Snapshotter {
         snapshotter
     })
 }
+
+/// The sum of counter `name` over series labelled `label = value`, counted
+/// since the last snapshot (which this one is: it resets what it reads).
+pub fn counted(name: &str, label: &str, value: &str) -> u64 {
+    snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| {
+            key.key().name() == name
+                && key
+                    .key()
+                    .labels()
+                    .any(|l| l.key() == label && l.value() == value)
+        })
+        .map(|(.., value)| match value {
+            metrics_util::debugging::DebugValue::Counter(c) => c,
+            _ => 0,
+        })
+        .sum()
+}
