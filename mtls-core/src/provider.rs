@@ -12,6 +12,24 @@ compile_error!(
 /// The crypto provider this crate uses when a builder is given none:
 /// aws-lc-rs when the `aws-lc-rs` feature is on (the default), else ring.
 ///
+/// Key exchange: with aws-lc-rs, the post-quantum hybrid `X25519MLKEM768`
+/// comes first (as Linkerd and SPIRE now do), then `X25519`, `secp256r1`
+/// and `secp384r1`; two of our peers negotiate the hybrid. ring has no
+/// ML-KEM: a ring build offers `X25519`, `secp256r1`, `secp384r1`. To
+/// choose the groups yourself, give the builders a provider whose
+/// `kx_groups` you set (`.crypto_provider(...)`):
+///
+/// ```
+/// use std::sync::Arc;
+/// use mtls_core::default_crypto_provider;
+/// use mtls_core::rustls::NamedGroup;
+///
+/// let mut provider = (*default_crypto_provider()).clone();
+/// provider.kx_groups.retain(|g| g.name() == NamedGroup::X25519);
+/// let provider = Arc::new(provider); // for `.crypto_provider(provider)`
+/// # assert_eq!(provider.kx_groups.len(), 1);
+/// ```
+///
 /// This never touches rustls' process-wide default provider, so enabling
 /// both features anywhere in a dependency graph cannot make it panic.
 pub fn default_crypto_provider() -> Arc<CryptoProvider> {
@@ -21,7 +39,15 @@ pub fn default_crypto_provider() -> Arc<CryptoProvider> {
 
 #[cfg(feature = "aws-lc-rs")]
 fn build() -> CryptoProvider {
-    rustls::crypto::aws_lc_rs::default_provider()
+    use rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768;
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    // rustls puts the hybrid first only with its `prefer-post-quantum`
+    // feature, which this workspace's `default-features = false` drops.
+    provider
+        .kx_groups
+        .retain(|g| g.name() != X25519MLKEM768.name());
+    provider.kx_groups.insert(0, X25519MLKEM768);
+    provider
 }
 
 #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]

@@ -5,9 +5,12 @@
 //! (aws-lc-rs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mtls_core::rustls::crypto::CryptoProvider;
+use mtls_core::rustls::pki_types::ServerName;
+use mtls_core::rustls::NamedGroup;
 use mtls_core::{authorize, default_crypto_provider, MtlsClientConfig, MtlsServerConfig};
 use mtls_testing::{call_hi, serve_hi, TestCa};
 
@@ -30,6 +33,72 @@ fn the_default_provider_is_the_one_the_features_select() {
     );
     #[cfg(not(feature = "aws-lc-rs"))]
     assert!(format!("{:?}", ours.key_provider).contains("Ring"));
+}
+
+/// The key exchange group two peers with these providers negotiate, over a
+/// real handshake on loopback.
+async fn negotiated_group(
+    server_provider: Arc<CryptoProvider>,
+    client_provider: Arc<CryptoProvider>,
+) -> NamedGroup {
+    let ca = TestCa::root("example.org");
+    let svid = |name: &str| ca.leaf(&format!("spiffe://example.org/{name}")).svid();
+    let server = MtlsServerConfig::builder(svid("backend"), ca.bundle_set())
+        .authorizer(authorize::any())
+        .crypto_provider(server_provider)
+        .build()
+        .unwrap();
+    let client = MtlsClientConfig::builder(svid("frontend"), ca.bundle_set())
+        .authorizer(authorize::any())
+        .crypto_provider(client_provider)
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
+    let accept = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        tls.get_ref()
+            .1
+            .negotiated_key_exchange_group()
+            .map(|g| g.name())
+    });
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(client.rustls_config())
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let client_saw = tls
+        .get_ref()
+        .1
+        .negotiated_key_exchange_group()
+        .unwrap()
+        .name();
+    let server_saw = tokio::time::timeout(Duration::from_secs(10), accept)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(server_saw, Some(client_saw));
+    client_saw
+}
+
+#[tokio::test]
+async fn our_peers_negotiate_post_quantum_key_exchange_where_the_provider_has_it() {
+    let ours = default_crypto_provider();
+    let group = negotiated_group(ours.clone(), ours.clone()).await;
+    #[cfg(feature = "aws-lc-rs")]
+    assert_eq!(group, NamedGroup::X25519MLKEM768);
+    #[cfg(not(feature = "aws-lc-rs"))]
+    assert_eq!(group, NamedGroup::X25519, "ring has no ML-KEM");
+
+    // Choosing the groups: a client that offers X25519 only gets it.
+    let mut classical = (*ours).clone();
+    classical
+        .kx_groups
+        .retain(|g| g.name() == NamedGroup::X25519);
+    let group = negotiated_group(ours, Arc::new(classical)).await;
+    assert_eq!(group, NamedGroup::X25519);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
