@@ -70,9 +70,12 @@ pub struct LoadOptions {
 /// each other). A self-signed root exists only for development, under a
 /// name that says so: [`CertificateAuthority::self_signed_for_development`].
 ///
-/// Every certificate issued is verified with `mtls_core::verify` against
-/// the CA's own bundle before it is returned, so the CA never hands out a
-/// certificate its peers would reject.
+/// Its chain and key are verified end to end when it is created or loaded
+/// (a probe SVID must pass `mtls_core::verify` against the CA's own bundle,
+/// as a client's and as a server's), and every leaf it signs passes the
+/// X.509-SVID leaf checks (`mtls_core::check_svid_leaf`) before it is
+/// returned, so the CA never hands out a certificate its peers would
+/// reject.
 ///
 /// ```
 /// use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
@@ -101,6 +104,10 @@ pub struct CertificateAuthority {
     pub(crate) state: Mutex<CaState>,
     /// The JWT-SVID signing keys.
     pub(crate) jwt: Mutex<JwtKeys>,
+    /// Whether a certificate of its chain or a trust anchor has name
+    /// constraints: a leaf's validity then depends on its names, and each
+    /// one is verified in full before it is handed out.
+    pub(crate) name_constrained: bool,
 }
 
 impl CertificateAuthority {
@@ -207,8 +214,10 @@ impl CertificateAuthority {
         let svid = self
             .issue_unchecked_policy(&crate::SvidRequest::new(probe).ttl(Duration::from_secs(60)))
             .and_then(|svid| {
-                // Issuance verified it as a client's; the server role too.
-                self.self_check_roles(svid.chain(), &[mtls_core::PeerRole::Server])
+                self.self_check_roles(
+                    svid.chain(),
+                    &[mtls_core::PeerRole::Client, mtls_core::PeerRole::Server],
+                )
             })
             .map_err(|e| CaError::NotACa {
                 reason: format!("a probe SVID issued with this chain and key does not verify: {e}"),
@@ -264,6 +273,10 @@ impl CertificateAuthority {
         let issuer = Issuer::from_ca_cert_der(&chain[0], key).map_err(|e| CaError::NotACa {
             reason: e.to_string(),
         })?;
+        let name_constrained = chain
+            .iter()
+            .chain(&anchors)
+            .any(|c| has_name_constraints(c));
         let ca = Self {
             policy: IssuancePolicy::new(trust_domain.clone()),
             trust_domain,
@@ -274,6 +287,7 @@ impl CertificateAuthority {
             not_after: info.not_after,
             state: Mutex::new(CaState::default()),
             jwt: Mutex::new(JwtKeys::default()),
+            name_constrained,
         };
         ca.check_valid(SystemTime::now())?;
         Ok(ca)
@@ -434,6 +448,16 @@ pub(crate) fn build_err(what: &'static str, e: impl fmt::Display) -> CaError {
         what,
         reason: e.to_string(),
     }
+}
+
+/// Whether a certificate has a nameConstraints extension (one that does
+/// not parse counts as one: the cautious answer).
+fn has_name_constraints(der: &CertificateDer<'_>) -> bool {
+    X509Certificate::from_der(der).map_or(true, |(_, cert)| {
+        cert.extensions()
+            .iter()
+            .any(|e| e.oid == x509_parser::oid_registry::OID_X509_EXT_NAME_CONSTRAINTS)
+    })
 }
 
 pub(crate) fn certs_from_pem(

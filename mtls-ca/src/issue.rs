@@ -123,7 +123,27 @@ impl CertificateAuthority {
             .der()
             .clone();
         let chain = self.leaf_chain(cert);
-        self.self_check(&chain)?;
+        if self.name_constrained {
+            // Name constraints make the leaf's validity depend on its names:
+            // verify it as peers will.
+            self.self_check_roles(&chain, &[PeerRole::Client, PeerRole::Server])?;
+            return Ok(chain);
+        }
+        // The leaf's shape, checked as a peer checks it. Its signature chain
+        // needs no check per SVID: nothing above it depends on the leaf's
+        // names, and this CA's chain and key were verified end to end with
+        // a leaf of the same form when it was loaded (`probe`, both roles);
+        // the tests and the `csr_sign` fuzz target verify what it signs.
+        let id = mtls_core::check_svid_leaf(&chain[0]).map_err(|e| CaError::Build {
+            what: "SVID (it breaks the X.509-SVID leaf rules)",
+            reason: e.to_string(),
+        })?;
+        if id != request.spiffe_id {
+            return Err(CaError::Build {
+                what,
+                reason: format!("the leaf names {id}, not {}", request.spiffe_id),
+            });
+        }
         Ok(chain)
     }
 
@@ -138,10 +158,6 @@ impl CertificateAuthority {
     /// every leaf carries both EKUs (`leaf_params`), and what could make
     /// the roles differ (an issuer's EKU restriction) is a property of the
     /// CA chain, checked for both roles when the CA is built (`probe`).
-    pub(crate) fn self_check(&self, chain: &[CertificateDer<'static>]) -> Result<(), CaError> {
-        self.self_check_roles(chain, &[PeerRole::Client])
-    }
-
     pub(crate) fn self_check_roles(
         &self,
         chain: &[CertificateDer<'static>],

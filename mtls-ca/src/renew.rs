@@ -112,6 +112,7 @@ impl CertificateAuthority {
             policy: self.policy.clone(),
             state: Mutex::new(state),
             jwt: Mutex::new(self.jwt().clone()),
+            name_constrained: self.name_constrained,
         }
     }
 }

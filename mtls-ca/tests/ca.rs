@@ -2466,3 +2466,51 @@ fn bug_intermediate_under_a_path_length_zero_ca_is_not_checked() {
     // ...so creating it should have failed.
     assert_err!(child, CaError::NotACa { .. });
 }
+
+#[test]
+fn every_issued_svid_verifies_as_client_and_server_without_a_per_svid_check() {
+    // Issuance checks only the leaf's shape when nothing above it depends
+    // on its names: every CA shape, key type and request form must still
+    // give SVIDs that peers accept in both roles.
+    let mut cas = Vec::new();
+    for (key_type, _) in KEY_TYPES {
+        let root = ca_with(key_type, Duration::from_secs(24 * 3600));
+        let inter = root
+            .intermediate(&CaOptions {
+                key_type,
+                ..CaOptions::default()
+            })
+            .unwrap();
+        let below = inter.intermediate(&CaOptions::default()).unwrap();
+        cas.extend([root, inter, below]);
+    }
+    let org = org_root();
+    cas.push(load_org(&org_intermediate(&org, |_| {}), &org));
+    for ca in &cas {
+        let bundles = BundleSet::from(ca.bundle().unwrap());
+        for (key_type, _) in KEY_TYPES {
+            let requests = [
+                SvidRequest::new(id(WEB)).key_type(key_type),
+                SvidRequest::new(id("spiffe://example.org/ns/a/sa/b"))
+                    .key_type(key_type)
+                    .dns_name("web.example.org")
+                    .common_name("web")
+                    .ttl(Duration::from_secs(90)),
+            ];
+            for request in requests {
+                let svid = ca.issue(&request).unwrap();
+                for role in [PeerRole::Client, PeerRole::Server] {
+                    let peer = mtls_core::verify(
+                        svid.chain(),
+                        &bundles,
+                        SystemTime::now(),
+                        &CrlSet::new(),
+                        role,
+                    )
+                    .unwrap_or_else(|e| panic!("{ca:?} {request:?} {role:?}: {e}"));
+                    assert_eq!(peer.spiffe_id(), request.spiffe_id());
+                }
+            }
+        }
+    }
+}

@@ -55,7 +55,7 @@ pub use tls::{
     PeerIdentityError, Rejection, RejectionHook, ServerConfigBuilder, ServerTweaks,
 };
 pub use verify::{verify, PeerRole, VerifyError};
-pub use x509::{check_svid_public_key, escape_untrusted, UnacceptableKey};
+pub use x509::{check_svid_leaf, check_svid_public_key, escape_untrusted, UnacceptableKey};
 
 /// Re-exported so users name the same rustls the configs are built with.
 pub use rustls;

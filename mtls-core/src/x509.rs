@@ -136,6 +136,26 @@ impl UnacceptableKey {
     }
 }
 
+/// Checks the X.509-SVID leaf rules on one certificate, without verifying
+/// any chain: exactly one URI SAN holding a SPIFFE ID with a path,
+/// basicConstraints cA false or absent, keyUsage with digitalSignature and
+/// neither keyCertSign nor cRLSign, an acceptable key; returns its SPIFFE
+/// ID. A CA uses it on what it just signed (its own chain was verified
+/// when it was loaded); a peer's chain needs [`verify`](crate::verify).
+///
+/// ```
+/// use mtls_core::{check_svid_leaf, VerifyError};
+/// use mtls_core::rustls::pki_types::CertificateDer;
+///
+/// let err = check_svid_leaf(&CertificateDer::from(&b"garbage"[..])).unwrap_err();
+/// assert!(matches!(err, VerifyError::MalformedCertificate { index: 0, .. }));
+/// ```
+pub fn check_svid_leaf(
+    leaf: &rustls_pki_types::CertificateDer<'_>,
+) -> Result<SpiffeId, crate::VerifyError> {
+    Ok(inspect_leaf(leaf)?.spiffe_id)
+}
+
 /// Checks a DER `SubjectPublicKeyInfo` against the one key rule for SVIDs,
 /// the same as the TLS handshake's and [`verify`](crate::verify)'s: RSA of
 /// 2048 to 8192 bits, ECDSA on P-256 or P-384 (P-521 where the default
