@@ -23,6 +23,7 @@
 pub mod der;
 pub mod fixtures;
 pub mod frame;
+pub mod jwt;
 pub mod oracle;
 
 use std::time::UNIX_EPOCH;
@@ -38,6 +39,7 @@ use serde_json::{json, Map, Value};
 
 use fixtures::{Signer, FIXED_NOW, MAX_NOW};
 use frame::Reader;
+pub use jwt::jwt_svid;
 
 /// A target: its name (also its corpus and regression directory) and its
 /// body.
@@ -53,6 +55,7 @@ pub const TARGETS: &[Target] = &[
     ("x509_verify", x509_verify),
     ("crl", crl),
     ("svid_pem", svid_pem),
+    ("jwt_svid", jwt_svid),
 ];
 
 /// SPIFFE ID parsing. Whatever parses displays back to exactly the input

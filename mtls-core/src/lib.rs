@@ -7,6 +7,7 @@ pub mod authorize;
 mod bundle;
 mod crl;
 mod id;
+mod jwt;
 mod limits;
 pub mod metrics;
 mod peer;
@@ -25,11 +26,15 @@ pub use bundle::{
 };
 pub use crl::{CrlError, CrlExpiry, CrlSet};
 pub use id::{SpiffeId, SpiffeIdError, TrustDomain};
+pub use jwt::{
+    JwsAlgorithm, JwsPart, JwtBundle, JwtBundleSet, JwtSvid, JwtSvidError, JwtSvidValidator,
+    UnsupportedJwsAlgorithm,
+};
 #[cfg(feature = "file-source")]
 pub use limits::MAX_SOURCE_FILE_BYTES;
 pub use limits::{
-    MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES, MAX_CHAIN_LEN, MAX_CRL_BYTES, MAX_SPIFFE_ID_LEN,
-    MAX_TRUST_DOMAIN_LEN,
+    MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES, MAX_CHAIN_LEN, MAX_CRL_BYTES, MAX_JWT_CLAIMS_BYTES,
+    MAX_JWT_HEADER_BYTES, MAX_JWT_SVID_BYTES, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN,
 };
 pub use peer::PeerIdentity;
 pub use pem::encode as to_pem;
@@ -42,8 +47,9 @@ pub use source::spire::{
     SPIFFE_ENDPOINT_SOCKET,
 };
 pub use source::{
-    BundleSource, ComposeError, ComposedBundles, ComposedBundlesBuilder, CrlSource, Published,
-    SharedBundles, SharedCrls, SharedSvid, SourceState, SourceStatus, SvidSource,
+    BundleSource, ComposeError, ComposedBundles, ComposedBundlesBuilder, CrlSource,
+    JwtBundleSource, Published, SharedBundles, SharedCrls, SharedJwtBundles, SharedSvid,
+    SourceState, SourceStatus, SvidSource,
 };
 pub use source::{
     IssueError, KeyAlgorithm, RenewingSvid, SvidIssuer, SvidSpec, MAX_RETRY_DELAY, RENEW_AT,

@@ -31,6 +31,17 @@ pub const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
 /// Largest CRL document accepted, in bytes.
 pub const MAX_CRL_BYTES: usize = 16 * 1024 * 1024;
 
+/// Longest JWT-SVID accepted, in bytes of its compact serialization
+/// (SPIRE's are well under 1 KiB; HTTP servers commonly cap a whole header
+/// section at 8 to 16 KiB).
+pub const MAX_JWT_SVID_BYTES: usize = 16 * 1024;
+
+/// Largest JOSE header of a JWT-SVID accepted, in bytes once decoded.
+pub const MAX_JWT_HEADER_BYTES: usize = 1024;
+
+/// Largest claims set of a JWT-SVID accepted, in bytes once decoded.
+pub const MAX_JWT_CLAIMS_BYTES: usize = 8 * 1024;
+
 /// Largest file a `FileSource` reads, in bytes: whatever the file holds
 /// (chain, key, bundle or CRLs), so it is the largest of the document
 /// limits above, and no document that parses is cut short by the read.

@@ -38,7 +38,7 @@ use std::fmt;
 
 use http::request::Parts;
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
-use mtls_core::{Denied, PeerIdentity, SpiffeId};
+use mtls_core::{Denied, JwtSvid, PeerIdentity, SpiffeId};
 
 /// Decides whether an authenticated caller may make a request.
 ///
@@ -64,6 +64,10 @@ pub trait AuthorizeRequest: Send + Sync {
 pub enum Caller<'a> {
     /// The peer of the mutual TLS connection, by its verified X.509-SVID.
     X509(&'a PeerIdentity),
+    /// The subject of a JWT-SVID validated by a
+    /// [`JwtSvidLayer`](crate::JwtSvidLayer), on a request without an X.509
+    /// peer.
+    Jwt(&'a JwtSvid),
 }
 
 impl<'a> Caller<'a> {
@@ -72,6 +76,7 @@ impl<'a> Caller<'a> {
     pub fn spiffe_id(&self) -> &'a SpiffeId {
         match self {
             Caller::X509(peer) => peer.spiffe_id(),
+            Caller::Jwt(svid) => svid.spiffe_id(),
         }
     }
 
@@ -81,6 +86,16 @@ impl<'a> Caller<'a> {
     pub fn x509(&self) -> Option<&'a PeerIdentity> {
         match self {
             Caller::X509(peer) => Some(peer),
+            Caller::Jwt(_) => None,
+        }
+    }
+
+    /// The caller's JWT-SVID, when it authenticated with one.
+    #[inline]
+    pub fn jwt_svid(&self) -> Option<&'a JwtSvid> {
+        match self {
+            Caller::X509(_) => None,
+            Caller::Jwt(svid) => Some(svid),
         }
     }
 }

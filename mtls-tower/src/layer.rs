@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
+use mtls_core::JwtSvid;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -27,7 +28,9 @@ use crate::policy::RoutePolicy;
 ///   characters or `/`, dot or empty segments, malformed encoding; see
 ///   [`RoutePolicy`]): **400** (gRPC: `INVALID_ARGUMENT`, 3), so the
 ///   policy always decides on the path the handlers see;
-/// - no authenticated peer, or a peer whose certificate path (leaf or any
+/// - no authenticated caller (neither an X.509 peer nor a JWT-SVID put
+///   in the request by a [`JwtSvidLayer`](crate::JwtSvidLayer) outside this
+///   layer), or an X.509 peer whose certificate path (leaf or any
 ///   intermediate, [`PeerIdentity::not_after`](mtls_core::PeerIdentity::not_after))
 ///   has expired since the connection opened: **401** (gRPC:
 ///   `UNAUTHENTICATED`, 16); for an expired peer the connection is also
@@ -41,7 +44,8 @@ use crate::policy::RoutePolicy;
 ///   **403** (gRPC: `PERMISSION_DENIED`, 7); the reason is logged at debug
 ///   level, not sent;
 /// - allowed: the request goes on with the peer's `PeerIdentity` in its
-///   extensions.
+///   extensions (an X.509 peer; a JWT-SVID caller's `JwtSvid` is already
+///   there).
 ///
 /// gRPC requests (content type `application/grpc*`) get a gRPC status
 /// instead of an HTTP error, so gRPC clients see a proper status code.
@@ -160,10 +164,16 @@ where
         if let Err(invalid) = crate::path::check(req.uri().path()) {
             return ResponseFuture::refused(crate::path::refusal(&invalid, grpc));
         }
-        let Some(peer) = peer_identity(req.extensions()) else {
-            return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc));
+        let caller = match peer_identity(req.extensions()) {
+            Some(peer) => Caller::X509(peer),
+            // Put there by a `JwtSvidLayer` outside this layer, which
+            // validated it for this very request.
+            None => match req.extensions().get::<JwtSvid>() {
+                Some(svid) => Caller::Jwt(svid),
+                None => return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc)),
+            },
         };
-        if peer.is_expired_at(SystemTime::now()) {
+        if let Some(peer) = caller.x509().filter(|p| p.is_expired_at(SystemTime::now())) {
             tracing::info!(peer = %peer.spiffe_id(), "mtls: request refused, the peer's certificate has expired; ending the connection");
             crate::peer::end_expired_connection(req.extensions());
             let mut response = refusal(Refusal::Expired, grpc);
@@ -177,24 +187,25 @@ where
         // The request's head by reference: nothing copied or allocated.
         match self
             .policy
-            .authorize_request(Caller::X509(peer), RequestHead::from(&req))
+            .authorize_request(caller, RequestHead::from(&req))
         {
             Ok(()) => {
                 ::metrics::counter!(crate::metrics::AUTHZ_DECISIONS, "result" => "allow")
                     .increment(1);
-                let peer = peer.clone();
-                req.extensions_mut().insert(peer);
+                if let Some(peer) = caller.x509().cloned() {
+                    req.extensions_mut().insert(peer);
+                }
                 ResponseFuture::inner(self.inner.call(req))
             }
             Err(denial) => {
-                tracing::debug!(method = %req.method(), path = req.uri().path(), peer = %peer.spiffe_id(), reason = %denial, "mtls: request denied");
+                tracing::debug!(method = %req.method(), path = req.uri().path(), peer = %caller.spiffe_id(), reason = %denial, "mtls: request denied");
                 ResponseFuture::refused(refusal(Refusal::Denied, grpc))
             }
         }
     }
 }
 
-fn is_grpc<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_grpc<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| {
@@ -267,13 +278,13 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    fn inner(future: F) -> Self {
+    pub(crate) fn inner(future: F) -> Self {
         Self {
             kind: FutureKind::Inner { future },
         }
     }
 
-    fn refused(response: Response<Full<Bytes>>) -> Self {
+    pub(crate) fn refused(response: Response<Full<Bytes>>) -> Self {
         Self {
             kind: FutureKind::Refused {
                 response: Some(response),

@@ -4,6 +4,7 @@
 
 mod authorize;
 mod client;
+mod jwt;
 mod layer;
 mod listener;
 pub mod metrics;
@@ -14,6 +15,7 @@ mod stream;
 
 pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
 pub use client::{MtlsClientStream, MtlsConnector, DEFAULT_CONNECT_TIMEOUT, RETIRE_BEFORE_EXPIRY};
+pub use jwt::{JwtSvidAuth, JwtSvidLayer};
 pub use layer::{Authorize, AuthorizeLayer, ResponseBody, ResponseFuture};
 pub use listener::{ListenerConfig, ListenerStats, MtlsListener};
 pub use peer::peer_identity;

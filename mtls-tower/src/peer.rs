@@ -54,12 +54,16 @@ mod axum_extract {
     use axum::response::{IntoResponse, Response};
     use http::request::Parts;
     use http::StatusCode;
-    use mtls_core::{PeerIdentity, SpiffeId};
+    use mtls_core::{JwtSvid, PeerIdentity, SpiffeId};
 
     /// Extracts the caller's SPIFFE ID; rejects with 401 when the request
     /// has no authenticated, unexpired peer (expired: some certificate of
     /// its verified path, leaf or intermediate, has expired; the connection
     /// is then ended so the client reconnects).
+    ///
+    /// The caller is the X.509 peer of the connection, or, on a request
+    /// without one, the subject of the JWT-SVID a
+    /// [`JwtSvidLayer`](crate::JwtSvidLayer) validated.
     ///
     /// ```no_run
     /// use mtls_tower::PeerId;
@@ -72,7 +76,8 @@ mod axum_extract {
     pub struct PeerId(pub SpiffeId);
 
     /// Extracts the caller's whole [`PeerIdentity`] (ID, chain, expiry);
-    /// rejects with 401 like [`PeerId`].
+    /// rejects with 401 like [`PeerId`]. X.509 peers only: a JWT-SVID
+    /// caller has no chain (extract `Extension<JwtSvid>` for its token).
     #[derive(Debug, Clone)]
     pub struct Peer(pub PeerIdentity);
 
@@ -105,6 +110,13 @@ mod axum_extract {
             parts: &mut Parts,
             _state: &S,
         ) -> Result<Self, Self::Rejection> {
+            if super::peer_identity(&parts.extensions).is_none() {
+                // No X.509 peer: the subject of a JWT-SVID that a
+                // `JwtSvidLayer` validated for this request, if any.
+                if let Some(svid) = parts.extensions.get::<JwtSvid>() {
+                    return Ok(PeerId(svid.spiffe_id().clone()));
+                }
+            }
             current(parts).map(|p| PeerId(p.spiffe_id().clone()))
         }
     }

@@ -190,7 +190,7 @@ fn strip_zeros(bytes: &[u8]) -> &[u8] {
 
 /// A JSON value whose objects may not repeat a member name (the bundle
 /// spec forbids duplicate members; `serde_json::Value` keeps the last one).
-struct StrictValue(Value);
+pub(crate) struct StrictValue(pub(crate) Value);
 
 impl<'de> Deserialize<'de> for StrictValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

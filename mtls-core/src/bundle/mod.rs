@@ -24,6 +24,7 @@ mod spiffe;
 mod x509;
 
 pub use error::BundleError;
+pub(crate) use jwks::StrictValue;
 pub use jwt::{JwtKey, JwtKeyError, JwtKeyType};
 pub use set::BundleSet;
 pub use spiffe::SpiffeBundle;

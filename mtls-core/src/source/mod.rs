@@ -21,11 +21,12 @@
 //! `tokio::sync::watch` receiver of the generation) and `status()` (a
 //! [`SourceStatus`]: generation, failures, last error, state).
 //!
-//! Fixed values are sources too: [`X509Svid`], [`BundleSet`] and [`CrlSet`]
-//! implement these traits by returning a clone of themselves (cheap: they
+//! Fixed values are sources too: [`X509Svid`], [`BundleSet`], [`CrlSet`]
+//! and [`JwtBundleSet`] implement these traits by returning a clone of themselves (cheap: they
 //! are reference-counted), at a generation that never changes. Values that
 //! the application itself replaces go in the settable cells
-//! [`SharedSvid`], [`SharedBundles`] and [`SharedCrls`]; an SVID issued by
+//! [`SharedSvid`], [`SharedBundles`], [`SharedCrls`] and
+//! [`SharedJwtBundles`]; an SVID issued by
 //! an [`SvidIssuer`] (mtls-ca's CA, or a remote one) and renewed at about
 //! half its lifetime is a [`RenewingSvid`]; bundles of several
 //! trust domains from several sources are put together, never merged, by
@@ -45,6 +46,7 @@ use tokio::sync::watch;
 
 use crate::bundle::BundleSet;
 use crate::crl::CrlSet;
+use crate::jwt::JwtBundleSet;
 use crate::svid::X509Svid;
 
 /// Implements a source trait for a type of this crate whose inherent
@@ -84,7 +86,7 @@ pub use compose::{ComposeError, ComposedBundles, ComposedBundlesBuilder};
 pub use issuer::{IssueError, KeyAlgorithm, SvidIssuer, SvidSpec};
 pub use published::Published;
 pub use renew::{RenewingSvid, MAX_RETRY_DELAY, RENEW_AT, RENEW_JITTER};
-pub use shared::{SharedBundles, SharedCrls, SharedSvid};
+pub use shared::{SharedBundles, SharedCrls, SharedJwtBundles, SharedSvid};
 pub use status::{SourceState, SourceStatus};
 
 /// Where the current SVID comes from.
@@ -145,6 +147,36 @@ pub trait CrlSource: Send + Sync {
     }
 }
 
+/// Where the current JWT bundles come from: the JWT authorities that
+/// JWT-SVIDs are validated against
+/// ([`JwtSvidValidator::validate_from`](crate::JwtSvidValidator::validate_from)).
+///
+/// ```
+/// use mtls_core::{JwtBundle, JwtBundleSet, JwtBundleSource, TrustDomain};
+///
+/// let set = JwtBundleSet::from(JwtBundle::new(TrustDomain::from_static("example.org")));
+/// assert!(set.current_jwt_bundles().contains("example.org"));
+/// assert_eq!(set.generation(), Some(0));
+/// ```
+pub trait JwtBundleSource: Send + Sync {
+    /// The JWT bundles to validate tokens against now.
+    fn current_jwt_bundles(&self) -> JwtBundleSet;
+
+    /// The generation of what
+    /// [`current_jwt_bundles`](Self::current_jwt_bundles) returns: while it
+    /// is the same, so is the set. `None` (the default) when the source
+    /// does not track one.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
+    /// A receiver woken whenever the generation changes, if the source
+    /// offers one.
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+}
+
 /// A fixed value is a source of itself, at a generation that never
 /// changes; an `Arc` of a source serves what the source serves.
 macro_rules! value_and_arc_sources {
@@ -185,6 +217,12 @@ value_and_arc_sources!(
 value_and_arc_sources!(
     BundleSource,
     fn current_bundles(set: BundleSet) -> BundleSet {
+        set.clone()
+    }
+);
+value_and_arc_sources!(
+    JwtBundleSource,
+    fn current_jwt_bundles(set: JwtBundleSet) -> JwtBundleSet {
         set.clone()
     }
 );

@@ -6,9 +6,10 @@ use tokio::sync::watch;
 
 use super::published::Published;
 use super::status::SourceStatus;
-use super::{BundleSource, CrlSource, SvidSource};
+use super::{BundleSource, CrlSource, JwtBundleSource, SvidSource};
 use crate::bundle::BundleSet;
 use crate::crl::CrlSet;
+use crate::jwt::JwtBundleSet;
 use crate::svid::X509Svid;
 
 /// Declares a cell over `Published<$value>`: the struct, what it reads
@@ -146,4 +147,23 @@ shared_set!(
     CrlSet,
     CrlSource,
     current_crls
+);
+
+shared_set!(
+    /// JWT bundles the application sets: a [`JwtBundleSource`] whose every
+    /// [`set`](Self::set) takes effect at the next validation. Clones share
+    /// the cell.
+    ///
+    /// ```
+    /// use mtls_core::{JwtBundle, JwtBundleSet, JwtBundleSource, SharedJwtBundles, TrustDomain};
+    ///
+    /// let cell = SharedJwtBundles::new(JwtBundleSet::new());
+    /// cell.set(JwtBundleSet::from(JwtBundle::new(TrustDomain::from_static("example.org"))));
+    /// assert!(cell.current_jwt_bundles().contains("example.org"));
+    /// assert_eq!(cell.generation(), 1);
+    /// ```
+    SharedJwtBundles,
+    JwtBundleSet,
+    JwtBundleSource,
+    current_jwt_bundles
 );

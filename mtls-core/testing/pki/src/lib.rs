@@ -5,6 +5,7 @@
 //!   (after go-spiffe's `internal/test/ca.go`);
 //! - [`bounded`], [`bounded_by`], [`TEST_TIMEOUT`], [`eventually`],
 //!   [`sleep_past`]: tests that fail instead of hanging;
+//! - [`TestJwtIssuer`]: JWT-SVIDs (ES256) and the JWT bundle to check them;
 //! - [`id`]: a [`SpiffeId`] from a literal;
 //! - [`AcceptAnyServer`]: a rustls verifier for raw clients whose test is
 //!   about the server's view;
@@ -33,6 +34,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ca;
+mod jwt;
 mod loopback;
 mod metrics;
 mod renew;
@@ -43,6 +45,7 @@ mod x509;
 pub use ca::{
     ca_params, hours, in_hours, leaf_params, next_serial, now, system_now, TestCa, TestLeaf,
 };
+pub use jwt::TestJwtIssuer;
 pub use loopback::{call_hi, serve_hi};
 pub use metrics::{counted, snapshotter};
 pub use renew::first_renewal_of_4s_svid;

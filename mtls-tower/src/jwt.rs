@@ -1,0 +1,230 @@
+//! Authentication by JWT-SVID: `Authorization: Bearer <JWT-SVID>`
+//! (JWT-SVID.md section 5), for calls whose X.509 identity a
+//! TLS-terminating hop (a proxy, a load balancer) took away.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::Full;
+use mtls_core::{JwtBundleSource, JwtSvidValidator};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::layer::{is_grpc, ResponseBody, ResponseFuture};
+
+/// Authenticates every request by the JWT-SVID in its `Authorization:
+/// Bearer` header, validated by a [`JwtSvidValidator`] (its audience, its
+/// leeway) against the JWT bundles a [`JwtBundleSource`] serves at that
+/// moment.
+///
+/// - no `Authorization` header, or another scheme than `Bearer`: **401**
+///   with `WWW-Authenticate: Bearer` (RFC 6750 section 3);
+/// - several `Authorization` headers, or a token the validator refuses
+///   (any [`JwtSvidError`](mtls_core::JwtSvidError), logged at debug level,
+///   never sent): **401** with `WWW-Authenticate: Bearer
+///   error="invalid_token"`;
+/// - gRPC requests (content type `application/grpc*`) get a trailers-only
+///   `UNAUTHENTICATED` (16) instead;
+/// - valid: the request goes on with the [`JwtSvid`](mtls_core::JwtSvid) in
+///   its extensions. [`PeerId`](crate::PeerId) then extracts its SPIFFE ID,
+///   and an [`AuthorizeLayer`](crate::AuthorizeLayer) placed inside this
+///   layer authorizes it as [`Caller::Jwt`](crate::Caller::Jwt), so route
+///   policies and authorizers work unchanged.
+///
+/// When a request also has an X.509 peer (a JWT-SVID sent over mutual
+/// TLS), both must pass, and the X.509 peer is the caller that
+/// [`PeerId`](crate::PeerId) and [`AuthorizeLayer`](crate::AuthorizeLayer)
+/// see.
+///
+/// ```no_run
+/// # fn app() {
+/// use axum::{routing::get, Router};
+/// use mtls_core::{JwtBundleSet, JwtSvidValidator, SharedJwtBundles};
+/// use mtls_tower::{JwtSvidLayer, PeerId};
+///
+/// let bundles = SharedJwtBundles::new(JwtBundleSet::new()); // filled by the application
+/// let app: Router = Router::new()
+///     .route("/whoami", get(|PeerId(id): PeerId| async move { id.to_string() }))
+///     .layer(JwtSvidLayer::new(JwtSvidValidator::new("spiffe://example.org/api"), bundles));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct JwtSvidLayer {
+    validator: Arc<JwtSvidValidator>,
+    bundles: Arc<dyn JwtBundleSource>,
+}
+
+impl JwtSvidLayer {
+    /// A layer accepting the tokens `validator` accepts against the
+    /// bundles `bundles` serves.
+    pub fn new(validator: JwtSvidValidator, bundles: impl JwtBundleSource + 'static) -> Self {
+        Self {
+            validator: Arc::new(validator),
+            bundles: Arc::new(bundles),
+        }
+    }
+
+    /// The validator.
+    pub fn validator(&self) -> &JwtSvidValidator {
+        &self.validator
+    }
+}
+
+impl fmt::Debug for JwtSvidLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtSvidLayer")
+            .field("validator", &self.validator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for JwtSvidLayer {
+    type Service = JwtSvidAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtSvidAuth {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`JwtSvidLayer`].
+#[derive(Clone, Debug)]
+pub struct JwtSvidAuth<S> {
+    inner: S,
+    layer: JwtSvidLayer,
+}
+
+impl<S> JwtSvidAuth<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming the wrapper.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// What the `Authorization` header holds.
+enum Credentials<'a> {
+    /// No header, or another scheme.
+    None,
+    /// Several headers, or a value that is not visible ASCII.
+    Malformed,
+    /// A bearer token (not yet validated).
+    Bearer(&'a str),
+}
+
+/// The bearer token of `headers` (RFC 6750 section 2.1: the scheme is
+/// case-insensitive, then one or more spaces, then the token).
+fn credentials(headers: &HeaderMap) -> Credentials<'_> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Credentials::None;
+    };
+    if values.next().is_some() {
+        return Credentials::Malformed;
+    }
+    let Ok(value) = value.to_str() else {
+        return Credentials::Malformed;
+    };
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            match token.trim_start_matches(' ') {
+                "" => Credentials::Malformed,
+                token => Credentials::Bearer(token),
+            }
+        }
+        // The scheme alone (a trailing space is trimmed in transit).
+        None if value.eq_ignore_ascii_case("bearer") => Credentials::Malformed,
+        _ => Credentials::None,
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for JwtSvidAuth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let grpc = is_grpc(&req);
+        let result = match credentials(req.headers()) {
+            Credentials::None => return ResponseFuture::refused(refusal(false, grpc)),
+            Credentials::Malformed => {
+                tracing::debug!("mtls: request refused, malformed Authorization header");
+                return ResponseFuture::refused(refusal(true, grpc));
+            }
+            Credentials::Bearer(token) => self
+                .layer
+                .validator
+                .validate_from(token, &*self.layer.bundles),
+        };
+        match result {
+            Ok(svid) => {
+                req.extensions_mut().insert(svid);
+                ResponseFuture::inner(self.inner.call(req))
+            }
+            Err(e) => {
+                tracing::debug!(reason = %e, "mtls: request refused, invalid JWT-SVID");
+                ResponseFuture::refused(refusal(true, grpc))
+            }
+        }
+    }
+}
+
+/// 401 with a `Bearer` challenge (`error="invalid_token"` when a token was
+/// given), or gRPC `UNAUTHENTICATED`.
+fn refusal(invalid_token: bool, grpc: bool) -> Response<Full<Bytes>> {
+    let message = if invalid_token {
+        "invalid JWT-SVID"
+    } else {
+        "JWT-SVID required"
+    };
+    if grpc {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        let headers = r.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", HeaderValue::from_static("16"));
+        headers.insert("grpc-message", HeaderValue::from_static(message));
+        return r;
+    }
+    let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    let headers = r.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(if invalid_token {
+            r#"Bearer error="invalid_token""#
+        } else {
+            "Bearer"
+        }),
+    );
+    r
+}
