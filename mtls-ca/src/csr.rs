@@ -81,7 +81,9 @@ impl CertificateAuthority {
             });
         }
         self.policy.check(&request.spiffe_id, request.ttl)?;
-        self.sign_leaf(request, &public_key, "SVID from CSR")
+        let chain = self.sign_leaf(request, &public_key, "SVID from CSR")?;
+        Self::check_leaf(&chain, request, "SVID from CSR")?;
+        Ok(chain)
     }
 }
 

@@ -105,11 +105,37 @@ impl CertificateAuthority {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
             crate::key::pkcs8_der(&key).to_vec(),
         ));
-        Ok(X509Svid::new(chain, key)?)
+        // The key was generated here and the leaf signed over it: it is not
+        // loaded again to compare. `issued` checks the leaf's SVID shape.
+        let svid = X509Svid::issued(chain, key)?;
+        same_id(svid.spiffe_id(), request, "SVID")?;
+        Ok(svid)
     }
 
-    /// Signs a leaf for `request` over `public_key` and returns its chain,
-    /// checked as a peer would check it (`what` names it in errors).
+    /// Checks the X.509-SVID leaf rules on a chain this CA signed (see
+    /// [`sign_leaf`](Self::sign_leaf)).
+    pub(crate) fn check_leaf(
+        chain: &[CertificateDer<'static>],
+        request: &SvidRequest,
+        what: &'static str,
+    ) -> Result<(), CaError> {
+        let leaf = chain.first().ok_or_else(|| build_err(what, "no leaf"))?;
+        let id = mtls_core::check_svid_leaf(leaf).map_err(|e| CaError::Build {
+            what: "SVID (it breaks the X.509-SVID leaf rules)",
+            reason: e.to_string(),
+        })?;
+        same_id(&id, request, what)
+    }
+
+    /// Signs a leaf for `request` over `public_key` and returns its chain
+    /// (`what` names it in errors). When name constraints above it make
+    /// its validity depend on its names, the chain is verified as peers
+    /// will; otherwise the caller checks the leaf's shape
+    /// ([`X509Svid::issued`], [`check_leaf`](Self::check_leaf)): nothing
+    /// above it depends on the leaf, and this CA's chain and key were
+    /// verified end to end with a leaf of the same form when it was loaded
+    /// (`probe`, both roles). The tests and the `csr_sign` fuzz target
+    /// verify what it signs.
     pub(crate) fn sign_leaf(
         &self,
         request: &SvidRequest,
@@ -124,25 +150,7 @@ impl CertificateAuthority {
             .clone();
         let chain = self.leaf_chain(cert);
         if self.name_constrained {
-            // Name constraints make the leaf's validity depend on its names:
-            // verify it as peers will.
             self.self_check_roles(&chain, &[PeerRole::Client, PeerRole::Server])?;
-            return Ok(chain);
-        }
-        // The leaf's shape, checked as a peer checks it. Its signature chain
-        // needs no check per SVID: nothing above it depends on the leaf's
-        // names, and this CA's chain and key were verified end to end with
-        // a leaf of the same form when it was loaded (`probe`, both roles);
-        // the tests and the `csr_sign` fuzz target verify what it signs.
-        let id = mtls_core::check_svid_leaf(&chain[0]).map_err(|e| CaError::Build {
-            what: "SVID (it breaks the X.509-SVID leaf rules)",
-            reason: e.to_string(),
-        })?;
-        if id != request.spiffe_id {
-            return Err(CaError::Build {
-                what,
-                reason: format!("the leaf names {id}, not {}", request.spiffe_id),
-            });
         }
         Ok(chain)
     }
@@ -215,5 +223,17 @@ impl CertificateAuthority {
         p.not_after = to_offset(not_after);
         p.use_authority_key_identifier_extension = true;
         Ok(p)
+    }
+}
+
+/// The leaf names the SPIFFE ID asked for.
+fn same_id(id: &SpiffeId, request: &SvidRequest, what: &'static str) -> Result<(), CaError> {
+    if *id == request.spiffe_id {
+        Ok(())
+    } else {
+        Err(CaError::Build {
+            what,
+            reason: format!("the leaf names {id}, not {}", request.spiffe_id),
+        })
     }
 }
