@@ -31,3 +31,17 @@ fn mutated_seeds_never_fail() {
 fn fuzz_binaries_match_the_targets() {
     replay::check_binaries(TARGETS);
 }
+
+/// The bundle endpoint response check (feature `federation`) on the
+/// `jwks_bundle` seeds, regressions and mutations.
+#[cfg(feature = "federation")]
+#[path = "../../fuzz/targets/federation.rs"]
+mod federation;
+
+#[cfg(feature = "federation")]
+#[test]
+fn bundle_responses_replay() {
+    let targets: &[replay::Body] = &[("jwks_bundle", federation::bundle_response)];
+    replay::replay_inputs(targets, AWAITING_FIX);
+    replay::replay_mutations(targets);
+}
