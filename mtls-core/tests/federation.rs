@@ -16,8 +16,9 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use mtls_core::federation::{
-    fetch, parse_bundle, serve, BundleEndpoint, BundleServer, EndpointConfig, EndpointProfile,
-    EndpointUrl, FederatedBundleSource, FederationError, ServerProfile, WatchOptions,
+    fetch, parse_bundle, serve, serve_with, BundleEndpoint, BundleServer, EndpointConfig,
+    EndpointProfile, EndpointUrl, FederatedBundleSource, FederationError, ServeOptions,
+    ServerProfile, WatchOptions,
 };
 use mtls_core::rustls::pki_types::CertificateDer;
 use mtls_core::rustls::{CertificateError, ServerConfig};
@@ -357,6 +358,45 @@ async fn endpoint_mounts_in_hyper_service_fn_like_any_tower_service() {
     assert_tower(&BundleEndpoint::new(partner_td(), ca.bundle_set()));
 }
 
+#[tokio::test]
+async fn server_bounds_stalled_clients_and_stops_gracefully() {
+    bounded(async {
+        let partner = Partner::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = serve_with(
+            listener,
+            BundleEndpoint::new(partner_td(), partner.ca.bundle_set()),
+            ServerProfile::https_spiffe(partner.endpoint.svid()),
+            ServeOptions::default()
+                .max_connections(2)
+                .handshake_timeout(Duration::from_millis(300)),
+        )
+        .unwrap();
+        let addr = server.local_addr();
+        // More stalled clients than the server serves at once: they are cut
+        // off at the handshake timeout, and a real client gets through.
+        let mut stalled = Vec::new();
+        for _ in 0..4 {
+            stalled.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let bundle = fetch(&spiffe_config(addr, &partner.ca)).await.unwrap();
+        assert_eq!(bundle.x509().len(), 1);
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), stalled[0].read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a stalled client is closed: {read:?}"
+        );
+
+        server.shutdown().await;
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "no longer listening"
+        );
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // Refusals.
 
@@ -533,6 +573,12 @@ async fn hostile_endpoints_are_refused_with_typed_errors() {
         Case {
             name: "redirect-with-userinfo",
             respond: |_, _| http("302 Found", &[("location", "https://u@127.0.0.1:1/b")], b""),
+            config: same,
+            expect: |e| matches!(e, FederationError::BadRedirect { .. }),
+        },
+        Case {
+            name: "redirect-to-a-relative-path",
+            respond: |_, _| http("302 Found", &[("location", "bundle.json")], b""),
             config: same,
             expect: |e| matches!(e, FederationError::BadRedirect { .. }),
         },

@@ -256,36 +256,36 @@ impl Fetcher {
                 })?;
             return Ok(Outcome::Body(body.to_bytes()));
         }
-        let location = || {
-            response
-                .headers()
-                .get(header::LOCATION)
-                .map(|v| escape_untrusted(&String::from_utf8_lossy(v.as_bytes())))
+        let raw_location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| v.as_bytes().to_vec());
+        let shown = |raw: &Option<Vec<u8>>| {
+            raw.as_deref()
+                .map(|v| escape_untrusted(&String::from_utf8_lossy(v)))
                 .unwrap_or_default()
         };
         match status {
             StatusCode::FOUND | StatusCode::SEE_OTHER | StatusCode::TEMPORARY_REDIRECT => {
-                let location = location();
-                if location.is_empty() {
-                    return Err(FederationError::BadRedirect {
-                        url: url.to_string(),
-                        location,
-                        reason: "no Location header",
-                    });
-                }
-                url.redirect(&location)
+                let bad = |reason| FederationError::BadRedirect {
+                    url: url.to_string(),
+                    location: shown(&raw_location),
+                    reason,
+                };
+                let Some(raw) = &raw_location else {
+                    return Err(bad("no Location header"));
+                };
+                let location =
+                    std::str::from_utf8(raw).map_err(|_| bad("the Location is not ASCII"))?;
+                url.redirect(location.trim())
                     .map(Outcome::Redirect)
-                    .map_err(|reason| FederationError::BadRedirect {
-                        url: url.to_string(),
-                        location,
-                        reason,
-                    })
+                    .map_err(bad)
             }
             StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT => {
                 Err(FederationError::PermanentRedirect {
                     url: url.to_string(),
                     status: status.as_u16(),
-                    location: location(),
+                    location: shown(&raw_location),
                 })
             }
             _ => Err(FederationError::Status {

@@ -92,11 +92,6 @@ impl EndpointUrl {
         self.authority().port_u16().unwrap_or(443)
     }
 
-    /// The URL as text.
-    pub fn as_str(&self) -> String {
-        self.uri.to_string()
-    }
-
     pub(crate) fn authority(&self) -> &Authority {
         // Checked at construction: an EndpointUrl always has an authority.
         #[allow(clippy::expect_used)]
