@@ -346,6 +346,33 @@ async fn endpoint_sequence_increases_on_change_only() {
 }
 
 #[tokio::test]
+async fn endpoint_publishes_jwt_authorities_from_its_hook() {
+    let jwks = br#"{"keys": [{
+        "use": "jwt-svid", "kty": "EC", "crv": "P-256", "kid": "k1",
+        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+        "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"
+    }]}"#;
+    let key = SpiffeBundle::from_jwks(partner_td(), jwks)
+        .unwrap()
+        .jwt_authorities()[0]
+        .clone();
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let hook = keys.clone();
+    let ca = TestCa::root(PARTNER);
+    let endpoint = BundleEndpoint::new(partner_td(), ca.bundle_set())
+        .jwt_authorities(move || hook.lock().unwrap().clone());
+    let before = endpoint.current_sequence().unwrap();
+    keys.lock().unwrap().push(key.clone());
+    let bundle = SpiffeBundle::from_jwks(partner_td(), &endpoint.current_document()).unwrap();
+    assert_eq!(bundle.jwt_authority("k1"), Some(&key));
+    assert_eq!(bundle.x509().authorities(), std::slice::from_ref(&ca.root));
+    assert!(
+        bundle.sequence().unwrap() > before,
+        "a new JWT key is a change"
+    );
+}
+
+#[tokio::test]
 async fn endpoint_mounts_in_hyper_service_fn_like_any_tower_service() {
     // `route_service` in axum needs Service<Request<B>, Response = Response<impl Body>,
     // Error = Infallible> + Clone: check the bounds compile.
