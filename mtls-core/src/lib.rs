@@ -6,6 +6,8 @@
 pub mod authorize;
 mod bundle;
 mod crl;
+#[cfg(feature = "federation")]
+pub mod federation;
 mod id;
 mod jwt;
 mod limits;
@@ -32,6 +34,12 @@ pub use jwt::{
 };
 #[cfg(feature = "file-source")]
 pub use limits::MAX_SOURCE_FILE_BYTES;
+#[cfg(feature = "federation")]
+pub use limits::{
+    FEDERATION_CONNECTION_TIMEOUT, FEDERATION_CONNECT_TIMEOUT, FEDERATION_HANDSHAKE_TIMEOUT,
+    FEDERATION_MAX_CONNECTIONS, FEDERATION_TOTAL_TIMEOUT, MAX_FEDERATION_REDIRECTS,
+    MAX_FEDERATION_RESPONSE_BYTES,
+};
 pub use limits::{
     MAX_BUNDLE_BYTES, MAX_CERTIFICATE_BYTES, MAX_CHAIN_LEN, MAX_CRL_BYTES, MAX_JWT_CLAIMS_BYTES,
     MAX_JWT_HEADER_BYTES, MAX_JWT_SVID_BYTES, MAX_SPIFFE_ID_LEN, MAX_TRUST_DOMAIN_LEN,

@@ -448,3 +448,10 @@ pub(crate) fn check_authority(
     }
     Ok(Ok(()))
 }
+
+/// The SPIFFE ID of a bundle authority (`index` in its bundle, for
+/// errors), if it has one.
+#[cfg(feature = "federation")]
+pub(crate) fn authority_spiffe_id(der: &[u8], index: usize) -> Result<Option<SpiffeId>, X509Error> {
+    uri_san_id(&parse(der, index)?, index)
+}

@@ -79,3 +79,17 @@ fn generate_jwt_svid_seeds() {
         std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
     }
 }
+
+/// The bundle endpoint response check (feature `federation`) on the
+/// `jwks_bundle` seeds, regressions and mutations.
+#[cfg(feature = "federation")]
+#[path = "../../fuzz/targets/federation.rs"]
+mod federation;
+
+#[cfg(feature = "federation")]
+#[test]
+fn bundle_responses_replay() {
+    let targets: &[replay::Body] = &[("jwks_bundle", federation::bundle_response)];
+    replay::replay_inputs(targets, AWAITING_FIX);
+    replay::replay_mutations(targets);
+}

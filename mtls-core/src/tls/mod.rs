@@ -15,4 +15,6 @@ pub use common::ConfigError;
 pub use customize::{ClientTweaks, ServerTweaks};
 pub use peer::PeerIdentityError;
 pub use rejection::{Rejection, RejectionHook};
+#[cfg(feature = "federation")]
+pub(crate) use resolver::SvidResolver;
 pub use server::{MtlsServerConfig, ServerConfigBuilder};
