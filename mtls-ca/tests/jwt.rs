@@ -21,7 +21,7 @@ use mtls_testing::id;
 use serde_json::Value;
 
 mod common;
-use common::{mode, run, s};
+use common::{mode, run, run_with_stdin, s};
 
 const WEB: &str = "spiffe://example.org/web";
 
@@ -352,4 +352,142 @@ fn the_command_line_mints_rotates_and_publishes() {
         "a",
     ])
     .status(1);
+}
+
+#[test]
+fn jwt_verify_accepts_what_the_ca_mints_and_says_why_it_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let other = tmp.path().join("other");
+    for (d, td) in [(&dir, "example.org"), (&other, "other.org")] {
+        run(["init", "--dir", s(d), "--self-signed", "--trust-domain", td]).ok();
+    }
+    let write_bundle = |d: &Path, name: &str| {
+        let json = run(["bundle", "--dir", s(d), "--format", "jwks"])
+            .ok()
+            .stdout;
+        let path = tmp.path().join(name);
+        std::fs::write(&path, json).unwrap();
+        path
+    };
+    let bundle = write_bundle(&dir, "example.json");
+    let other_bundle = write_bundle(&other, "other.json");
+    let token = run([
+        "jwt",
+        "mint",
+        "--dir",
+        s(&dir),
+        "--spiffe-id",
+        WEB,
+        "--audience",
+        "api",
+        "--ttl",
+        "10m",
+    ])
+    .ok()
+    .stdout
+    .trim()
+    .to_owned();
+    let verify = |extra: &[&str], token: &str| {
+        let mut args = vec!["jwt", "verify"];
+        args.extend_from_slice(extra);
+        args.push(token);
+        run(args)
+    };
+    let td_bundle = ["--trust-domain", "example.org", "--bundle", s(&bundle)];
+    let mut with_audience = td_bundle.to_vec();
+    with_audience.extend(["--audience", "api"]);
+
+    // Valid: the SPIFFE ID on stdout, also with the token on stdin and
+    // with the bundle named TD=FILE next to another trust domain's.
+    assert_eq!(
+        verify(&with_audience, &token).ok().stdout,
+        format!("{WEB}\n")
+    );
+    let mut stdin_args = vec!["jwt", "verify"];
+    stdin_args.extend_from_slice(&with_audience);
+    stdin_args.push("-");
+    let out = run_with_stdin(stdin_args, format!("{token}\n").as_bytes()).ok();
+    assert_eq!(out.stdout, format!("{WEB}\n"));
+    let named = format!("example.org={}", s(&bundle));
+    let named_other = format!("other.org={}", s(&other_bundle));
+    verify(
+        &[
+            "--bundle",
+            &named_other,
+            "--bundle",
+            &named,
+            "--audience",
+            "api",
+        ],
+        &token,
+    )
+    .ok();
+
+    // Invalid: exit 1, the reason on stderr.
+    let at_later = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut expired = with_audience.clone();
+    expired.extend(["--at", &at_later]);
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    let tampered = parts.join(".");
+    let mut wrong_audience = td_bundle.to_vec();
+    wrong_audience.extend(["--audience", "billing"]);
+    let other_only = [
+        "--trust-domain",
+        "example.org",
+        "--bundle",
+        s(&other_bundle),
+        "--audience",
+        "api",
+    ];
+    let cases: [(&str, &[&str], &str, &str); 5] = [
+        ("wrong audience", &wrong_audience, &token, "billing"),
+        ("expired", &expired, &token, "expired"),
+        ("tampered signature", &with_audience, &tampered, "signature"),
+        ("another trust domain's keys", &other_only, &token, "kid"),
+        ("not a token", &with_audience, "not-a-jwt", "JWT-SVID"),
+    ];
+    for (name, args, token, reason) in cases {
+        let out = verify(args, token);
+        assert_eq!(out.code, Some(1), "{name}: {out:#?}");
+        assert!(out.stdout.is_empty(), "{name}: {out:#?}");
+        assert!(
+            out.stderr.starts_with("mtls-ca: invalid JWT-SVID") && out.stderr.contains(reason),
+            "{name}: {out:#?}"
+        );
+    }
+    // A bundle that is not a SPIFFE bundle: exit 1, naming the file.
+    let garbage = tmp.path().join("garbage.json");
+    std::fs::write(&garbage, "{").unwrap();
+    verify(
+        &[
+            "--trust-domain",
+            "example.org",
+            "--bundle",
+            s(&garbage),
+            "--audience",
+            "api",
+        ],
+        &token,
+    )
+    .status(1)
+    .says(&["garbage.json", "example.org"]);
+
+    // Usage errors: exit 2.
+    verify(&["--bundle", s(&bundle), "--audience", "api"], &token)
+        .status(2)
+        .says(&["does not say its trust domain"]);
+    verify(
+        &["--bundle", &named, "--bundle", &named, "--audience", "api"],
+        &token,
+    )
+    .status(2)
+    .says(&["two bundles"]);
+    verify(&td_bundle, &token).status(2);
+    let mut empty_audience = td_bundle.to_vec();
+    empty_audience.extend(["--audience", ""]);
+    verify(&empty_audience, &token).status(2);
 }

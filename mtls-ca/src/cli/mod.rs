@@ -92,7 +92,7 @@ enum Command {
     /// Show a certificate: SPIFFE ID, serial, validity, names, key usages,
     /// and whether it has the shape of an X.509-SVID leaf.
     Inspect(InspectArgs),
-    /// JWT-SVIDs: mint one, rotate the CA's JWT signing key.
+    /// JWT-SVIDs: mint one, validate one, rotate the CA's JWT signing key.
     #[command(subcommand)]
     Jwt(JwtCommand),
 }
@@ -101,6 +101,12 @@ enum Command {
 enum JwtCommand {
     /// Mint a JWT-SVID signed by the CA's JWT key and print it (one line).
     Mint(JwtMintArgs),
+    /// Validate a JWT-SVID as a server validates a caller's.
+    ///
+    /// Prints the SPIFFE ID and exits 0 when the token is valid; prints the
+    /// reason on stderr and exits 1 when it is not, or when a bundle cannot
+    /// be read or parsed; exits 2 on usage errors.
+    Verify(JwtVerifyArgs),
     /// Replace the CA's JWT signing key; the old key stays in the bundle
     /// until the tokens it signed have expired. Prints `kid: <ID>` and
     /// `alg: <ALG>` of the new key.
@@ -121,6 +127,29 @@ struct JwtMintArgs {
     /// The token's lifetime (the default policy allows at most 1h).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
     ttl: Duration,
+}
+
+#[derive(Debug, Args)]
+struct JwtVerifyArgs {
+    /// The trust domain that bundles given without `TD=` belong to.
+    /// Required unless every --bundle names its trust domain.
+    #[arg(long, value_name = "TD", value_parser = parse_trust_domain)]
+    trust_domain: Option<TrustDomain>,
+    /// A SPIFFE bundle (JSON) holding the JWT authorities of a trust
+    /// domain; `TD=FILE` for another (federated) one. Repeatable; one
+    /// bundle per trust domain. A token is checked only against its
+    /// subject's trust domain's bundle.
+    #[arg(long = "bundle", value_name = "[TD=]FILE", required = true, value_parser = verify::parse_bundle_arg)]
+    bundles: Vec<verify::BundleArg>,
+    /// The audience this validator is: the token's `aud` must hold it.
+    #[arg(long, value_name = "AUD")]
+    audience: String,
+    /// Validate at this time (RFC 3339) instead of now.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    at: Option<SystemTime>,
+    /// The token (compact JWS); `-` reads it from stdin.
+    #[arg(value_name = "TOKEN")]
+    token: String,
 }
 
 #[derive(Debug, Args)]
@@ -386,6 +415,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Inspect(a) => inspect::run(a),
         Command::Jwt(JwtCommand::Mint(a)) => jwt::mint(a),
         Command::Jwt(JwtCommand::Rotate(a)) => jwt::rotate(a),
+        Command::Jwt(JwtCommand::Verify(a)) => jwt::verify(a),
     }
 }
 

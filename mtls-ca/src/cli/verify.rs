@@ -38,11 +38,16 @@ pub(crate) fn parse_bundle_arg(s: &str) -> Result<BundleArg, String> {
     })
 }
 
-pub(crate) fn run(a: VerifyArgs) -> Result<(), Failure> {
-    // Check the command line before reading any file.
-    let mut targets: Vec<(TrustDomain, &BundleArg)> = Vec::with_capacity(a.bundles.len());
-    for arg in &a.bundles {
-        let td = match (&arg.trust_domain, &a.trust_domain) {
+/// Each `--bundle` with its trust domain (its own `TD=`, else
+/// `--trust-domain`), one per trust domain; a usage error otherwise. Checks
+/// the command line before any file is read.
+pub(crate) fn bundle_targets<'a>(
+    bundles: &'a [BundleArg],
+    default: Option<&TrustDomain>,
+) -> Result<Vec<(TrustDomain, &'a BundleArg)>, Failure> {
+    let mut targets: Vec<(TrustDomain, &BundleArg)> = Vec::with_capacity(bundles.len());
+    for arg in bundles {
+        let td = match (&arg.trust_domain, default) {
             (Some(td), _) | (None, Some(td)) => td.clone(),
             (None, None) => {
                 return Err(Failure::usage(format!(
@@ -61,16 +66,30 @@ pub(crate) fn run(a: VerifyArgs) -> Result<(), Failure> {
         }
         targets.push((td, arg));
     }
+    Ok(targets)
+}
 
+impl BundleArg {
+    /// The file, read.
+    pub(crate) fn read(&self) -> Result<Vec<u8>, Failure> {
+        files::read(&self.path, "bundle")
+    }
+
+    /// Names the file and its trust domain in an error about its content.
+    pub(crate) fn failure(&self, td: &TrustDomain, e: impl std::fmt::Display) -> Failure {
+        Failure::failed(format!(
+            "bundle {} (trust domain {td}): {e}",
+            self.path.display()
+        ))
+    }
+}
+
+pub(crate) fn run(a: VerifyArgs) -> Result<(), Failure> {
+    let targets = bundle_targets(&a.bundles, a.trust_domain.as_ref())?;
     let mut bundles = BundleSet::new();
     for (td, arg) in targets {
-        let bytes = files::read(&arg.path, "bundle")?;
-        let bundle = X509Bundle::from_pem_or_jwks(td.clone(), &bytes).map_err(|e| {
-            Failure::failed(format!(
-                "bundle {} (trust domain {td}): {e}",
-                arg.path.display()
-            ))
-        })?;
+        let bundle = X509Bundle::from_pem_or_jwks(td.clone(), &arg.read()?)
+            .map_err(|e| arg.failure(&td, e))?;
         bundles.insert(bundle);
     }
 

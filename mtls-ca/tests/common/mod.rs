@@ -2,9 +2,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::ffi::OsStr;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mtls-ca");
 
@@ -64,7 +65,28 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let output = Command::new(BIN).args(args).output().expect("run mtls-ca");
+    run_with_stdin(args, b"")
+}
+
+/// [`run`] with `input` on stdin.
+#[track_caller]
+pub(crate) fn run_with_stdin<I, S>(args: I, input: &[u8]) -> Out
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mtls-ca");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // A command that never reads stdin may exit before this is written.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait for mtls-ca");
     let out = Out {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
