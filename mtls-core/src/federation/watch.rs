@@ -10,7 +10,8 @@ use tokio::sync::{watch, Notify};
 use super::client::Fetcher;
 use super::{EndpointConfig, FederationError};
 use crate::bundle::{BundleSet, SpiffeBundle};
-use crate::source::{BundleSource, Published, SourceStatus};
+use crate::jwt::{JwtBundle, JwtBundleSet};
+use crate::source::{BundleSource, JwtBundleSource, Published, SourceStatus};
 
 /// The refresh interval used while the bundle held has no
 /// `spiffe_refresh_hint` (SPIFFE_Federation.md 4.1 recommends five
@@ -106,6 +107,8 @@ fn jitter() -> f64 {
 struct Held {
     bundle: Option<Arc<SpiffeBundle>>,
     set: BundleSet,
+    /// The bundle's JWT authorities, built once per bundle.
+    jwt: JwtBundleSet,
 }
 
 /// A [`BundleSource`] that follows a partner trust domain's bundle through
@@ -291,9 +294,11 @@ async fn poll(
                 Verdict::Take => {
                     tracing::info!(trust_domain = %trust_domain, sequence = ?fetched.sequence(), authorities = fetched.x509().len(), "federation: new bundle");
                     let set = BundleSet::from(fetched.x509().clone());
+                    let jwt = JwtBundleSet::from(JwtBundle::from(&fetched));
                     published.publish(Held {
                         bundle: Some(Arc::new(fetched)),
                         set,
+                        jwt,
                     });
                     true
                 }
@@ -339,6 +344,23 @@ async fn poll(
 impl BundleSource for FederatedBundleSource {
     fn current_bundles(&self) -> BundleSet {
         self.shared.published.load().set.clone()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.shared.published.generation())
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.shared.published.changes())
+    }
+}
+
+/// The partner's JWT authorities, for validating its workloads' JWT-SVIDs
+/// (empty until the first fetch succeeds); the same generation as the
+/// X.509 side.
+impl JwtBundleSource for FederatedBundleSource {
+    fn current_jwt_bundles(&self) -> JwtBundleSet {
+        self.shared.published.load().jwt.clone()
     }
 
     fn generation(&self) -> Option<u64> {
