@@ -35,6 +35,10 @@ use crate::layer::{is_grpc, ResponseBody, ResponseFuture};
 ///   layer authorizes it as [`Caller::Jwt`](crate::Caller::Jwt), so route
 ///   policies and authorizers work unchanged.
 ///
+/// tonic handlers read the caller's token with
+/// `request.extensions().get::<mtls_core::JwtSvid>()`
+/// (`tonic_peer` returns X.509 peers only).
+///
 /// When a request also has an X.509 peer (a JWT-SVID sent over mutual
 /// TLS), both must pass, and the X.509 peer is the caller that
 /// [`PeerId`](crate::PeerId) and [`AuthorizeLayer`](crate::AuthorizeLayer)

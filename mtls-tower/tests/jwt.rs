@@ -199,3 +199,100 @@ async fn bearer_jwt_svids_authenticate_callers_over_loopback_http() {
     let answer = call(addr, "/whoami", &[("authorization", &bearer(&web))]).await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
 }
+
+/// In process: a request with both an X.509 peer and a JWT-SVID needs both,
+/// and the X.509 peer is the caller; a JWT-SVID caller gets no
+/// `PeerIdentity`.
+#[tokio::test]
+async fn with_an_x509_peer_too_both_must_pass_and_the_x509_peer_is_the_caller() {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use http::Response;
+    use http_body_util::Full;
+    use mtls_core::{verify, CrlSet, PeerIdentity, PeerRole};
+    use mtls_testing::TestCa;
+    use tower::{Layer, ServiceExt};
+
+    let ca = TestCa::root("example.org");
+    let proxy = ca.leaf("spiffe://example.org/proxy").svid();
+    let peer = verify(
+        proxy.chain(),
+        &ca.bundle_set(),
+        SystemTime::now(),
+        &CrlSet::new(),
+        PeerRole::Client,
+    )
+    .unwrap();
+    let issuer = TestJwtIssuer::new("example.org", "k1");
+    let bundles = JwtBundleSet::from(issuer.bundle());
+    let web = issuer.mint(WEB, &[AUDIENCE], Duration::from_secs(60));
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let policy = {
+        let seen = seen.clone();
+        move |caller: mtls_tower::Caller<'_>, _: mtls_tower::RequestHead<'_>| {
+            seen.lock()
+                .unwrap()
+                .push((caller.spiffe_id().to_string(), caller.x509().is_some()));
+            Ok(())
+        }
+    };
+    let inner = tower::service_fn(|req: Request<Empty<Bytes>>| async move {
+        let has_peer = req.extensions().get::<PeerIdentity>().is_some();
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(has_peer.to_string()))))
+    });
+    let service = JwtSvidLayer::new(JwtSvidValidator::new(AUDIENCE), bundles)
+        .layer(AuthorizeLayer::from_fn(policy).layer(inner));
+    let request = |peer: Option<&PeerIdentity>, token: Option<&str>| {
+        let mut builder = Request::get("/x");
+        if let Some(token) = token {
+            builder = builder.header("authorization", bearer(token));
+        }
+        let mut req = builder.body(Empty::new()).unwrap();
+        if let Some(peer) = peer {
+            req.extensions_mut().insert(peer.clone());
+        }
+        req
+    };
+
+    // Both: the X.509 peer is the caller.
+    let response = service
+        .clone()
+        .oneshot(request(Some(&peer), Some(&web)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body(response).await, "true");
+    // The X.509 peer alone is not enough for the JWT-SVID layer.
+    let response = service
+        .clone()
+        .oneshot(request(Some(&peer), None))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // The JWT-SVID alone: its subject is the caller, with no PeerIdentity.
+    let response = service
+        .clone()
+        .oneshot(request(None, Some(&web)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body(response).await, "false");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("spiffe://example.org/proxy".to_owned(), true),
+            (WEB.to_owned(), false)
+        ]
+    );
+}
+
+async fn body<B>(response: http::Response<B>) -> String
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
