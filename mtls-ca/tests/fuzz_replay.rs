@@ -596,6 +596,7 @@ fn seed_set() -> Vec<(&'static str, Seeds)> {
         ("csr_sign", csr_sign),
         ("crl", crl),
         ("svid_pem", svid_pem),
+        ("jwt_svid", targets::jwt::seeds()),
     ]
 }
 

@@ -24,8 +24,8 @@ use mtls_core::rustls::pki_types::CertificateDer;
 use mtls_core::rustls::{CertificateError, ServerConfig};
 use mtls_core::{
     authorize, default_crypto_provider, BundleError, BundleSet, BundleSource, ComposedBundles,
-    MtlsClientConfig, MtlsServerConfig, SharedBundles, SharedSvid, SpiffeBundle, TrustDomain,
-    MAX_FEDERATION_REDIRECTS,
+    JwtBundleSource, MtlsClientConfig, MtlsServerConfig, SharedBundles, SharedSvid, SpiffeBundle,
+    TrustDomain, MAX_FEDERATION_REDIRECTS,
 };
 use mtls_testing::{bounded, call_hi, eventually, id, serve_hi, TestCa, TestLeaf};
 use rcgen::SanType;
@@ -1087,6 +1087,45 @@ async fn non_self_serving_endpoint_is_verified_against_the_given_source() {
         )
         .unwrap();
         assert!(fetch(&config).await.is_ok());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_watcher_serves_the_partners_jwt_authorities() {
+    bounded(async {
+        let partner = Partner::new();
+        let jwks = br#"{"keys": [{
+            "use": "jwt-svid", "kty": "EC", "crv": "P-256", "kid": "k1",
+            "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+            "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"
+        }]}"#;
+        let key = SpiffeBundle::from_jwks(partner_td(), jwks)
+            .unwrap()
+            .jwt_authorities()[0]
+            .clone();
+        let mut bundle = SpiffeBundle::from_parts(partner.ca.bundle(), [key.clone()]).unwrap();
+        bundle.set_sequence(Some(1));
+        let doc = bundle.to_jwks().unwrap().into_bytes();
+        let config = partner.hostile(move |_| ok_json(doc.clone())).await;
+        let source = FederatedBundleSource::spawn(config, fast()).unwrap();
+        let jwt = |s: &FederatedBundleSource| JwtBundleSource::current_jwt_bundles(s);
+        // Nothing before the first fetch: tokens of the partner are refused.
+        if source.generation() == 0 {
+            assert!(jwt(&source).get(PARTNER).is_none());
+        }
+        assert!(eventually(Duration::from_secs(5), || source.generation() > 0).await);
+        let set = jwt(&source);
+        let partner_keys = set.get(PARTNER).unwrap();
+        assert_eq!(partner_keys.authority("k1"), Some(&key));
+        assert_eq!(
+            JwtBundleSource::generation(&source),
+            Some(source.generation())
+        );
+        assert!(
+            set.get("example.org").is_none(),
+            "only the partner's trust domain"
+        );
     })
     .await;
 }
