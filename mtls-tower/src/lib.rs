@@ -16,7 +16,7 @@ mod stream;
 pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
 pub use client::{MtlsClientStream, MtlsConnector, DEFAULT_CONNECT_TIMEOUT, RETIRE_BEFORE_EXPIRY};
 pub use jwt::{JwtSvidAuth, JwtSvidLayer};
-pub use layer::{Authorize, AuthorizeLayer, ResponseBody, ResponseFuture};
+pub use layer::{Authentication, Authorize, AuthorizeLayer, ResponseBody, ResponseFuture};
 pub use listener::{ListenerConfig, ListenerStats, MtlsListener};
 pub use peer::peer_identity;
 #[cfg(feature = "tonic")]
