@@ -652,3 +652,63 @@ async fn two_federated_spire_servers_call_each_other_through_our_crates() {
     // A member of partner.test is not allowed in by that server.
     assert!(get(&to_example, addr, "/whoami").await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_svids_minted_by_spire_are_validated_by_ours() {
+    use mtls_core::{JwtBundle, JwtBundleSet, JwtSvidError, JwtSvidValidator, TrustDomain};
+
+    let Some(spire) = deployment(
+        "jwt_svids_minted_by_spire_are_validated_by_ours",
+        &ServerOptions::default(),
+    ) else {
+        return;
+    };
+    let audience = "spiffe://example.org/backend";
+    let token = spire.server.jwt_mint(FRONTEND, audience);
+    // SPIRE's bundle in the SPIFFE format: X.509 and JWT authorities.
+    let td = TrustDomain::new("example.org").unwrap();
+    let bundle = JwtBundle::from_jwks(td, spire.server.spiffe_bundle().as_bytes()).unwrap();
+    assert!(!bundle.is_empty(), "SPIRE publishes its JWT keys");
+    let bundles = JwtBundleSet::from(bundle);
+
+    let svid = JwtSvidValidator::new(audience)
+        .validate(&token, &bundles)
+        .unwrap_or_else(|e| panic!("SPIRE's token refused: {e}\n{token}"));
+    assert_eq!(svid.spiffe_id().as_str(), FRONTEND);
+    assert!(svid.audience().iter().any(|a| a == audience));
+
+    // And what must be refused is.
+    assert!(matches!(
+        JwtSvidValidator::new("spiffe://example.org/other").validate(&token, &bundles),
+        Err(JwtSvidError::AudienceMismatch { .. })
+    ));
+    assert!(JwtSvidValidator::new(audience)
+        .validate(&token, &JwtBundleSet::new())
+        .is_err());
+    // go-spiffe, with the JWT bundles the SPIRE agent serves it, agrees.
+    spire
+        .server
+        .register(OPS, &path_selector(&spire.go_peer), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token.jwt");
+    std::fs::write(&token_file, &token).unwrap();
+    let started = Instant::now();
+    loop {
+        let out = run_with(&mut spire.go(&[
+            "jwt-validate",
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--audience",
+            audience,
+        ]));
+        if out.status.success() {
+            assert!(out.stdout.contains(FRONTEND), "{out:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < SPIRE_READY,
+            "go-spiffe refused: {out:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
