@@ -286,7 +286,7 @@ fn changes_of_the_ca_directory_are_served_without_restart() {
     assert!(rotated.sequence() > first.sequence());
 
     // A new CA replaces the old one: its bundle is published at once (the
-    // endpoint keeps its SVID of the old CA for one refresh hint, so a
+    // endpoint keeps its SVID of the old CA for two refresh hints, so a
     // client holding the old bundle still authenticates it), then the
     // endpoint presents an SVID of the new CA.
     init(&dir, true);

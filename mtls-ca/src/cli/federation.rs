@@ -170,7 +170,9 @@ async fn serve_bundle_async(
         signing,
         svid,
         pending: None,
-        grace: hint,
+        // Partners poll at the hint: two of them cover a poll that was
+        // just missed.
+        grace: hint.saturating_mul(2),
     };
     watch.seen = snapshot(&watch.dir);
     let mut tick = tokio::time::interval(POLL);

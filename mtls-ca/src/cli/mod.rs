@@ -144,8 +144,9 @@ struct ServeBundleArgs {
     #[arg(long, value_name = "KEY.pem")]
     key: Option<PathBuf>,
     /// The spiffe_refresh_hint published (whole seconds, at least 1s); after
-    /// a CA replacement, also how long the endpoint keeps its SVID of the
-    /// previous CA.
+    /// a CA replacement, the endpoint keeps its SVID of the previous CA for
+    /// two hints, so that partners holding the previous bundle fetch the
+    /// new one first.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
     refresh_hint: Duration,
 }
