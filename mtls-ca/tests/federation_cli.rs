@@ -60,6 +60,18 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Sends SIGTERM and returns the exit status.
+    fn terminate(mut self) -> Option<i32> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap().code()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -173,6 +185,8 @@ fn https_spiffe_serves_the_bundle_of_the_ca() {
         &parse(&std::fs::read_to_string(&out_file).unwrap()),
         &expected,
     );
+    // SIGTERM: a clean stop, exit 0.
+    assert_eq!(server.terminate(), Some(0));
 }
 
 /// A web PKI certificate for `localhost` and 127.0.0.1 from `ca`, written
