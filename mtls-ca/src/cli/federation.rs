@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use mtls_core::federation::{
@@ -58,13 +58,24 @@ impl SvidIssuer for CurrentCa {
     }
 }
 
-/// The contents of the watched files (`None`: absent or unreadable), to
-/// notice a change.
-fn snapshot(dir: &Path) -> Vec<Option<Vec<u8>>> {
-    WATCHED
-        .iter()
-        .map(|name| std::fs::read(dir.join(name)).ok())
-        .collect()
+/// What identifies a version of a watched file: its size, modification
+/// time and (on Unix) inode, which every atomic rewrite changes. `None`:
+/// absent or unreadable. (Metadata only: the CA key is not read every
+/// second.)
+type FileStamp = Option<(u64, Option<SystemTime>, u64)>;
+
+fn stamp(path: &Path) -> FileStamp {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.len(), meta.modified().ok(), inode))
+}
+
+/// The stamps of the watched files, to notice a change.
+fn snapshot(dir: &Path) -> Vec<FileStamp> {
+    WATCHED.iter().map(|name| stamp(&dir.join(name))).collect()
 }
 
 /// What the endpoint publishes from a CA: its bundle (the X.509
@@ -96,6 +107,8 @@ pub(crate) fn serve_bundle(a: ServeBundleArgs) -> Result<(), Failure> {
         }
     };
     let hint = a.refresh_hint.max(Duration::from_secs(1));
+    // Stamped before opening: a change in between is seen at the first poll.
+    let seen = snapshot(&a.dir);
     let ca = super::ca::open(&a.dir)?;
     let web = match web {
         Some((cert, key)) => {
@@ -107,11 +120,12 @@ pub(crate) fn serve_bundle(a: ServeBundleArgs) -> Result<(), Failure> {
         }
         None => None,
     };
-    runtime()?.block_on(serve_bundle_async(a.dir, a.listen, hint, ca, web))
+    runtime()?.block_on(serve_bundle_async(a.dir, seen, a.listen, hint, ca, web))
 }
 
 async fn serve_bundle_async(
     dir: PathBuf,
+    seen: Vec<FileStamp>,
     listen: std::net::SocketAddr,
     hint: Duration,
     ca: CertificateAuthority,
@@ -162,7 +176,7 @@ async fn serve_bundle_async(
 
     let mut watch = DirWatch {
         dir,
-        seen: Vec::new(),
+        seen,
         failed: None,
         bundle,
         bundles,
@@ -174,7 +188,6 @@ async fn serve_bundle_async(
         // just missed.
         grace: hint.saturating_mul(2),
     };
-    watch.seen = snapshot(&watch.dir);
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = stop_signal();
@@ -220,9 +233,9 @@ async fn stop_signal() -> Result<(), Failure> {
 struct DirWatch {
     dir: PathBuf,
     /// The watched files as last opened successfully (or tried).
-    seen: Vec<Option<Vec<u8>>>,
+    seen: Vec<FileStamp>,
     /// The snapshot that last failed to open (logged once).
-    failed: Option<Vec<Option<Vec<u8>>>>,
+    failed: Option<Vec<FileStamp>>,
     /// The X.509 bundle published now.
     bundle: X509Bundle,
     bundles: SharedBundles,
