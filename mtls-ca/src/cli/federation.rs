@@ -168,6 +168,9 @@ async fn serve_bundle_async(
         .map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
     let server = serve(listener, endpoint, profile)
         .map_err(|e| Failure::failed(format!("cannot serve the bundle endpoint: {e}")))?;
+    // Listening for signals before the line is printed: whoever reads it
+    // may stop the server at once.
+    let mut stop = StopSignals::new()?;
     let url = format!("https://{}", server.local_addr());
     match &id {
         Some(id) => print(&format!("serving {url} {id}\n"))?,
@@ -190,14 +193,9 @@ async fn serve_bundle_async(
     };
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stop = stop_signal();
-    tokio::pin!(stop);
     loop {
         tokio::select! {
-            result = &mut stop => {
-                result?;
-                break;
-            }
+            () = stop.recv() => break,
             _ = tick.tick() => watch.poll().await,
         }
     }
@@ -205,28 +203,49 @@ async fn serve_bundle_async(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), listened for from creation on.
 #[cfg(unix)]
-async fn stop_signal() -> Result<(), Failure> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let listen = |kind: SignalKind| {
-        signal(kind).map_err(|e| Failure::failed(format!("cannot listen for signals: {e}")))
-    };
-    let mut int = listen(SignalKind::interrupt())?;
-    let mut term = listen(SignalKind::terminate())?;
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    Ok(())
+struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
 }
 
-/// Resolves on Ctrl-C.
+#[cfg(unix)]
+impl StopSignals {
+    fn new() -> Result<Self, Failure> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind: SignalKind| {
+            signal(kind).map_err(|e| Failure::failed(format!("cannot listen for signals: {e}")))
+        };
+        Ok(Self {
+            int: listen(SignalKind::interrupt())?,
+            term: listen(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves at the first signal.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
 #[cfg(not(unix))]
-async fn stop_signal() -> Result<(), Failure> {
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| Failure::failed(format!("cannot listen for Ctrl-C: {e}")))
+struct StopSignals;
+
+#[cfg(not(unix))]
+impl StopSignals {
+    fn new() -> Result<Self, Failure> {
+        Ok(Self)
+    }
+
+    async fn recv(&mut self) {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// `serve-bundle` following its CA directory.
