@@ -336,6 +336,62 @@ fn changes_of_the_ca_directory_are_served_without_restart() {
 }
 
 #[test]
+fn an_overlapping_rotation_switches_the_endpoint_svid_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let next = tmp.path().join("next");
+    init(&dir, false);
+    init(&next, false);
+    // A long hint: the SVID switch below must not wait for it.
+    let server = Server::start(&[
+        "--dir",
+        s(&dir),
+        "--listen",
+        "127.0.0.1:0",
+        "--refresh-hint",
+        "1h",
+    ]);
+    let old = dir.join("bundle.pem");
+    let old_copy = tmp.path().join("old.pem");
+    std::fs::copy(&old, &old_copy).unwrap();
+
+    // 1. The next CA's root joins bundle.pem: published, same signing CA.
+    let both = tmp.path().join("both.pem");
+    let mut pem = std::fs::read_to_string(&old).unwrap();
+    pem.push_str(&std::fs::read_to_string(next.join("bundle.pem")).unwrap());
+    std::fs::write(&both, &pem).unwrap();
+    std::fs::copy(&both, &old).unwrap();
+    eventually("both roots published", || {
+        let fetched = parse(
+            &fetch_spiffe(&server.url, ENDPOINT_ID, &old_copy)
+                .ok()
+                .stdout,
+        );
+        (fetched.x509().len() == 2).then_some(())
+    });
+
+    // 2. The next CA signs, its roots both: the previous bundle already
+    // holds its root, so the endpoint's SVID comes from it at once.
+    run([
+        "init",
+        "--dir",
+        s(&dir),
+        "--from-cert",
+        s(&next.join("ca.pem")),
+        "--from-key",
+        s(&next.join("ca.key")),
+        "--from-roots",
+        s(&both),
+        "--force",
+    ])
+    .ok();
+    eventually("the endpoint's SVID from the next CA", || {
+        let out = fetch_spiffe(&server.url, ENDPOINT_ID, &next.join("bundle.pem"));
+        (out.code == Some(0)).then_some(())
+    });
+}
+
+#[test]
 fn a_refused_endpoint_exits_1_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ca");
