@@ -273,8 +273,7 @@ impl LayerKit {
             .body(axum::body::Body::empty())
             .unwrap_or_default();
         let app = if ours {
-            req.extensions_mut()
-                .insert(ConnectInfo(self.info.clone()));
+            req.extensions_mut().insert(ConnectInfo(self.info.clone()));
             &self.ours
         } else {
             &self.bare
