@@ -502,7 +502,8 @@ fn trust_domain_names() {
                 index: 11
             }
         ),
-        fails!("spiffe-id-form", "spiffe://example.org", PortNotAllowed),
+        fails!("spiffe-id-form", "spiffe://example.org", TrustDomainIsAnId(_)),
+        fails!("spiffe-id-form-upper", "SPIFFE://example.org/x", TrustDomainIsAnId(_)),
         fails!(
             "space",
             "exa mple",

@@ -76,4 +76,7 @@ pub enum SpiffeIdError {
     /// A trust domain was given as a SPIFFE ID with a path.
     #[error("spiffe id: a trust domain cannot have a path")]
     TrustDomainWithPath,
+    /// A bare trust domain name was expected, and a `spiffe://` ID came.
+    #[error("trust domain: {0:?} is a SPIFFE ID, not a trust domain name; give the name alone (example.org), or parse it with TrustDomain::from_id_or_name (or SpiffeId::new for a workload's ID)")]
+    TrustDomainIsAnId(String),
 }

@@ -43,7 +43,26 @@ impl TrustDomain {
     ///
     /// To parse a trust domain given as a SPIFFE ID (`spiffe://example.org`),
     /// use [`TrustDomain::from_id_or_name`].
+    ///
+    /// ```
+    /// use mtls_core::{SpiffeIdError, TrustDomain};
+    ///
+    /// // The `spiffe://` form is refused here, with a message that says so.
+    /// let err = TrustDomain::new("spiffe://example.org").unwrap_err();
+    /// assert!(matches!(err, SpiffeIdError::TrustDomainIsAnId(_)));
+    /// assert!(err.to_string().contains("from_id_or_name"));
+    /// assert_eq!(TrustDomain::from_id_or_name("spiffe://example.org")?.name(), "example.org");
+    /// # Ok::<(), SpiffeIdError>(())
+    /// ```
     pub fn new(name: &str) -> Result<Self, SpiffeIdError> {
+        if name
+            .get(..9)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("spiffe://"))
+        {
+            return Err(SpiffeIdError::TrustDomainIsAnId(
+                crate::x509::escape_untrusted(name),
+            ));
+        }
         validate_trust_domain(name.as_bytes())?;
         Ok(Self {
             name: Arc::from(name),
