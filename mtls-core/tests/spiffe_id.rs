@@ -502,8 +502,16 @@ fn trust_domain_names() {
                 index: 11
             }
         ),
-        fails!("spiffe-id-form", "spiffe://example.org", TrustDomainIsAnId(_)),
-        fails!("spiffe-id-form-upper", "SPIFFE://example.org/x", TrustDomainIsAnId(_)),
+        fails!(
+            "spiffe-id-form",
+            "spiffe://example.org",
+            TrustDomainIsAnId(_)
+        ),
+        fails!(
+            "spiffe-id-form-upper",
+            "SPIFFE://example.org/x",
+            TrustDomainIsAnId(_)
+        ),
         fails!(
             "space",
             "exa mple",

@@ -446,7 +446,7 @@ fn run_bounded<T: Send + 'static>(
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, FileSourceError> {
+pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, FileSourceError> {
     let io = |e: std::io::Error| FileSourceError::Io {
         path: path.to_path_buf(),
         reason: e.to_string(),

@@ -75,6 +75,8 @@ mod compose;
 #[cfg(feature = "file-source")]
 pub(crate) mod file;
 mod issuer;
+#[cfg(feature = "file-source")]
+mod load;
 mod published;
 mod renew;
 mod shared;
