@@ -123,12 +123,19 @@ pub struct MtlsListener {
 
 impl MtlsListener {
     /// Binds `addr` with the default [`ListenerConfig`].
-    pub async fn bind(addr: impl ToSocketAddrs, server: MtlsServerConfig) -> io::Result<Self> {
-        Self::new(
-            TcpListener::bind(addr).await?,
-            server,
-            ListenerConfig::default(),
-        )
+    pub async fn bind(
+        addr: impl ToSocketAddrs + fmt::Debug,
+        server: MtlsServerConfig,
+    ) -> io::Result<Self> {
+        let tcp = TcpListener::bind(&addr).await.map_err(|e| {
+            // The address in the error: "Address already in use" alone does
+            // not say which.
+            io::Error::new(
+                e.kind(),
+                format!("mtls-tower: cannot listen on {addr:?}: {e}"),
+            )
+        })?;
+        Self::new(tcp, server, ListenerConfig::default())
     }
 
     /// Serves on an already bound TCP listener. Must be called within a

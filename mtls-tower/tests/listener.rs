@@ -371,3 +371,16 @@ async fn accept_yields_only_authenticated_connections() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_bind_failure_names_the_address() {
+    let pki = Pki::new("example.org");
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let err = MtlsListener::bind(addr.as_str(), pki.server_config())
+        .await
+        .err()
+        .expect("the port is taken");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(err.to_string().contains(&addr), "{err}");
+}

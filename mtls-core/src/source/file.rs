@@ -70,6 +70,34 @@ impl FilePaths {
         )
     }
 
+    /// The files `mtls-ca issue --dir CA_DIR --out PREFIX` writes and the
+    /// CA directory holds: `PREFIX.pem` (the chain), `PREFIX.key`, and
+    /// `CA_DIR/bundle.pem`. Re-running `mtls-ca issue` into the same prefix
+    /// (or a renewal loop) rotates them; a [`FileSource`] follows.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use mtls_core::FilePaths;
+    ///
+    /// let paths = FilePaths::mtls_ca("certs/web", "ca");
+    /// assert_eq!(paths.chain, Path::new("certs/web.pem"));
+    /// assert_eq!(paths.key, Path::new("certs/web.key"));
+    /// assert_eq!(paths.bundle, Path::new("ca/bundle.pem"));
+    /// ```
+    pub fn mtls_ca(prefix: impl AsRef<Path>, ca_dir: impl AsRef<Path>) -> Self {
+        let prefix = prefix.as_ref().as_os_str();
+        let with = |suffix: &str| {
+            let mut path = prefix.to_os_string();
+            path.push(suffix);
+            PathBuf::from(path)
+        };
+        Self::new(
+            with(".pem"),
+            with(".key"),
+            ca_dir.as_ref().join("bundle.pem"),
+        )
+    }
+
     /// Adds the bundle of a federated trust domain.
     pub fn federated(mut self, trust_domain: TrustDomain, path: impl Into<PathBuf>) -> Self {
         self.federated.push((trust_domain, path.into()));
