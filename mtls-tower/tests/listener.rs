@@ -379,8 +379,7 @@ async fn a_bind_failure_names_the_address() {
     let addr = taken.local_addr().unwrap().to_string();
     let err = MtlsListener::bind(addr.as_str(), pki.server_config())
         .await
-        .err()
-        .expect("the port is taken");
+        .expect_err("the port is taken");
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
     assert!(err.to_string().contains(&addr), "{err}");
 }
