@@ -86,6 +86,8 @@ mod renew;
 mod shared;
 #[cfg(feature = "spire")]
 pub(crate) mod spire;
+#[cfg(feature = "spire")]
+mod spire_jwt;
 mod status;
 
 pub use compose::{ComposeError, ComposedBundles, ComposedBundlesBuilder};
