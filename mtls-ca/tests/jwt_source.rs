@@ -1,13 +1,14 @@
 //! The CA as a `JwtSvidSource` (`CaJwtSource`) and as a `JwtBundleSource`:
 //! minted tokens validate against the CA's own JWT bundle, the policy's
 //! refusals come back typed, the bundle's generation moves on rotation and
-//! a token of the retired key keeps validating during the overlap.
+//! a token of the retired key keeps validating during the overlap; a
+//! `RotatingCa` mints with its active CA and publishes every CA's keys.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use mtls_ca::{CaError, CaJwtSource, CaOptions, CertificateAuthority, KeyType};
+use mtls_ca::{CaError, CaJwtSource, CaOptions, CertificateAuthority, KeyType, RotatingCa};
 use mtls_core::{
     CachedJwtSvids, JwtBundleSource, JwtSourceError, JwtSvidSource, JwtSvidValidator, SpiffeId,
     TrustDomain,
@@ -15,14 +16,16 @@ use mtls_core::{
 
 const API: &str = "spiffe://example.org/api";
 
-fn ca() -> Arc<CertificateAuthority> {
-    Arc::new(
-        CertificateAuthority::self_signed_for_development(
-            TrustDomain::new("example.org").unwrap(),
-            &CaOptions::default(),
-        )
-        .unwrap(),
+fn dev_ca() -> CertificateAuthority {
+    CertificateAuthority::self_signed_for_development(
+        TrustDomain::new("example.org").unwrap(),
+        &CaOptions::default(),
     )
+    .unwrap()
+}
+
+fn ca() -> Arc<CertificateAuthority> {
+    Arc::new(dev_ca())
 }
 
 fn id(s: &str) -> SpiffeId {
@@ -118,4 +121,42 @@ async fn the_bundle_generation_moves_on_rotation_and_old_tokens_still_validate()
     assert_ne!(old_svid.key_id(), new_svid.key_id());
     // Only the CA's own trust domain.
     assert_eq!(bundles.len(), 1);
+}
+
+#[tokio::test]
+async fn a_rotating_ca_mints_with_its_active_ca_and_publishes_every_cas_keys() {
+    let rotating = Arc::new(RotatingCa::new(dev_ca()));
+    let source = CaJwtSource::rotating(rotating.clone(), id("spiffe://example.org/web"));
+    let validator = JwtSvidValidator::new(API);
+    let old = source.fetch_jwt_svid(&aud(&[API])).await.unwrap();
+
+    // Staged: the next CA's key is published before it signs anything.
+    rotating.stage(dev_ca()).unwrap();
+    assert_eq!(
+        rotating
+            .current_jwt_bundles()
+            .get("example.org")
+            .map(|b| b.len()),
+        Some(2)
+    );
+    // Activated: the new CA mints; both tokens validate.
+    rotating.activate().unwrap();
+    let new = source.fetch_jwt_svid(&aud(&[API])).await.unwrap();
+    let old_svid = validator.validate_from(old.token(), &*rotating).unwrap();
+    let new_svid = validator.validate_from(new.token(), &*rotating).unwrap();
+    assert_ne!(old_svid.key_id(), new_svid.key_id());
+    assert_eq!(
+        source.ca().jwt_signing_key().map(|k| k.key_id().to_owned()),
+        Some(new_svid.key_id().to_owned())
+    );
+    // Retired: the old CA's tokens no longer validate.
+    rotating.retire().unwrap();
+    let err = validator
+        .validate_from(old.token(), &*rotating)
+        .unwrap_err();
+    assert!(
+        matches!(err, mtls_core::JwtSvidError::UnknownKeyId { .. }),
+        "{err}"
+    );
+    validator.validate_from(new.token(), &*rotating).unwrap();
 }

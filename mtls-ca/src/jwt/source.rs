@@ -11,8 +11,10 @@ use mtls_core::{
 
 use super::{JwtSvidRequest, DEFAULT_JWT_SVID_TTL};
 use crate::authority::CertificateAuthority;
+use crate::rotation::RotatingCa;
 
-/// JWT-SVIDs for one SPIFFE ID, minted by an embedded CA: a
+/// JWT-SVIDs for one SPIFFE ID, minted by an embedded CA (or whichever CA
+/// of a [`RotatingCa`] is active at each fetch): a
 /// [`JwtSvidSource`] for the client layer of mtls-tower, for an app that
 /// embeds its CA (tests, a single-binary deployment).
 ///
@@ -44,9 +46,16 @@ use crate::authority::CertificateAuthority;
 /// ```
 #[derive(Debug, Clone)]
 pub struct CaJwtSource {
-    ca: Arc<CertificateAuthority>,
+    ca: Minter,
     spiffe_id: SpiffeId,
     ttl: Duration,
+}
+
+/// Which CA mints.
+#[derive(Debug, Clone)]
+enum Minter {
+    Ca(Arc<CertificateAuthority>),
+    Rotating(Arc<RotatingCa>),
 }
 
 impl CaJwtSource {
@@ -54,7 +63,18 @@ impl CaJwtSource {
     /// [`DEFAULT_JWT_SVID_TTL`].
     pub fn new(ca: Arc<CertificateAuthority>, spiffe_id: SpiffeId) -> Self {
         Self {
-            ca,
+            ca: Minter::Ca(ca),
+            spiffe_id,
+            ttl: DEFAULT_JWT_SVID_TTL,
+        }
+    }
+
+    /// Tokens for `spiffe_id` from the CA of `rotating` active at each
+    /// fetch (validators take its JWT bundles from the `RotatingCa`
+    /// itself, which holds every CA of the rotation's keys).
+    pub fn rotating(rotating: Arc<RotatingCa>, spiffe_id: SpiffeId) -> Self {
+        Self {
+            ca: Minter::Rotating(rotating),
             spiffe_id,
             ttl: DEFAULT_JWT_SVID_TTL,
         }
@@ -73,9 +93,12 @@ impl CaJwtSource {
         &self.spiffe_id
     }
 
-    /// The CA.
-    pub fn ca(&self) -> &Arc<CertificateAuthority> {
-        &self.ca
+    /// The CA that mints now.
+    pub fn ca(&self) -> Arc<CertificateAuthority> {
+        match &self.ca {
+            Minter::Ca(ca) => ca.clone(),
+            Minter::Rotating(rotating) => rotating.active(),
+        }
     }
 }
 
@@ -91,7 +114,7 @@ impl JwtSvidSource for CaJwtSource {
             );
             let runtime =
                 tokio::runtime::Handle::try_current().map_err(|_| JwtSourceError::NoRuntime)?;
-            let ca = self.ca.clone();
+            let ca = self.ca();
             let minted = runtime
                 .spawn_blocking(move || ca.mint_jwt_svid(&request))
                 .await
@@ -153,5 +176,35 @@ impl CertificateAuthority {
         let gone = self.jwt().retired.iter().filter(|r| r.until <= now).count();
         let gone = u64::try_from(gone).unwrap_or(u64::MAX).min(0xffff);
         sequence.saturating_mul(0x1_0000).saturating_add(gone)
+    }
+}
+
+/// The JWT authorities of every CA of the rotation (the previous, the
+/// active and the staged one, each with its own retired keys within their
+/// overlap), as the one bundle of the trust domain: a token of any CA the
+/// X.509 bundle trusts validates. A key ID found twice keeps its first
+/// key. No generation is offered (`None`): the keys change with each CA's
+/// own JWT key rotation too, so validators read the set each time.
+impl JwtBundleSource for RotatingCa {
+    fn current_jwt_bundles(&self) -> JwtBundleSet {
+        let trust_domain = self.active().trust_domain().clone();
+        let mut bundle = JwtBundle::new(trust_domain.clone());
+        for ca in self.cas() {
+            match ca.jwt_authorities() {
+                Ok(keys) => {
+                    for key in keys {
+                        if bundle.authority(key.key_id()).is_none() {
+                            // Cannot fail: the key ID is not in the bundle.
+                            let _ = bundle.add_authority(key);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(trust_domain = %trust_domain, error = %e, "mtls-ca: a CA's JWT authorities are unreadable; trusting no token");
+                    return JwtBundleSet::new();
+                }
+            }
+        }
+        JwtBundleSet::from(bundle)
     }
 }
