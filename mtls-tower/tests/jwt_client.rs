@@ -1,7 +1,8 @@
 //! `JwtSvidClientLayer` over real loopback HTTP against a server behind
 //! `JwtSvidLayer` (as behind a TLS-terminating proxy): calls succeed and
 //! the server sees the caller's SPIFFE ID, the token rotates before it
-//! expires, and without a token the request is never sent.
+//! expires, and without a token the request is never sent; the header is
+//! sensitive and replaces any other `Authorization`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -176,4 +177,47 @@ async fn without_a_token_the_request_is_never_sent() {
     let (status, _) = whoami(&mut client, addr).await.unwrap();
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_header_is_set_sensitive_and_replaces_any_other() {
+    let ca = ca();
+    let tokens = CachedJwtSvids::new(CaJwtSource::new(ca.clone(), SpiffeId::new(WEB).unwrap()));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let inner = tower::service_fn(move |request: Request<Empty<Bytes>>| {
+        let record = record.clone();
+        async move {
+            let values: Vec<_> = request
+                .headers()
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .cloned()
+                .collect();
+            record.lock().unwrap().extend(values);
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        }
+    });
+    let mut client = ServiceBuilder::new()
+        .layer(JwtSvidClientLayer::new(tokens, AUDIENCE).with_audience("spiffe://example.org/b"))
+        .service(inner);
+    let mut request = Request::get("http://api/x").body(Empty::new()).unwrap();
+    request
+        .headers_mut()
+        .append("authorization", "Basic d2ViOnB3".parse().unwrap());
+    request
+        .headers_mut()
+        .append("authorization", "Bearer someone-elses".parse().unwrap());
+    bounded(client.ready().await.unwrap().call(request))
+        .await
+        .unwrap();
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "one Authorization header: the JWT-SVID");
+    assert!(seen[0].is_sensitive());
+    let token = seen[0].to_str().unwrap().strip_prefix("Bearer ").unwrap();
+    let svid = JwtSvidValidator::new("spiffe://example.org/b")
+        .validate_from(token, &ca)
+        .unwrap();
+    assert_eq!(svid.audience(), [AUDIENCE, "spiffe://example.org/b"]);
 }

@@ -304,6 +304,16 @@ impl SpireSourceBuilder {
 /// if let Some(svid) = spire.svid() {
 ///     println!("now serving {}", svid.spiffe_id());
 /// }
+///
+/// // JWT-SVIDs to send, by audience (cached, fetched again at half life),
+/// // and the JWT bundles to validate received ones.
+/// use mtls_core::{JwtSvidSource, JwtSvidValidator};
+/// let spire = SpireSource::builder().jwt_bundles(true).connect().await?;
+/// let token = spire.fetch_jwt_svid(&["spiffe://example.org/api".into()]).await?;
+/// println!("Authorization: Bearer {}", token.token());
+/// let caller = JwtSvidValidator::new("spiffe://example.org/reports")
+///     .validate_from(token.token(), &spire);
+/// # let _ = caller;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
