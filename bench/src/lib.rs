@@ -43,6 +43,7 @@ mod ca;
 mod fixture;
 mod floor;
 mod handshake;
+mod instructions;
 mod load;
 mod memory;
 mod server;
@@ -57,9 +58,10 @@ pub use handshake::{
     handshake, measure_handshakes, measure_peer_identity, negotiated, HandshakeRounds, PerSide,
     Side,
 };
+pub use instructions::{run_workload, WORKLOADS};
 pub use load::{load_window, request_client, LoadWindow};
 pub use memory::{memory_per_connection, memory_server_main, vm_rss_kib};
-pub use server::{measure_layer, ServerThread, Stack};
+pub use server::{measure_layer, LayerKit, ServerThread, Stack};
 pub use stats::{calibrate, median, ns_per_call, paired_diff, paired_ratio, percentile, rotate};
 pub use verify::{measure_verify, ChainVerifiers, VerifyRounds};
 

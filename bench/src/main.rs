@@ -33,6 +33,14 @@ struct Cli {
     /// Runs only these sections (comma-separated).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Section>,
+    /// Runs one workload (handshake-ours, handshake-raw, their -pq
+    /// variants, request-ours, request-bare) `--count` times and nothing
+    /// else, for instruction counts (`bench/callgrind.sh`).
+    #[arg(long, value_name = "WORKLOAD")]
+    instructions: Option<String>,
+    /// Operations of `--instructions`.
+    #[arg(long, default_value_t = 100)]
+    count: u64,
     /// Internal: the server process of the memory measurement.
     #[arg(long, hide = true)]
     memory_server: Option<String>,
@@ -175,6 +183,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("mtls-bench memory server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(what) = &cli.instructions {
+        return match Fixture::new().and_then(|mut fx| run_workload(&mut fx, what, cli.count)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mtls-bench --instructions {what}: {e}");
                 ExitCode::FAILURE
             }
         };

@@ -240,42 +240,65 @@ fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
     }
 }
 
-/// ns per request through the application alone, in process, with no
-/// network: ours (the connect-info extension axum adds per request, then
-/// `AuthorizeLayer`) and bare (the same router without either). Returns
-/// the per-round figures of each.
-pub fn measure_layer(
-    fx: &Fixture,
-    rounds: usize,
-    iters: u64,
-) -> Result<(Vec<f64>, Vec<f64>), BoxError> {
-    let info = MtlsConnectInfo::new(
-        fx.client_identity()?,
-        SocketAddr::from(([127, 0, 0, 1], 40000)),
-    );
-    let ours = router().layer(AuthorizeLayer::new(request_policy(fx)?));
-    let bare = router();
-    let call = |app: &Router, with_peer: bool| {
+/// The application alone, in process, with no network: ours (the
+/// connect-info extension axum adds per request, then `AuthorizeLayer`) and
+/// bare (the same router without either).
+#[allow(missing_debug_implementations)] // holds routers, which are not Debug
+pub struct LayerKit {
+    info: MtlsConnectInfo,
+    ours: Router,
+    bare: Router,
+}
+
+impl LayerKit {
+    /// Both routers, each checked to answer 200 at once.
+    pub fn new(fx: &Fixture) -> Result<Self, BoxError> {
+        let kit = Self {
+            info: MtlsConnectInfo::new(
+                fx.client_identity()?,
+                SocketAddr::from(([127, 0, 0, 1], 40000)),
+            ),
+            ours: router().layer(AuthorizeLayer::new(request_policy(fx)?)),
+            bare: router(),
+        };
+        if !kit.call(true) || !kit.call(false) {
+            return Err("the in-process request was not answered 200 at once".into());
+        }
+        Ok(kit)
+    }
+
+    /// One request through ours (`true`) or bare; whether it got 200.
+    pub fn call(&self, ours: bool) -> bool {
         let mut req = Request::get("/hello")
             .body(axum::body::Body::empty())
             .unwrap_or_default();
-        if with_peer {
-            req.extensions_mut().insert(ConnectInfo(info.clone()));
-        }
+        let app = if ours {
+            req.extensions_mut().insert(ConnectInfo(self.info.clone()));
+            &self.ours
+        } else {
+            &self.bare
+        };
         match now_or_never(app.clone().oneshot(req)) {
             Some(Ok(response)) => response.status() == http::StatusCode::OK,
             Some(Err(never)) => match never {},
             None => false,
         }
-    };
-    if !call(&ours, true) || !call(&bare, false) {
-        return Err("the in-process request was not answered 200 at once".into());
     }
+}
+
+/// ns per request through the application alone ([`LayerKit`]): ours and
+/// bare, the per-round figures of each.
+pub fn measure_layer(
+    fx: &Fixture,
+    rounds: usize,
+    iters: u64,
+) -> Result<(Vec<f64>, Vec<f64>), BoxError> {
+    let kit = LayerKit::new(fx)?;
     let mut a = || {
-        black_box(call(&ours, true));
+        black_box(kit.call(true));
     };
     let mut b = || {
-        black_box(call(&bare, false));
+        black_box(kit.call(false));
     };
     let mut out = rotate(rounds, iters, &mut [&mut a, &mut b]).into_iter();
     Ok((

@@ -30,8 +30,8 @@ use clap::Args;
 use crate::{error_chain, BoxError};
 use mtls_core::authorize::{self, OneOf};
 use mtls_core::{
-    Authorizer, AuthorizerExt, BundleSet, CrlSet, FilePaths, FileSource, MtlsClientConfig,
-    MtlsServerConfig, SpiffeId, TrustDomain, WatchOptions, X509Bundle, X509Svid,
+    Authorizer, AuthorizerExt, BundleSet, BundleSource, CrlSet, FilePaths, FileSource,
+    MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain, WatchOptions, X509Bundle, X509Svid,
 };
 
 /// A `--bundle` value: `FILE` (the bundle of our own trust domain) or
@@ -257,9 +257,22 @@ impl ServerArgs {
         program: &'static str,
         alpn: &[&[u8]],
     ) -> Result<MtlsServerConfig, BoxError> {
+        self.server_config_with(program, alpn, Ok)
+    }
+
+    /// [`server_config`](Self::server_config) trusting the bundles that
+    /// `bundles` makes of the watched files' (adding federated trust
+    /// domains, say).
+    pub fn server_config_with(
+        &self,
+        program: &'static str,
+        alpn: &[&[u8]],
+        bundles: impl FnOnce(Arc<dyn BundleSource>) -> Result<Arc<dyn BundleSource>, BoxError>,
+    ) -> Result<MtlsServerConfig, BoxError> {
         // Watched: rotated files are picked up without a restart.
         let (files, own) = self.identity.watch()?;
-        MtlsServerConfig::builder(files.clone(), files.clone())
+        let bundles = bundles(files.clone())?;
+        MtlsServerConfig::builder(files.clone(), bundles)
             .crls(files)
             .authorizer(self.connection_authorizer(&own))
             .alpn_protocols(alpn.iter().map(|p| p.to_vec()).collect())

@@ -5,6 +5,8 @@
 //!   (`axum-server`, `axum-client`, `tonic-server`, `tonic-client`).
 //! - [`demo`]: a `GET /whoami` server and client for the self-checking,
 //!   in-process demos.
+//! - [`federate`]: the `--federate` flag of `axum-server` (a partner trust
+//!   domain followed through its SPIFFE bundle endpoint).
 //! - [`identity_proto`]: the gRPC code of `proto/identity.proto`.
 //! - [`BoxError`] and [`error_chain`]: how every example reports an error.
 //!
@@ -23,6 +25,7 @@ use std::fmt::Write as _;
 
 pub mod cli;
 pub mod demo;
+pub mod federate;
 pub mod identity_proto;
 
 /// Errors of the examples: any error, with a message that says what it is

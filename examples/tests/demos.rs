@@ -29,7 +29,17 @@ fn run_demo(exe: &str) -> String {
 #[test]
 fn federation_demo() {
     let out = run_demo(env!("CARGO_BIN_EXE_federation"));
-    assert_eq!(out.matches("[ok]").count(), 3, "{out}");
+    // Scene 1: three callers; scene 2: six steps of live federation.
+    assert_eq!(out.matches("[ok]").count(), 9, "{out}");
+    assert!(
+        out.contains("example.org fetched its bundle with both roots"),
+        "{out}"
+    );
+    assert!(
+        out.contains("example.org fetched the bundle holding the new root only"),
+        "{out}"
+    );
+    assert!(out.contains(" 0 failed calls, no restart"), "{out}");
 }
 
 #[test]

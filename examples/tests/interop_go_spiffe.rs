@@ -253,3 +253,93 @@ fn trust_domains_without_a_bundle_are_refused_both_ways() {
     assert!(log.contains("example.org"), "{log}");
     drop(f.pki);
 }
+
+/// go-spiffe's `jwtsvid.ParseAndValidate` on `token` against `bundle` (a
+/// SPIFFE bundle file of example.org): its JSON verdict, or the failure.
+fn go_validate(peer: &Path, dir: &Path, token: &str, bundle: &Path, audience: &str) -> Outcome {
+    let token_file = dir.join("token.jwt");
+    std::fs::write(&token_file, token).unwrap();
+    run(
+        path_str(peer).as_str(),
+        &s(&[
+            "jwt-validate",
+            "--token-file",
+            &path_str(&token_file),
+            "--audience",
+            audience,
+            "--jwt-bundle",
+            &format!("example.org={}", path_str(bundle)),
+        ]),
+    )
+}
+
+#[test]
+fn go_spiffe_validates_the_jwt_svids_our_ca_mints() {
+    use mtls_ca::{CaOptions, CertificateAuthority, JwtSvidRequest, KeyType};
+    use mtls_core::{SpiffeId, TrustDomain};
+
+    let Some([peer]) = peers(
+        "go_spiffe_validates_the_jwt_svids_our_ca_mints",
+        [GO_SPIFFE_PEER],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let td = TrustDomain::new("example.org").unwrap();
+    let ca = CertificateAuthority::self_signed_for_development(td.clone(), &CaOptions::default())
+        .unwrap();
+    let bundle = dir.path().join("bundle.json");
+    let publish = |ca: &CertificateAuthority| {
+        std::fs::write(&bundle, ca.spiffe_bundle().unwrap().to_jwks().unwrap()).unwrap();
+    };
+    publish(&ca);
+    let audience = "spiffe://example.org/backend";
+    let mint = |ca: &CertificateAuthority, id: &str| {
+        ca.mint_jwt_svid(&JwtSvidRequest::new(SpiffeId::new(id).unwrap(), audience))
+            .unwrap()
+    };
+    let token = mint(&ca, "spiffe://example.org/web");
+
+    let out = go_validate(&peer, dir.path(), &token, &bundle, audience);
+    out.assert_ok();
+    let verdict: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(verdict["spiffe_id"], "spiffe://example.org/web", "{out:?}");
+
+    // go-spiffe refuses what it must: another audience, a token signed by
+    // another CA's key, a tampered signature.
+    let out = go_validate(
+        &peer,
+        dir.path(),
+        &token,
+        &bundle,
+        "spiffe://example.org/other",
+    );
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let stranger =
+        CertificateAuthority::self_signed_for_development(td, &CaOptions::default()).unwrap();
+    let foreign = mint(&stranger, "spiffe://example.org/web");
+    assert_eq!(
+        go_validate(&peer, dir.path(), &foreign, &bundle, audience).code(),
+        Some(1)
+    );
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    assert_eq!(
+        go_validate(&peer, dir.path(), &parts.join("."), &bundle, audience).code(),
+        Some(1)
+    );
+
+    // After a JWT key rotation (ES384 now), the new bundle validates tokens
+    // of both keys, the old one's until they expire.
+    ca.rotate_jwt_key(KeyType::P384).unwrap();
+    publish(&ca);
+    let new_token = mint(&ca, "spiffe://example.org/api");
+    for (token, id) in [
+        (&token, "spiffe://example.org/web"),
+        (&new_token, "spiffe://example.org/api"),
+    ] {
+        let out = go_validate(&peer, dir.path(), token, &bundle, audience);
+        out.assert_ok();
+        assert!(out.stdout.contains(id), "{out:?}");
+    }
+}

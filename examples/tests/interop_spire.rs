@@ -652,3 +652,188 @@ async fn two_federated_spire_servers_call_each_other_through_our_crates() {
     // A member of partner.test is not allowed in by that server.
     assert!(get(&to_example, addr, "/whoami").await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_svids_minted_by_spire_are_validated_by_ours() {
+    use mtls_core::{JwtBundle, JwtBundleSet, JwtSvidError, JwtSvidValidator, TrustDomain};
+
+    let Some(spire) = deployment(
+        "jwt_svids_minted_by_spire_are_validated_by_ours",
+        &ServerOptions::default(),
+    ) else {
+        return;
+    };
+    let audience = "spiffe://example.org/backend";
+    let token = spire.server.jwt_mint(FRONTEND, audience);
+    // SPIRE's bundle in the SPIFFE format: X.509 and JWT authorities.
+    let td = TrustDomain::new("example.org").unwrap();
+    let bundle = JwtBundle::from_jwks(td, spire.server.spiffe_bundle().as_bytes()).unwrap();
+    assert!(!bundle.is_empty(), "SPIRE publishes its JWT keys");
+    let bundles = JwtBundleSet::from(bundle);
+
+    let svid = JwtSvidValidator::new(audience)
+        .validate(&token, &bundles)
+        .unwrap_or_else(|e| panic!("SPIRE's token refused: {e}\n{token}"));
+    assert_eq!(svid.spiffe_id().as_str(), FRONTEND);
+    assert!(svid.audience().iter().any(|a| a == audience));
+
+    // And what must be refused is.
+    assert!(matches!(
+        JwtSvidValidator::new("spiffe://example.org/other").validate(&token, &bundles),
+        Err(JwtSvidError::AudienceMismatch { .. })
+    ));
+    assert!(JwtSvidValidator::new(audience)
+        .validate(&token, &JwtBundleSet::new())
+        .is_err());
+    // go-spiffe, with the JWT bundles the SPIRE agent serves it, agrees.
+    spire
+        .server
+        .register(OPS, &path_selector(&spire.go_peer), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token.jwt");
+    std::fs::write(&token_file, &token).unwrap();
+    let started = Instant::now();
+    loop {
+        let out = run_with(&mut spire.go(&[
+            "jwt-validate",
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--audience",
+            audience,
+        ]));
+        if out.status.success() {
+            assert!(out.stdout.contains(FRONTEND), "{out:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < SPIRE_READY,
+            "go-spiffe refused: {out:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spire_and_our_bundle_endpoints_federate_both_ways() {
+    use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
+    use mtls_core::federation::{
+        fetch, serve, BundleEndpoint, EndpointConfig, EndpointProfile, EndpointUrl, ServerProfile,
+    };
+    use mtls_core::{BundleSet, SharedBundles, SpiffeBundle, SpiffeId, TrustDomain, X509Bundle};
+
+    let test = "spire_and_our_bundle_endpoints_federate_both_ways";
+    let Some([server_exe]) = peers(test, [SPIRE_SERVER]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let partner = TrustDomain::new("partner.test").unwrap();
+    let example = TrustDomain::new("example.org").unwrap();
+
+    // partner.test: our CA and our bundle endpoint (https_spiffe), with the
+    // SPIFFE ID SPIRE expects of a federated server's endpoint.
+    let ca =
+        CertificateAuthority::self_signed_for_development(partner.clone(), &CaOptions::default())
+            .unwrap();
+    let bundles = SharedBundles::new(BundleSet::from(ca.bundle().unwrap()));
+    let endpoint_svid = ca
+        .issue(&SvidRequest::new(
+            SpiffeId::new("spiffe://partner.test/spire/server").unwrap(),
+        ))
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let our_port = listener.local_addr().unwrap().port();
+    let jwt_keys = ca.jwt_authorities().unwrap();
+    let _ours = serve(
+        listener,
+        BundleEndpoint::new(partner.clone(), bundles.clone())
+            .refresh_hint(Duration::from_secs(1))
+            .jwt_authorities(move || jwt_keys.clone()),
+        ServerProfile::https_spiffe(endpoint_svid),
+    )
+    .unwrap();
+
+    // example.org: SPIRE, with its own endpoint, federating with ours.
+    let spire = SpireServer::start(
+        &server_exe,
+        dir.path(),
+        "example.org",
+        &ServerOptions {
+            federates_with: vec![("partner.test".into(), our_port)],
+            ..ServerOptions::default()
+        },
+    );
+
+    // Our client fetches SPIRE's bundle from SPIRE's endpoint, which
+    // presents spiffe://example.org/spire/server, bootstrapped with the
+    // bundle an operator copied once.
+    let spire_bundle =
+        SpiffeBundle::from_jwks(example.clone(), spire.spiffe_bundle().as_bytes()).unwrap();
+    let config = EndpointConfig::new(
+        EndpointUrl::new(&format!("https://127.0.0.1:{}", spire.bundle_endpoint_port)).unwrap(),
+        example.clone(),
+        EndpointProfile::https_spiffe(
+            SpiffeId::new("spiffe://example.org/spire/server").unwrap(),
+            spire_bundle.x509().clone(),
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let fetched = loop {
+        match fetch(&config).await {
+            Ok(bundle) => break bundle,
+            Err(e) => {
+                assert!(
+                    started.elapsed() < SPIRE_READY,
+                    "fetching SPIRE's bundle: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    assert_eq!(
+        fetched.x509().authorities(),
+        spire_bundle.x509().authorities()
+    );
+    assert_eq!(fetched.jwt_authorities(), spire_bundle.jwt_authorities());
+    assert!(!fetched.jwt_authorities().is_empty());
+
+    // SPIRE fetches ours: bootstrapped once, then from our endpoint; a new
+    // root we publish reaches it without touching SPIRE's configuration.
+    let ours_json = SpiffeBundle::from_parts(ca.bundle().unwrap(), ca.jwt_authorities().unwrap())
+        .unwrap()
+        .to_jwks()
+        .unwrap();
+    spire.set_federated_bundle("partner.test", &ours_json, dir.path());
+    let next =
+        CertificateAuthority::self_signed_for_development(partner.clone(), &CaOptions::default())
+            .unwrap();
+    let mut rotated =
+        X509Bundle::from_authorities(partner.clone(), ca.trust_anchors().iter().cloned()).unwrap();
+    rotated.add_authority(next.certificate().clone()).unwrap();
+    bundles.set(BundleSet::from(rotated));
+    let next_root = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(next.certificate())
+    };
+    let started = Instant::now();
+    loop {
+        // Ask SPIRE to refresh now rather than wait for the next poll.
+        let _ = spire.cli_with(
+            &["federation", "refresh"],
+            &["-id", "spiffe://partner.test"],
+        );
+        let shown = spire.cli_with(
+            &["bundle", "list"],
+            &["-id", "spiffe://partner.test", "-format", "spiffe"],
+        );
+        if shown.stdout.contains(&next_root) {
+            break;
+        }
+        assert!(
+            started.elapsed() < SPIRE_READY,
+            "SPIRE never took our new root: {shown:?}\nserver log:\n{}",
+            spire.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -24,6 +24,11 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+
+/// The hasher of the authorizers' sets: foldhash, several times faster than
+/// the standard SipHash on short keys. Requests only look keys up (the sets
+/// are built from configuration), so a peer cannot degrade them.
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 use std::fmt;
 use std::sync::Arc;
 
@@ -160,7 +165,7 @@ impl Authorizer for Exact {
 
 /// Allows a set of SPIFFE IDs; see [`one_of`].
 #[derive(Debug, Clone)]
-pub struct OneOf(HashSet<SpiffeId>);
+pub struct OneOf(FastSet<SpiffeId>);
 
 /// Allows any of `ids` (a hash lookup, however many there are).
 pub fn one_of<I: IntoIterator<Item = SpiffeId>>(ids: I) -> OneOf {
@@ -183,11 +188,11 @@ impl Authorizer for OneOf {
 
 /// Allows the members of trust domains; see [`member_of`].
 #[derive(Debug, Clone)]
-pub struct MemberOf(HashSet<TrustDomain>);
+pub struct MemberOf(FastSet<TrustDomain>);
 
 /// Allows every ID of `trust_domain`.
 pub fn member_of(trust_domain: TrustDomain) -> MemberOf {
-    MemberOf(HashSet::from([trust_domain]))
+    MemberOf(FastSet::from_iter([trust_domain]))
 }
 
 /// Allows every ID of any of `trust_domains`.
@@ -214,7 +219,7 @@ impl Authorizer for MemberOf {
 
 /// Allows IDs under path prefixes; see [`path_prefix`].
 #[derive(Debug, Clone)]
-pub struct PathPrefix(HashSet<Box<str>>);
+pub struct PathPrefix(FastSet<Box<str>>);
 
 /// Allows `prefix` and every ID below it on a segment boundary:
 /// `spiffe://td/ns/a` allows `spiffe://td/ns/a` and `spiffe://td/ns/a/x`,

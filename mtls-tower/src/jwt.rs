@@ -60,6 +60,7 @@ use crate::layer::{is_grpc, ResponseBody, ResponseFuture};
 pub struct JwtSvidLayer {
     validator: Arc<JwtSvidValidator>,
     bundles: Arc<dyn JwtBundleSource>,
+    optional: bool,
 }
 
 impl JwtSvidLayer {
@@ -69,7 +70,20 @@ impl JwtSvidLayer {
         Self {
             validator: Arc::new(validator),
             bundles: Arc::new(bundles),
+            optional: false,
         }
+    }
+
+    /// The same layer, letting requests without an `Authorization` header
+    /// through without a JWT-SVID (a token that is there is still
+    /// validated, and refused with 401 when invalid). For a service some of
+    /// whose callers use mutual TLS and others JWT-SVIDs: an
+    /// [`AuthorizeLayer`](crate::AuthorizeLayer) inside this layer then
+    /// decides, with its [`Authentication`](crate::Authentication)
+    /// requirement, which callers are authenticated enough.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
     }
 
     /// The validator.
@@ -173,6 +187,9 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let grpc = is_grpc(&req);
         let result = match credentials(req.headers()) {
+            Credentials::None if self.layer.optional => {
+                return ResponseFuture::inner(self.inner.call(req))
+            }
             Credentials::None => return ResponseFuture::refused(refusal(false, grpc)),
             Credentials::Malformed => {
                 tracing::debug!("mtls: request refused, malformed Authorization header");

@@ -81,12 +81,55 @@ use crate::policy::RoutePolicy;
 #[derive(Debug, Clone)]
 pub struct AuthorizeLayer<P = RoutePolicy> {
     policy: P,
+    require: Authentication,
+}
+
+/// How callers must authenticate to pass an [`AuthorizeLayer`]: by mutual
+/// TLS (an X.509-SVID), by a JWT-SVID (validated by a
+/// [`JwtSvidLayer`](crate::JwtSvidLayer) outside the layer), either, or
+/// both. A caller without what is required gets **401** (gRPC
+/// `UNAUTHENTICATED`).
+///
+/// ```
+/// use mtls_tower::{AuthorizeLayer, Authentication, RoutePolicy};
+///
+/// # fn f(policy: RoutePolicy) {
+/// // Behind a proxy that keeps the mTLS connection to us but forwards
+/// // the original caller's JWT-SVID: both identities must be allowed.
+/// let layer = AuthorizeLayer::new(policy).require(Authentication::Both);
+/// # let _ = layer; }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Authentication {
+    /// An X.509 peer or, without one, a JWT-SVID (the default). With both,
+    /// the X.509 peer is the caller.
+    #[default]
+    Either,
+    /// Mutual TLS only: a JWT-SVID alone does not authenticate.
+    Mtls,
+    /// A JWT-SVID, whatever the connection: the policy decides on its
+    /// subject (an X.509 peer, such as a proxy's, is not the caller).
+    JwtSvid,
+    /// Both an X.509 peer and a JWT-SVID, and the policy must allow each
+    /// of them: the request is refused unless both are allowed.
+    Both,
 }
 
 impl<P: AuthorizeRequest> AuthorizeLayer<P> {
-    /// A layer enforcing `policy`.
+    /// A layer enforcing `policy` on callers authenticated by mutual TLS
+    /// or a JWT-SVID ([`Authentication::Either`]).
     pub fn new(policy: P) -> Self {
-        Self { policy }
+        Self {
+            policy,
+            require: Authentication::Either,
+        }
+    }
+
+    /// Sets how callers must authenticate.
+    pub fn require(mut self, authentication: Authentication) -> Self {
+        self.require = authentication;
+        self
     }
 }
 
@@ -108,6 +151,7 @@ impl<S, P: Clone> Layer<S> for AuthorizeLayer<P> {
         Authorize {
             inner,
             policy: self.policy.clone(),
+            require: self.require,
         }
     }
 }
@@ -117,6 +161,7 @@ impl<S, P: Clone> Layer<S> for AuthorizeLayer<P> {
 pub struct Authorize<S, P = RoutePolicy> {
     inner: S,
     policy: P,
+    require: Authentication,
 }
 
 impl<S, P> Authorize<S, P> {
@@ -164,14 +209,21 @@ where
         if let Err(invalid) = crate::path::check(req.uri().path()) {
             return ResponseFuture::refused(crate::path::refusal(&invalid, grpc));
         }
-        let caller = match peer_identity(req.extensions()) {
-            Some(peer) => Caller::X509(peer),
-            // Put there by a `JwtSvidLayer` outside this layer, which
-            // validated it for this very request.
-            None => match req.extensions().get::<JwtSvid>() {
-                Some(svid) => Caller::Jwt(svid),
-                None => return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc)),
-            },
+        // A JWT-SVID is put there by a `JwtSvidLayer` outside this layer,
+        // which validated it for this very request.
+        let x509 = peer_identity(req.extensions());
+        let jwt = req.extensions().get::<JwtSvid>();
+        let (caller, second) = match (self.require, x509, jwt) {
+            (Authentication::Either | Authentication::Mtls, Some(peer), _) => {
+                (Caller::X509(peer), None)
+            }
+            (Authentication::Either | Authentication::JwtSvid, _, Some(svid)) => {
+                (Caller::Jwt(svid), None)
+            }
+            (Authentication::Both, Some(peer), Some(svid)) => {
+                (Caller::X509(peer), Some(Caller::Jwt(svid)))
+            }
+            _ => return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc)),
         };
         if let Some(peer) = caller.x509().filter(|p| p.is_expired_at(SystemTime::now())) {
             tracing::info!(peer = %peer.spiffe_id(), "mtls: request refused, the peer's certificate has expired; ending the connection");
@@ -185,20 +237,30 @@ where
             return ResponseFuture::refused(response);
         }
         // The request's head by reference: nothing copied or allocated.
-        match self
+        let decision = self
             .policy
             .authorize_request(caller, RequestHead::from(&req))
-        {
+            .and_then(|()| match second {
+                Some(second) => self
+                    .policy
+                    .authorize_request(second, RequestHead::from(&req)),
+                None => Ok(()),
+            });
+        match decision {
             Ok(()) => {
                 ::metrics::counter!(crate::metrics::AUTHZ_DECISIONS, "result" => "allow")
                     .increment(1);
                 if let Some(peer) = caller.x509().cloned() {
                     req.extensions_mut().insert(peer);
+                } else if x509.is_some() {
+                    // The JWT-SVID's subject is the caller, not the X.509
+                    // peer (`Authentication::JwtSvid`): `PeerId` says so.
+                    req.extensions_mut().insert(crate::peer::JwtCaller);
                 }
                 ResponseFuture::inner(self.inner.call(req))
             }
             Err(denial) => {
-                tracing::debug!(method = %req.method(), path = req.uri().path(), peer = %caller.spiffe_id(), reason = %denial, "mtls: request denied");
+                tracing::debug!(method = %req.method(), path = req.uri().path(), peer = %caller.spiffe_id(), jwt_svid = second.map(|c| tracing::field::display(c.spiffe_id())), reason = %denial, "mtls: request denied");
                 ResponseFuture::refused(refusal(Refusal::Denied, grpc))
             }
         }

@@ -18,7 +18,7 @@ pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial,
 pub use client::{MtlsClientStream, MtlsConnector, DEFAULT_CONNECT_TIMEOUT, RETIRE_BEFORE_EXPIRY};
 pub use jwt::{JwtSvidAuth, JwtSvidLayer};
 pub use jwt_client::{JwtClientError, JwtClientFuture, JwtSvidClient, JwtSvidClientLayer};
-pub use layer::{Authorize, AuthorizeLayer, ResponseBody, ResponseFuture};
+pub use layer::{Authentication, Authorize, AuthorizeLayer, ResponseBody, ResponseFuture};
 pub use listener::{ListenerConfig, ListenerStats, MtlsListener};
 pub use peer::peer_identity;
 #[cfg(feature = "tonic")]

@@ -110,9 +110,12 @@ mod axum_extract {
             parts: &mut Parts,
             _state: &S,
         ) -> Result<Self, Self::Rejection> {
-            if super::peer_identity(&parts.extensions).is_none() {
-                // No X.509 peer: the subject of a JWT-SVID that a
-                // `JwtSvidLayer` validated for this request, if any.
+            if super::peer_identity(&parts.extensions).is_none()
+                || parts.extensions.get::<super::JwtCaller>().is_some()
+            {
+                // No X.509 peer, or an `AuthorizeLayer` that took the
+                // JWT-SVID's subject as the caller: the subject of the
+                // JWT-SVID a `JwtSvidLayer` validated for this request.
                 if let Some(svid) = parts.extensions.get::<JwtSvid>() {
                     return Ok(PeerId(svid.spiffe_id().clone()));
                 }
@@ -158,3 +161,10 @@ pub fn tonic_peer<T>(request: &tonic::Request<T>) -> Result<&PeerIdentity, tonic
         None => Err(tonic::Status::unauthenticated("no authenticated peer")),
     }
 }
+
+/// Put in a request's extensions by an
+/// [`AuthorizeLayer`](crate::AuthorizeLayer) requiring
+/// [`Authentication::JwtSvid`](crate::Authentication::JwtSvid) when the
+/// request also has an X.509 peer: the caller is the JWT-SVID's subject.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JwtCaller;

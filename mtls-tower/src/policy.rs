@@ -79,7 +79,9 @@ pub struct RoutePolicy {
 struct Inner {
     rules: Vec<Rule>,
     /// Rule indices by prefix, ascending.
-    by_prefix: HashMap<Box<str>, Vec<usize>>,
+    /// Rule indices by prefix; foldhash (requests only look up, so a peer
+    /// cannot degrade the table).
+    by_prefix: HashMap<Box<str>, Vec<usize>, foldhash::fast::RandomState>,
 }
 
 struct Rule {
@@ -104,7 +106,8 @@ impl RoutePolicy {
     }
 
     fn from_rules(rules: Vec<Rule>) -> Self {
-        let mut by_prefix: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+        let mut by_prefix: HashMap<Box<str>, Vec<usize>, foldhash::fast::RandomState> =
+            HashMap::default();
         for (i, rule) in rules.iter().enumerate() {
             by_prefix.entry(rule.prefix.clone()).or_default().push(i);
         }

@@ -11,11 +11,17 @@
 //!   caller's SPIFFE ID; `GET /admin` answers 200 only to the `--admin`
 //!   IDs and 403 to everyone else.
 //!
+//! With `--federate TD=URL,https_spiffe,ENDPOINT_ID,BOOTSTRAP_FILE` (or
+//! `TD=URL,https_web[,CA_FILE]`, repeatable) it also trusts a partner trust
+//! domain whose bundle it fetches from the partner's SPIFFE bundle endpoint
+//! and follows as it changes: a partner's CA rotation needs no restart.
+//!
 //! Prints `listening on ADDR` on stdout once it accepts connections. Exit
 //! status 1 (and a message on stderr) when a file cannot be loaded or the
 //! address cannot be bound; 2 on usage errors.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
@@ -24,6 +30,7 @@ use mtls_core::authorize;
 use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, MtlsListener, PeerId, RoutePolicy};
 
 use examples::cli::{self, ServerArgs};
+use examples::federate::FederationArgs;
 use examples::BoxError;
 
 const PROGRAM: &str = "axum-server";
@@ -34,6 +41,8 @@ const PROGRAM: &str = "axum-server";
 struct Cli {
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    federation: FederationArgs,
 }
 
 #[tokio::main]
@@ -44,7 +53,15 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let args = cli.server;
-    let server = args.server_config(PROGRAM, &[b"h2", b"http/1.1"])?;
+    let alpn: &[&[u8]] = &[b"h2", b"http/1.1"];
+    let server = if cli.federation.is_empty() {
+        args.server_config(PROGRAM, alpn)?
+    } else {
+        let federation = &cli.federation;
+        args.server_config_with(PROGRAM, alpn, |files| {
+            Ok(Arc::new(federation.compose(files)?))
+        })?
+    };
 
     // Per request: /admin for the admins only, /whoami for anyone who got
     // through the handshake; any other path: 403 (default deny).

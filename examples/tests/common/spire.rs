@@ -291,6 +291,17 @@ plugins {{
         self.must(&["bundle", "show"], &["-format", "spiffe"])
     }
 
+    /// A JWT-SVID for `spiffe_id` and `audience` signed by this server
+    /// (`spire-server jwt mint`), compact form.
+    pub(crate) fn jwt_mint(&self, spiffe_id: &str, audience: &str) -> String {
+        self.must(
+            &["jwt", "mint"],
+            &["-spiffeID", spiffe_id, "-audience", audience, "-ttl", "5m"],
+        )
+        .trim()
+        .to_owned()
+    }
+
     /// Sets the bundle of a federated trust domain (SPIFFE format).
     pub(crate) fn set_federated_bundle(&self, trust_domain: &str, bundle: &str, dir: &Path) {
         let file = dir.join(format!(

@@ -14,6 +14,7 @@
 mod ca;
 mod duration;
 mod failure;
+mod federation;
 mod files;
 mod inspect;
 mod jwt;
@@ -95,6 +96,85 @@ enum Command {
     /// JWT-SVIDs: mint one, validate one, rotate the CA's JWT signing key.
     #[command(subcommand)]
     Jwt(JwtCommand),
+    /// Serve the CA's SPIFFE bundle at a bundle endpoint (SPIFFE
+    /// federation), following changes of the CA directory without restart.
+    ///
+    /// With --profile https_spiffe (the default) the endpoint presents an
+    /// X509-SVID for spiffe://<trust domain>/mtls-ca/bundle-endpoint issued
+    /// by the CA in --dir and renewed before it expires. When ready, prints
+    /// one line `serving https://<IP>:<PORT> <SPIFFE ID>` (`serving
+    /// https://<IP>:<PORT>` with https_web), then runs until SIGINT or
+    /// SIGTERM (exit 0).
+    ServeBundle(ServeBundleArgs),
+    /// Fetch a trust domain's SPIFFE bundle from its bundle endpoint,
+    /// validate it and print it (SPIFFE JSON), or write it to --out.
+    ///
+    /// The profile is always explicit: https_spiffe with --endpoint-id and
+    /// --endpoint-bundle, or https_web with --ca (default: the system's
+    /// roots). Exits 1 when the endpoint or its bundle is refused.
+    FetchBundle(FetchBundleArgs),
+}
+
+/// A bundle endpoint profile (SPIFFE_Federation.md 5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProfileArg {
+    /// The endpoint presents an X509-SVID of its trust domain.
+    #[value(name = "https_spiffe")]
+    HttpsSpiffe,
+    /// The endpoint presents a web PKI certificate for its host.
+    #[value(name = "https_web")]
+    HttpsWeb,
+}
+
+#[derive(Debug, Args)]
+struct ServeBundleArgs {
+    /// The CA directory whose bundle is served (and followed).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The address to listen on (IP:PORT; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: std::net::SocketAddr,
+    /// How the endpoint authenticates itself.
+    #[arg(long, value_enum, default_value_t = ProfileArg::HttpsSpiffe)]
+    profile: ProfileArg,
+    /// https_web: the endpoint's certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "CHAIN.pem")]
+    cert: Option<PathBuf>,
+    /// https_web: the certificate's private key (PEM).
+    #[arg(long, value_name = "KEY.pem")]
+    key: Option<PathBuf>,
+    /// The spiffe_refresh_hint published (whole seconds, at least 1s); after
+    /// a CA replacement, the endpoint keeps its SVID of the previous CA for
+    /// two hints, so that partners holding the previous bundle fetch the
+    /// new one first.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse)]
+    refresh_hint: Duration,
+}
+
+#[derive(Debug, Args)]
+struct FetchBundleArgs {
+    /// The bundle endpoint URL (https, no userinfo).
+    #[arg(long, value_name = "URL", value_parser = federation::parse_url)]
+    url: mtls_core::federation::EndpointUrl,
+    /// The trust domain whose bundle the endpoint serves.
+    #[arg(long, value_name = "TD", value_parser = parse_trust_domain)]
+    trust_domain: TrustDomain,
+    /// How the endpoint is authenticated (never inferred).
+    #[arg(long, value_enum)]
+    profile: ProfileArg,
+    /// https_spiffe: the SPIFFE ID the endpoint must present.
+    #[arg(long, value_name = "ID", value_parser = parse_spiffe_id)]
+    endpoint_id: Option<SpiffeId>,
+    /// https_spiffe: a bundle of the endpoint's trust domain that verifies
+    /// its SVID (PEM or SPIFFE JSON, detected).
+    #[arg(long, value_name = "FILE")]
+    endpoint_bundle: Option<PathBuf>,
+    /// https_web: the roots to trust (PEM); default: the system's.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Write the bundle to FILE (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -416,6 +496,8 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Jwt(JwtCommand::Mint(a)) => jwt::mint(a),
         Command::Jwt(JwtCommand::Rotate(a)) => jwt::rotate(a),
         Command::Jwt(JwtCommand::Verify(a)) => jwt::verify(a),
+        Command::ServeBundle(a) => federation::serve_bundle(a),
+        Command::FetchBundle(a) => federation::fetch_bundle(a),
     }
 }
 

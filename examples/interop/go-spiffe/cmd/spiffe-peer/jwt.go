@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
@@ -22,7 +23,7 @@ func runJWTValidate(args []string) error {
 	tokenFile := fs.String("token-file", "", "file holding the JWT-SVID (compact form)")
 	var audiences, bundles multiFlag
 	fs.Var(&audiences, "audience", "an audience the token must carry (repeatable)")
-	fs.Var(&bundles, "jwt-bundle", "TD=FILE: a JWKS (SPIFFE bundle) with the trust domain's JWT keys (repeatable)")
+	fs.Var(&bundles, "jwt-bundle", "TD=FILE: a SPIFFE bundle (JWKS) with the trust domain's JWT keys (repeatable)")
 	workloadAPI := fs.String("workload-api", "", "Workload API address to take the JWT bundles from")
 	_ = fs.Parse(args)
 	if *tokenFile == "" || len(audiences) == 0 {
@@ -57,11 +58,15 @@ func runJWTValidate(args []string) error {
 			if err != nil {
 				return fmt.Errorf("--jwt-bundle %q: %w", spec, err)
 			}
-			b, err := jwtbundle.Load(trustDomain, path)
+			// A SPIFFE bundle (X.509 and JWT authorities, as SPIRE's
+			// `bundle show -format spiffe` and mtls-ca's `bundle --format
+			// jwks` print it): jwtbundle.Load would refuse its X.509
+			// entries, which have no key ID; spiffebundle reads both kinds.
+			b, err := spiffebundle.Load(trustDomain, path)
 			if err != nil {
 				return err
 			}
-			set.Add(b)
+			set.Add(b.JWTBundle())
 		}
 		source = set
 	default:

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Instruction counts per operation, ours and the baselines, measured with
+# `valgrind --tool=callgrind` (deterministic: the same on a busy machine).
+#
+# Usage: bench/callgrind.sh [COUNT]      (default 50; needs valgrind)
+#
+# Each workload of `mtls-bench --instructions` sets up, runs one operation,
+# then COUNT operations inside `instructions::measured`; callgrind collects
+# inside that function only (`--toggle-collect`), so the setup (random keys,
+# entropy gathering) is left out. Prints `instructions_<workload>=N` lines
+# (per operation), then the ratios: handshakes as throughput ours/raw
+# (raw ÷ ours), requests as the extra instructions of ours over the bare
+# router.
+set -euo pipefail
+count="${1:-50}"
+here="$(cd "$(dirname "$0")/.." && pwd)"
+command -v valgrind >/dev/null 2>&1 || { echo "callgrind.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+(cd "$here" && cargo build --release -q -p mtls-bench)
+bench="$here/target/release/mtls-bench"
+
+per_operation() { # workload -> instructions per operation
+  local total
+  total="$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    --toggle-collect='*instructions*measured*' \
+    "$bench" --instructions "$1" --count "$count" 2>&1 >/dev/null |
+    sed -n 's/.*Collected : \([0-9]*\).*/\1/p' | tail -1)"
+  [ -n "$total" ] || { echo "callgrind.sh: no instruction count for $1" >&2; exit 1; }
+  echo $(( total / count ))
+}
+
+declare -A per_op
+for workload in handshake-ours handshake-raw handshake-ours-pq handshake-raw-pq request-ours request-bare; do
+  per_op[$workload]="$(per_operation "$workload")"
+  echo "instructions_${workload//-/_}=${per_op[$workload]}"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+echo "handshake_instructions_ratio=$(ratio "${per_op[handshake-raw]}" "${per_op[handshake-ours]}")"
+echo "handshake_instructions_ratio_pq=$(ratio "${per_op[handshake-raw-pq]}" "${per_op[handshake-ours-pq]}")"
+echo "request_overhead_instructions=$(( per_op[request-ours] - per_op[request-bare] ))"

@@ -1,0 +1,77 @@
+//! Workloads for instruction counts: `mtls-bench --instructions WHAT
+//! --count N` sets up, runs one operation untimed, then runs it N times
+//! inside [`measured`], so that `bench/callgrind.sh` counts only those N
+//! operations under `valgrind --tool=callgrind --toggle-collect` (the same
+//! on a busy machine; the setup, with its random keys and entropy
+//! gathering, is left out).
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use mtls_core::rustls::NamedGroup;
+
+use crate::server::LayerKit;
+use crate::{handshake, BoxError, Fixture};
+
+/// What `--instructions` can count.
+pub const WORKLOADS: [&str; 6] = [
+    "handshake-ours",
+    "handshake-raw",
+    "handshake-ours-pq",
+    "handshake-raw-pq",
+    "request-ours",
+    "request-bare",
+];
+
+/// Runs `count` operations of `what` (one of [`WORKLOADS`]) after one
+/// untimed warm-up.
+pub fn run_workload(fx: &mut Fixture, what: &str, count: u64) -> Result<(), BoxError> {
+    let group = if what.ends_with("-pq") {
+        NamedGroup::X25519MLKEM768
+    } else {
+        NamedGroup::X25519
+    };
+    let mut provider = (*fx.provider).clone();
+    provider.kx_groups.retain(|g| g.name() == group);
+    if provider.kx_groups.is_empty() {
+        return Err(format!("the crypto provider has no {group:?}").into());
+    }
+    fx.provider = Arc::new(provider);
+    match what.trim_end_matches("-pq") {
+        "handshake-ours" | "handshake-raw" => {
+            let side = if what.starts_with("handshake-ours") {
+                fx.ours(false, &[])?
+            } else {
+                fx.raw(false, &[])?
+            };
+            let mut buf = Vec::new();
+            black_box(handshake(&side, None, &mut buf)?);
+            measured(count, || handshake(&side, None, &mut buf).map(drop))?;
+        }
+        "request-ours" | "request-bare" => {
+            let kit = LayerKit::new(fx)?;
+            let ours = what == "request-ours";
+            let one = || match kit.call(ours) {
+                true => Ok(()),
+                false => Err(BoxError::from("an in-process request was refused")),
+            };
+            one()?;
+            measured(count, one)?;
+        }
+        other => return Err(format!("unknown workload {other:?}; one of {WORKLOADS:?}").into()),
+    }
+    Ok(())
+}
+
+/// The counted part: `count` calls of `op`. Never inlined, so that
+/// callgrind can collect inside it only (`--toggle-collect`).
+#[inline(never)]
+pub(crate) fn measured(
+    count: u64,
+    mut op: impl FnMut() -> Result<(), BoxError>,
+) -> Result<(), BoxError> {
+    for _ in 0..count {
+        black_box(op())?;
+    }
+    Ok(())
+}
