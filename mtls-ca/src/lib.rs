@@ -25,7 +25,7 @@ pub use csr::MAX_CSR_BYTES;
 pub use error::CaError;
 pub use issue::{SvidRequest, DEFAULT_SVID_TTL};
 pub use jwt::store::JWT_KEYS_FILE;
-pub use jwt::{JwtSigningKey, JwtSvidRequest, DEFAULT_JWT_SVID_TTL};
+pub use jwt::{CaJwtSource, JwtSigningKey, JwtSvidRequest, DEFAULT_JWT_SVID_TTL};
 pub use key::KeyType;
 pub use policy::{IssuancePolicy, DEFAULT_MAX_JWT_TTL, DEFAULT_MAX_TTL};
 pub use revocation::DEFAULT_CRL_VALIDITY;

@@ -44,7 +44,9 @@ pub enum RotationPhase {
 /// `BundleSource` (its own trust domain's bundle) and an
 /// [`SvidIssuer`](mtls_core::SvidIssuer), so a
 /// [`RenewingSvid`](mtls_core::RenewingSvid) started from it follows the
-/// rotation.
+/// rotation. It is also a `JwtBundleSource` (the JWT authorities of every
+/// CA of the rotation), and [`CaJwtSource::rotating`](crate::CaJwtSource::rotating)
+/// mints JWT-SVIDs with its active CA.
 ///
 /// ```
 /// use mtls_ca::{CaOptions, CertificateAuthority, RotatingCa, RotationPhase, SvidRequest};
@@ -108,6 +110,21 @@ impl RotatingCa {
     /// blocking thread instead.
     pub fn issue(&self, request: &SvidRequest) -> Result<X509Svid, CaError> {
         self.active().issue(request)
+    }
+
+    /// Every CA of the rotation: the previous one, the active one, the
+    /// staged one (those present).
+    pub(crate) fn cas(&self) -> Vec<Arc<CertificateAuthority>> {
+        let state = self.lock();
+        [
+            state.previous.as_ref(),
+            Some(&state.active),
+            state.staged.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
     }
 
     /// The current phase.

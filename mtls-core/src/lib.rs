@@ -30,7 +30,7 @@ pub use crl::{CrlError, CrlExpiry, CrlSet};
 pub use id::{SpiffeId, SpiffeIdError, TrustDomain};
 pub use jwt::{
     JwsAlgorithm, JwsPart, JwtBundle, JwtBundleSet, JwtSvid, JwtSvidError, JwtSvidValidator,
-    UnsupportedJwsAlgorithm,
+    JwtToken, UnsupportedJwsAlgorithm,
 };
 #[cfg(feature = "file-source")]
 pub use limits::MAX_SOURCE_FILE_BYTES;
@@ -58,6 +58,10 @@ pub use source::{
     BundleSource, ComposeError, ComposedBundles, ComposedBundlesBuilder, CrlSource,
     JwtBundleSource, Published, SharedBundles, SharedCrls, SharedJwtBundles, SharedSvid,
     SourceState, SourceStatus, SvidSource,
+};
+pub use source::{
+    CachedJwtSvids, JwtSourceError, JwtSvidFuture, JwtSvidSource, DEFAULT_MAX_AUDIENCE_SETS,
+    DEFAULT_REFRESH_REMAINING,
 };
 pub use source::{
     IssueError, KeyAlgorithm, RenewingSvid, SvidIssuer, SvidSpec, MAX_RETRY_DELAY, RENEW_AT,

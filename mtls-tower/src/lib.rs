@@ -5,6 +5,7 @@
 mod authorize;
 mod client;
 mod jwt;
+mod jwt_client;
 mod layer;
 mod listener;
 pub mod metrics;
@@ -16,6 +17,7 @@ mod stream;
 pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
 pub use client::{MtlsClientStream, MtlsConnector, DEFAULT_CONNECT_TIMEOUT, RETIRE_BEFORE_EXPIRY};
 pub use jwt::{JwtSvidAuth, JwtSvidLayer};
+pub use jwt_client::{JwtClientError, JwtClientFuture, JwtSvidClient, JwtSvidClientLayer};
 pub use layer::{Authentication, Authorize, AuthorizeLayer, ResponseBody, ResponseFuture};
 pub use listener::{ListenerConfig, ListenerStats, MtlsListener};
 pub use peer::peer_identity;

@@ -9,6 +9,11 @@
 //! allowed clock skew), so validators never see a valid token whose key is
 //! gone.
 //!
+//! For the mtls sources: [`CaJwtSource`] mints JWT-SVIDs for one SPIFFE ID
+//! as a `mtls_core::JwtSvidSource` (what mtls-tower's client layer sends),
+//! and the CA is a `mtls_core::JwtBundleSource` of its JWT authorities
+//! (what the server layer validates against).
+//!
 //! ```
 //! use mtls_ca::{CaOptions, CertificateAuthority, JwtSvidRequest};
 //! use mtls_core::{SpiffeId, TrustDomain};
@@ -34,6 +39,7 @@
 //! ```
 
 mod key;
+mod source;
 pub(crate) mod store;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,6 +48,7 @@ use mtls_core::{JwtKey, SpiffeBundle, SpiffeId};
 use serde_json::json;
 
 pub use key::JwtSigningKey;
+pub use source::CaJwtSource;
 
 use crate::authority::{CertificateAuthority, BACKDATE};
 use crate::error::CaError;

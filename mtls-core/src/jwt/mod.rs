@@ -9,6 +9,9 @@
 //!   order, for one audience; its result is a [`JwtSvid`], its failures a
 //!   [`JwtSvidError`].
 //! - [`JwsAlgorithm`]: the nine algorithms a JWT-SVID may use.
+//! - [`JwtToken`]: a JWT-SVID this workload holds, to send; from a
+//!   [`JwtSvidSource`](crate::JwtSvidSource) by audience, cached and
+//!   refreshed by [`CachedJwtSvids`](crate::CachedJwtSvids).
 //! - [`JwtBundleSource`](crate::JwtBundleSource) and
 //!   [`SharedJwtBundles`](crate::SharedJwtBundles): where the current JWT
 //!   bundles come from.
@@ -47,6 +50,7 @@ mod error;
 mod set;
 mod signature;
 mod svid;
+mod token;
 mod validator;
 
 pub use algorithm::{JwsAlgorithm, UnsupportedJwsAlgorithm};
@@ -54,4 +58,5 @@ pub use bundle::JwtBundle;
 pub use error::{JwsPart, JwtSvidError};
 pub use set::JwtBundleSet;
 pub use svid::JwtSvid;
+pub use token::JwtToken;
 pub use validator::JwtSvidValidator;

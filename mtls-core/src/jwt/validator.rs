@@ -221,22 +221,7 @@ impl JwtSvidValidator {
 
     /// The token's audiences, if the validator's is among them.
     fn check_audience(&self, claims: &Map<String, Value>) -> Result<Vec<String>, JwtSvidError> {
-        let wrong_type = JwtSvidError::WrongType {
-            part: JwsPart::Claims,
-            member: "aud",
-            expected: "a string or an array of strings",
-        };
-        let audience = match claims.get("aud") {
-            None => return Err(JwtSvidError::MissingAudience),
-            Some(Value::String(aud)) => vec![aud.clone()],
-            Some(Value::Array(auds)) if auds.is_empty() => return Err(JwtSvidError::EmptyAudience),
-            Some(Value::Array(auds)) => auds
-                .iter()
-                .map(|aud| aud.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-                .ok_or(wrong_type)?,
-            Some(_) => return Err(wrong_type),
-        };
+        let audience = audiences(claims)?;
         if self.audience.is_empty() || !audience.contains(&self.audience) {
             return Err(JwtSvidError::AudienceMismatch {
                 expected: self.audience.clone(),
@@ -292,7 +277,9 @@ impl JwtSvidValidator {
 
 /// The header rules: `alg` first, then `crit`, `typ`, unknown members and
 /// `kid`. Returns the algorithm and the key ID.
-fn check_header(header: &Map<String, Value>) -> Result<(JwsAlgorithm, &str), JwtSvidError> {
+pub(super) fn check_header(
+    header: &Map<String, Value>,
+) -> Result<(JwsAlgorithm, &str), JwtSvidError> {
     let algorithm = match header.get("alg") {
         None => return Err(JwtSvidError::MissingAlgorithm),
         Some(Value::String(alg)) => {
@@ -349,8 +336,28 @@ fn check_header(header: &Map<String, Value>) -> Result<(JwsAlgorithm, &str), Jwt
     Ok((algorithm, key_id))
 }
 
+/// The `aud`: a string (a list of one) or a non-empty array of strings.
+pub(super) fn audiences(claims: &Map<String, Value>) -> Result<Vec<String>, JwtSvidError> {
+    let wrong_type = JwtSvidError::WrongType {
+        part: JwsPart::Claims,
+        member: "aud",
+        expected: "a string or an array of strings",
+    };
+    match claims.get("aud") {
+        None => Err(JwtSvidError::MissingAudience),
+        Some(Value::String(aud)) => Ok(vec![aud.clone()]),
+        Some(Value::Array(auds)) if auds.is_empty() => Err(JwtSvidError::EmptyAudience),
+        Some(Value::Array(auds)) => auds
+            .iter()
+            .map(|aud| aud.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(wrong_type),
+        Some(_) => Err(wrong_type),
+    }
+}
+
 /// The `sub`, a SPIFFE ID.
-fn subject(claims: &Map<String, Value>) -> Result<SpiffeId, JwtSvidError> {
+pub(super) fn subject(claims: &Map<String, Value>) -> Result<SpiffeId, JwtSvidError> {
     match claims.get("sub") {
         None => Err(JwtSvidError::MissingSubject),
         Some(Value::String(sub)) => {
@@ -369,7 +376,7 @@ fn subject(claims: &Map<String, Value>) -> Result<SpiffeId, JwtSvidError> {
 
 /// A NumericDate claim (RFC 7519 section 2): seconds since the epoch, an
 /// integer or a fraction, from 0 to the year 9999.
-fn numeric_date(
+pub(super) fn numeric_date(
     claims: &Map<String, Value>,
     claim: &'static str,
 ) -> Result<Option<SystemTime>, JwtSvidError> {

@@ -32,6 +32,11 @@
 //! trust domains from several sources are put together, never merged, by
 //! [`ComposedBundles`].
 //!
+//! JWT-SVIDs to send are request-shaped: a [`JwtSvidSource`] returns a
+//! token for the audiences asked for (a [`JwtToken`](crate::JwtToken)),
+//! and a [`CachedJwtSvids`] in front of it reuses each token until half its
+//! lifetime is left, one fetch at a time per audience set.
+//!
 //! ```
 //! use mtls_core::{BundleSet, BundleSource, TrustDomain, X509Bundle};
 //!
@@ -75,6 +80,7 @@ mod compose;
 #[cfg(feature = "file-source")]
 pub(crate) mod file;
 mod issuer;
+mod jwt;
 #[cfg(feature = "file-source")]
 mod load;
 mod published;
@@ -82,10 +88,16 @@ mod renew;
 mod shared;
 #[cfg(feature = "spire")]
 pub(crate) mod spire;
+#[cfg(feature = "spire")]
+mod spire_jwt;
 mod status;
 
 pub use compose::{ComposeError, ComposedBundles, ComposedBundlesBuilder};
 pub use issuer::{IssueError, KeyAlgorithm, SvidIssuer, SvidSpec};
+pub use jwt::{
+    CachedJwtSvids, JwtSourceError, JwtSvidFuture, JwtSvidSource, DEFAULT_MAX_AUDIENCE_SETS,
+    DEFAULT_REFRESH_REMAINING,
+};
 pub use published::Published;
 pub use renew::{RenewingSvid, MAX_RETRY_DELAY, RENEW_AT, RENEW_JITTER};
 pub use shared::{SharedBundles, SharedCrls, SharedJwtBundles, SharedSvid};

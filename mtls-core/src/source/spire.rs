@@ -13,10 +13,15 @@ use spiffe::x509_source::{
 };
 use tokio::sync::watch;
 
+use super::jwt::{CachedJwtSvids, JwtSourceError, JwtSvidFuture, JwtSvidSource};
+use super::spire_jwt::{watch_bundles, SpireJwt, WorkloadApiJwt};
 use crate::bundle::{BundleError, BundleSet, X509Bundle};
 use crate::crl::CrlSet;
 use crate::id::{SpiffeId, SpiffeIdError, TrustDomain};
-use crate::source::{BundleSource, Published, SourceState, SourceStatus, SvidSource};
+use crate::jwt::JwtBundleSet;
+use crate::source::{
+    BundleSource, JwtBundleSource, Published, SourceState, SourceStatus, SvidSource,
+};
 use crate::svid::{SvidError, X509Svid};
 use crate::verify::{PeerRole, VerifyError};
 
@@ -57,6 +62,7 @@ pub struct SpireSourceBuilder {
     spiffe_id: Option<SpiffeId>,
     reconnect: Option<(Duration, Duration)>,
     withdrawal: WithdrawalPolicy,
+    jwt_bundles: bool,
 }
 
 impl Default for SpireSourceBuilder {
@@ -67,6 +73,7 @@ impl Default for SpireSourceBuilder {
             spiffe_id: None,
             reconnect: None,
             withdrawal: WithdrawalPolicy::default(),
+            jwt_bundles: false,
         }
     }
 }
@@ -110,6 +117,17 @@ impl SpireSourceBuilder {
     /// [`WithdrawalPolicy::KeepServing`]).
     pub fn on_withdrawal(mut self, policy: WithdrawalPolicy) -> Self {
         self.withdrawal = policy;
+        self
+    }
+
+    /// Also follows the Workload API's JWT bundles (`FetchJWTBundles`), so
+    /// that the source is a [`JwtBundleSource`] for validating JWT-SVIDs:
+    /// [`connect`](Self::connect) then waits (within the initial timeout)
+    /// for the first JWT bundles too. Off by default: the source then
+    /// serves no JWT bundle (and validates no token), and opens no JWT
+    /// bundle stream. Fetching JWT-SVIDs to send needs no option.
+    pub fn jwt_bundles(mut self, watch: bool) -> Self {
+        self.jwt_bundles = watch;
         self
     }
 
@@ -201,13 +219,24 @@ impl SpireSourceBuilder {
             api_errors,
         });
         let task = tokio::spawn(follow(shared.clone(), x509.clone(), updates, revision));
-        Ok(SpireSource {
+        let jwt = connect_jwt(
+            &shared.endpoint,
+            self.spiffe_id.clone(),
+            self.jwt_bundles,
+            self.withdrawal,
+        );
+        let source = SpireSource {
             inner: Arc::new(Inner {
                 shared,
                 _x509: x509,
                 task: task.abort_handle(),
+                jwt,
             }),
-        })
+        };
+        source
+            .first_jwt_bundles(deadline, self.initial_timeout)
+            .await?;
+        Ok(source)
     }
 }
 
@@ -243,6 +272,12 @@ impl SpireSourceBuilder {
 ///   config builders CRLs from elsewhere with `.crls(..)` if needed.
 /// - **Withdrawal** by the agent: see [`WithdrawalPolicy`].
 ///
+/// - **JWT-SVIDs**: it is a [`JwtSvidSource`] (tokens by audience from
+///   `FetchJWTSVID`, cached and refreshed at half their lifetime) for
+///   mtls-tower's client layer, and, with
+///   [`SpireSourceBuilder::jwt_bundles`], a [`JwtBundleSource`] (the
+///   `FetchJWTBundles` stream) for validating tokens.
+///
 /// It is an [`SvidSource`] and a [`BundleSource`]; the rustls configs read
 /// it at every handshake, so a rotation needs no new config. Cloning is
 /// cheap and clones share one connection; the background task stops when
@@ -269,6 +304,16 @@ impl SpireSourceBuilder {
 /// if let Some(svid) = spire.svid() {
 ///     println!("now serving {}", svid.spiffe_id());
 /// }
+///
+/// // JWT-SVIDs to send, by audience (cached, fetched again at half life),
+/// // and the JWT bundles to validate received ones.
+/// use mtls_core::{JwtSvidSource, JwtSvidValidator};
+/// let spire = SpireSource::builder().jwt_bundles(true).connect().await?;
+/// let token = spire.fetch_jwt_svid(&["spiffe://example.org/api".into()]).await?;
+/// println!("Authorization: Bearer {}", token.token());
+/// let caller = JwtSvidValidator::new("spiffe://example.org/reports")
+///     .validate_from(token.token(), &spire);
+/// # let _ = caller;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -282,6 +327,8 @@ struct Inner {
     /// even once the task is gone.
     _x509: X509Source,
     task: tokio::task::AbortHandle,
+    /// JWT-SVIDs (cached) and JWT bundles (if watched).
+    jwt: SpireJwt,
 }
 
 impl Drop for Inner {
@@ -375,6 +422,130 @@ impl SpireSource {
     /// The Workload API endpoint.
     pub fn endpoint(&self) -> &str {
         &self.inner.shared.endpoint
+    }
+}
+
+/// The JWT half: JWT-SVIDs to send, by audience, and the JWT bundles.
+impl SpireSource {
+    /// The JWT bundles serving now, one per trust domain: empty unless
+    /// [`SpireSourceBuilder::jwt_bundles`] was set.
+    pub fn jwt_bundles(&self) -> JwtBundleSet {
+        match &self.inner.jwt.bundles {
+            Some(published) => (*published.load()).clone(),
+            None => JwtBundleSet::new(),
+        }
+    }
+
+    /// Generation, refused updates, the last refusal and the state of the
+    /// JWT bundles, if they are watched.
+    pub fn jwt_bundles_status(&self) -> Option<SourceStatus<SpireSourceError>> {
+        self.inner.jwt.bundles.as_ref().map(Published::status)
+    }
+
+    /// A receiver of the JWT bundles' generation, if they are watched.
+    pub fn jwt_bundles_changes(&self) -> Option<watch::Receiver<u64>> {
+        self.inner.jwt.bundles.as_ref().map(Published::changes)
+    }
+
+    /// The JWT-SVID cache: its generation moves at every token fetched;
+    /// failed fetches are counted with the last error (a typed
+    /// [`JwtSourceError`], whose upstream error is a
+    /// [`SpireSourceError`]).
+    pub fn jwt_svid_status(&self) -> SourceStatus<JwtSourceError> {
+        self.inner.jwt.svids.status()
+    }
+
+    async fn first_jwt_bundles(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<(), SpireSourceError> {
+        let Some(published) = &self.inner.jwt.bundles else {
+            return Ok(());
+        };
+        let mut changes = published.changes();
+        while published.load().is_empty() {
+            let changed = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, changes.changed())
+                    .await
+                    .ok(),
+                None => Some(changes.changed().await),
+            };
+            match changed {
+                Some(Ok(())) => {}
+                Some(Err(_)) => return Err(SpireSourceError::Closed),
+                None => {
+                    return Err(published.last_error().unwrap_or_else(|| {
+                        SpireSourceError::Timeout {
+                            endpoint: self.endpoint().to_owned(),
+                            timeout: timeout.unwrap_or_default(),
+                        }
+                    }))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The JWT half of a source connected to `endpoint`.
+fn connect_jwt(
+    endpoint: &str,
+    spiffe_id: Option<SpiffeId>,
+    watch_bundles_too: bool,
+    policy: WithdrawalPolicy,
+) -> SpireJwt {
+    let svids = CachedJwtSvids::new(WorkloadApiJwt::new(endpoint.to_owned(), spiffe_id));
+    let (bundles, task) = if watch_bundles_too {
+        let published = Published::new(JwtBundleSet::new());
+        let task = watch_bundles(endpoint.to_owned(), policy, published.clone());
+        (Some(published), Some(task))
+    } else {
+        (None, None)
+    };
+    SpireJwt {
+        svids,
+        bundles,
+        task,
+    }
+}
+
+/// JWT-SVIDs from the Workload API (`FetchJWTSVID`, for the SPIFFE ID of
+/// [`SpireSourceBuilder::spiffe_id`] if set, else the default identity),
+/// behind a [`CachedJwtSvids`]: one token per audience set, fetched again
+/// when half its lifetime is left, one fetch at a time. Each token is read
+/// with [`JwtToken::from_compact`](crate::JwtToken::from_compact): a
+/// malformed one is refused ([`JwtSourceError::Malformed`]) and the last
+/// good token keeps serving while it is valid. The connection is opened
+/// at the first fetch and again after an error.
+impl JwtSvidSource for SpireSource {
+    fn fetch_jwt_svid<'a>(&'a self, audience: &'a [String]) -> JwtSvidFuture<'a> {
+        self.inner.jwt.svids.fetch_jwt_svid(audience)
+    }
+}
+
+/// The Workload API's JWT bundles (`FetchJWTBundles`), when
+/// [`SpireSourceBuilder::jwt_bundles`] is set; an empty set otherwise.
+/// Each update is read again with this crate's rules (every key a valid
+/// JWT authority, one bundle per trust domain); a refused one keeps the
+/// last good set serving. The generation moves when the set changes.
+impl JwtBundleSource for SpireSource {
+    fn current_jwt_bundles(&self) -> JwtBundleSet {
+        self.jwt_bundles()
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(
+            self.inner
+                .jwt
+                .bundles
+                .as_ref()
+                .map_or(0, Published::generation),
+        )
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        self.jwt_bundles_changes()
     }
 }
 
@@ -662,6 +833,15 @@ pub enum SpireSourceError {
     Withdrawn {
         /// What the Workload API said.
         reason: String,
+    },
+    /// The Workload API answered with a JWT-SVID for another SPIFFE ID than
+    /// the one of [`SpireSourceBuilder::spiffe_id`]; it is not sent.
+    #[error("spire source: asked for a JWT-SVID for {requested}, got one for {issued}")]
+    WrongJwtSubject {
+        /// The SPIFFE ID asked for.
+        requested: SpiffeId,
+        /// The token's subject.
+        issued: SpiffeId,
     },
     /// `connect` was called outside a tokio runtime.
     #[error("spire source: connecting needs a tokio runtime")]

@@ -5,7 +5,10 @@
 //! SPIRE agent speaks) with tonic, on a unix socket in a temporary
 //! directory, and streams whatever X.509 material the test pushes with
 //! [`WorkloadApiServer::set_x509`] to every open `FetchX509SVID` and
-//! `FetchX509Bundles` stream.
+//! `FetchX509Bundles` stream, and whatever JWT bundles it pushes with
+//! [`WorkloadApiServer::set_jwt_bundles`] to every `FetchJWTBundles`
+//! stream. `FetchJWTSVID` answers with what the test's minter returns
+//! ([`WorkloadApiServer::set_jwt_svids`]).
 //!
 //! Like a SPIRE agent it:
 //! - requires the `workload.spiffe.io: true` request header and answers
@@ -18,8 +21,8 @@
 //! what it serves (tests push broken material on purpose), keeps a stream
 //! open and silent while it has no material yet (SPIRE answers
 //! `PermissionDenied` "no identity issued": use
-//! [`WorkloadApiServer::deny`] for that), and answers `Unimplemented` to the
-//! JWT RPCs.
+//! [`WorkloadApiServer::deny`] for that), answers `Unimplemented` to
+//! `FetchJWTSVID` until a minter is set, and to `ValidateJWTSVID`.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -39,14 +42,14 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use mtls_core::rustls::pki_types::CertificateDer;
 use mtls_core::{SpiffeId, TrustDomain, X509Svid};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 /// The code generated from `proto/workload.proto` (messages, client and
 /// server), as tonic-prost-build writes it.
@@ -65,10 +68,13 @@ pub mod proto {
 
 use proto::spiffe_workload_api_server::{SpiffeWorkloadApi, SpiffeWorkloadApiServer};
 use proto::{
-    JwtBundlesRequest, JwtBundlesResponse, JwtsvidRequest, JwtsvidResponse, ValidateJwtsvidRequest,
-    ValidateJwtsvidResponse, X509BundlesRequest, X509BundlesResponse, X509svid, X509svidRequest,
-    X509svidResponse,
+    JwtBundlesRequest, JwtBundlesResponse, Jwtsvid, JwtsvidRequest, JwtsvidResponse,
+    ValidateJwtsvidRequest, ValidateJwtsvidResponse, X509BundlesRequest, X509BundlesResponse,
+    X509svid, X509svidRequest, X509svidResponse,
 };
+
+/// The status a [`JwtMinter`] fails with (tonic's).
+pub use tonic::{Code, Status};
 
 /// The request header every Workload API call must carry (SPIFFE Workload
 /// Endpoint specification), with the value `true`.
@@ -90,6 +96,12 @@ pub fn svid_entry(svid: &X509Svid) -> SvidEntry {
     )
 }
 
+/// Answers a `FetchJWTSVID`: given the audience and the SPIFFE ID asked
+/// for (empty: the default identity), the SVIDs to return as (SPIFFE ID,
+/// compact token) pairs, or the status to fail with.
+pub type JwtMinter =
+    dyn Fn(&[String], &str) -> Result<Vec<(String, String)>, Status> + Send + Sync + 'static;
+
 /// A Workload API server on a unix socket in a temporary directory.
 ///
 /// Dropping it stops the server, ends every open stream and removes the
@@ -105,12 +117,15 @@ struct Shared {
     state: watch::Sender<Snapshot>,
     open_streams: AtomicUsize,
     x509_svid_calls: AtomicU64,
+    jwt_svid_calls: AtomicU64,
+    jwt_minter: Mutex<Option<Arc<JwtMinter>>>,
 }
 
 #[derive(Clone, Default)]
 struct Snapshot {
     x509: Option<X509svidResponse>,
     bundles: Option<X509BundlesResponse>,
+    jwt_bundles: Option<JwtBundlesResponse>,
     denied: Option<String>,
     /// Bumped by `close_streams`: a stream ends when it changes.
     epoch: u64,
@@ -128,6 +143,8 @@ impl WorkloadApiServer {
             state,
             open_streams: AtomicUsize::new(0),
             x509_svid_calls: AtomicU64::new(0),
+            jwt_svid_calls: AtomicU64::new(0),
+            jwt_minter: Mutex::new(None),
         });
         let service = SpiffeWorkloadApiServer::with_interceptor(
             Agent {
@@ -214,6 +231,49 @@ impl WorkloadApiServer {
         self.shared
             .state
             .send_modify(|state| state.x509 = Some(response));
+    }
+
+    /// Serves `bundles` (each trust domain's JWKS document, as is) to every
+    /// open and future `FetchJWTBundles` stream, keyed by the trust
+    /// domain's SPIFFE ID as SPIRE keys them. Nothing is checked.
+    pub fn set_jwt_bundles(&self, bundles: Vec<(TrustDomain, Vec<u8>)>) {
+        let response = JwtBundlesResponse {
+            bundles: bundles
+                .into_iter()
+                .map(|(td, jwks)| (td.id().to_string(), jwks))
+                .collect(),
+        };
+        self.set_jwt_bundles_response(response);
+    }
+
+    /// Serves `response` as it is on `FetchJWTBundles` streams (for
+    /// responses `set_jwt_bundles` cannot make).
+    pub fn set_jwt_bundles_response(&self, response: JwtBundlesResponse) {
+        self.shared
+            .state
+            .send_modify(|state| state.jwt_bundles = Some(response));
+    }
+
+    /// Answers `FetchJWTSVID` with `mint` (the audience and the SPIFFE ID
+    /// asked for in, the (SPIFFE ID, token) pairs or a status out).
+    /// Whatever it returns is sent as is: minting broken tokens is how
+    /// tests check that the client refuses them. A denial
+    /// ([`deny`](Self::deny)) answers `PermissionDenied` first.
+    pub fn set_jwt_svids<F>(&self, mint: F)
+    where
+        F: Fn(&[String], &str) -> Result<Vec<(String, String)>, Status> + Send + Sync + 'static,
+    {
+        *self
+            .shared
+            .jwt_minter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(mint));
+    }
+
+    /// How many `FetchJWTSVID` calls have been accepted since the start
+    /// (past the header check).
+    pub fn jwt_svid_calls(&self) -> u64 {
+        self.shared.jwt_svid_calls.load(Ordering::SeqCst)
     }
 
     /// With `Some(message)`, answers every open and new stream with
@@ -366,20 +426,40 @@ impl SpiffeWorkloadApi for Agent {
 
     async fn fetch_jwtsvid(
         &self,
-        _request: Request<JwtsvidRequest>,
+        request: Request<JwtsvidRequest>,
     ) -> Result<Response<JwtsvidResponse>, Status> {
-        Err(Status::unimplemented(
-            "JWT-SVIDs are not served by this test server",
-        ))
+        self.shared.jwt_svid_calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(message) = self.shared.state.borrow().denied.clone() {
+            return Err(Status::permission_denied(message));
+        }
+        let minter = self
+            .shared
+            .jwt_minter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(mint) = minter else {
+            return Err(Status::unimplemented(
+                "JWT-SVIDs are not served by this test server: no minter set",
+            ));
+        };
+        let request = request.into_inner();
+        let svids = mint(&request.audience, &request.spiffe_id)?
+            .into_iter()
+            .map(|(spiffe_id, svid)| Jwtsvid {
+                spiffe_id,
+                svid,
+                hint: String::new(),
+            })
+            .collect();
+        Ok(Response::new(JwtsvidResponse { svids }))
     }
 
     async fn fetch_jwt_bundles(
         &self,
         _request: Request<JwtBundlesRequest>,
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
-        Err(Status::unimplemented(
-            "JWT bundles are not served by this test server",
-        ))
+        self.stream(|s| s.jwt_bundles.clone()).map(Response::new)
     }
 
     async fn validate_jwtsvid(

@@ -164,23 +164,51 @@ async fn denial_answers_permission_denied() {
 }
 
 #[tokio::test]
-async fn jwt_rpcs_are_unimplemented() {
+async fn jwt_rpcs_serve_what_the_test_sets() {
     bounded(async {
         let agent = WorkloadApiServer::start().await.unwrap();
         let mut client = client(&agent).await;
-        let status = client
-            .fetch_jwtsvid(with_header(JwtsvidRequest {
+        let ask = || {
+            with_header(JwtsvidRequest {
                 audience: vec!["x".into()],
                 spiffe_id: String::new(),
-            }))
-            .await
-            .unwrap_err();
+            })
+        };
+        // No minter yet: Unimplemented, as before JWT-SVIDs were served.
+        let status = client.fetch_jwtsvid(ask()).await.unwrap_err();
         assert_eq!(status.code(), Code::Unimplemented);
-        let status = client
+        assert_eq!(agent.jwt_svid_calls(), 1);
+
+        agent.set_jwt_svids(|audience, spiffe_id| {
+            assert_eq!(audience, ["x"]);
+            assert_eq!(spiffe_id, "");
+            Ok(vec![("spiffe://example.org/web".into(), "a.b.c".into())])
+        });
+        let served = client.fetch_jwtsvid(ask()).await.unwrap().into_inner();
+        assert_eq!(served.svids.len(), 1);
+        assert_eq!(served.svids[0].svid, "a.b.c");
+        agent.set_jwt_svids(|_, _| Err(mtls_workload_api_testing::Status::unavailable("down")));
+        let status = client.fetch_jwtsvid(ask()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        agent.deny(Some("no identity issued"));
+        let status = client.fetch_jwtsvid(ask()).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied);
+        agent.deny(None);
+
+        // JWT bundles: streamed as set, each change sent.
+        let td = mtls_core::TrustDomain::new("example.org").unwrap();
+        agent.set_jwt_bundles(vec![(td.clone(), b"{\"keys\":[]}".to_vec())]);
+        let mut stream = client
             .fetch_jwt_bundles(with_header(JwtBundlesRequest {}))
             .await
-            .unwrap_err();
-        assert_eq!(status.code(), Code::Unimplemented);
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        assert_eq!(first.bundles["spiffe://example.org"], b"{\"keys\":[]}");
+        agent.set_jwt_bundles(vec![(td, b"{\"keys\":[{}]}".to_vec())]);
+        let second = stream.message().await.unwrap().unwrap();
+        assert_eq!(second.bundles["spiffe://example.org"], b"{\"keys\":[{}]}");
+
         let status = client
             .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
                 audience: "x".into(),
