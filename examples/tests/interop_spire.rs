@@ -837,3 +837,59 @@ async fn spire_and_our_bundle_endpoints_federate_both_ways() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_svids_from_the_agent_validate_with_ours_and_with_go_spiffe() {
+    use mtls_core::{JwtBundleSource, JwtSvidSource, JwtSvidValidator};
+
+    let Some(spire) = deployment(
+        "jwt_svids_from_the_agent_validate_with_ours_and_with_go_spiffe",
+        &ServerOptions::default(),
+    ) else {
+        return;
+    };
+    spire.register_all(&[]);
+    // This process is the frontend: its JWT-SVIDs (FetchJWTSVID) and the
+    // JWT bundles (FetchJWTBundles) from the agent, through SpireSource.
+    let source = SpireSource::builder()
+        .endpoint(spire.agent.endpoint())
+        .initial_timeout(Some(SPIRE_READY))
+        .jwt_bundles(true)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("SpireSource: {e}; agent log:\n{}", spire.agent.log()));
+    let audience = vec!["spiffe://example.org/backend".to_owned()];
+    let token = source
+        .fetch_jwt_svid(&audience)
+        .await
+        .unwrap_or_else(|e| panic!("FetchJWTSVID: {e}; agent log:\n{}", spire.agent.log()));
+    assert_eq!(token.spiffe_id().as_str(), FRONTEND);
+
+    // Ours validates it against the agent's JWT bundles...
+    let bundles = source.current_jwt_bundles();
+    let svid = JwtSvidValidator::new(&audience[0])
+        .validate(token.token(), &bundles)
+        .unwrap_or_else(|e| panic!("the agent's token refused: {e}"));
+    assert_eq!(svid.spiffe_id().as_str(), FRONTEND);
+    assert!(JwtSvidValidator::new("spiffe://example.org/other")
+        .validate(token.token(), &bundles)
+        .is_err());
+
+    // ...and go-spiffe (jwtsvid.ParseAndValidate, its bundles from the same
+    // agent) agrees.
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token.jwt");
+    std::fs::write(&token_file, token.token()).unwrap();
+    let out = run_with(&mut spire.go(&[
+        "jwt-validate",
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--audience",
+        &audience[0],
+    ]));
+    assert!(
+        out.status.success(),
+        "go-spiffe refused the agent's token: {out:?}"
+    );
+    assert!(out.stdout.contains(FRONTEND), "{out:?}");
+}

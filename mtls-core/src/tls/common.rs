@@ -71,10 +71,52 @@ impl Common {
         }
     }
 
+    /// Warns, once at build, when the SVID the config will present (as
+    /// `own_role`) is missing, expired, or does not verify against its own
+    /// trust domain's bundle in the config: every peer of that trust
+    /// domain would refuse it, and nothing else would say so. A warning,
+    /// not a refusal: sources may start empty or be about to rotate, and
+    /// tests and demos build impostors on purpose.
+    fn check_own_svid(&self, own_role: PeerRole) {
+        let Some(svid) = self.svid.current_svid() else {
+            tracing::warn!(
+                "mtls: the config's SVID source has no SVID yet; handshakes fail until it has one"
+            );
+            return;
+        };
+        let id = svid.spiffe_id();
+        let now = std::time::SystemTime::now();
+        if now > svid.not_after() {
+            tracing::warn!(%id, not_after = %crate::time_fmt::Rfc3339(svid.not_after()), "mtls: the SVID this config presents has expired; every peer will refuse it");
+            return;
+        }
+        let bundles = self.bundles.current_bundles();
+        if !bundles.contains(id.trust_domain().name()) {
+            tracing::warn!(%id, "mtls: the config holds no bundle of its own SVID's trust domain; peers of that trust domain cannot be verified");
+            return;
+        }
+        let crls = self
+            .crls
+            .as_ref()
+            .map(|c| c.current_crls())
+            .unwrap_or_default();
+        if let Err(e) = crate::verify(svid.chain(), &bundles, now, &crls, own_role) {
+            tracing::warn!(%id, reason = %e, "mtls: the SVID this config presents does not verify against its own trust domain's bundle; peers holding that bundle will refuse it");
+        }
+    }
+
     pub(crate) fn parts(
         self,
         peer_role: PeerRole,
     ) -> Result<(Parts, Vec<Vec<u8>>, bool), ConfigError> {
+        let own_role = match peer_role {
+            PeerRole::Client => PeerRole::Server,
+            _ => PeerRole::Client,
+        };
+        if self.authorizer.is_none() {
+            return Err(ConfigError::MissingAuthorizer);
+        }
+        self.check_own_svid(own_role);
         let authorizer = self.authorizer.ok_or(ConfigError::MissingAuthorizer)?;
         let provider = self
             .provider
