@@ -338,6 +338,34 @@ fn init_loads_an_existing_ca_from_pem() {
         std::fs::read(loaded2.join("bundle.pem")).unwrap(),
         std::fs::read(pki_root.join("bundle.pem")).unwrap()
     );
+
+    // A self-signed root as the signing CA: refused (its key would sign
+    // online) unless told it is for development, and then with a warning.
+    let (root_cert, root_key) = (pki_root.join("ca.pem"), pki_root.join("ca.key"));
+    let as_root = t.join("as-root");
+    run(init_from(&as_root, &root_cert, &root_key, &[]))
+        .status(1)
+        .says(&["self-signed root", "--development"]);
+    assert!(!as_root.join("ca.key").exists());
+    let out = run(init_from(
+        &as_root,
+        &root_cert,
+        &root_key,
+        &["--development"],
+    ))
+    .ok();
+    assert!(out.stderr.contains("development only"), "{out:#?}");
+    // --development belongs with --from-cert only.
+    run([
+        "init",
+        "--dir",
+        s(&t.join("x")),
+        "--self-signed",
+        "--trust-domain",
+        "example.org",
+        "--development",
+    ])
+    .status(2);
 }
 
 #[test]
@@ -357,6 +385,9 @@ fn init_rejects_bad_ca_material() {
     let leaf_key = t.join("leaf.key");
     let missing = t.join("missing.pem");
     let other_td = ["--trust-domain", "other.org"];
+    // a's certificate is a development root: accepted as one, so that the
+    // checks after that one are reached.
+    let dev: &[&str] = &["--development"];
     // Name, --from-cert, --from-key, extra arguments, what stderr says.
     type Case<'a> = (&'a str, &'a Path, &'a Path, &'a [&'a str], &'a [&'a str]);
     let cases: [Case<'_>; 7] = [
@@ -368,12 +399,12 @@ fn init_rejects_bad_ca_material() {
             &["no certificate"],
         ),
         ("bad base64", &bad_b64, &a_key, &[], &["PEM"]),
-        ("garbage key", &a_cert, &garbage, &[], &["private key"]),
+        ("garbage key", &a_cert, &garbage, dev, &["private key"]),
         (
             "key of another CA",
             &a_cert,
             &b.join("ca.key"),
-            &[],
+            dev,
             &["does not match"],
         ),
         (

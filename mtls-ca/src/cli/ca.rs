@@ -91,6 +91,14 @@ pub(crate) fn init(a: InitArgs) -> Result<(), Failure> {
                     )));
                 }
             }
+            if is_self_signed_root(&chain) && !a.development {
+                return Err(Failure::failed(format!(
+                    "the CA certificate in {} is a self-signed root: signing SVIDs with it puts the root's key online. \
+                     Load an intermediate it issued (mtls-ca intermediate, or your PKI), \
+                     or add --development to accept it for development",
+                    cert.display()
+                )));
+            }
             let key_pem = Zeroizing::new(files::read(key, "CA private key")?);
             let roots_pem = match &a.from_roots {
                 Some(path) => Some(files::read(path, "roots")?),
@@ -123,10 +131,25 @@ pub(crate) fn init(a: InitArgs) -> Result<(), Failure> {
         _ => return Err(Failure::usage(NO_MODE)),
     };
     ca.save(&a.dir, a.force)?;
-    if a.self_signed {
+    if a.self_signed || a.development {
         note(DEVELOPMENT_WARNING);
     }
     print(&ca_summary(&ca, &a.dir))
+}
+
+/// Whether the first certificate of `chain_pem` is a self-signed root
+/// (subject and issuer the same name); anything unreadable is for the
+/// library to report when it loads the chain.
+fn is_self_signed_root(chain_pem: &[u8]) -> bool {
+    CertificateDer::pem_slice_iter(chain_pem)
+        .next()
+        .and_then(Result::ok)
+        .and_then(|der| {
+            X509Certificate::from_der(&der)
+                .ok()
+                .map(|(_, cert)| cert.subject().as_raw() == cert.issuer().as_raw())
+        })
+        .unwrap_or(false)
 }
 
 /// The trust domain of the `spiffe://` URI SAN of the first certificate in

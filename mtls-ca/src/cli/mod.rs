@@ -274,6 +274,11 @@ struct InitArgs {
     /// --from-cert.
     #[arg(long, value_name = "ROOTS.pem", requires = "from_cert")]
     from_roots: Option<PathBuf>,
+    /// Accept a self-signed root as --from-cert, for development: without
+    /// it, `init` refuses to sign SVIDs with a root's key (keep the root
+    /// offline; load an intermediate it issued).
+    #[arg(long, requires = "from_cert", conflicts_with = "self_signed")]
+    development: bool,
     /// Replace a CA already in DIR.
     #[arg(long)]
     force: bool,
