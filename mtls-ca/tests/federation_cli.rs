@@ -383,6 +383,7 @@ fn an_overlapping_rotation_switches_the_endpoint_svid_at_once() {
         "--from-roots",
         s(&both),
         "--force",
+        "--development",
     ])
     .ok();
     eventually("the endpoint's SVID from the next CA", || {

@@ -1,5 +1,6 @@
 //! `X509Svid::load` and `X509Bundle::load`: real files, the file's name in
 //! every error, each refusal typed.
+#![cfg(feature = "file-source")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
