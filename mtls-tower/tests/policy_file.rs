@@ -87,6 +87,20 @@ grpc = ["/pkg.Service/Method", "/pkg.Service"]
     assert_eq!(p.describe_rule(1), "rule #2 (policy.toml:15)");
 }
 
+/// Every TOML example of docs/policy.md is a valid policy.
+#[test]
+fn the_guide_examples_parse() {
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/policy.md")).unwrap();
+    let mut blocks = 0;
+    for block in guide.split("```toml\n").skip(1) {
+        let text = block.split("```").next().unwrap();
+        CompiledPolicy::from_toml(text, "docs/policy.md").unwrap();
+        blocks += 1;
+    }
+    assert!(blocks >= 1);
+}
+
 /// Each bad file: its error's line, column and problem.
 #[test]
 fn bad_files_are_refused_with_line_and_column() {

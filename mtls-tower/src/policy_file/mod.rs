@@ -40,6 +40,11 @@
 //! [`PolicyFile`] serves a policy from a file (hot reloaded) or any other
 //! source to an [`AuthorizeLayer`](crate::AuthorizeLayer).
 
+/// The code blocks of `docs/policy.md`, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/policy.md")]
+struct PolicyGuideDoctests;
+
 mod error;
 mod index;
 mod learn;
