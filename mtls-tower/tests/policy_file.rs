@@ -670,3 +670,33 @@ fn reload_from_toml_swaps_only_valid_policies() {
     assert_eq!(before.len(), 1);
     let _ = id(WEB) == SpiffeId::new(WEB).unwrap();
 }
+
+#[test]
+fn learn_records_grpc_methods_and_the_learned_file_names_them() {
+    use mtls_tower::{AuthorizeRequest, Caller};
+    let web = peer(WEB);
+    let learning = PolicyFile::learn();
+    let call = |path: &str| {
+        let req = Request::post(path)
+            .header("content-type", "application/grpc+proto")
+            .body(())
+            .unwrap();
+        learning
+            .authorize_request(Caller::X509(&web), (&req).into())
+            .unwrap();
+    };
+    call("/shop.Orders/Get");
+    call("/shop.Orders/Get");
+    call("/shop.Orders/List");
+    let learned = learning.learned_policy();
+    assert!(
+        learned.contains("grpc = [\"/shop.Orders/Get\"]"),
+        "{learned}"
+    );
+    let p = policy(&learned);
+    assert_eq!(p.len(), 2);
+    assert!(decide(&p, WEB, Method::POST, "/shop.Orders/Get"));
+    assert!(decide(&p, WEB, Method::POST, "/shop.Orders/List"));
+    assert!(!decide(&p, WEB, Method::POST, "/shop.Orders/Delete"));
+    assert!(!decide(&p, BAD, Method::POST, "/shop.Orders/Get"));
+}
