@@ -155,7 +155,9 @@ impl PolicyFileOptions {
 /// Each request is decided on one snapshot of the policy: a reload while
 /// it is in flight does not change its decision. The swap is atomic
 /// (`arc-swap`), and a decision costs what
-/// [`CompiledPolicy::evaluate`] costs.
+/// [`CompiledPolicy::evaluate`] costs. (With
+/// [`Authentication::Both`](crate::Authentication::Both) the layer asks
+/// twice, once per identity, each time of the policy then current.)
 ///
 /// ```no_run
 /// use axum::{routing::get, Router};
