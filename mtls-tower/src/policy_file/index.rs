@@ -142,8 +142,11 @@ fn walk(
         Some((segment, tail)) => (segment, Some(tail)),
         None => (rest, None),
     };
-    if let Some(child) = node.literal.get(segment) {
-        walk(child, tail, trailing, caller, f);
+    // Checked first: a lookup in an empty map still hashes the key.
+    if !node.literal.is_empty() {
+        if let Some(child) = node.literal.get(segment) {
+            walk(child, tail, trailing, caller, f);
+        }
     }
     if let Some(child) = &node.param {
         walk(child, tail, trailing, caller, f);
