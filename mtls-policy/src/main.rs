@@ -9,6 +9,16 @@
 //!   rule that decided and why, then every rule that matched; exit 0
 //!   whatever the decision, 1 when the file is not valid.
 //!
+//! - `mtls-policy learn OBSERVATIONS... --out FILE`: merges learned
+//!   policy files (what learn mode writes: they are the observation
+//!   files) into one policy allowing exactly the calls any of them
+//!   allows; exit 1 when a file is invalid or not a learned policy.
+//! - `mtls-policy diff OLD NEW --observations FILE...`: prints, one per
+//!   line, `deny CALLER METHOD ROUTE: why` for each observed call (from
+//!   learned files) that OLD allows and NEW would deny; exit 0 whatever
+//!   it finds, 1 when a file is invalid. Calls are replayed as
+//!   authenticated by mTLS (learned files do not record how).
+//!
 //! Usage errors (an unknown command or option, a bad SPIFFE ID or method)
 //! exit 2.
 #![forbid(unsafe_code)]
@@ -18,7 +28,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use http::Method;
 use mtls_core::SpiffeId;
-use mtls_tower::{AuthenticatedBy, CompiledPolicy, PolicyQuery};
+use mtls_tower::{AuthenticatedBy, CompiledPolicy, Observation, PolicyQuery};
 
 /// Checks and explains mtls-tower authorization policy files.
 #[derive(Debug, Parser)]
@@ -55,6 +65,25 @@ enum Command {
         #[arg(long, default_value = "mtls", value_parser = parse_authn)]
         authenticated_by: AuthenticatedBy,
     },
+    /// Merges learned policy files into one policy allowing exactly their calls.
+    Learn {
+        /// Learned policy files (written by learn mode).
+        #[arg(required = true)]
+        observations: Vec<String>,
+        /// Where to write the merged policy.
+        #[arg(long)]
+        out: String,
+    },
+    /// Lists the observed calls that OLD allows and NEW would deny.
+    Diff {
+        /// The policy in force.
+        old: String,
+        /// The policy to roll out.
+        new: String,
+        /// Learned policy files: the calls to replay.
+        #[arg(long, required = true, num_args = 1..)]
+        observations: Vec<String>,
+    },
 }
 
 fn parse_id(s: &str) -> Result<SpiffeId, String> {
@@ -80,6 +109,62 @@ fn load(file: &str) -> Result<CompiledPolicy, ExitCode> {
         eprintln!("{e}");
         ExitCode::from(1)
     })
+}
+
+/// The calls of learned policy files.
+fn observations(files: &[String]) -> Result<Vec<Observation>, ExitCode> {
+    let mut all = Vec::new();
+    for file in files {
+        match load(file)?.learned_observations() {
+            Some(calls) => all.extend(calls),
+            None => {
+                eprintln!("{file}: not a learned policy (allow rules of exact caller IDs, each with one method and one path, or one gRPC method)");
+                return Err(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(all)
+}
+
+fn learn(files: &[String], out: &str) -> Result<(), ExitCode> {
+    let calls = observations(files)?;
+    let text = Observation::policy_toml(&calls);
+    let tmp = format!("{out}.tmp");
+    let written = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, out));
+    if let Err(e) = written {
+        eprintln!("{out}: cannot write: {e}");
+        return Err(ExitCode::from(1));
+    }
+    let calls = CompiledPolicy::from_toml(&text, out)
+        .ok()
+        .and_then(|p| p.learned_observations())
+        .map_or(0, |c| c.len());
+    println!("{out}: {calls} calls");
+    Ok(())
+}
+
+fn diff(old: &str, new: &str, files: &[String]) -> Result<(), ExitCode> {
+    let (old, new) = (load(old)?, load(new)?);
+    for call in observations(files)? {
+        let query = PolicyQuery::new(
+            call.caller(),
+            AuthenticatedBy::Mtls,
+            call.method(),
+            call.route(),
+        );
+        if old.evaluate(&query).is_allowed() && !new.evaluate(&query).is_allowed() {
+            let why = new.explain(&query).to_string();
+            let why = why.lines().next().unwrap_or_default();
+            let why = why.strip_prefix("deny: ").unwrap_or(why);
+            println!(
+                "deny {} {} {}: {why}",
+                call.caller(),
+                call.method(),
+                call.route()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -116,5 +201,17 @@ fn main() -> ExitCode {
             println!("{}", policy.explain(&query));
             ExitCode::SUCCESS
         }
+        Command::Learn { observations, out } => match learn(&observations, &out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
+        Command::Diff {
+            old,
+            new,
+            observations,
+        } => match diff(&old, &new, &observations) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
     }
 }

@@ -213,3 +213,125 @@ fn explain_says_allow_or_deny_first_then_the_rule() {
     );
     assert!(out.contains("by \"/orders/{id}\""), "{out}");
 }
+
+const LEARNED_A: &str = r#"version = 1
+[[rule]]
+name = "learned-1"
+action = "allow"
+callers = ["spiffe://example.org/web"]
+methods = ["GET"]
+paths = ["/orders/{id}"]
+[[rule]]
+name = "learned-2"
+action = "allow"
+callers = ["spiffe://example.org/web", "spiffe://example.org/batch"]
+grpc = ["/shop.Orders/Get"]
+"#;
+
+const LEARNED_B: &str = r#"version = 1
+[[rule]]
+name = "learned-1"
+action = "allow"
+callers = ["spiffe://example.org/admin"]
+methods = ["POST"]
+paths = ["/admin"]
+[[rule]]
+name = "learned-2"
+action = "allow"
+callers = ["spiffe://example.org/web"]
+methods = ["GET"]
+paths = ["/orders/{id}"]
+"#;
+
+#[test]
+fn learn_merges_learned_files_into_one_policy() {
+    let a = file("learned-a.toml", LEARNED_A);
+    let b = file("learned-b.toml", LEARNED_B);
+    let out = a.with_file_name("merged.toml");
+    let (code, stdout, err) = run(&[
+        "learn",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("4 calls"), "{stdout}");
+    let merged = std::fs::read_to_string(&out).unwrap();
+    let explain = |caller: &str, extra: &[&str]| {
+        let mut args = vec!["explain", out.to_str().unwrap(), "--caller", caller];
+        args.extend_from_slice(extra);
+        run(&args).1
+    };
+    assert!(
+        explain("spiffe://example.org/web", &["--path", "/orders/9"]).starts_with("allow"),
+        "{merged}"
+    );
+    assert!(explain(
+        "spiffe://example.org/batch",
+        &["--grpc", "/shop.Orders/Get"]
+    )
+    .starts_with("allow"));
+    assert!(explain(
+        "spiffe://example.org/admin",
+        &["--method", "POST", "--path", "/admin"]
+    )
+    .starts_with("allow"));
+    assert!(explain("spiffe://example.org/admin", &["--path", "/admin"]).starts_with("deny"));
+    assert!(explain("spiffe://example.org/other", &["--path", "/orders/9"]).starts_with("deny"));
+
+    // A policy that is not a learned one is refused.
+    let hand = file("hand.toml", POLICY);
+    let (code, _, err) = run(&[
+        "learn",
+        hand.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a learned policy"), "{err}");
+    assert_eq!(run(&["learn", "--out", out.to_str().unwrap()]).0, 2);
+}
+
+#[test]
+fn diff_lists_the_observed_calls_the_new_policy_would_deny() {
+    let observed = file("observed.toml", LEARNED_A);
+    let old = file(
+        "old.toml",
+        "version = 1\n[[rule]]\naction = \"allow\"\ncallers = [\"trust-domain:example.org\"]\n",
+    );
+    let new = file(
+        "new.toml",
+        "version = 1\n[[rule]]\nname = \"web-only\"\naction = \"allow\"\ncallers = [\"spiffe://example.org/web\"]\n[[rule]]\nname = \"no-grpc-for-web\"\naction = \"deny\"\ncallers = [\"spiffe://example.org/web\"]\ngrpc = [\"/shop.Orders\"]\n",
+    );
+    let (code, out, err) = run(&[
+        "diff",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--observations",
+        observed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(
+            "deny spiffe://example.org/batch POST /shop.Orders/Get: no allow rule matches"
+        ),
+        "{out}"
+    );
+    assert!(lines[1].starts_with("deny spiffe://example.org/web POST /shop.Orders/Get: denied by rule \"no-grpc-for-web\""), "{out}");
+    // The same policy denies nothing new.
+    let (code, out, _) = run(&[
+        "diff",
+        old.to_str().unwrap(),
+        old.to_str().unwrap(),
+        "--observations",
+        observed.to_str().unwrap(),
+    ]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert_eq!(
+        run(&["diff", old.to_str().unwrap(), new.to_str().unwrap()]).0,
+        2
+    );
+}

@@ -613,6 +613,16 @@ async fn learn_records_route_templates_then_the_learned_file_allows_exactly_them
         ]
     );
     let learned = policy(&learning.learned_policy());
+    // The learned file is also the record of the calls.
+    assert_eq!(
+        learned.learned_observations().unwrap(),
+        learning.observations()
+    );
+    // No method: not the shape learn mode writes.
+    assert!(policy(SHOP_ONLY).learned_observations().is_none());
+    assert!(policy("version = 1\n[[rule]]\naction = \"allow\"\n")
+        .learned_observations()
+        .is_none());
     let enforce = app(PolicyFile::new(learned));
     assert_eq!(
         status(&enforce, &web, Method::GET, "/orders/100").await,
@@ -695,6 +705,7 @@ fn learn_records_grpc_methods_and_the_learned_file_names_them() {
     );
     let p = policy(&learned);
     assert_eq!(p.len(), 2);
+    assert_eq!(p.learned_observations().unwrap(), learning.observations());
     assert!(decide(&p, WEB, Method::POST, "/shop.Orders/Get"));
     assert!(decide(&p, WEB, Method::POST, "/shop.Orders/List"));
     assert!(!decide(&p, WEB, Method::POST, "/shop.Orders/Delete"));

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use http::Method;
 use mtls_core::SpiffeId;
 
-use super::rules::{parse_grpc, parse_path, TargetKind};
+use super::rules::{parse_grpc, parse_path, CallerPattern, Rule, TargetKind, METHODS};
+use super::Action;
 use crate::authorize::{Caller, RequestHead};
 
 /// One distinct call seen in learn mode: who called which route (or gRPC
@@ -43,6 +44,58 @@ impl Observation {
     pub fn is_grpc(&self) -> bool {
         self.grpc
     }
+
+    /// The policy file (TOML) allowing exactly `observations` and denying
+    /// everything else: what learn mode writes.
+    pub fn policy_toml(observations: &[Observation]) -> String {
+        let mut sorted = observations.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        policy_toml(&sorted, 0)
+    }
+}
+
+/// The calls a learned policy allows: `None` unless every rule has the
+/// shape learn mode writes (`allow`, exact caller IDs, one method and one
+/// path, or one gRPC method).
+pub(crate) fn from_rules(rules: &[Rule]) -> Option<Vec<Observation>> {
+    let mut out = Vec::new();
+    for rule in rules {
+        let [target] = rule.targets.as_slice() else {
+            return None;
+        };
+        let method = match (rule.methods, target.grpc) {
+            (None, true) => Method::POST,
+            (Some(bits), false) => METHODS
+                .iter()
+                .enumerate()
+                .find(|(i, _)| bits == 1 << i)
+                .map(|(_, m)| m.clone())?,
+            _ => return None,
+        };
+        if rule.action != Action::Allow
+            || rule.callers.is_empty()
+            || !rule.not_callers.is_empty()
+            || rule.authn.is_some()
+            || (target.kind == TargetKind::Prefix && !target.grpc)
+        {
+            return None;
+        }
+        for (caller, _) in &rule.callers {
+            let CallerPattern::Id(caller) = caller else {
+                return None;
+            };
+            out.push(Observation {
+                caller: caller.clone(),
+                method: method.clone(),
+                route: target.text.clone(),
+                grpc: target.grpc,
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
 }
 
 #[derive(Debug)]

@@ -257,6 +257,15 @@ impl CompiledPolicy {
         }
     }
 
+    /// The calls this policy allows, when it is a learned policy (the
+    /// shape learn mode writes: `allow` rules of exact caller IDs, each
+    /// with one method and one path, or one gRPC method); `None`
+    /// otherwise. Learned files are the observation files that
+    /// `mtls-policy learn` merges and `mtls-policy diff` replays.
+    pub fn learned_observations(&self) -> Option<Vec<Observation>> {
+        learn::from_rules(&self.inner.rules)
+    }
+
     /// The action of rule `index`.
     pub fn rule_action(&self, index: usize) -> Option<Action> {
         self.inner.rules.get(index).map(|r| r.action)

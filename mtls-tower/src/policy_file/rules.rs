@@ -134,7 +134,7 @@ impl Target {
 }
 
 /// The standard methods, by bit.
-const METHODS: [Method; 9] = [
+pub(crate) const METHODS: [Method; 9] = [
     Method::GET,
     Method::HEAD,
     Method::POST,
