@@ -711,3 +711,110 @@ fn learn_records_grpc_methods_and_the_learned_file_names_them() {
     assert!(!decide(&p, WEB, Method::POST, "/shop.Orders/Delete"));
     assert!(!decide(&p, BAD, Method::POST, "/shop.Orders/Get"));
 }
+
+/// Random policies and requests (deterministic): the compiled index and
+/// the rule-by-rule explanation always decide alike, by the same rule.
+#[test]
+fn index_agrees_with_rule_by_rule_evaluation_on_random_policies() {
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.below(from.len())]
+        }
+    }
+    let callers = [
+        "spiffe://a.org/x",
+        "spiffe://a.org/x/y",
+        "spiffe://b.org/x",
+        "trust-domain:a.org",
+        "trust-domain:b.org",
+        "prefix:spiffe://a.org/x",
+        "*",
+        "!spiffe://a.org/x/y",
+        "!trust-domain:b.org",
+    ];
+    let paths = [
+        "/",
+        "/a",
+        "/a/b",
+        "/a/{id}",
+        "/a/{id}/c",
+        "/{x}",
+        "/{x}/b",
+        "/a/{*rest}",
+        "/{*all}",
+        "prefix:/",
+        "prefix:/a",
+        "prefix:/a/b",
+        "/b/c:d",
+    ];
+    let grpc = ["/p.S", "/p.S/M", "/q.T/N"];
+    let methods = ["GET", "HEAD", "POST", "DELETE"];
+    let requests = [
+        "/", "/a", "/a/", "/a/b", "/a/b/", "/a/x", "/a/x/c", "/a/b/c", "/a/b/c/d", "/b", "/b/b",
+        "/b/c:d", "/b/c%3Ad", "/p.S", "/p.S/M", "/p.S/N", "/q.T/N", "/a%20/b", "/x/y/z/",
+    ];
+    let ids = [
+        "spiffe://a.org/x",
+        "spiffe://a.org/x/y",
+        "spiffe://a.org/z",
+        "spiffe://b.org/x",
+    ];
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for round in 0..300 {
+        let mut text = String::from("version = 1\n");
+        for _ in 0..1 + rng.below(8) {
+            text.push_str("[[rule]]\n");
+            text.push_str(&format!(
+                "action = \"{}\"\n",
+                rng.pick(&["allow", "allow", "deny", "audit"])
+            ));
+            if rng.below(3) > 0 {
+                let n = 1 + rng.below(3);
+                let list: Vec<String> = (0..n)
+                    .map(|_| format!("{:?}", rng.pick(&callers)))
+                    .collect();
+                text.push_str(&format!("callers = [{}]\n", list.join(", ")));
+            }
+            if rng.below(3) == 0 {
+                text.push_str(&format!(
+                    "authenticated_by = [{:?}]\n",
+                    rng.pick(&["mtls", "jwt-svid"])
+                ));
+            }
+            if rng.below(4) == 0 {
+                let n = 1 + rng.below(2);
+                let list: Vec<String> = (0..n).map(|_| format!("{:?}", rng.pick(&grpc))).collect();
+                text.push_str(&format!("grpc = [{}]\n", list.join(", ")));
+            } else {
+                if rng.below(2) == 0 {
+                    text.push_str(&format!("methods = [{:?}]\n", rng.pick(&methods)));
+                }
+                if rng.below(4) > 0 {
+                    let n = 1 + rng.below(3);
+                    let list: Vec<String> =
+                        (0..n).map(|_| format!("{:?}", rng.pick(&paths))).collect();
+                    text.push_str(&format!("paths = [{}]\n", list.join(", ")));
+                }
+            }
+        }
+        let p = CompiledPolicy::from_toml(&text, "random.toml")
+            .unwrap_or_else(|e| panic!("round {round}: {e}\n{text}"));
+        for caller in ids {
+            for path in requests {
+                for method in methods {
+                    for authn in [AuthenticatedBy::Mtls, AuthenticatedBy::JwtSvid] {
+                        let method = Method::from_bytes(method.as_bytes()).unwrap();
+                        decide_as(&p, caller, authn, method, path);
+                    }
+                }
+            }
+        }
+    }
+}
