@@ -1,12 +1,12 @@
 //! Authorization decisions as rules grow: mtls-core authorizers and
-//! mtls-tower route policies of 1 to 10,000 rules.
+//! mtls-tower route policies and policy files of 1 to 10,000 rules.
 
 use std::sync::Arc;
 
 use http::Method;
 use mtls_core::authorize::{self, AuthorizerExt};
 use mtls_core::{Authorizer, SpiffeId, TrustDomain};
-use mtls_tower::RoutePolicy;
+use mtls_tower::{AuthenticatedBy, CompiledPolicy, PolicyQuery, RoutePolicy};
 
 use crate::BoxError;
 
@@ -84,4 +84,61 @@ pub fn route_policy(kind: &str, n: usize) -> Result<(RoutePolicy, String, Spiffe
     let peer = rule_peer(n - 1)?;
     policy.decide(&Method::GET, &path, &peer)?;
     Ok((policy, path, peer))
+}
+
+/// A policy file of `n` allow rules (`prefix:/svc{i}`) whose callers are
+/// of `kind` (as [`route_policy`]), after a deny rule and an audit rule
+/// that do not match, and a request allowed by the last rule.
+pub fn file_policy(kind: &str, n: usize) -> Result<(CompiledPolicy, String, SpiffeId), BoxError> {
+    let mut text = String::from(
+        "version = 1\n[[rule]]\naction = \"deny\"\ncallers = [\"spiffe://evil.example.org/x\"]\n\
+         [[rule]]\naction = \"audit\"\ncallers = [\"spiffe://audited.example.org/x\"]\n",
+    );
+    for i in 0..n {
+        let rule_kind = match kind {
+            "mixed" => ["exact IDs", "trust domains", "path prefixes"][i % 3],
+            other => other,
+        };
+        let caller = match rule_kind {
+            "exact IDs" => rule_peer(i)?.to_string(),
+            "trust domains" => format!("trust-domain:{}", rule_td(i)?),
+            _ => format!("prefix:{}", rule_prefix(i)?),
+        };
+        let methods = if kind == "mixed" && i % 2 == 0 {
+            "methods = [\"GET\", \"POST\"]\n"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "[[rule]]\naction = \"allow\"\ncallers = [\"{caller}\"]\n{methods}paths = [\"prefix:/svc{i}\"]\n"
+        ));
+    }
+    let policy = CompiledPolicy::from_toml(&text, "bench")?;
+    let path = format!("/svc{}/v1/items", n - 1);
+    let peer = rule_peer(n - 1)?;
+    let query = PolicyQuery::new(&peer, AuthenticatedBy::Mtls, &Method::GET, &path);
+    if !policy.evaluate(&query).is_allowed() {
+        return Err(format!("the policy file does not allow {peer} on {path}").into());
+    }
+    Ok((policy, path, peer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The policy files measured build, and allow the request measured.
+    #[test]
+    fn file_policies_allow_the_measured_request() {
+        for kind in AUTHZ_KINDS {
+            for n in [1, 100] {
+                let (policy, path, peer) = file_policy(kind, n).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(policy.len(), n + 2);
+                let other = rule_peer(n + 1).unwrap_or_else(|e| panic!("{e}"));
+                let query = PolicyQuery::new(&other, AuthenticatedBy::Mtls, &Method::GET, &path);
+                assert!(!policy.evaluate(&query).is_allowed(), "{kind} {n}");
+                let _ = peer;
+            }
+        }
+    }
 }

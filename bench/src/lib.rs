@@ -50,7 +50,7 @@ mod server;
 mod stats;
 mod verify;
 
-pub use authz::{core_authorizer, route_policy, AUTHZ_KINDS, AUTHZ_SIZES};
+pub use authz::{core_authorizer, file_policy, route_policy, AUTHZ_KINDS, AUTHZ_SIZES};
 pub use ca::{measure_ca, CaRounds};
 pub use fixture::Fixture;
 pub use floor::{Floor, FloorKit};

@@ -495,25 +495,38 @@ fn authz(plan: &Plan, report: &mut Report) -> Result<(), BoxError> {
         ns: Vec<f64>,
     }
     let mut cases = Vec::new();
-    for core in [true, false] {
+    // 0: mtls-core authorizers, 1: route policies, 2: policy files.
+    for which in 0..3 {
         for kind in AUTHZ_KINDS {
-            let name = match (core, kind) {
-                (true, "exact IDs") => "`authorize::one_of`".to_string(),
-                (true, "trust domains") => "`authorize::member_of_any`".to_string(),
-                (true, "path prefixes") => "`authorize::path_prefixes`".to_string(),
-                (true, _) => "`one_of.or(member_of_any).or(path_prefixes)`".to_string(),
-                (false, _) => "`RoutePolicy::decide`".to_string(),
+            let name = match (which, kind) {
+                (0, "exact IDs") => "`authorize::one_of`".to_string(),
+                (0, "trust domains") => "`authorize::member_of_any`".to_string(),
+                (0, "path prefixes") => "`authorize::path_prefixes`".to_string(),
+                (0, _) => "`one_of.or(member_of_any).or(path_prefixes)`".to_string(),
+                (1, _) => "`RoutePolicy::decide`".to_string(),
+                _ => "`CompiledPolicy::evaluate` (policy file)".to_string(),
             };
             for n in AUTHZ_SIZES {
-                let decide: Box<dyn FnMut() -> bool> = if core {
+                let decide: Box<dyn FnMut() -> bool> = if which == 0 {
                     let (authorizer, peer) = core_authorizer(kind, n)?;
                     Box::new(move || authorizer.authorize(black_box(&peer)).is_ok())
-                } else {
+                } else if which == 1 {
                     let (policy, path, peer) = route_policy(kind, n)?;
                     Box::new(move || {
                         policy
                             .decide(&http::Method::GET, black_box(&path), &peer)
                             .is_ok()
+                    })
+                } else {
+                    let (policy, path, peer) = file_policy(kind, n)?;
+                    Box::new(move || {
+                        let query = mtls_tower::PolicyQuery::new(
+                            &peer,
+                            mtls_tower::AuthenticatedBy::Mtls,
+                            &http::Method::GET,
+                            black_box(&path),
+                        );
+                        policy.evaluate(&query).is_allowed()
                     })
                 };
                 cases.push(Case {

@@ -5,6 +5,11 @@
 //! the three (half of the mixed rules restricted to GET and POST); the
 //! request is matched by the last rule added and allowed.
 //!
+//! `CompiledPolicy::evaluate` (policy files) likewise: 1, 100 and 10,000
+//! allow rules on `/svc{i}/...` with exact IDs, trust domains, ID
+//! prefixes, a mix, or route templates (`/svc{i}/{id}/items`), plus one
+//! deny rule and one audit rule; the request is allowed by the last rule.
+//!
 //! Then the per-request cost of `AuthorizeLayer`, in process, with no
 //! network: the layer around a trivial tower service (with the route
 //! policy, and with a closure deciding the same), and an axum router
@@ -31,8 +36,70 @@ use http::{Method, Request, Response};
 use http_body_util::Full;
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{authorize, Authorizer, CrlSet, PeerIdentity, PeerRole, SpiffeId, TrustDomain};
-use mtls_tower::{AuthorizeLayer, Denial, MtlsConnectInfo, RoutePolicy};
+use mtls_tower::{
+    AuthenticatedBy, AuthorizeLayer, CompiledPolicy, Denial, MtlsConnectInfo, PolicyQuery,
+    RoutePolicy,
+};
 use tower::{Layer, ServiceExt};
+
+fn policy_file_text(kind: &str, n: usize) -> String {
+    let mut text = String::from(
+        "version = 1\n[[rule]]\naction = \"deny\"\ncallers = [\"spiffe://evil.example.org/x\"]\n[[rule]]\naction = \"audit\"\ncallers = [\"spiffe://audited.example.org/x\"]\npaths = [\"prefix:/svc0\"]\n",
+    );
+    for i in 0..n {
+        let rule_kind = match kind {
+            "mixed" => ["exact_ids", "trust_domains", "path_prefixes"][i % 3],
+            other => other,
+        };
+        let caller = match rule_kind {
+            "trust_domains" => format!("trust-domain:td{i}.example.org"),
+            "path_prefixes" => format!("prefix:{}", prefix(i)),
+            _ => peer(i).to_string(),
+        };
+        let path = if kind == "templates" {
+            format!("/svc{i}/{{id}}/items")
+        } else {
+            format!("prefix:/svc{i}")
+        };
+        let methods = if kind == "mixed" && i % 2 == 0 {
+            "methods = [\"GET\", \"POST\"]\n"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "[[rule]]\naction = \"allow\"\ncallers = [\"{caller}\"]\n{methods}paths = [\"{path}\"]\n"
+        ));
+    }
+    text
+}
+
+fn evaluate(c: &mut Criterion) {
+    for kind in [
+        "exact_ids",
+        "trust_domains",
+        "path_prefixes",
+        "mixed",
+        "templates",
+    ] {
+        let mut group = c.benchmark_group(format!("policy_file/{kind}"));
+        for n in [1usize, 100, 10_000] {
+            let policy = CompiledPolicy::from_toml(&policy_file_text(kind, n), "bench").unwrap();
+            let path = format!("/svc{}/v1/items", n - 1);
+            let allowed = peer(n - 1);
+            let get = Method::GET;
+            let query = PolicyQuery::new(&allowed, AuthenticatedBy::Mtls, &get, &path);
+            assert!(policy.evaluate(&query).is_allowed());
+            group.bench_with_input(BenchmarkId::new("allow", n), &path, |b, path| {
+                b.iter(|| {
+                    let query =
+                        PolicyQuery::new(&allowed, AuthenticatedBy::Mtls, &get, black_box(path));
+                    policy.evaluate(&query).is_allowed()
+                })
+            });
+        }
+        group.finish();
+    }
+}
 
 fn td(i: usize) -> TrustDomain {
     TrustDomain::new(&format!("td{i}.example.org")).unwrap()
@@ -208,5 +275,5 @@ fn layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide, layer);
+criterion_group!(benches, decide, evaluate, layer);
 criterion_main!(benches);

@@ -12,6 +12,7 @@ pub mod metrics;
 mod path;
 mod peer;
 mod policy;
+mod policy_file;
 mod stream;
 
 pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
@@ -26,6 +27,10 @@ pub use peer::tonic_peer;
 #[cfg(feature = "axum")]
 pub use peer::{Peer, PeerId, Unauthenticated};
 pub use policy::{PolicyError, RoutePolicy, RoutePolicyBuilder};
+pub use policy_file::{
+    Action, AuthenticatedBy, CompiledPolicy, Explanation, Observation, PolicyDecision, PolicyFile,
+    PolicyFileError, PolicyFileOptions, PolicyMode, PolicyProblem, PolicyQuery,
+};
 pub use stream::{MtlsConnectInfo, MtlsStream};
 
 pub use mtls_core;

@@ -15,3 +15,14 @@ pub const HANDSHAKES_IN_FLIGHT: &str = "mtls_handshakes_in_flight";
 pub const AUTHZ_DECISIONS: &str = "mtls_authz_decisions_total";
 /// Counter: TCP accept errors.
 pub const ACCEPT_ERRORS: &str = "mtls_accept_errors_total";
+/// Counter: decisions of a [`PolicyFile`](crate::PolicyFile), labelled
+/// `mode` (`enforce`/`audit`/`learn`) and `decision` (`allow`/`deny`; in
+/// audit mode a `deny` was not enforced).
+pub const POLICY_DECISIONS: &str = "mtls_policy_decisions_total";
+/// Counter: matches of `audit` rules of a [`PolicyFile`](crate::PolicyFile).
+pub const POLICY_AUDIT_MATCHES: &str = "mtls_policy_audit_matches_total";
+/// Counter: policy reloads, labelled `result` (`ok`/`error`: the file was
+/// unreadable or invalid, and the last good policy keeps serving).
+pub const POLICY_RELOADS: &str = "mtls_policy_reloads_total";
+/// Counter: calls learn mode did not record (observation limit reached).
+pub const POLICY_LEARN_DROPPED: &str = "mtls_policy_learn_dropped_total";

@@ -1,0 +1,337 @@
+//! The `mtls-policy` command, run as a user would: exit codes, the
+//! `FILE:LINE:COLUMN: message` of a bad file, and `explain`'s first word.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mtls-policy");
+
+const POLICY: &str = r#"version = 1
+
+[[rule]]
+name = "shop-reads-orders"
+action = "allow"
+callers = ["prefix:spiffe://example.org/ns/shop"]
+methods = ["GET"]
+paths = ["/orders/{id}"]
+
+[[rule]]
+name = "no-bad"
+action = "deny"
+callers = ["spiffe://example.org/ns/shop/sa/bad"]
+
+[[rule]]
+name = "partner-grpc"
+action = "allow"
+callers = ["trust-domain:partner.org"]
+authenticated_by = ["jwt-svid"]
+grpc = ["/shop.Orders/Get"]
+"#;
+
+fn file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mtls-policy-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(BIN).args(args).output().unwrap();
+    (
+        status.code().unwrap(),
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
+
+#[test]
+fn check_accepts_a_valid_file() {
+    let path = file("good.toml", POLICY);
+    let (code, out, err) = run(&["check", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok: 3 rules"), "{out}");
+}
+
+#[test]
+fn check_refuses_a_bad_file_with_line_and_column() {
+    let path = file(
+        "bad.toml",
+        &POLICY.replace("\"/orders/{id}\"", "\"/orders/{id\""),
+    );
+    let shown = path.to_str().unwrap();
+    let (code, out, err) = run(&["check", shown]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.starts_with(&format!("{shown}:8:10: ")), "{err}");
+    let (code, _, err) = run(&["check", "/nonexistent/policy.toml"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("/nonexistent/policy.toml: "), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let path = file("usage.toml", POLICY);
+    let p = path.to_str().unwrap();
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["check"],
+        &["explain", p, "--path", "/x"],
+        &["explain", p, "--caller", "not-an-id", "--path", "/x"],
+        &["explain", p, "--caller", "spiffe://example.org/a"],
+        &[
+            "explain",
+            p,
+            "--caller",
+            "spiffe://example.org/a",
+            "--path",
+            "/x",
+            "--grpc",
+            "/a.B/C",
+        ],
+        &[
+            "explain",
+            p,
+            "--caller",
+            "spiffe://example.org/a",
+            "--path",
+            "/x",
+            "--authenticated-by",
+            "jwt",
+        ],
+        &[
+            "explain",
+            p,
+            "--caller",
+            "spiffe://example.org/a",
+            "--method",
+            "G ET",
+            "--path",
+            "/x",
+        ],
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn explain_says_allow_or_deny_first_then_the_rule() {
+    let path = file("explain.toml", POLICY);
+    let p = path.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--caller",
+                "spiffe://example.org/ns/shop/sa/web",
+                "--method",
+                "GET",
+                "--path",
+                "/orders/7",
+            ],
+            "allow: allowed by rule \"shop-reads-orders\"",
+        ),
+        (
+            &[
+                "--caller",
+                "spiffe://example.org/ns/shop/sa/bad",
+                "--method",
+                "GET",
+                "--path",
+                "/orders/7",
+            ],
+            "deny: denied by rule \"no-bad\"",
+        ),
+        (
+            &[
+                "--caller",
+                "spiffe://example.org/ns/shop/sa/web",
+                "--method",
+                "POST",
+                "--path",
+                "/orders/7",
+            ],
+            "deny: no allow rule matches (default deny)",
+        ),
+        (
+            &[
+                "--caller",
+                "spiffe://example.org/ns/shop/sa/web",
+                "--path",
+                "/orders/%37",
+            ],
+            "deny: the request path is not in normal form",
+        ),
+        (
+            &[
+                "--caller",
+                "spiffe://partner.org/billing",
+                "--grpc",
+                "/shop.Orders/Get",
+                "--authenticated-by",
+                "jwt-svid",
+            ],
+            "allow: allowed by rule \"partner-grpc\"",
+        ),
+        (
+            &[
+                "--caller",
+                "spiffe://partner.org/billing",
+                "--grpc",
+                "/shop.Orders/Get",
+            ],
+            "deny: no allow rule matches",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["explain", p];
+        all.extend_from_slice(args);
+        let (code, out, err) = run(&all);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(out.starts_with(want), "{args:?}: {out}");
+    }
+    let (_, out, _) = run(&[
+        "explain",
+        p,
+        "--caller",
+        "spiffe://example.org/ns/shop/sa/web",
+        "--method",
+        "GET",
+        "--path",
+        "/orders/7",
+    ]);
+    assert!(
+        out.contains("by \"prefix:spiffe://example.org/ns/shop\""),
+        "{out}"
+    );
+    assert!(out.contains("by \"/orders/{id}\""), "{out}");
+}
+
+const LEARNED_A: &str = r#"version = 1
+[[rule]]
+name = "learned-1"
+action = "allow"
+callers = ["spiffe://example.org/web"]
+methods = ["GET"]
+paths = ["/orders/{id}"]
+[[rule]]
+name = "learned-2"
+action = "allow"
+callers = ["spiffe://example.org/web", "spiffe://example.org/batch"]
+grpc = ["/shop.Orders/Get"]
+"#;
+
+const LEARNED_B: &str = r#"version = 1
+[[rule]]
+name = "learned-1"
+action = "allow"
+callers = ["spiffe://example.org/admin"]
+methods = ["POST"]
+paths = ["/admin"]
+[[rule]]
+name = "learned-2"
+action = "allow"
+callers = ["spiffe://example.org/web"]
+methods = ["GET"]
+paths = ["/orders/{id}"]
+"#;
+
+#[test]
+fn learn_merges_learned_files_into_one_policy() {
+    let a = file("learned-a.toml", LEARNED_A);
+    let b = file("learned-b.toml", LEARNED_B);
+    let out = a.with_file_name("merged.toml");
+    let (code, stdout, err) = run(&[
+        "learn",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("4 calls"), "{stdout}");
+    let merged = std::fs::read_to_string(&out).unwrap();
+    let explain = |caller: &str, extra: &[&str]| {
+        let mut args = vec!["explain", out.to_str().unwrap(), "--caller", caller];
+        args.extend_from_slice(extra);
+        run(&args).1
+    };
+    assert!(
+        explain("spiffe://example.org/web", &["--path", "/orders/9"]).starts_with("allow"),
+        "{merged}"
+    );
+    assert!(explain(
+        "spiffe://example.org/batch",
+        &["--grpc", "/shop.Orders/Get"]
+    )
+    .starts_with("allow"));
+    assert!(explain(
+        "spiffe://example.org/admin",
+        &["--method", "POST", "--path", "/admin"]
+    )
+    .starts_with("allow"));
+    assert!(explain("spiffe://example.org/admin", &["--path", "/admin"]).starts_with("deny"));
+    assert!(explain("spiffe://example.org/other", &["--path", "/orders/9"]).starts_with("deny"));
+
+    // A policy that is not a learned one is refused.
+    let hand = file("hand.toml", POLICY);
+    let (code, _, err) = run(&[
+        "learn",
+        hand.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a learned policy"), "{err}");
+    assert_eq!(run(&["learn", "--out", out.to_str().unwrap()]).0, 2);
+}
+
+#[test]
+fn diff_lists_the_observed_calls_the_new_policy_would_deny() {
+    let observed = file("observed.toml", LEARNED_A);
+    let old = file(
+        "old.toml",
+        "version = 1\n[[rule]]\naction = \"allow\"\ncallers = [\"trust-domain:example.org\"]\n",
+    );
+    let new = file(
+        "new.toml",
+        "version = 1\n[[rule]]\nname = \"web-only\"\naction = \"allow\"\ncallers = [\"spiffe://example.org/web\"]\n[[rule]]\nname = \"no-grpc-for-web\"\naction = \"deny\"\ncallers = [\"spiffe://example.org/web\"]\ngrpc = [\"/shop.Orders\"]\n",
+    );
+    let (code, out, err) = run(&[
+        "diff",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--observations",
+        observed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(
+            "deny spiffe://example.org/batch POST /shop.Orders/Get: no allow rule matches"
+        ),
+        "{out}"
+    );
+    assert!(lines[1].starts_with("deny spiffe://example.org/web POST /shop.Orders/Get: denied by rule \"no-grpc-for-web\""), "{out}");
+    // The same policy denies nothing new.
+    let (code, out, _) = run(&[
+        "diff",
+        old.to_str().unwrap(),
+        old.to_str().unwrap(),
+        "--observations",
+        observed.to_str().unwrap(),
+    ]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert_eq!(
+        run(&["diff", old.to_str().unwrap(), new.to_str().unwrap()]).0,
+        2
+    );
+}

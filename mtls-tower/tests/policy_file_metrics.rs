@@ -1,0 +1,134 @@
+//! Policy file metrics: reloads and their failures, decisions by mode,
+//! audit rule matches, calls learn mode could not record.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::time::SystemTime;
+
+use metrics_util::debugging::DebugValue;
+use mtls_core::{CrlSet, PeerRole};
+use mtls_tower::metrics as names;
+use mtls_tower::{
+    AuthorizeRequest, Caller, CompiledPolicy, PolicyFile, PolicyFileOptions, PolicyMode,
+};
+
+const POLICY: &str = r#"
+version = 1
+[[rule]]
+action = "allow"
+paths = ["/ok"]
+[[rule]]
+action = "audit"
+paths = ["/ok", "/no"]
+"#;
+
+/// A counter: name, labels, value.
+type Counter = (String, Vec<(String, String)>, u64);
+
+/// Counter values since the last snapshot, by name and label pairs.
+fn counters() -> Vec<Counter> {
+    mtls_testing::snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| match value {
+            DebugValue::Counter(c) => Some((
+                key.key().name().to_owned(),
+                key.key()
+                    .labels()
+                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                    .collect(),
+                c,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn count(all: &[Counter], name: &str, labels: &[(&str, &str)]) -> u64 {
+    all.iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(.., c)| c)
+        .sum()
+}
+
+#[test]
+fn reloads_decisions_audits_and_learning_are_counted() {
+    let _ = counters();
+    let pki = common::Pki::new("example.org");
+    let svid = pki.svid(common::FRONTEND);
+    let peer = mtls_core::verify(
+        svid.chain(),
+        &pki.bundles(),
+        SystemTime::now(),
+        &CrlSet::new(),
+        PeerRole::Client,
+    )
+    .unwrap();
+    let ask = |file: &PolicyFile, path: &str| {
+        let req = http::Request::get(path).body(()).unwrap();
+        file.authorize_request(Caller::X509(&peer), (&req).into())
+            .is_ok()
+    };
+    let policy = CompiledPolicy::from_toml(POLICY, "p.toml").unwrap();
+    let enforce = PolicyFile::new(policy.clone());
+    assert!(ask(&enforce, "/ok"));
+    assert!(!ask(&enforce, "/no"));
+    assert!(!ask(&enforce, "/other"));
+    let audit = PolicyFileOptions::new()
+        .mode(PolicyMode::Audit)
+        .serve(policy);
+    assert!(ask(&audit, "/no"));
+    enforce
+        .reload_from_toml("version = 3\n", "p.toml")
+        .unwrap_err();
+    enforce.reload_from_toml(POLICY, "p.toml").unwrap();
+    let learn = PolicyFileOptions::new()
+        .mode(PolicyMode::Learn)
+        .max_observations(1)
+        .serve(CompiledPolicy::deny_all());
+    assert!(ask(&learn, "/a"));
+    assert!(ask(&learn, "/b"));
+
+    let all = counters();
+    let decisions = names::POLICY_DECISIONS;
+    assert_eq!(
+        count(
+            &all,
+            decisions,
+            &[("mode", "enforce"), ("decision", "allow")]
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &all,
+            decisions,
+            &[("mode", "enforce"), ("decision", "deny")]
+        ),
+        2
+    );
+    assert_eq!(
+        count(&all, decisions, &[("mode", "audit"), ("decision", "deny")]),
+        1
+    );
+    assert_eq!(
+        count(&all, decisions, &[("mode", "learn"), ("decision", "allow")]),
+        2
+    );
+    // /ok and /no in enforce mode, /no in audit mode.
+    assert_eq!(count(&all, names::POLICY_AUDIT_MATCHES, &[]), 3);
+    assert_eq!(
+        count(&all, names::POLICY_RELOADS, &[("result", "error")]),
+        1
+    );
+    assert_eq!(count(&all, names::POLICY_RELOADS, &[("result", "ok")]), 1);
+    assert_eq!(count(&all, names::POLICY_LEARN_DROPPED, &[]), 1);
+}
