@@ -88,6 +88,8 @@ else
   mv "$peers_dir/bin.tmp" "$peers_dir/bin"
 fi
 
+# The Go used here, for other builds that need one (the FIPS module).
+echo "export MTLS_INTEROP_GO_BIN='$(dirname "$(command -v go)")'"
 echo "export MTLS_INTEROP_SPIRE_SERVER='$spire_dir/bin/spire-server'"
 echo "export MTLS_INTEROP_SPIRE_AGENT='$spire_dir/bin/spire-agent'"
 echo "export MTLS_INTEROP_GO_SPIFFE_PEER='$peers_dir/bin/spiffe-peer'"

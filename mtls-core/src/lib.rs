@@ -46,7 +46,7 @@ pub use limits::{
 };
 pub use peer::PeerIdentity;
 pub use pem::encode as to_pem;
-pub use provider::default_crypto_provider;
+pub use provider::{default_crypto_provider, fips_mode};
 #[cfg(feature = "file-source")]
 pub use source::file::{FilePaths, FileSource, FileSourceError, WatchOptions};
 #[cfg(feature = "spire")]

@@ -47,6 +47,11 @@ fn build() -> CryptoProvider {
         .kx_groups
         .retain(|g| g.name() != X25519MLKEM768.name());
     provider.kx_groups.insert(0, X25519MLKEM768);
+    // With `fips`, rustls' aws-lc-rs provider already offers only approved
+    // cipher suites (AES-GCM) and groups; the hybrid is approved through its
+    // ML-KEM half (SP 800-56C: the first share decides), X25519 alone is not.
+    #[cfg(feature = "fips")]
+    provider.kx_groups.retain(|g| g.fips());
     provider
 }
 
@@ -54,3 +59,26 @@ fn build() -> CryptoProvider {
 fn build() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
+
+/// Whether [`default_crypto_provider`] is backed by a FIPS-approved
+/// implementation in FIPS mode: true only in a build with the `fips`
+/// feature, once aws-lc's FIPS module passed its power-on self tests.
+///
+/// This says the crypto is the validated module's; a config also needs
+/// TLS 1.2's extended master secret required (our builders leave rustls'
+/// default, which requires it under `fips`). To check a whole config, use
+/// `rustls_config().fips()` on what the builders make, or have them refuse
+/// to build anything else with `.require_fips()`.
+///
+/// ```
+/// let fips = mtls_core::fips_mode();
+/// assert_eq!(fips, cfg!(feature = "fips"));
+/// ```
+pub fn fips_mode() -> bool {
+    default_crypto_provider().fips()
+}
+
+/// The code blocks of `docs/fips.md`, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/fips.md")]
+struct FipsGuideDoctests;

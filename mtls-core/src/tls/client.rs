@@ -141,6 +141,12 @@ impl ClientConfigBuilder {
             config.resumption = Resumption::disabled();
         }
         self.customizers.apply(&mut config, resumption)?;
+        super::common::check_fips(
+            parts.require_fips,
+            config.fips(),
+            config.crypto_provider(),
+            config.require_ems,
+        )?;
         Ok(MtlsClientConfig {
             config: Arc::new(config),
             verifier: parts.verifier,

@@ -31,6 +31,70 @@ pub enum ConfigError {
         /// The setting made.
         setting: &'static str,
     },
+    /// [`require_fips`](crate::ServerConfigBuilder::require_fips) was set
+    /// and the config is not FIPS-approved as a whole (rustls'
+    /// `ServerConfig::fips()`/`ClientConfig::fips()` is false).
+    #[error("config: FIPS required (.require_fips()) but {reason}")]
+    NotFips {
+        /// What is not approved.
+        reason: String,
+    },
+}
+
+/// Why `config` (whose provider is `provider`, requiring the extended
+/// master secret or not) is not FIPS-approved; `None` when it is.
+pub(crate) fn not_fips_reason(provider: &CryptoProvider, require_ems: bool) -> Option<String> {
+    let mut reasons = Vec::new();
+    if !provider.secure_random.fips() || !provider.key_provider.fips() {
+        reasons.push("the crypto library is not aws-lc's FIPS module in FIPS mode (build with the `fips` feature of mtls-core, mtls-tower or mtls-ca)".to_owned());
+    }
+    let suites: Vec<String> = provider
+        .cipher_suites
+        .iter()
+        .filter(|s| !s.fips())
+        .map(|s| format!("{:?}", s.suite()))
+        .collect();
+    if !suites.is_empty() {
+        reasons.push(format!("cipher suites not approved: {}", suites.join(", ")));
+    }
+    let groups: Vec<String> = provider
+        .kx_groups
+        .iter()
+        .filter(|g| !g.fips())
+        .map(|g| format!("{:?}", g.name()))
+        .collect();
+    if !groups.is_empty() {
+        reasons.push(format!(
+            "key exchange groups not approved: {}",
+            groups.join(", ")
+        ));
+    }
+    if !provider.signature_verification_algorithms.fips() {
+        reasons.push("signature verification algorithms not all approved".to_owned());
+    }
+    if !require_ems {
+        reasons.push("TLS 1.2 without the extended master secret is allowed".to_owned());
+    }
+    if reasons.is_empty() {
+        None
+    } else {
+        Some(reasons.join("; "))
+    }
+}
+
+/// Refuses a config that is not FIPS-approved when FIPS was required.
+pub(crate) fn check_fips(
+    required: bool,
+    config_fips: bool,
+    provider: &CryptoProvider,
+    require_ems: bool,
+) -> Result<(), ConfigError> {
+    if !required || config_fips {
+        return Ok(());
+    }
+    let reason = not_fips_reason(provider, require_ems)
+        .unwrap_or_else(|| "rustls does not judge it FIPS-approved".to_owned());
+    Err(ConfigError::NotFips { reason })
 }
 
 static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
@@ -46,6 +110,7 @@ pub(crate) struct Common {
     pub(crate) tls13_only: bool,
     pub(crate) on_reject: Option<RejectionHook>,
     pub(crate) crl_expiry: crate::CrlExpiry,
+    pub(crate) require_fips: bool,
 }
 
 pub(crate) struct Parts {
@@ -53,6 +118,7 @@ pub(crate) struct Parts {
     pub(crate) versions: &'static [&'static SupportedProtocolVersion],
     pub(crate) verifier: Arc<SvidVerifier>,
     pub(crate) resolver: Arc<SvidResolver>,
+    pub(crate) require_fips: bool,
 }
 
 impl Common {
@@ -68,6 +134,7 @@ impl Common {
             tls13_only: false,
             on_reject: None,
             crl_expiry: crate::CrlExpiry::default(),
+            require_fips: false,
         }
     }
 
@@ -142,6 +209,7 @@ impl Common {
                 versions,
                 verifier,
                 resolver,
+                require_fips: self.require_fips,
             },
             self.alpn,
             self.resumption,
@@ -158,6 +226,7 @@ impl fmt::Debug for Common {
             .field("resumption", &self.resumption)
             .field("tls13_only", &self.tls13_only)
             .field("crl_expiry", &self.crl_expiry)
+            .field("require_fips", &self.require_fips)
             .finish_non_exhaustive()
     }
 }
@@ -220,6 +289,33 @@ macro_rules! common_builder_methods {
         /// ALPN protocols, most preferred first (`b"h2"`, `b"http/1.1"`).
         pub fn alpn_protocols(mut self, protocols: Vec<Vec<u8>>) -> Self {
             self.common.alpn = protocols;
+            self
+        }
+
+        /// Refuses to [`build`](Self::build) a config that is not
+        /// FIPS-approved as a whole (rustls' `fips()` on the config: crypto
+        /// from aws-lc's FIPS module in FIPS mode, approved cipher suites,
+        /// key exchange groups and signature algorithms only, extended
+        /// master secret required for TLS 1.2), with
+        /// [`ConfigError::NotFips`](crate::ConfigError::NotFips) naming what
+        /// is not. Needs the `fips` feature; see docs/fips.md.
+        ///
+        /// ```
+        /// use mtls_core::{authorize, BundleSet, ConfigError, MtlsServerConfig, SharedSvid};
+        ///
+        /// let built = MtlsServerConfig::builder(SharedSvid::empty(), BundleSet::new())
+        ///     .authorizer(authorize::any())
+        ///     .require_fips()
+        ///     .build();
+        /// if cfg!(feature = "fips") {
+        ///     assert!(built?.rustls_config().fips());
+        /// } else {
+        ///     assert!(matches!(built, Err(ConfigError::NotFips { .. })));
+        /// }
+        /// # Ok::<(), ConfigError>(())
+        /// ```
+        pub fn require_fips(mut self) -> Self {
+            self.common.require_fips = true;
             self
         }
 

@@ -140,6 +140,12 @@ impl ServerConfigBuilder {
             config.send_tls13_tickets = 0;
         }
         self.customizers.apply(&mut config, resumption)?;
+        super::common::check_fips(
+            parts.require_fips,
+            config.fips(),
+            config.crypto_provider(),
+            config.require_ems,
+        )?;
         Ok(MtlsServerConfig {
             config: Arc::new(config),
             verifier: parts.verifier,
