@@ -9,7 +9,7 @@
 # inside that function only (`--toggle-collect`), so the setup (random keys,
 # entropy gathering) is left out. Prints `instructions_<workload>=N` lines
 # (per operation), then the ratios: handshakes as throughput ours/raw
-# (raw ÷ ours), requests as the extra instructions of ours over the bare
+# (raw ÷ ours), issuance and CSR signing likewise, requests as the extra instructions of ours over the bare
 # router.
 set -euo pipefail
 count="${1:-50}"
@@ -29,11 +29,13 @@ per_operation() { # workload -> instructions per operation
 }
 
 declare -A per_op
-for workload in handshake-ours handshake-raw handshake-ours-pq handshake-raw-pq request-ours request-bare; do
+for workload in handshake-ours handshake-raw handshake-ours-pq handshake-raw-pq request-ours request-bare issue-ours issue-raw csr-ours csr-raw; do
   per_op[$workload]="$(per_operation "$workload")"
   echo "instructions_${workload//-/_}=${per_op[$workload]}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 echo "handshake_instructions_ratio=$(ratio "${per_op[handshake-raw]}" "${per_op[handshake-ours]}")"
 echo "handshake_instructions_ratio_pq=$(ratio "${per_op[handshake-raw-pq]}" "${per_op[handshake-ours-pq]}")"
+echo "issue_instructions_ratio=$(ratio "${per_op[issue-raw]}" "${per_op[issue-ours]}")"
+echo "csr_instructions_ratio=$(ratio "${per_op[csr-raw]}" "${per_op[csr-ours]}")"
 echo "request_overhead_instructions=$(( per_op[request-ours] - per_op[request-bare] ))"

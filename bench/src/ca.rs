@@ -61,60 +61,99 @@ pub struct CaRounds {
     pub csr_raw_us: Vec<f64>,
 }
 
+/// The four CA operations, ours and raw rcgen, ready to run.
+pub(crate) struct CaKit<'a> {
+    fx: &'a Fixture,
+    request: SvidRequest,
+    id: SpiffeId,
+    issuer: Issuer<'static, KeyPair>,
+    csr_pem: String,
+}
+
+impl<'a> CaKit<'a> {
+    /// Sets up (the CSR: a workload's P-256 key and its SPIFFE ID), then
+    /// runs each operation once: each must succeed, and raw output must
+    /// verify like ours.
+    pub(crate) fn new(fx: &'a Fixture) -> Result<Self, BoxError> {
+        let id = SpiffeId::new("spiffe://bench.example.org/ns/prod/sa/worker")?;
+        let issuer = Issuer::from_ca_cert_der(
+            fx.ca.certificate(),
+            KeyPair::from_pem(&fx.ca.private_key_pem())?,
+        )?;
+        let csr_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut csr_params = CertificateParams::new(Vec::<String>::new())?;
+        csr_params.distinguished_name = DistinguishedName::new();
+        csr_params.subject_alt_names = vec![SanType::URI(id.as_str().try_into()?)];
+        let csr_pem = csr_params.serialize_request(&csr_key)?.pem()?;
+        let kit = Self {
+            fx,
+            request: SvidRequest::new(id.clone()),
+            id,
+            issuer,
+            csr_pem,
+        };
+        kit.issue_ours()?;
+        kit.csr_ours()?;
+        let (raw_leaf, _) = kit.issue_raw()?;
+        mtls_core::verify(
+            &[raw_leaf, fx.ca.certificate().clone()],
+            &fx.bundles,
+            SystemTime::now(),
+            &CrlSet::new(),
+            PeerRole::Client,
+        )?;
+        kit.csr_raw()?;
+        Ok(kit)
+    }
+
+    /// `CertificateAuthority::issue`: a new key and its SVID.
+    pub(crate) fn issue_ours(&self) -> Result<(), BoxError> {
+        black_box(self.fx.ca.issue(black_box(&self.request))?);
+        Ok(())
+    }
+
+    /// rcgen: a new key and the same leaf.
+    pub(crate) fn issue_raw(&self) -> Result<(CertificateDer<'static>, Vec<u8>), BoxError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let cert = raw_leaf_params(&self.id, &self.fx.provider)?.signed_by(&key, &self.issuer)?;
+        Ok((cert.der().clone(), key.serialize_der()))
+    }
+
+    /// `CertificateAuthority::sign_csr`.
+    pub(crate) fn csr_ours(&self) -> Result<(), BoxError> {
+        black_box(
+            self.fx
+                .ca
+                .sign_csr(black_box(self.csr_pem.as_bytes()), &self.request)?,
+        );
+        Ok(())
+    }
+
+    /// rcgen: the CSR parsed and the same leaf signed (only the public key
+    /// is used, as mtls-ca does).
+    pub(crate) fn csr_raw(&self) -> Result<CertificateDer<'static>, BoxError> {
+        let mut csr = CertificateSigningRequestParams::from_pem(&self.csr_pem)?;
+        csr.params = raw_leaf_params(&self.id, &self.fx.provider)?;
+        Ok(csr.signed_by(&self.issuer)?.der().clone())
+    }
+}
+
 /// Times issuance and CSR signing, ours and raw, over `iters` calls each,
 /// in `rounds` rounds that rotate which goes first; raw output must
 /// verify like ours first.
 pub fn measure_ca(fx: &Fixture, rounds: usize, iters: u64) -> Result<CaRounds, BoxError> {
-    let id = SpiffeId::new("spiffe://bench.example.org/ns/prod/sa/worker")?;
-    let request = SvidRequest::new(id.clone());
-    let issuer = Issuer::from_ca_cert_der(
-        fx.ca.certificate(),
-        KeyPair::from_pem(&fx.ca.private_key_pem())?,
-    )?;
-    let provider = fx.provider.clone();
-
-    // The CSR: a workload's P-256 key and its SPIFFE ID.
-    let csr_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let mut csr_params = CertificateParams::new(Vec::<String>::new())?;
-    csr_params.distinguished_name = DistinguishedName::new();
-    csr_params.subject_alt_names = vec![SanType::URI(id.as_str().try_into()?)];
-    let csr_pem = csr_params.serialize_request(&csr_key)?.pem()?;
-
-    let raw_issue = || -> Result<(CertificateDer<'static>, Vec<u8>), BoxError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let cert = raw_leaf_params(&id, &provider)?.signed_by(&key, &issuer)?;
-        Ok((cert.der().clone(), key.serialize_der()))
-    };
-    let raw_csr = || -> Result<CertificateDer<'static>, BoxError> {
-        let mut csr = CertificateSigningRequestParams::from_pem(&csr_pem)?;
-        // Only the public key is used, as mtls-ca does.
-        csr.params = raw_leaf_params(&id, &provider)?;
-        Ok(csr.signed_by(&issuer)?.der().clone())
-    };
-    // Each must succeed, and raw output must verify like ours.
-    fx.ca.issue(&request)?;
-    fx.ca.sign_csr(csr_pem.as_bytes(), &request)?;
-    let (raw_leaf, _) = raw_issue()?;
-    mtls_core::verify(
-        &[raw_leaf, fx.ca.certificate().clone()],
-        &fx.bundles,
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )?;
-    raw_csr()?;
-
+    let kit = CaKit::new(fx)?;
     let mut issue_ours = || {
-        let _ = black_box(fx.ca.issue(black_box(&request)));
+        let _ = black_box(kit.issue_ours());
     };
     let mut issue_raw = || {
-        let _ = black_box(raw_issue());
+        let _ = black_box(kit.issue_raw());
     };
     let mut csr_ours = || {
-        let _ = black_box(fx.ca.sign_csr(black_box(csr_pem.as_bytes()), &request));
+        let _ = black_box(kit.csr_ours());
     };
     let mut csr_raw = || {
-        let _ = black_box(raw_csr());
+        let _ = black_box(kit.csr_raw());
     };
     let mut out = rotate(
         rounds,

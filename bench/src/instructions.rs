@@ -10,17 +10,22 @@ use std::sync::Arc;
 
 use mtls_core::rustls::NamedGroup;
 
+use crate::ca::CaKit;
 use crate::server::LayerKit;
 use crate::{handshake, BoxError, Fixture};
 
 /// What `--instructions` can count.
-pub const WORKLOADS: [&str; 6] = [
+pub const WORKLOADS: [&str; 10] = [
     "handshake-ours",
     "handshake-raw",
     "handshake-ours-pq",
     "handshake-raw-pq",
     "request-ours",
     "request-bare",
+    "issue-ours",
+    "issue-raw",
+    "csr-ours",
+    "csr-raw",
 ];
 
 /// Runs `count` operations of `what` (one of [`WORKLOADS`]) after one
@@ -57,6 +62,17 @@ pub fn run_workload(fx: &mut Fixture, what: &str, count: u64) -> Result<(), BoxE
             };
             one()?;
             measured(count, one)?;
+        }
+        "issue-ours" | "issue-raw" | "csr-ours" | "csr-raw" => {
+            let kit = CaKit::new(fx)?;
+            let op = || match what {
+                "issue-ours" => kit.issue_ours(),
+                "issue-raw" => kit.issue_raw().map(drop),
+                "csr-ours" => kit.csr_ours(),
+                _ => kit.csr_raw().map(drop),
+            };
+            op()?;
+            measured(count, op)?;
         }
         other => return Err(format!("unknown workload {other:?}; one of {WORKLOADS:?}").into()),
     }
