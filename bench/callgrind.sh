@@ -29,13 +29,14 @@ per_operation() { # workload -> instructions per operation
 }
 
 declare -A per_op
-for workload in handshake-ours handshake-raw handshake-ours-pq handshake-raw-pq request-ours request-bare issue-ours issue-raw csr-ours csr-raw; do
+for workload in handshake-ours handshake-raw handshake-ours-pq handshake-raw-pq resumed-ours resumed-raw request-ours request-bare issue-ours issue-raw csr-ours csr-raw; do
   per_op[$workload]="$(per_operation "$workload")"
   echo "instructions_${workload//-/_}=${per_op[$workload]}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 echo "handshake_instructions_ratio=$(ratio "${per_op[handshake-raw]}" "${per_op[handshake-ours]}")"
 echo "handshake_instructions_ratio_pq=$(ratio "${per_op[handshake-raw-pq]}" "${per_op[handshake-ours-pq]}")"
+echo "resumed_instructions_ratio=$(ratio "${per_op[resumed-raw]}" "${per_op[resumed-ours]}")"
 echo "issue_instructions_ratio=$(ratio "${per_op[issue-raw]}" "${per_op[issue-ours]}")"
 echo "csr_instructions_ratio=$(ratio "${per_op[csr-raw]}" "${per_op[csr-ours]}")"
 echo "request_overhead_instructions=$(( per_op[request-ours] - per_op[request-bare] ))"

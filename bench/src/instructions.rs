@@ -8,18 +8,20 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use mtls_core::rustls::NamedGroup;
+use mtls_core::rustls::{HandshakeKind, NamedGroup};
 
 use crate::ca::CaKit;
 use crate::server::LayerKit;
 use crate::{handshake, BoxError, Fixture};
 
 /// What `--instructions` can count.
-pub const WORKLOADS: [&str; 10] = [
+pub const WORKLOADS: [&str; 12] = [
     "handshake-ours",
     "handshake-raw",
     "handshake-ours-pq",
     "handshake-raw-pq",
+    "resumed-ours",
+    "resumed-raw",
     "request-ours",
     "request-bare",
     "issue-ours",
@@ -52,6 +54,21 @@ pub fn run_workload(fx: &mut Fixture, what: &str, count: u64) -> Result<(), BoxE
             let mut buf = Vec::new();
             black_box(handshake(&side, None, &mut buf)?);
             measured(count, || handshake(&side, None, &mut buf).map(drop))?;
+        }
+        "resumed-ours" | "resumed-raw" => {
+            // Resumed TLS 1.3 handshakes; ours re-verifies the restored
+            // chain in `peer_identity` (counted), raw rustls does not.
+            let side = if what.starts_with("resumed-ours") {
+                fx.ours(true, &[])?
+            } else {
+                fx.raw(true, &[])?
+            };
+            let mut buf = Vec::new();
+            black_box(handshake(&side, None, &mut buf)?);
+            black_box(handshake(&side, Some(HandshakeKind::Resumed), &mut buf)?);
+            measured(count, || {
+                handshake(&side, Some(HandshakeKind::Resumed), &mut buf).map(drop)
+            })?;
         }
         "request-ours" | "request-bare" => {
             let kit = LayerKit::new(fx)?;

@@ -34,7 +34,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Section>,
     /// Runs one workload (handshake-ours, handshake-raw, their -pq
-    /// variants, request-ours, request-bare, issue-ours, issue-raw,
+    /// variants, resumed-ours, resumed-raw, request-ours, request-bare, issue-ours, issue-raw,
     /// csr-ours, csr-raw) `--count` times and nothing else, for
     /// instruction counts (`bench/callgrind.sh`).
     #[arg(long, value_name = "WORKLOAD")]
