@@ -43,6 +43,35 @@
 //! # Ok::<(), mtls_core::BundleError>(())
 //! ```
 
+/// The claim accessors [`JwtSvid`] and [`JwtToken`] share: both types
+/// have the fields `spiffe_id`, `audience`, `expiry` and `issued_at`.
+macro_rules! claim_accessors {
+    () => {
+        /// The subject (`sub`): the SPIFFE ID of the workload the token was
+        /// issued to (JWT-SVID.md section 3.1).
+        pub fn spiffe_id(&self) -> &crate::SpiffeId {
+            &self.spiffe_id
+        }
+
+        /// Every audience of the token (`aud`, a single string read as a
+        /// list of one).
+        pub fn audience(&self) -> &[String] {
+            &self.audience
+        }
+
+        /// When the token expires (`exp`).
+        pub fn expiry(&self) -> std::time::SystemTime {
+            self.expiry
+        }
+
+        /// When the token was issued (`iat`), if it says.
+        pub fn issued_at(&self) -> Option<std::time::SystemTime> {
+            self.issued_at
+        }
+    };
+}
+use claim_accessors;
+
 mod algorithm;
 mod bundle;
 mod compact;

@@ -29,27 +29,7 @@ pub struct JwtSvid {
 }
 
 impl JwtSvid {
-    /// The subject (`sub`): the SPIFFE ID of the workload the token was
-    /// issued to (JWT-SVID.md section 3.1).
-    pub fn spiffe_id(&self) -> &SpiffeId {
-        &self.spiffe_id
-    }
-
-    /// Every audience of the token (`aud`, a single string read as a list
-    /// of one); the validator's is among them.
-    pub fn audience(&self) -> &[String] {
-        &self.audience
-    }
-
-    /// When the token expires (`exp`).
-    pub fn expiry(&self) -> SystemTime {
-        self.expiry
-    }
-
-    /// When the token was issued (`iat`), if it says.
-    pub fn issued_at(&self) -> Option<SystemTime> {
-        self.issued_at
-    }
+    super::claim_accessors!();
 
     /// When the token becomes valid (`nbf`), if it says.
     pub fn not_before(&self) -> Option<SystemTime> {

@@ -79,25 +79,7 @@ impl JwtToken {
         &self.token
     }
 
-    /// The subject (`sub`): the SPIFFE ID the token speaks for.
-    pub fn spiffe_id(&self) -> &SpiffeId {
-        &self.spiffe_id
-    }
-
-    /// Every audience of the token (`aud`).
-    pub fn audience(&self) -> &[String] {
-        &self.audience
-    }
-
-    /// When the token expires (`exp`).
-    pub fn expiry(&self) -> SystemTime {
-        self.expiry
-    }
-
-    /// When the token was issued (`iat`), if it says.
-    pub fn issued_at(&self) -> Option<SystemTime> {
-        self.issued_at
-    }
+    super::claim_accessors!();
 }
 
 impl From<JwtSvid> for JwtToken {
