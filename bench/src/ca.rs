@@ -8,8 +8,8 @@ use mtls_ca::SvidRequest;
 use mtls_core::rustls;
 use mtls_core::{CrlSet, PeerRole, SpiffeId};
 use rcgen::{
-    CertificateParams, CertificateSigningRequestParams, DistinguishedName, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    CertificateParams, CertificateSigningRequestParams, DistinguishedName, Issuer, KeyPair,
+    SanType, SerialNumber,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
@@ -26,25 +26,14 @@ fn random_serial(provider: &CryptoProvider) -> Result<SerialNumber, BoxError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-/// The leaf that mtls-ca issues, built with rcgen directly.
+/// The leaf that mtls-ca issues, built with rcgen directly: the test
+/// kit's SVID leaf with a random serial like mtls-ca's.
 fn raw_leaf_params(
     id: &SpiffeId,
     provider: &CryptoProvider,
 ) -> Result<CertificateParams, BoxError> {
-    let mut p = CertificateParams::default();
-    p.distinguished_name = DistinguishedName::new();
-    p.is_ca = IsCa::ExplicitNoCa;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    p.subject_alt_names = vec![SanType::URI(id.as_str().try_into()?)];
+    let mut p = mtls_testing::leaf_params(id.as_str());
     p.serial_number = Some(random_serial(provider)?);
-    let now = time::OffsetDateTime::now_utc();
-    p.not_before = now - time::Duration::minutes(5);
-    p.not_after = now + time::Duration::hours(1);
-    p.use_authority_key_identifier_extension = true;
     Ok(p)
 }
 

@@ -4,13 +4,8 @@
 //! needs mtls-ca: `fuzz/fuzz_targets/csr_sign.rs` and
 //! `mtls-ca/tests/fuzz_replay.rs` include it next to `mod.rs`, which they
 //! name `targets`.
-#![allow(
-    dead_code,
-    unreachable_pub,
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used
-)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};

@@ -5,13 +5,8 @@
 //! it after `jwks_bundle`, and `mtls-core/tests/fuzz_replay.rs` replays the
 //! `jwks_bundle` seeds, regressions and mutations through it when the
 //! feature is on.
-#![allow(
-    dead_code,
-    unreachable_pub,
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used
-)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mtls_core::federation::{parse_bundle, FederationError};
 use mtls_core::{SpiffeBundle, TrustDomain};

@@ -12,13 +12,8 @@
 //! framed ([`frame`]) and may ask for re-signing ([`fixtures::Signer`]):
 //! a mutated certificate, CSR or CRL is signed again by one of the fixed
 //! keys, so the fuzzer reaches the checks after the signature.
-#![allow(
-    dead_code,
-    unreachable_pub,
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used
-)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod der;
 pub mod fixtures;

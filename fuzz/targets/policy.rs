@@ -1,13 +1,8 @@
 //! The fuzz target of mtls-tower's policy file parser, replayed on stable
 //! by `mtls-tower/tests/fuzz_replay.rs` (the other targets' crates do not
 //! depend on mtls-tower).
-#![allow(
-    dead_code,
-    unreachable_pub,
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used
-)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use http::Method;
 use mtls_core::SpiffeId;

@@ -6,13 +6,8 @@
 //! (`fuzz/regressions/<target>/*`) goes through the targets' own bodies, so
 //! a bug the fuzzer found stays fixed where nightly and cargo-fuzz are
 //! absent; a few deterministic mutations of each seed run too.
-#![allow(
-    dead_code,
-    unreachable_pub,
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used
-)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};

@@ -17,14 +17,15 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{BundleSet, CrlSet, PeerRole, SpiffeId, TrustDomain, X509Svid};
 use rcgen::{
-    CertificateParams, CertificateSigningRequestParams, DistinguishedName, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    CertificateParams, CertificateSigningRequestParams, DistinguishedName, Issuer, KeyPair,
+    SanType, SerialNumber,
 };
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const ID: &str = "spiffe://bench.example.org/ns/prod/sa/worker";
 
-/// The leaf mtls-ca issues, with rcgen directly.
+/// The leaf mtls-ca issues, with rcgen directly: the test kit's SVID leaf
+/// with a random serial like mtls-ca's.
 fn leaf_params() -> CertificateParams {
     let mut serial = [0u8; 16];
     mtls_core::default_crypto_provider()
@@ -32,20 +33,8 @@ fn leaf_params() -> CertificateParams {
         .fill(&mut serial)
         .unwrap();
     serial[0] &= 0x7f;
-    let mut p = CertificateParams::default();
-    p.distinguished_name = DistinguishedName::new();
-    p.is_ca = IsCa::ExplicitNoCa;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    p.subject_alt_names = vec![SanType::URI(ID.try_into().unwrap())];
+    let mut p = mtls_testing::leaf_params(ID);
     p.serial_number = Some(SerialNumber::from_slice(&serial));
-    let now = time::OffsetDateTime::now_utc();
-    p.not_before = now - time::Duration::minutes(5);
-    p.not_after = now + time::Duration::hours(1);
-    p.use_authority_key_identifier_extension = true;
     p
 }
 
