@@ -58,6 +58,17 @@ impl PeerIdentity {
         &self.chain
     }
 
+    /// Shares `other`'s copies of the chain and the SPIFFE ID where they
+    /// are equal, so that many connections from one peer keep them once.
+    pub(crate) fn share_with(&mut self, other: &PeerIdentity) {
+        if !Arc::ptr_eq(&self.chain, &other.chain) && self.chain[..] == other.chain[..] {
+            self.chain = other.chain.clone();
+        }
+        if self.spiffe_id == other.spiffe_id {
+            self.spiffe_id = other.spiffe_id.clone();
+        }
+    }
+
     /// The peer's leaf certificate.
     pub fn leaf(&self) -> &CertificateDer<'static> {
         &self.chain[0]

@@ -60,6 +60,32 @@ fn td(name: &str) -> TrustDomain {
     TrustDomain::new(name).unwrap()
 }
 
+thread_local! {
+    /// How many chain verifications reading the identity of the last
+    /// connection took (on a resumed one, 0: answered from the verifier's
+    /// cache).
+    static LAST_REVERIFICATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// What `read` returns, and the chain verifications it ran
+/// (`mtls_verify_total`), counted by a recorder local to this thread.
+fn verifications<T>(read: impl FnOnce() -> T) -> (T, u64) {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let value = metrics::with_local_recorder(&recorder, read);
+    let count = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == mtls_core::metrics::VERIFIED_INTERMEDIATES)
+        .map(|(.., value)| match value {
+            metrics_util::debugging::DebugValue::Counter(n) => n,
+            _ => 0,
+        })
+        .sum();
+    (value, count)
+}
+
 /// One connection: its handshake kind and the server's identity as the
 /// client config reads it (verified again on a resumed session).
 async fn connect(client: &MtlsClientConfig, addr: SocketAddr) -> (HandshakeKind, PeerIdentity) {
@@ -71,7 +97,8 @@ async fn connect(client: &MtlsClientConfig, addr: SocketAddr) -> (HandshakeKind,
             .await
             .unwrap();
         let kind = tls.get_ref().1.handshake_kind().unwrap();
-        let peer = client.peer_identity(tls.get_ref().1).unwrap();
+        let (peer, verified) = verifications(|| client.peer_identity(tls.get_ref().1).unwrap());
+        LAST_REVERIFICATIONS.with(|n| n.set(verified));
         // Reading takes in the session tickets sent before the data.
         let mut buf = Vec::new();
         tls.read_to_end(&mut buf).await.unwrap();
@@ -148,11 +175,18 @@ async fn a_composed_source_keeps_both_caches_hitting() {
     let full = client(false);
     // Building read the SVID once, to check it against its bundle.
     let svid_reads_at_build = svid_reads.load(Ordering::Relaxed);
+    let mut peers = Vec::new();
     for _ in 0..5 {
         let (kind, peer) = connect(&full, addr).await;
         assert_eq!(kind, HandshakeKind::Full);
         assert_eq!(peer.spiffe_id().as_str(), "spiffe://partner.org/api");
+        peers.push(peer);
     }
+    // Five connections to one peer keep its chain once (memory per
+    // connection), each verified in full.
+    assert!(peers
+        .iter()
+        .all(|p| std::ptr::eq(p.chain().as_ptr(), peers[0].chain().as_ptr())));
     assert_eq!(own_reads.load(Ordering::Relaxed), 1, "composed set cached");
     assert_eq!(
         partner_reads.load(Ordering::Relaxed),
@@ -174,6 +208,11 @@ async fn a_composed_source_keeps_both_caches_hitting() {
     assert_eq!(kind, HandshakeKind::Resumed, "resumption did not happen");
     assert!(
         std::ptr::eq(first.chain().as_ptr(), again.chain().as_ptr()),
+        "the resumed session's identity is the full handshake's"
+    );
+    assert_eq!(
+        LAST_REVERIFICATIONS.with(|n| n.get()),
+        0,
         "the resumed session was verified from scratch"
     );
     assert_eq!(own_reads.load(Ordering::Relaxed), 1);
@@ -201,10 +240,14 @@ async fn a_composed_source_keeps_both_caches_hitting() {
     let reads = own_reads.load(Ordering::Relaxed);
     let (kind, third) = connect(&resuming, addr).await;
     assert_eq!(kind, HandshakeKind::Resumed);
-    assert!(!std::ptr::eq(
-        first.chain().as_ptr(),
-        third.chain().as_ptr()
-    ));
+    assert_eq!(
+        LAST_REVERIFICATIONS.with(|n| n.get()),
+        1,
+        "the resumed session was not verified again after the change"
+    );
+    // Verified again, it still shares the chain the verifier already held
+    // for that peer.
+    assert!(std::ptr::eq(first.chain().as_ptr(), third.chain().as_ptr()));
     assert_eq!(
         own_reads.load(Ordering::Relaxed),
         reads,

@@ -172,7 +172,7 @@ impl SvidVerifier {
             let result = if verified.from_cache { "hit" } else { "miss" };
             ::metrics::counter!(crate::metrics::VERIFIED_INTERMEDIATES, "intermediates" => result)
                 .increment(1);
-            let peer = verified.identity;
+            let mut peer = verified.identity;
             let mut valid_until = verified.valid_until;
             if let Some((issuer, not_before, mut not_after)) = verified.issuer {
                 if self.crl_expiry == CrlExpiry::Enforce {
@@ -203,6 +203,17 @@ impl SvidVerifier {
                 }
             }
             if let Ok(mut recent) = self.recent.lock() {
+                // The same peer again (a pool of connections): its chain is
+                // kept once, shared by every connection's identity, and the
+                // newer verification replaces the older in the list.
+                if let Some(at) = recent
+                    .iter()
+                    .rposition(|v| same_chain(&v.identity, peer.chain()))
+                {
+                    if let Some(older) = recent.remove(at) {
+                        peer.share_with(&older.identity);
+                    }
+                }
                 if recent.len() >= RECENT_MAX {
                     recent.pop_front();
                 }
