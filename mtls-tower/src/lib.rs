@@ -13,6 +13,8 @@ mod path;
 mod peer;
 mod policy;
 mod policy_file;
+#[cfg(feature = "axum")]
+mod serve;
 mod stream;
 
 pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
@@ -31,6 +33,8 @@ pub use policy_file::{
     Action, AuthenticatedBy, CompiledPolicy, Explanation, Observation, PolicyDecision, PolicyFile,
     PolicyFileError, PolicyFileOptions, PolicyMode, PolicyProblem, PolicyQuery,
 };
+#[cfg(feature = "axum")]
+pub use serve::{serve, MtlsServe};
 pub use stream::{MtlsConnectInfo, MtlsStream};
 
 pub use mtls_core;
