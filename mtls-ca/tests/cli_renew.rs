@@ -154,7 +154,10 @@ async fn the_loop_renews_before_expiry_and_a_file_source_follows() {
     let ca = tmp.path().join("ca");
     init(&ca, false);
     let prefix: PathBuf = tmp.path().join("web");
+    let bundle_copy = tmp.path().join("web-bundle.pem");
     let renewing = Renewing::start(&[
+        "--bundle-out",
+        s(&bundle_copy),
         "--dir",
         s(&ca),
         "--spiffe-id",
@@ -170,6 +173,9 @@ async fn the_loop_renews_before_expiry_and_a_file_source_follows() {
     let (svid, on_disk) = verified(&prefix, &ca);
     assert_eq!(on_disk, first);
     assert!(svid.not_after() <= SystemTime::now() + Duration::from_secs(5));
+    let same_bundle =
+        || std::fs::read(&bundle_copy).unwrap() == std::fs::read(ca.join("bundle.pem")).unwrap();
+    assert!(same_bundle());
     let source =
         FileSource::watch(FilePaths::mtls_ca(&prefix, &ca), WatchOptions::default()).unwrap();
 
@@ -215,6 +221,8 @@ async fn the_loop_renews_before_expiry_and_a_file_source_follows() {
             )
             .is_ok();
         if ok && serial(&svid) == now_serial {
+            // The copy of the bundle was rewritten before the new SVID.
+            assert!(same_bundle());
             follows(&source, &now_serial).await;
             break;
         }
@@ -231,9 +239,14 @@ fn once_renews_only_when_due() {
     let ca = tmp.path().join("ca");
     init(&ca, false);
     let prefix = tmp.path().join("web");
+    let bundle_copy = tmp.path().join("web-bundle.pem");
+    let same_bundle =
+        || std::fs::read(&bundle_copy).unwrap() == std::fs::read(ca.join("bundle.pem")).unwrap();
     let once = |id: &str, ttl: &str| {
         run([
             "renew",
+            "--bundle-out",
+            s(&bundle_copy),
             "--once",
             "--dir",
             s(&ca),
@@ -251,6 +264,7 @@ fn once_renews_only_when_due() {
     assert!(out.field("renewed").contains("cannot read"), "{out:#?}");
     let (_, first) = verified(&prefix, &ca);
     assert_eq!(out.field("serial").replace(':', "").to_lowercase(), first);
+    assert!(same_bundle());
 
     // Fresh: not due, nothing written.
     let out = once(WEB, "1h").ok();
@@ -271,6 +285,7 @@ fn once_renews_only_when_due() {
         "{out:#?}"
     );
     assert_ne!(verified(&prefix, &ca).1, second);
+    assert!(same_bundle());
 
     // Another SPIFFE ID asked for than the files hold: due.
     let out = once("spiffe://example.org/api", "1h").ok();

@@ -78,7 +78,8 @@ enum Command {
     /// RenewingSvid: 50 % ± 10 %), each time writing the key, then the chain,
     /// atomically; the CA directory is opened at every renewal, and a change
     /// of its ca.pem (a replaced CA) renews at once. The bundle peers trust
-    /// stays DIR/bundle.pem. Prints one `renewed: spiffe_id: ... serial: ...
+    /// stays DIR/bundle.pem (copied to --bundle-out when given, whenever it
+    /// changes). Prints one `renewed: spiffe_id: ... serial: ...
     /// not_after: ...` line per SVID written; failures are printed on stderr
     /// and retried while the current files keep serving. Runs until SIGINT or
     /// SIGTERM (exit 0).
@@ -378,6 +379,11 @@ struct RenewArgs {
     /// Where to write: PREFIX.pem (chain) and PREFIX.key (private key).
     #[arg(long, value_name = "PREFIX")]
     out: PathBuf,
+    /// Also keep a copy of the CA's bundle (DIR/bundle.pem) in FILE,
+    /// rewritten (atomically, before the SVID) whenever it changes: for a
+    /// service that cannot read the CA directory.
+    #[arg(long, value_name = "FILE")]
+    bundle_out: Option<PathBuf>,
     /// Renew only if due, then exit (for cron).
     #[arg(long)]
     once: bool,

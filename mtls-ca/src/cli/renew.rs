@@ -43,16 +43,22 @@ pub(crate) fn renew(a: RenewArgs) -> Result<(), Failure> {
             KeyTypeArg::P384 => KeyAlgorithm::EcdsaP384,
             KeyTypeArg::Ed25519 => KeyAlgorithm::Ed25519,
         });
+    let bundle = BundleCopy {
+        from: a.dir.join(crate::BUNDLE_FILE),
+        to: a.bundle_out,
+        last: None,
+    };
     if a.once {
-        return once(&a.dir, &spec, &a.out);
+        return once(&a.dir, &spec, &a.out, bundle);
     }
-    runtime()?.block_on(run(a.dir, spec, a.out))
+    runtime()?.block_on(run(a.dir, spec, a.out, bundle))
 }
 
 /// `--once`: renews when due (see [`due`]), else says until when the files
 /// are good; exits 0 either way.
-fn once(dir: &Path, spec: &SvidSpec, out: &Path) -> Result<(), Failure> {
+fn once(dir: &Path, spec: &SvidSpec, out: &Path, mut bundle: BundleCopy) -> Result<(), Failure> {
     let ca = open(dir)?;
+    bundle.sync()?;
     let now = SystemTime::now();
     match due(&ca, spec, out, now) {
         Some(reason) => {
@@ -125,8 +131,14 @@ fn current(out: &Path) -> Result<X509Svid, String> {
 }
 
 /// The loop: issues now, then renews until SIGINT or SIGTERM (exit 0).
-async fn run(dir: PathBuf, spec: SvidSpec, out: PathBuf) -> Result<(), Failure> {
+async fn run(
+    dir: PathBuf,
+    spec: SvidSpec,
+    out: PathBuf,
+    mut bundle: BundleCopy,
+) -> Result<(), Failure> {
     let mut stop = StopSignals::new()?;
+    bundle.sync()?;
     let ca_file = dir.join(crate::CA_CERT_FILE);
     let mut ca_seen = std::fs::read(&ca_file).ok();
     let svid = RenewingSvid::start(DirIssuer { dir: dir.clone() }, spec.clone())
@@ -146,6 +158,11 @@ async fn run(dir: PathBuf, spec: SvidSpec, out: PathBuf) -> Result<(), Failure> 
                     return Err(Failure::failed("the renewal task stopped"));
                 }
                 let current = svid.svid();
+                // The bundle first: whoever reads the new SVID finds the
+                // roots that verify it.
+                if let Err(e) = bundle.sync() {
+                    note(e.message());
+                }
                 write(&out, &current)?;
                 report(&current)?;
             }
@@ -157,6 +174,9 @@ async fn run(dir: PathBuf, spec: SvidSpec, out: PathBuf) -> Result<(), Failure> 
                     }
                 }
                 reported = status.failures;
+                if let Err(e) = bundle.sync() {
+                    note(e.message());
+                }
                 let ca_now = std::fs::read(&ca_file).ok();
                 if ca_now.is_some() && ca_now != ca_seen {
                     ca_seen = ca_now;
@@ -167,6 +187,28 @@ async fn run(dir: PathBuf, spec: SvidSpec, out: PathBuf) -> Result<(), Failure> 
                 }
             }
         }
+    }
+}
+
+/// `--bundle-out`: a copy of the CA's bundle, rewritten when it changes.
+struct BundleCopy {
+    from: PathBuf,
+    to: Option<PathBuf>,
+    /// What was written last.
+    last: Option<Vec<u8>>,
+}
+
+impl BundleCopy {
+    fn sync(&mut self) -> Result<(), Failure> {
+        let Some(to) = &self.to else {
+            return Ok(());
+        };
+        let bundle = files::read(&self.from, "CA bundle")?;
+        if self.last.as_ref() != Some(&bundle) {
+            write_atomic(to, &bundle)?;
+            self.last = Some(bundle);
+        }
+        Ok(())
     }
 }
 
