@@ -28,6 +28,12 @@ pub mod demo;
 pub mod federate;
 pub mod identity_proto;
 
+/// The repository's README: its Rust code blocks are compiled as doctests
+/// (`cargo test -p examples --doc`), so the first thing a user copies builds.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct RootReadme;
+
 /// Errors of the examples: any error, with a message that says what it is
 /// about (which flag and file, which call).
 pub type BoxError = Box<dyn Error + Send + Sync>;

@@ -58,7 +58,7 @@ impl SvidIssuer for RotatingCa {
 
 /// The CA's request for `spec`: the same SPIFFE ID, TTL, DNS names and key
 /// algorithm, an empty subject.
-fn svid_request(spec: &SvidSpec) -> Result<SvidRequest, IssueError> {
+pub(crate) fn svid_request(spec: &SvidSpec) -> Result<SvidRequest, IssueError> {
     let key_type = match spec.key_algorithm {
         KeyAlgorithm::EcdsaP256 => KeyType::P256,
         KeyAlgorithm::EcdsaP384 => KeyType::P384,
@@ -82,7 +82,7 @@ fn svid_request(spec: &SvidSpec) -> Result<SvidRequest, IssueError> {
 }
 
 /// Runs `issue` on tokio's blocking pool.
-async fn issue_blocking(
+pub(crate) async fn issue_blocking(
     spec: &SvidSpec,
     issue: impl FnOnce() -> Result<X509Svid, CaError> + Send + 'static,
 ) -> Result<X509Svid, IssueError> {

@@ -31,8 +31,8 @@ use crate::stream::on_bytes_written;
 ///   `Endpoint::from_static("http://host:port").connect_with_connector(..)`:
 ///   the `http` scheme keeps tonic from trying TLS of its own; this
 ///   connector always speaks TLS.
-/// - For reqwest, hand it the rustls config instead:
-///   `reqwest::Client::builder().use_preconfigured_tls((*client_config.rustls_config()).clone())`.
+/// - For reqwest, use `reqwest_builder` (feature `reqwest`), which hands
+///   reqwest the rustls config and reads the server's ID back.
 ///
 /// The URI's host is dialled and sent as SNI; it is not compared with the
 /// certificate (SPIFFE servers are identified by SPIFFE ID).

@@ -223,7 +223,12 @@ where
             (Authentication::Both, Some(peer), Some(svid)) => {
                 (Caller::X509(peer), Some(Caller::Jwt(svid)))
             }
-            _ => return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc)),
+            _ => {
+                if x509.is_none() {
+                    crate::peer::report_missing_connect_info(req.extensions());
+                }
+                return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc));
+            }
         };
         if let Some(peer) = caller.x509().filter(|p| p.is_expired_at(SystemTime::now())) {
             tracing::info!(peer = %peer.spiffe_id(), "mtls: request refused, the peer's certificate has expired; ending the connection");

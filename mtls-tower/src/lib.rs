@@ -13,6 +13,10 @@ mod path;
 mod peer;
 mod policy;
 mod policy_file;
+#[cfg(feature = "reqwest")]
+mod reqwest_client;
+#[cfg(feature = "axum")]
+mod serve;
 mod stream;
 
 pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
@@ -31,6 +35,10 @@ pub use policy_file::{
     Action, AuthenticatedBy, CompiledPolicy, Explanation, Observation, PolicyDecision, PolicyFile,
     PolicyFileError, PolicyFileOptions, PolicyMode, PolicyProblem, PolicyQuery,
 };
+#[cfg(feature = "reqwest")]
+pub use reqwest_client::{reqwest_builder, reqwest_client, reqwest_server_id, ReqwestError};
+#[cfg(feature = "axum")]
+pub use serve::{serve, MtlsServe};
 pub use stream::{MtlsConnectInfo, MtlsStream};
 
 pub use mtls_core;

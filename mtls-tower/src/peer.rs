@@ -1,5 +1,7 @@
 //! Reading the authenticated peer from a request.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use http::Extensions;
 use mtls_core::PeerIdentity;
 
@@ -37,6 +39,30 @@ pub(crate) fn connect_info(extensions: &Extensions) -> Option<&MtlsConnectInfo> 
         return Some(info);
     }
     None
+}
+
+/// Whether [`report_missing_connect_info`] has logged already.
+static MISSING_CONNECT_INFO_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// What [`report_missing_connect_info`] logs: the symptom and the fix.
+pub(crate) const MISSING_CONNECT_INFO: &str = "mtls: a request carries no connection \
+information (neither `ConnectInfo<MtlsConnectInfo>` nor `MtlsConnectInfo` nor a `PeerIdentity` \
+extension), so every caller is refused as unauthenticated (401 / UNAUTHENTICATED). Serve the \
+router with `mtls_tower::serve(listener, router)`, or with `axum::serve(listener, \
+router.into_make_service_with_connect_info::<MtlsConnectInfo>())`; tonic: \
+`Server::builder()...serve_with_incoming(mtls_listener)`. (Logged once per process.)";
+
+/// Called when a request is refused for want of an authenticated peer:
+/// if the request has no connection information at all, the server was
+/// almost certainly set up without it (a silent 401 for everyone), so log
+/// the fix, once per process. The request is refused all the same.
+pub(crate) fn report_missing_connect_info(extensions: &Extensions) {
+    if extensions.get::<PeerIdentity>().is_some() || connect_info(extensions).is_some() {
+        return;
+    }
+    if !MISSING_CONNECT_INFO_REPORTED.swap(true, Ordering::Relaxed) {
+        tracing::error!("{MISSING_CONNECT_INFO}");
+    }
 }
 
 /// Asks the request's connection to end (its peer's identity expired), so
@@ -99,7 +125,10 @@ mod axum_extract {
                 super::end_expired_connection(&parts.extensions);
                 Err(Unauthenticated)
             }
-            None => Err(Unauthenticated),
+            None => {
+                super::report_missing_connect_info(&parts.extensions);
+                Err(Unauthenticated)
+            }
         }
     }
 
@@ -158,7 +187,10 @@ pub fn tonic_peer<T>(request: &tonic::Request<T>) -> Result<&PeerIdentity, tonic
             end_expired_connection(request.extensions());
             Err(tonic::Status::unauthenticated("peer certificate expired"))
         }
-        None => Err(tonic::Status::unauthenticated("no authenticated peer")),
+        None => {
+            report_missing_connect_info(request.extensions());
+            Err(tonic::Status::unauthenticated("no authenticated peer"))
+        }
     }
 }
 

@@ -20,9 +20,7 @@ use mtls_core::{
     authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, RenewingSvid, SpiffeId, SvidSpec,
     TrustDomain, X509Svid,
 };
-use mtls_tower::{
-    AuthorizeLayer, MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId, RoutePolicy,
-};
+use mtls_tower::{AuthorizeLayer, MtlsConnector, MtlsListener, PeerId, RoutePolicy};
 use rustls::pki_types::ServerName;
 
 const BACKEND: &str = "spiffe://example.org/backend";
@@ -111,11 +109,8 @@ async fn run() -> Result<usize, BoxError> {
     let listener = MtlsListener::bind("127.0.0.1:0", server).await?;
     let addr = listener.local_addr();
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<MtlsConnectInfo>(),
-        )
-        .await
+        // Puts each connection's verified peer into its requests.
+        mtls_tower::serve(listener, app).await
     });
     println!("backend {BACKEND} listening on https://{addr} (policy: only {FRONTEND} may call /orders)\n");
 

@@ -187,7 +187,7 @@ pub(crate) fn intermediate(a: IntermediateArgs) -> Result<(), Failure> {
 }
 
 /// The lines `issue` and `sign-csr` print about a new leaf.
-fn issued_summary(id: &SpiffeId, leaf: &[u8]) -> Result<String, Failure> {
+pub(super) fn issued_summary(id: &SpiffeId, leaf: &[u8]) -> Result<String, Failure> {
     let (_, cert) = X509Certificate::from_der(leaf)
         .map_err(|e| Failure::failed(format!("cannot read back the issued certificate: {e}")))?;
     Ok(format!(
@@ -197,7 +197,7 @@ fn issued_summary(id: &SpiffeId, leaf: &[u8]) -> Result<String, Failure> {
     ))
 }
 
-fn check_prefix(prefix: &Path) -> Result<(), Failure> {
+pub(super) fn check_prefix(prefix: &Path) -> Result<(), Failure> {
     let s = prefix.as_os_str();
     if s.is_empty() || s.to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) || prefix.is_dir() {
         return Err(Failure::usage(format!(

@@ -41,6 +41,11 @@ impl Failure {
         self
     }
 
+    /// The message, without the `mtls-ca: ` prefix.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Prints the message on stderr and returns the exit status.
     pub(crate) fn report(self) -> ExitCode {
         let mut stderr = std::io::stderr().lock();

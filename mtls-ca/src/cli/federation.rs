@@ -37,7 +37,7 @@ const WATCHED: [&str; 5] = [
     crate::JWT_KEYS_FILE,
 ];
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -205,14 +205,14 @@ async fn serve_bundle_async(
 
 /// SIGINT and SIGTERM (Ctrl-C elsewhere), listened for from creation on.
 #[cfg(unix)]
-struct StopSignals {
+pub(super) struct StopSignals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
 }
 
 #[cfg(unix)]
 impl StopSignals {
-    fn new() -> Result<Self, Failure> {
+    pub(super) fn new() -> Result<Self, Failure> {
         use tokio::signal::unix::{signal, SignalKind};
         let listen = |kind: SignalKind| {
             signal(kind).map_err(|e| Failure::failed(format!("cannot listen for signals: {e}")))
@@ -224,7 +224,7 @@ impl StopSignals {
     }
 
     /// Resolves at the first signal.
-    async fn recv(&mut self) {
+    pub(super) async fn recv(&mut self) {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}
@@ -233,15 +233,15 @@ impl StopSignals {
 }
 
 #[cfg(not(unix))]
-struct StopSignals;
+pub(super) struct StopSignals;
 
 #[cfg(not(unix))]
 impl StopSignals {
-    fn new() -> Result<Self, Failure> {
+    pub(super) fn new() -> Result<Self, Failure> {
         Ok(Self)
     }
 
-    async fn recv(&mut self) {
+    pub(super) async fn recv(&mut self) {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }

@@ -18,6 +18,7 @@ mod federation;
 mod files;
 mod inspect;
 mod jwt;
+mod renew;
 mod verify;
 
 use std::path::PathBuf;
@@ -70,6 +71,24 @@ enum Command {
     /// Prints `spiffe_id: <ID>`, `serial: <hex>` and `not_after: <RFC 3339>`
     /// on stdout, one per line.
     Issue(IssueArgs),
+    /// Keep an X.509-SVID fresh in PREFIX.pem and PREFIX.key (as `issue`
+    /// writes them) for a running development service, like spiffe-helper.
+    ///
+    /// Issues now, then renews at about half the SVID's lifetime (mtls-core's
+    /// RenewingSvid: 50 % ± 10 %), each time writing the key, then the chain,
+    /// atomically; the CA directory is opened at every renewal, and a change
+    /// of its ca.pem (a replaced CA) renews at once. The bundle peers trust
+    /// stays DIR/bundle.pem (copied to --bundle-out when given, whenever it
+    /// changes). Prints one `renewed: spiffe_id: ... serial: ...
+    /// not_after: ...` line per SVID written; failures are printed on stderr
+    /// and retried while the current files keep serving. Runs until SIGINT or
+    /// SIGTERM (exit 0).
+    ///
+    /// With --once: renews only if due (files missing or unreadable, another
+    /// SPIFFE ID, no longer verifying against the CA's bundle, or at most
+    /// half of --ttl left), prints the `issue` lines and `renewed: <reason>`,
+    /// or `not due: ...`; exits 0 either way, 1 when renewal fails (for cron).
+    Renew(RenewArgs),
     /// Sign a certificate signing request (PEM or DER) as an X.509-SVID.
     ///
     /// Only the CSR's public key is used; the SPIFFE ID, DNS names and
@@ -348,6 +367,29 @@ struct IssueArgs {
 }
 
 #[derive(Debug, Args)]
+struct RenewArgs {
+    /// The CA directory (opened again at every renewal).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    #[command(flatten)]
+    leaf: LeafArgs,
+    /// The key type of the generated keys (a fresh key at every renewal).
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::P256)]
+    key_type: KeyTypeArg,
+    /// Where to write: PREFIX.pem (chain) and PREFIX.key (private key).
+    #[arg(long, value_name = "PREFIX")]
+    out: PathBuf,
+    /// Also keep a copy of the CA's bundle (DIR/bundle.pem) in FILE,
+    /// rewritten (atomically, before the SVID) whenever it changes: for a
+    /// service that cannot read the CA directory.
+    #[arg(long, value_name = "FILE")]
+    bundle_out: Option<PathBuf>,
+    /// Renew only if due, then exit (for cron).
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Debug, Args)]
 struct SignCsrArgs {
     /// The CA directory.
     #[arg(long, value_name = "DIR")]
@@ -492,6 +534,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Init(a) => ca::init(a),
         Command::Intermediate(a) => ca::intermediate(a),
         Command::Issue(a) => ca::issue(a),
+        Command::Renew(a) => renew::renew(a),
         Command::SignCsr(a) => ca::sign_csr(a),
         Command::Bundle(a) => ca::bundle(a),
         Command::Verify(a) => verify::run(a),
