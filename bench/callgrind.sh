@@ -29,7 +29,7 @@ per_operation() { # workload -> instructions per operation
 }
 
 declare -A per_op
-for workload in handshake-ours handshake-raw handshake-ours-pq handshake-raw-pq resumed-ours resumed-raw request-ours request-bare issue-ours issue-raw csr-ours csr-raw; do
+for workload in handshake-ours handshake-raw handshake-ours-pq handshake-raw-pq resumed-ours resumed-raw request-ours request-ours-whole request-bare issue-ours issue-raw csr-ours csr-raw; do
   per_op[$workload]="$(per_operation "$workload")"
   echo "instructions_${workload//-/_}=${per_op[$workload]}"
 done
@@ -40,3 +40,4 @@ echo "resumed_instructions_ratio=$(ratio "${per_op[resumed-raw]}" "${per_op[resu
 echo "issue_instructions_ratio=$(ratio "${per_op[issue-raw]}" "${per_op[issue-ours]}")"
 echo "csr_instructions_ratio=$(ratio "${per_op[csr-raw]}" "${per_op[csr-ours]}")"
 echo "request_overhead_instructions=$(( per_op[request-ours] - per_op[request-bare] ))"
+echo "request_overhead_whole_instructions=$(( per_op[request-ours-whole] - per_op[request-bare] ))"

@@ -15,7 +15,7 @@ use crate::server::LayerKit;
 use crate::{handshake, BoxError, Fixture};
 
 /// What `--instructions` can count.
-pub const WORKLOADS: [&str; 12] = [
+pub const WORKLOADS: [&str; 13] = [
     "handshake-ours",
     "handshake-raw",
     "handshake-ours-pq",
@@ -23,6 +23,7 @@ pub const WORKLOADS: [&str; 12] = [
     "resumed-ours",
     "resumed-raw",
     "request-ours",
+    "request-ours-whole",
     "request-bare",
     "issue-ours",
     "issue-raw",
@@ -70,10 +71,12 @@ pub fn run_workload(fx: &mut Fixture, what: &str, count: u64) -> Result<(), BoxE
                 handshake(&side, Some(HandshakeKind::Resumed), &mut buf).map(drop)
             })?;
         }
-        "request-ours" | "request-bare" => {
+        "request-ours" | "request-ours-whole" | "request-bare" => {
             let kit = LayerKit::new(fx)?;
-            let ours = what == "request-ours";
-            let one = || match kit.call(ours) {
+            let one = || match match what {
+                "request-ours-whole" => kit.call_whole(),
+                other => kit.call(other == "request-ours"),
+            } {
                 true => Ok(()),
                 false => Err(BoxError::from("an in-process request was refused")),
             };

@@ -34,7 +34,8 @@ struct Cli {
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Section>,
     /// Runs one workload (handshake-ours, handshake-raw, their -pq
-    /// variants, resumed-ours, resumed-raw, request-ours, request-bare, issue-ours, issue-raw,
+    /// variants, resumed-ours, resumed-raw, request-ours,
+    /// request-ours-whole, request-bare, issue-ours, issue-raw,
     /// csr-ours, csr-raw) `--count` times and nothing else, for
     /// instruction counts (`bench/callgrind.sh`).
     #[arg(long, value_name = "WORKLOAD")]
@@ -678,15 +679,25 @@ fn request_path(fx: &Fixture, plan: &Plan, report: &mut Report) -> Result<(), Bo
         &verdict(overhead < 1000.0, "< 1 µs"),
     );
 
-    let (layer_ours, layer_bare) = measure_layer(fx, plan.layer_rounds, plan.layer_iters)?;
+    let [layer_ours, layer_whole, layer_bare] =
+        measure_layer(fx, plan.layer_rounds, plan.layer_iters)?;
     let isolated = paired_diff(&layer_ours, &layer_bare);
+    let whole = paired_diff(&layer_whole, &layer_bare);
     report.row(
-        "(5) in process, no network: router call with the per-request connect-info extension + `AuthorizeLayer`; ratio = difference",
+        "(5) in process, no network: router call with the per-request connect-info extension + `AuthorizeLayer` on every route (`Router::layer`); ratio = difference",
         ns(median(&layer_ours)),
         format!("{} the same router bare", ns(median(&layer_bare))),
         format!("{isolated:+.0} ns"),
         &verdict(isolated < 1000.0, "< 1 µs"),
     );
+    report.row(
+        "(5) the same with one `AuthorizeLayer` around the whole router (before routing); ratio = difference",
+        ns(median(&layer_whole)),
+        format!("{} the same router bare", ns(median(&layer_bare))),
+        format!("{whole:+.0} ns"),
+        &verdict(whole <= 300.0, "<= 300 ns"),
+    );
+    report.key("request_overhead_whole_ns", format!("{whole:.0}"));
     // The headline is the in-process difference: the same work, measured
     // without the loopback's wakeups, which a loaded machine makes noisy.
     report.key("request_overhead_ns", format!("{isolated:.0}"));

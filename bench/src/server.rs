@@ -244,9 +244,27 @@ fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
 /// connect-info extension axum adds per request, then `AuthorizeLayer`) and
 /// bare (the same router without either).
 #[allow(missing_debug_implementations)] // holds routers, which are not Debug
+type IntoAxumResponse =
+    fn(http::Response<mtls_tower::ResponseBody<axum::body::Body>>) -> axum::response::Response;
+
+/// The whole router behind one layer, with the response body axum's
+/// `serve` wants (the layer's body boxed once).
+type WholeApp = tower::util::MapResponse<mtls_tower::Authorize<Router>, IntoAxumResponse>;
+
+fn into_axum_response(
+    response: http::Response<mtls_tower::ResponseBody<axum::body::Body>>,
+) -> axum::response::Response {
+    response.map(axum::body::Body::new)
+}
+
+/// The in-process request path: the same router bare, with an
+/// `AuthorizeLayer` on every route, and with one around it.
 pub struct LayerKit {
     info: MtlsConnectInfo,
     ours: Router,
+    /// The layer around the whole router (one layer, before routing),
+    /// instead of `Router::layer` (a layer on every route).
+    whole: WholeApp,
     bare: Router,
 }
 
@@ -259,9 +277,13 @@ impl LayerKit {
                 SocketAddr::from(([127, 0, 0, 1], 40000)),
             ),
             ours: router().layer(AuthorizeLayer::new(request_policy(fx)?)),
+            whole: tower::ServiceExt::<Request<axum::body::Body>>::map_response(
+                tower::Layer::layer(&AuthorizeLayer::new(request_policy(fx)?), router()),
+                into_axum_response as IntoAxumResponse,
+            ),
             bare: router(),
         };
-        if !kit.call(true) || !kit.call(false) {
+        if !kit.call(true) || !kit.call(false) || !kit.call_whole() {
             return Err("the in-process request was not answered 200 at once".into());
         }
         Ok(kit)
@@ -286,23 +308,46 @@ impl LayerKit {
     }
 }
 
-/// ns per request through the application alone ([`LayerKit`]): ours and
-/// bare, the per-round figures of each.
-pub fn measure_layer(
-    fx: &Fixture,
-    rounds: usize,
-    iters: u64,
-) -> Result<(Vec<f64>, Vec<f64>), BoxError> {
+impl std::fmt::Debug for LayerKit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerKit").finish_non_exhaustive()
+    }
+}
+
+impl LayerKit {
+    /// One request through the layer wrapped around the whole router;
+    /// whether it got 200.
+    pub fn call_whole(&self) -> bool {
+        let mut req = Request::get("/hello")
+            .body(axum::body::Body::empty())
+            .unwrap_or_default();
+        req.extensions_mut().insert(ConnectInfo(self.info.clone()));
+        match now_or_never(self.whole.clone().oneshot(req)) {
+            Some(Ok(response)) => response.status() == http::StatusCode::OK,
+            Some(Err(never)) => match never {},
+            None => false,
+        }
+    }
+}
+
+/// ns per request through the application alone ([`LayerKit`]): ours
+/// with `Router::layer` (a layer on every route), ours around the whole
+/// router, and bare; the per-round figures of each.
+pub fn measure_layer(fx: &Fixture, rounds: usize, iters: u64) -> Result<[Vec<f64>; 3], BoxError> {
     let kit = LayerKit::new(fx)?;
     let mut a = || {
         black_box(kit.call(true));
     };
+    let mut w = || {
+        black_box(kit.call_whole());
+    };
     let mut b = || {
         black_box(kit.call(false));
     };
-    let mut out = rotate(rounds, iters, &mut [&mut a, &mut b]).into_iter();
-    Ok((
+    let mut out = rotate(rounds, iters, &mut [&mut a, &mut w, &mut b]).into_iter();
+    Ok([
         out.next().unwrap_or_default(),
         out.next().unwrap_or_default(),
-    ))
+        out.next().unwrap_or_default(),
+    ])
 }

@@ -113,6 +113,9 @@ pub struct RequestHead<'a> {
     version: Version,
     headers: &'a HeaderMap,
     extensions: &'a Extensions,
+    /// Set by `AuthorizeLayer`, which refused the request already unless
+    /// its path is in normal form: a policy need not check it again.
+    pub(crate) path_checked: bool,
 }
 
 impl<'a> RequestHead<'a> {
@@ -164,6 +167,7 @@ impl<'a, B> From<&'a Request<B>> for RequestHead<'a> {
             version: request.version(),
             headers: request.headers(),
             extensions: request.extensions(),
+            path_checked: false,
         }
     }
 }
@@ -177,6 +181,7 @@ impl<'a> From<&'a Parts> for RequestHead<'a> {
             version: parts.version,
             headers: &parts.headers,
             extensions: &parts.extensions,
+            path_checked: false,
         }
     }
 }

@@ -43,9 +43,12 @@ use crate::policy::RoutePolicy;
 /// - the policy denies (a [`RoutePolicy`] also when no rule matches):
 ///   **403** (gRPC: `PERMISSION_DENIED`, 7); the reason is logged at debug
 ///   level, not sent;
-/// - allowed: the request goes on with the peer's `PeerIdentity` in its
-///   extensions (an X.509 peer; a JWT-SVID caller's `JwtSvid` is already
-///   there).
+/// - allowed: the request goes on unchanged. Handlers read the caller with
+///   [`PeerId`](crate::PeerId), [`Peer`](crate::Peer),
+///   [`tonic_peer`](crate::tonic_peer) or [`peer_identity`](crate::peer_identity),
+///   which find the X.509 peer in the connect info the server put there (it
+///   is not copied into a second extension: nothing is allocated per
+///   request) and a JWT-SVID caller's `JwtSvid` where its layer put it.
 ///
 /// gRPC requests (content type `application/grpc*`) get a gRPC status
 /// instead of an HTTP error, so gRPC clients see a proper status code.
@@ -82,6 +85,29 @@ use crate::policy::RoutePolicy;
 pub struct AuthorizeLayer<P = RoutePolicy> {
     policy: P,
     require: Authentication,
+    allowed: AllowedCounter,
+}
+
+/// The `allow` count of [`AUTHZ_DECISIONS`](crate::metrics::AUTHZ_DECISIONS),
+/// registered with the `metrics` recorder at the layer's first allowed
+/// request and kept, shared by the services the layer makes: no registry
+/// lookup per request (install the recorder before serving).
+#[derive(Clone, Default)]
+struct AllowedCounter(std::sync::Arc<std::sync::OnceLock<::metrics::Counter>>);
+
+impl AllowedCounter {
+    #[inline]
+    fn get(&self) -> &::metrics::Counter {
+        self.0.get_or_init(
+            || ::metrics::counter!(crate::metrics::AUTHZ_DECISIONS, "result" => "allow"),
+        )
+    }
+}
+
+impl std::fmt::Debug for AllowedCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AllowedCounter")
+    }
 }
 
 /// How callers must authenticate to pass an [`AuthorizeLayer`]: by mutual
@@ -123,6 +149,7 @@ impl<P: AuthorizeRequest> AuthorizeLayer<P> {
         Self {
             policy,
             require: Authentication::Either,
+            allowed: AllowedCounter::default(),
         }
     }
 
@@ -152,6 +179,7 @@ impl<S, P: Clone> Layer<S> for AuthorizeLayer<P> {
             inner,
             policy: self.policy.clone(),
             require: self.require,
+            allowed: self.allowed.clone(),
         }
     }
 }
@@ -162,6 +190,7 @@ pub struct Authorize<S, P = RoutePolicy> {
     inner: S,
     policy: P,
     require: Authentication,
+    allowed: AllowedCounter,
 }
 
 impl<S, P> Authorize<S, P> {
@@ -203,37 +232,40 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let grpc = is_grpc(&req);
+        // Whether to answer with a gRPC status: read on refusal only.
+        let grpc = |req: &Request<ReqBody>| is_grpc(req);
         // Before any policy: whatever implements it never sees a path
         // handlers would decode into another one.
         if let Err(invalid) = crate::path::check(req.uri().path()) {
-            return ResponseFuture::refused(crate::path::refusal(&invalid, grpc));
+            return ResponseFuture::refused(crate::path::refusal(&invalid, grpc(&req)));
         }
         // A JWT-SVID is put there by a `JwtSvidLayer` outside this layer,
         // which validated it for this very request.
         let x509 = peer_identity(req.extensions());
-        let jwt = req.extensions().get::<JwtSvid>();
-        let (caller, second) = match (self.require, x509, jwt) {
-            (Authentication::Either | Authentication::Mtls, Some(peer), _) => {
+        let (caller, second) = match (self.require, x509) {
+            (Authentication::Either | Authentication::Mtls, Some(peer)) => {
                 (Caller::X509(peer), None)
             }
-            (Authentication::Either | Authentication::JwtSvid, _, Some(svid)) => {
-                (Caller::Jwt(svid), None)
-            }
-            (Authentication::Both, Some(peer), Some(svid)) => {
-                (Caller::X509(peer), Some(Caller::Jwt(svid)))
-            }
-            _ => {
-                if x509.is_none() {
-                    crate::peer::report_missing_connect_info(req.extensions());
+            // The JWT-SVID is looked up only when it can decide.
+            (require, x509) => match (require, x509, req.extensions().get::<JwtSvid>()) {
+                (Authentication::Either | Authentication::JwtSvid, _, Some(svid)) => {
+                    (Caller::Jwt(svid), None)
                 }
-                return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc));
-            }
+                (Authentication::Both, Some(peer), Some(svid)) => {
+                    (Caller::X509(peer), Some(Caller::Jwt(svid)))
+                }
+                _ => {
+                    if x509.is_none() {
+                        crate::peer::report_missing_connect_info(req.extensions());
+                    }
+                    return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc(&req)));
+                }
+            },
         };
         if let Some(peer) = caller.x509().filter(|p| p.is_expired_at(SystemTime::now())) {
             tracing::info!(peer = %peer.spiffe_id(), "mtls: request refused, the peer's certificate has expired; ending the connection");
             crate::peer::end_expired_connection(req.extensions());
-            let mut response = refusal(Refusal::Expired, grpc);
+            let mut response = refusal(Refusal::Expired, grpc(&req));
             if req.version() <= http::Version::HTTP_11 {
                 response
                     .headers_mut()
@@ -242,22 +274,22 @@ where
             return ResponseFuture::refused(response);
         }
         // The request's head by reference: nothing copied or allocated.
+        let mut head = RequestHead::from(&req);
+        head.path_checked = true;
         let decision = self
             .policy
-            .authorize_request(caller, RequestHead::from(&req))
+            .authorize_request(caller, head)
             .and_then(|()| match second {
-                Some(second) => self
-                    .policy
-                    .authorize_request(second, RequestHead::from(&req)),
+                Some(second) => self.policy.authorize_request(second, head),
                 None => Ok(()),
             });
         match decision {
             Ok(()) => {
-                ::metrics::counter!(crate::metrics::AUTHZ_DECISIONS, "result" => "allow")
-                    .increment(1);
-                if let Some(peer) = caller.x509().cloned() {
-                    req.extensions_mut().insert(peer);
-                } else if x509.is_some() {
+                self.allowed.get().increment(1);
+                // The X.509 caller is already in the request (connect info
+                // or a `PeerIdentity` extension), where `PeerId`, `Peer`,
+                // `tonic_peer` and `peer_identity` find it: not copied again.
+                if caller.x509().is_none() && x509.is_some() {
                     // The JWT-SVID's subject is the caller, not the X.509
                     // peer (`Authentication::JwtSvid`): `PeerId` says so.
                     req.extensions_mut().insert(crate::peer::JwtCaller);
@@ -266,7 +298,7 @@ where
             }
             Err(denial) => {
                 tracing::debug!(method = %req.method(), path = req.uri().path(), peer = %caller.spiffe_id(), jwt_svid = second.map(|c| tracing::field::display(c.spiffe_id())), reason = %denial, "mtls: request denied");
-                ResponseFuture::refused(refusal(Refusal::Denied, grpc))
+                ResponseFuture::refused(refusal(Refusal::Denied, grpc(&req)))
             }
         }
     }

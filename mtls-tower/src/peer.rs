@@ -8,37 +8,27 @@ use mtls_core::PeerIdentity;
 use crate::stream::MtlsConnectInfo;
 
 /// The authenticated peer of a request, wherever the integration put it:
-/// a `PeerIdentity` extension (inserted by [`AuthorizeLayer`](crate::AuthorizeLayer)),
-/// tonic's `MtlsConnectInfo`, or axum's `ConnectInfo<MtlsConnectInfo>`.
+/// a `PeerIdentity` extension (a custom integration or a test may insert
+/// one), tonic's `MtlsConnectInfo`, or axum's `ConnectInfo<MtlsConnectInfo>`.
 pub fn peer_identity(extensions: &Extensions) -> Option<&PeerIdentity> {
     if let Some(peer) = extensions.get::<PeerIdentity>() {
         return Some(peer);
     }
-    if let Some(info) = extensions.get::<MtlsConnectInfo>() {
-        return Some(&info.peer);
-    }
-    #[cfg(feature = "axum")]
-    if let Some(axum::extract::ConnectInfo(info)) =
-        extensions.get::<axum::extract::ConnectInfo<MtlsConnectInfo>>()
-    {
-        return Some(&info.peer);
-    }
-    None
+    connect_info(extensions).map(|info| &info.peer)
 }
 
 /// The connection information of a request, wherever the integration put
 /// it (tonic: `MtlsConnectInfo`; axum: `ConnectInfo<MtlsConnectInfo>`).
 pub(crate) fn connect_info(extensions: &Extensions) -> Option<&MtlsConnectInfo> {
-    if let Some(info) = extensions.get::<MtlsConnectInfo>() {
-        return Some(info);
-    }
+    // axum's first: the common case of an axum service (a server puts one
+    // or the other, never both).
     #[cfg(feature = "axum")]
     if let Some(axum::extract::ConnectInfo(info)) =
         extensions.get::<axum::extract::ConnectInfo<MtlsConnectInfo>>()
     {
         return Some(info);
     }
-    None
+    extensions.get::<MtlsConnectInfo>()
 }
 
 /// Whether [`report_missing_connect_info`] has logged already.

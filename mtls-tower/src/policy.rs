@@ -123,6 +123,12 @@ impl RoutePolicy {
         if let Err(invalid) = path::check(path) {
             return Err(Denied::new(peer, invalid.to_string()));
         }
+        self.decide_normal(method, path, peer)
+    }
+
+    /// [`decide`](Self::decide) on a path already known to be in normal
+    /// form.
+    fn decide_normal(&self, method: &Method, path: &str, peer: &SpiffeId) -> Result<(), Denied> {
         match self.first_match(method, &path::decode_rule_chars(path)) {
             Some(rule) => rule.authorizer.authorize(peer),
             None => Err(Denied::new(peer, "no route rule matches")),
@@ -178,8 +184,13 @@ impl AuthorizeRequest for RoutePolicy {
         caller: Caller<'_>,
         request: RequestHead<'_>,
     ) -> Result<(), Denial> {
-        self.decide(request.method(), request.path(), caller.spiffe_id())
-            .map_err(Denial::from)
+        let (method, path, peer) = (request.method(), request.path(), caller.spiffe_id());
+        if request.path_checked {
+            self.decide_normal(method, path, peer)
+        } else {
+            self.decide(method, path, peer)
+        }
+        .map_err(Denial::from)
     }
 }
 

@@ -90,9 +90,7 @@ async fn call<P: AuthorizeRequest + Clone>(
     let counter = calls.clone();
     let inner = tower::service_fn(move |req: Request<Full<Bytes>>| {
         counter.fetch_add(1, Ordering::SeqCst);
-        let who = req
-            .extensions()
-            .get::<PeerIdentity>()
+        let who = mtls_tower::peer_identity(req.extensions())
             .map_or_else(|| "nobody".to_owned(), |p| p.spiffe_id().to_string());
         async move {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
