@@ -26,3 +26,13 @@ pub const POLICY_AUDIT_MATCHES: &str = "mtls_policy_audit_matches_total";
 pub const POLICY_RELOADS: &str = "mtls_policy_reloads_total";
 /// Counter: calls learn mode did not record (observation limit reached).
 pub const POLICY_LEARN_DROPPED: &str = "mtls_policy_learn_dropped_total";
+/// Counter: requests decided by a [`PolicyFile`](crate::PolicyFile), in
+/// every mode, labelled `caller` (the caller's SPIFFE ID), `route` (the
+/// gRPC method `/package.Service/Method`; axum's route template when the
+/// layer runs after routing, else the request path) and `decision`
+/// (`allow`, `deny`, or `audit-deny`: denied by the policy, let through by
+/// audit mode). The first
+/// [`label_limit`](crate::PolicyFileOptions::label_limit) distinct callers
+/// and routes (default: 100 each) get their own value; later ones, and
+/// paths not in normal form, are `other`.
+pub const REQUESTS: &str = "mtls_requests_total";
