@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -154,6 +154,7 @@ impl PolicyFileOptions {
                 learner: (self.mode == PolicyMode::Learn)
                     .then(|| Learner::new(self.max_observations)),
                 traffic: Traffic::new(self.label_limit),
+                decisions: [OnceLock::new(), OnceLock::new()],
                 generation: AtomicU64::new(1),
                 failures: AtomicU64::new(0),
                 last_error: Mutex::new(None),
@@ -205,6 +206,9 @@ struct Shared {
     mode: PolicyMode,
     learner: Option<Learner>,
     traffic: Traffic,
+    /// `mtls_policy_decisions_total{mode, decision}` for allow and deny,
+    /// registered at the first request (not per request).
+    decisions: [OnceLock<::metrics::Counter>; 2],
     generation: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<Option<PolicyFileError>>,
@@ -308,6 +312,18 @@ impl PolicyFile {
 }
 
 impl Shared {
+    fn decision_counter(&self, allowed: bool) -> &::metrics::Counter {
+        let mode = self.mode.as_str();
+        let (slot, decision) = if allowed {
+            (&self.decisions[0], "allow")
+        } else {
+            (&self.decisions[1], "deny")
+        };
+        slot.get_or_init(|| {
+            ::metrics::counter!(crate::metrics::POLICY_DECISIONS, "mode" => mode, "decision" => decision)
+        })
+    }
+
     fn swap(&self, policy: CompiledPolicy) {
         let rules = policy.len();
         let origin = policy.origin().to_owned();
@@ -392,7 +408,7 @@ impl AuthorizeRequest for PolicyFile {
         if let Some(learner) = &shared.learner {
             learner.record(caller, request);
             shared.traffic.count(caller, request, Verdict::Allow);
-            ::metrics::counter!(crate::metrics::POLICY_DECISIONS, "mode" => "learn", "decision" => "allow").increment(1);
+            shared.decision_counter(true).increment(1);
             return Ok(());
         }
         let policy = shared.current.load();
@@ -409,10 +425,10 @@ impl AuthorizeRequest for PolicyFile {
         }
         if decision.is_allowed() {
             shared.traffic.count(caller, request, Verdict::Allow);
-            ::metrics::counter!(crate::metrics::POLICY_DECISIONS, "mode" => mode.as_str(), "decision" => "allow").increment(1);
+            shared.decision_counter(true).increment(1);
             return Ok(());
         }
-        ::metrics::counter!(crate::metrics::POLICY_DECISIONS, "mode" => mode.as_str(), "decision" => "deny").increment(1);
+        shared.decision_counter(false).increment(1);
         let reason = match decision.rule() {
             Some(i) => format!("denied by {}", policy.describe_rule(i)),
             None if decision.path_refused() => "the request path is not in normal form".to_owned(),

@@ -40,13 +40,17 @@ impl Verdict {
 /// Index of the `other` label value.
 const OTHER_INDEX: u32 = u32::MAX;
 
+/// foldhash, seeded per process: the maps hold at most `limit` peer
+/// values each, so flooding them is bounded anyway.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Labels {
-    callers: HashMap<Box<str>, u32>,
-    routes: HashMap<Box<str>, u32>,
+    callers: Map<Box<str>, u32>,
+    routes: Map<Box<str>, u32>,
     caller_names: Vec<Box<str>>,
     route_names: Vec<Box<str>>,
-    counters: HashMap<(u32, u32, Verdict), Counter>,
+    counters: Map<(u32, u32, Verdict), Counter>,
 }
 
 /// The request counters of one [`PolicyFile`](crate::PolicyFile).
@@ -121,7 +125,7 @@ impl Traffic {
 
 /// The index of `value`: its own, `other` past the limit, or `None` when
 /// it must be added.
-fn index(map: &HashMap<Box<str>, u32>, value: &str, limit: usize) -> Option<u32> {
+fn index(map: &Map<Box<str>, u32>, value: &str, limit: usize) -> Option<u32> {
     match map.get(value) {
         Some(&i) => Some(i),
         None if map.len() >= limit || value == OTHER => Some(OTHER_INDEX),
@@ -130,7 +134,7 @@ fn index(map: &HashMap<Box<str>, u32>, value: &str, limit: usize) -> Option<u32>
 }
 
 fn intern(
-    map: &mut HashMap<Box<str>, u32>,
+    map: &mut Map<Box<str>, u32>,
     names: &mut Vec<Box<str>>,
     value: &str,
     limit: usize,
