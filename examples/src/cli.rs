@@ -24,8 +24,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
+use mtls_tower::{PolicyFile, PolicyFileOptions, PolicyMode};
 
 use crate::{error_chain, BoxError};
 use mtls_core::authorize::{self, OneOf};
@@ -282,6 +284,168 @@ impl ServerArgs {
             .build()
             .map_err(|e| format!("cannot build the TLS server config: {e}").into())
     }
+}
+
+/// Parses `enforce`, `audit` or `learn`.
+pub fn parse_policy_mode(s: &str) -> Result<PolicyMode, String> {
+    s.parse()
+}
+
+/// The policy flags of both servers: a policy file deciding every request
+/// (hot reloaded), its mode, and where learn mode writes what it learned.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// A policy file (TOML, see docs/policy.md) that decides every request,
+    /// the admin endpoint included (--admin is then not used). Reloaded when
+    /// it changes; a bad file is logged and the last good policy keeps
+    /// serving.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// enforce (the default with --policy), audit (every decision is logged
+    /// and counted, nothing is refused) or learn (every caller allowed to
+    /// connect is allowed, and the distinct calls seen are written to
+    /// --learn-out as a policy allowing exactly them; needs no --policy).
+    #[arg(long = "policy-mode", value_name = "MODE", value_parser = parse_policy_mode)]
+    pub policy_mode: Option<PolicyMode>,
+    /// Learn mode: the file the learned policy is written to, atomically
+    /// (a temporary file renamed over it), every --learn-interval seconds
+    /// and on SIGINT/SIGTERM.
+    #[arg(long = "learn-out", value_name = "FILE")]
+    pub learn_out: Option<PathBuf>,
+    /// Learn mode: seconds between two writes of --learn-out.
+    #[arg(long = "learn-interval", value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub learn_interval: u64,
+}
+
+/// A policy the server serves per request, from [`PolicyArgs`].
+#[derive(Debug, Clone)]
+pub struct ServedPolicy {
+    /// The policy (enforce, audit or learn mode), for an
+    /// [`AuthorizeLayer`](mtls_tower::AuthorizeLayer).
+    pub file: PolicyFile,
+    learn_out: Option<PathBuf>,
+    interval: Duration,
+}
+
+impl PolicyArgs {
+    /// Checks that the flags go together: `Err` is a usage error, to be
+    /// reported like clap's (exit 2). `admins` are the `--admin` IDs,
+    /// which a policy replaces.
+    pub fn validate(&self, admins: &[SpiffeId]) -> Result<(), String> {
+        let learn = self.policy_mode == Some(PolicyMode::Learn);
+        if self.learn_out.is_some() && !learn {
+            return Err("--learn-out is only used with --policy-mode learn".into());
+        }
+        if learn && self.learn_out.is_none() {
+            return Err(
+                "--policy-mode learn needs --learn-out FILE (where the learned policy is written)"
+                    .into(),
+            );
+        }
+        if learn && self.policy.is_some() {
+            return Err(
+                "--policy is not used in learn mode (every caller allowed to connect is \
+                        allowed and recorded); drop it, or use --policy-mode audit to try a policy \
+                        without enforcing it"
+                    .into(),
+            );
+        }
+        if let (Some(mode), None, false) = (self.policy_mode, &self.policy, learn) {
+            return Err(format!(
+                "--policy-mode {} needs --policy FILE",
+                mode.as_str()
+            ));
+        }
+        if (learn || self.policy.is_some()) && !admins.is_empty() {
+            return Err(
+                "--admin is not used with --policy or --policy-mode learn: the policy \
+                        decides who may call the admin endpoint"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The policy the flags ask for, loaded (the file must be valid now)
+    /// and watched; `None` without `--policy` or learn mode. Call
+    /// [`validate`](Self::validate) first.
+    pub fn load(&self) -> Result<Option<ServedPolicy>, BoxError> {
+        let mode = self.policy_mode.unwrap_or_default();
+        let file = match (&self.policy, mode) {
+            (_, PolicyMode::Learn) => PolicyFileOptions::new()
+                .mode(PolicyMode::Learn)
+                .serve(mtls_tower::CompiledPolicy::deny_all()),
+            (Some(path), mode) => PolicyFileOptions::new()
+                .mode(mode)
+                .open(path)
+                .map_err(|e| format!("--policy: {e}"))?,
+            (None, _) => return Ok(None),
+        };
+        Ok(Some(ServedPolicy {
+            file,
+            learn_out: self.learn_out.clone(),
+            interval: Duration::from_secs(self.learn_interval),
+        }))
+    }
+}
+
+impl ServedPolicy {
+    /// Whether the policy is in learn mode (then the layer must run after
+    /// routing, to see axum's route templates).
+    pub fn is_learning(&self) -> bool {
+        self.file.mode() == PolicyMode::Learn
+    }
+
+    /// Learn mode: a task writing the learned policy every
+    /// `--learn-interval` (abort it at shutdown, then call
+    /// [`write_learned`](Self::write_learned) once more); `None` in the
+    /// other modes.
+    pub fn spawn_writer(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.learn_out.as_ref()?;
+        let me = self.clone();
+        Some(tokio::spawn(async move { me.write_periodically().await }))
+    }
+
+    async fn write_periodically(&self) {
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if let Err(e) = self.write_learned() {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
+    /// Learn mode: writes the learned policy to `--learn-out` (atomically)
+    /// and says so on stderr; nothing in the other modes.
+    pub fn write_learned(&self) -> Result<(), BoxError> {
+        let Some(out) = &self.learn_out else {
+            return Ok(());
+        };
+        self.file
+            .write_learned(out)
+            .map_err(|e| format!("cannot write --learn-out {}: {e}", out.display()))?;
+        tracing::info!(
+            file = %out.display(),
+            calls = self.file.observations().len(),
+            "learned policy written"
+        );
+        Ok(())
+    }
+}
+
+/// Installs a tracing subscriber writing to stderr, filtered by `RUST_LOG`
+/// (default `info`), so that the libraries' log lines (policy reloads,
+/// audit decisions, handshake failures) are visible.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// The flags of both clients, besides the server's address.

@@ -19,18 +19,28 @@
 //!   it finds, 1 when a file is invalid. Calls are replayed as
 //!   authenticated by mTLS (learned files do not record how).
 //!
+//! - `mtls-policy graph OBSERVATIONS... --out graph.svg|graph.dot
+//!   [--policy FILE]`: the observed call graph, callers to routes (`GET
+//!   /orders/{id}`, or a gRPC method), as an SVG picture (callers in a left
+//!   column, routes in a right one, one line per call) or Graphviz DOT
+//!   text. With `--policy`, each call is colored by what that policy
+//!   decides (allowed: green; denied: red, dashed); without, every
+//!   observed call is blue ("observed").
+//!
 //! Usage errors (an unknown command or option, a bad SPIFFE ID or method)
 //! exit 2.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
+mod graph;
+
 use clap::{Parser, Subcommand};
 use http::Method;
 use mtls_core::SpiffeId;
 use mtls_tower::{AuthenticatedBy, CompiledPolicy, Observation, PolicyQuery};
 
-/// Checks and explains mtls-tower authorization policy files.
+/// Checks, explains, learns, diffs and graphs mtls-tower authorization policy files.
 #[derive(Debug, Parser)]
 #[command(name = "mtls-policy", version)]
 struct Cli {
@@ -73,6 +83,19 @@ enum Command {
         /// Where to write the merged policy.
         #[arg(long)]
         out: String,
+    },
+    /// Draws the observed call graph (callers to routes) as SVG or DOT.
+    Graph {
+        /// Learned policy files (written by learn mode).
+        #[arg(required = true)]
+        observations: Vec<String>,
+        /// Where to write it: a name ending in .svg (a picture) or .dot
+        /// (Graphviz text).
+        #[arg(long)]
+        out: String,
+        /// Colors each call by what this policy decides.
+        #[arg(long)]
+        policy: Option<String>,
     },
     /// Lists the observed calls that OLD allows and NEW would deny.
     Diff {
@@ -143,6 +166,61 @@ fn learn(files: &[String], out: &str) -> Result<(), ExitCode> {
     Ok(())
 }
 
+fn draw(files: &[String], out: &str, policy: Option<&str>) -> Result<(), ExitCode> {
+    let svg = if out.ends_with(".svg") {
+        true
+    } else if out.ends_with(".dot") {
+        false
+    } else {
+        eprintln!("mtls-policy: --out {out}: the name must end in .svg or .dot");
+        return Err(ExitCode::from(2));
+    };
+    let policy = policy.map(load).transpose()?;
+    let mut calls = observations(files)?;
+    calls.sort();
+    calls.dedup();
+    let edges: Vec<graph::Edge> = calls
+        .iter()
+        .map(|call| {
+            let status = match &policy {
+                None => graph::Status::Observed,
+                Some(policy) => {
+                    let query = PolicyQuery::new(
+                        call.caller(),
+                        AuthenticatedBy::Mtls,
+                        call.method(),
+                        call.route(),
+                    );
+                    if policy.evaluate(&query).is_allowed() {
+                        graph::Status::Allowed
+                    } else {
+                        graph::Status::Denied
+                    }
+                }
+            };
+            let route = if call.is_grpc() {
+                call.route().to_owned()
+            } else {
+                format!("{} {}", call.method(), call.route())
+            };
+            graph::Edge {
+                caller: call.caller().to_string(),
+                route,
+                status,
+            }
+        })
+        .collect();
+    let graph = graph::Graph::new(&edges);
+    let text = if svg { graph.svg() } else { graph.dot() };
+    let tmp = format!("{out}.tmp");
+    if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, out)) {
+        eprintln!("{out}: cannot write: {e}");
+        return Err(ExitCode::from(1));
+    }
+    println!("{out}: {} calls", edges.len());
+    Ok(())
+}
+
 fn diff(old: &str, new: &str, files: &[String]) -> Result<(), ExitCode> {
     let (old, new) = (load(old)?, load(new)?);
     for call in observations(files)? {
@@ -202,6 +280,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Learn { observations, out } => match learn(&observations, &out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
+        Command::Graph {
+            observations,
+            out,
+            policy,
+        } => match draw(&observations, &out, policy.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(code) => code,
         },

@@ -335,3 +335,99 @@ fn diff_lists_the_observed_calls_the_new_policy_would_deny() {
         2
     );
 }
+
+#[test]
+fn graph_draws_callers_to_routes_as_dot_and_svg() {
+    let a = file("graph-a.toml", LEARNED_A);
+    let b = file("graph-b.toml", LEARNED_B);
+    // Web may read orders; nobody else is allowed anything.
+    let policy = file(
+        "graph-policy.toml",
+        r#"version = 1
+[[rule]]
+action = "allow"
+callers = ["spiffe://example.org/web"]
+methods = ["GET"]
+paths = ["/orders/{id}"]
+"#,
+    );
+    let (a, b, policy) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        policy.to_str().unwrap(),
+    );
+    let dot = std::env::temp_dir().join(format!("mtls-policy-graph-{}.dot", std::process::id()));
+    let dot_s = dot.to_str().unwrap();
+    let (code, out, err) = run(&["graph", a, b, "--out", dot_s, "--policy", policy]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("4 calls"), "{out}");
+    let text = std::fs::read_to_string(&dot).unwrap();
+    assert!(text.starts_with("digraph calls {"), "{text}");
+    assert!(text.trim_end().ends_with('}'), "{text}");
+    // Three callers, three routes, four edges: one allowed, three denied.
+    let nodes = |prefix: &str| {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with(prefix) && l.contains("[label="))
+            .filter(|l| !l.contains("->"))
+            .count()
+    };
+    assert_eq!(nodes("c"), 3, "{text}");
+    assert_eq!(nodes("r"), 3, "{text}");
+    let edges: Vec<&str> = text.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(edges.len(), 4, "{text}");
+    assert_eq!(
+        edges.iter().filter(|l| l.contains("\"allowed\"")).count(),
+        1
+    );
+    assert_eq!(edges.iter().filter(|l| l.contains("\"denied\"")).count(), 3);
+    for name in [
+        "spiffe://example.org/web",
+        "spiffe://example.org/batch",
+        "spiffe://example.org/admin",
+        "GET /orders/{id}",
+        "POST /admin",
+        "/shop.Orders/Get",
+    ] {
+        assert!(
+            text.contains(&format!("label=\"{name}\"")),
+            "{name}: {text}"
+        );
+    }
+
+    // SVG, without a policy: every call "observed".
+    let svg = dot.with_extension("svg");
+    let (code, _, err) = run(&["graph", a, b, "--out", svg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    assert!(doc.root_element().has_tag_name("svg"));
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect();
+    for name in [
+        "spiffe://example.org/web",
+        "spiffe://example.org/batch",
+        "spiffe://example.org/admin",
+        "GET /orders/{id}",
+        "POST /admin",
+        "/shop.Orders/Get",
+    ] {
+        assert!(texts.contains(&name), "{name}: {texts:?}");
+    }
+    let titles: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("title"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert_eq!(titles.len(), 4, "{titles:?}");
+    assert!(
+        titles.iter().all(|t| t.ends_with(": observed")),
+        "{titles:?}"
+    );
+
+    // Neither .svg nor .dot: a usage error.
+    let (code, _, err) = run(&["graph", a, "--out", "graph.png"]);
+    assert_eq!(code, 2, "{err}");
+}

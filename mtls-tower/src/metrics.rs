@@ -1,5 +1,13 @@
 //! Metric names, recorded through the `metrics` facade (no exporter is
-//! installed by this crate).
+//! installed by this crate). `docs/observability.md` says how to read them,
+//! and `docs/grafana/mtls-dashboard.json` is a dashboard of them.
+//!
+//! ```
+//! use mtls_tower::metrics;
+//!
+//! assert!(metrics::ALL.contains(&metrics::REQUESTS));
+//! assert_eq!(metrics::HISTOGRAMS, [metrics::HANDSHAKE_DURATION]);
+//! ```
 
 /// Counter: handshakes, labelled `result` (`ok`/`error`) and `reason`.
 pub const HANDSHAKES: &str = "mtls_handshakes_total";
@@ -26,3 +34,32 @@ pub const POLICY_AUDIT_MATCHES: &str = "mtls_policy_audit_matches_total";
 pub const POLICY_RELOADS: &str = "mtls_policy_reloads_total";
 /// Counter: calls learn mode did not record (observation limit reached).
 pub const POLICY_LEARN_DROPPED: &str = "mtls_policy_learn_dropped_total";
+/// Counter: requests decided by a [`PolicyFile`](crate::PolicyFile), in
+/// every mode, labelled `caller` (the caller's SPIFFE ID), `route` (the
+/// gRPC method `/package.Service/Method`; axum's route template when the
+/// layer runs after routing, else the request path) and `decision`
+/// (`allow`, `deny`, or `audit-deny`: denied by the policy, let through by
+/// audit mode). The first
+/// [`label_limit`](crate::PolicyFileOptions::label_limit) distinct callers
+/// and routes (default: 100 each) get their own value; later ones, and
+/// paths not in normal form, are `other`.
+pub const REQUESTS: &str = "mtls_requests_total";
+
+/// Every metric name above.
+pub const ALL: &[&str] = &[
+    HANDSHAKES,
+    HANDSHAKE_DURATION,
+    CONNECTIONS_OPEN,
+    HANDSHAKES_IN_FLIGHT,
+    AUTHZ_DECISIONS,
+    ACCEPT_ERRORS,
+    POLICY_DECISIONS,
+    POLICY_AUDIT_MATCHES,
+    POLICY_RELOADS,
+    POLICY_LEARN_DROPPED,
+    REQUESTS,
+];
+
+/// The histograms among [`ALL`] (a Prometheus exporter publishes them as
+/// `NAME_bucket`, `NAME_sum` and `NAME_count`, or as a summary).
+pub const HISTOGRAMS: &[&str] = &[HANDSHAKE_DURATION];

@@ -8,8 +8,20 @@
 //!   trust domain);
 //! - who may call what is decided per request by mtls-tower's
 //!   `AuthorizeLayer`: `GET /whoami` (anyone connected) answers the
-//!   caller's SPIFFE ID; `GET /admin` answers 200 only to the `--admin`
-//!   IDs and 403 to everyone else.
+//!   caller's SPIFFE ID; `GET /items/{id}` (anyone connected) answers the
+//!   item; `GET /admin` answers 200 only to the `--admin` IDs and 403 to
+//!   everyone else.
+//!
+//! With `--policy FILE` a policy file (docs/policy.md) decides every
+//! request instead, `/admin` included, reloaded when the file changes;
+//! `--policy-mode audit` logs and counts what it would deny without
+//! refusing anything. `--policy-mode learn --learn-out FILE` (no
+//! `--policy`) allows every caller that may connect and writes the policy
+//! allowing exactly the calls it saw (caller, method, route template) to
+//! FILE, periodically and on SIGINT/SIGTERM: restart with `--policy FILE`
+//! to enforce it.
+//!
+//! Logs (tracing) go to stderr, filtered by `RUST_LOG` (default `info`).
 //!
 //! With `--federate TD=URL,https_spiffe,ENDPOINT_ID,BOOTSTRAP_FILE` (or
 //! `TD=URL,https_web[,CA_FILE]`, repeatable) it also trusts a partner trust
@@ -29,7 +41,8 @@ use clap::Parser;
 use mtls_core::authorize;
 use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, MtlsListener, PeerId, RoutePolicy};
 
-use examples::cli::{self, ServerArgs};
+use axum::extract::Path;
+use examples::cli::{self, PolicyArgs, ServerArgs};
 use examples::federate::FederationArgs;
 use examples::BoxError;
 
@@ -42,12 +55,21 @@ struct Cli {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
+    policy: PolicyArgs,
+    #[command(flatten)]
     federation: FederationArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = cli.policy.validate(&cli.server.admins) {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, e)
+            .exit();
+    }
+    cli::init_tracing();
     cli::exit(PROGRAM, run(cli).await)
 }
 
@@ -63,28 +85,55 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         })?
     };
 
-    // Per request: /admin for the admins only, /whoami for anyone who got
-    // through the handshake; any other path: 403 (default deny).
-    let policy = RoutePolicy::builder()
-        .route("/admin", args.admin_authorizer())
-        .route("/whoami", authorize::any())
-        .build()?;
-    let app = Router::new()
+    let routes = Router::new()
         .route("/whoami", get(whoami))
-        .route("/admin", get(admin))
-        .layer(AuthorizeLayer::new(policy));
+        .route("/items/{id}", get(item))
+        .route("/admin", get(admin));
+    let served = cli.policy.load()?;
+    let app = match &served {
+        // Learn mode: after routing, so that the layer sees the route
+        // templates (`/items/{id}`, not `/items/7`).
+        Some(served) if served.is_learning() => {
+            routes.route_layer(AuthorizeLayer::new(served.file.clone()))
+        }
+        // A policy file decides every request, before routing: a path
+        // without a rule is 403 (default deny), routed or not.
+        Some(served) => routes.layer(AuthorizeLayer::new(served.file.clone())),
+        // Per request: /admin for the admins only, /whoami and /items for
+        // anyone who got through the handshake; any other path: 403
+        // (default deny).
+        None => routes.layer(AuthorizeLayer::new(
+            RoutePolicy::builder()
+                .route("/admin", args.admin_authorizer())
+                .route("/whoami", authorize::any())
+                .route("/items", authorize::any())
+                .build()?,
+        )),
+    };
 
     let listener = MtlsListener::bind(&args.listen, server)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     cli::announce(listener.local_addr())?;
+    let writer = served.as_ref().and_then(cli::ServedPolicy::spawn_writer);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<MtlsConnectInfo>(),
     )
     .with_graceful_shutdown(cli::shutdown_signal())
     .await?;
+    if let Some(writer) = writer {
+        writer.abort();
+    }
+    if let Some(served) = &served {
+        served.write_learned()?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Item `id`.
+async fn item(Path(id): Path<String>) -> String {
+    format!("item {id}\n")
 }
 
 /// The caller's SPIFFE ID and a newline.

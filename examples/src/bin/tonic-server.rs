@@ -12,6 +12,16 @@
 //!   SPIFFE ID; `Admin` answers only the `--admin` IDs, and
 //!   `PERMISSION_DENIED` everyone else.
 //!
+//! With `--policy FILE` a policy file (docs/policy.md) decides every call
+//! instead, `Admin` included (rules name gRPC methods:
+//! `grpc = ["/mtls.examples.v1.Identity/Admin"]`), reloaded when the file
+//! changes; `--policy-mode audit` logs and counts what it would deny
+//! without refusing anything; `--policy-mode learn --learn-out FILE`
+//! allows every caller that may connect and writes the policy allowing
+//! exactly the (caller, gRPC method) calls it saw to FILE, periodically
+//! and on SIGINT/SIGTERM. Logs (tracing) go to stderr, filtered by
+//! `RUST_LOG` (default `info`).
+//!
 //! The flags are those of `axum-server`. Prints `listening on ADDR` on
 //! stdout once it accepts connections. Exit status 1 (and a message on
 //! stderr) when a file cannot be loaded or the address cannot be bound; 2
@@ -21,10 +31,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mtls_core::authorize;
-use mtls_tower::{tonic_peer, AuthorizeLayer, MtlsListener, RoutePolicy};
+use mtls_tower::{
+    tonic_peer, AuthorizeLayer, AuthorizeRequest, Caller, Denial, MtlsListener, PolicyFile,
+    RequestHead, RoutePolicy,
+};
 use tonic::{Request, Response, Status};
 
-use examples::cli::{self, ServerArgs};
+use examples::cli::{self, PolicyArgs, ServerArgs};
 use examples::identity_proto::identity_server::{Identity, IdentityServer};
 use examples::identity_proto::{self, AdminReply, AdminRequest, WhoAmIReply, WhoAmIRequest};
 use examples::BoxError;
@@ -37,6 +50,28 @@ const PROGRAM: &str = "tonic-server";
 struct Cli {
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// Who decides each call: the built-in route policy, or a policy file.
+#[derive(Debug, Clone)]
+enum Decider {
+    Routes(RoutePolicy),
+    File(PolicyFile),
+}
+
+impl AuthorizeRequest for Decider {
+    fn authorize_request(
+        &self,
+        caller: Caller<'_>,
+        request: RequestHead<'_>,
+    ) -> Result<(), Denial> {
+        match self {
+            Self::Routes(p) => p.authorize_request(caller, request),
+            Self::File(p) => p.authorize_request(caller, request),
+        }
+    }
 }
 
 /// The `Identity` service.
@@ -68,6 +103,13 @@ impl Identity for IdentityService {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = cli.policy.validate(&cli.server.admins) {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, e)
+            .exit();
+    }
+    cli::init_tracing();
     cli::exit(PROGRAM, run(cli).await)
 }
 
@@ -75,21 +117,35 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let args = cli.server;
     let server = args.server_config(PROGRAM, &[b"h2"])?;
 
-    // Per call: Admin for the admins only, WhoAmI for anyone who got
-    // through the handshake; anything else: PERMISSION_DENIED.
-    let policy = RoutePolicy::builder()
-        .route(identity_proto::ADMIN_PATH, args.admin_authorizer())
-        .route(identity_proto::WHO_AM_I_PATH, authorize::any())
-        .build()?;
+    let served = cli.policy.load()?;
+    let decider = match &served {
+        // A policy file (enforce, audit or learn) decides every call.
+        Some(served) => Decider::File(served.file.clone()),
+        // Per call: Admin for the admins only, WhoAmI for anyone who got
+        // through the handshake; anything else: PERMISSION_DENIED.
+        None => Decider::Routes(
+            RoutePolicy::builder()
+                .route(identity_proto::ADMIN_PATH, args.admin_authorizer())
+                .route(identity_proto::WHO_AM_I_PATH, authorize::any())
+                .build()?,
+        ),
+    };
 
     let listener = MtlsListener::bind(&args.listen, server)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     cli::announce(listener.local_addr())?;
+    let writer = served.as_ref().and_then(cli::ServedPolicy::spawn_writer);
     tonic::transport::Server::builder()
-        .layer(AuthorizeLayer::new(policy))
+        .layer(AuthorizeLayer::new(decider))
         .add_service(IdentityServer::new(IdentityService))
         .serve_with_incoming_shutdown(listener, cli::shutdown_signal())
         .await?;
+    if let Some(writer) = writer {
+        writer.abort();
+    }
+    if let Some(served) = &served {
+        served.write_learned()?;
+    }
     Ok(ExitCode::SUCCESS)
 }

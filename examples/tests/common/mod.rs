@@ -227,6 +227,32 @@ impl Server {
         self.addr.port()
     }
 
+    /// Sends SIGTERM (`kill -TERM`), waits for the server to exit, and
+    /// returns its exit status and everything it wrote on stderr.
+    #[cfg(unix)]
+    pub(crate) fn terminate(&mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(
+            sent.as_ref().is_ok_and(|s| s.success()),
+            "kill -TERM {pid}: {sent:?}"
+        );
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > CLIENT_DEADLINE {
+                let log = self.stderr();
+                panic!(
+                    "the server did not exit within {CLIENT_DEADLINE:?} of SIGTERM; stderr: {log}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, self.stderr())
+    }
+
     /// Kills the server and returns everything it wrote on stderr.
     pub(crate) fn stderr(&mut self) -> String {
         let _ = self.child.kill();

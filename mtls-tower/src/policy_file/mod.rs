@@ -50,6 +50,7 @@ mod index;
 mod learn;
 mod rules;
 mod source;
+mod traffic;
 
 use std::fmt;
 use std::sync::Arc;

@@ -5,12 +5,13 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use super::learn::{self, Learner, Observation};
+use super::traffic::{Traffic, Verdict};
 use super::{read, CompiledPolicy, PolicyFileError, PolicyQuery};
 use crate::authorize::{AuthorizeRequest, Caller, Denial, RequestHead};
 
@@ -70,6 +71,12 @@ pub struct PolicyFileOptions {
     /// The most distinct calls learn mode records (default: 10,000);
     /// calls beyond are allowed, not recorded, and counted.
     pub max_observations: usize,
+    /// The most distinct callers, and the most distinct routes, that get
+    /// their own `caller` and `route` label values in
+    /// [`REQUESTS`](crate::metrics::REQUESTS) (default: 100 each); later
+    /// ones are counted under `other`. This bounds the counter's series to
+    /// `(limit + 1)² × 3`.
+    pub label_limit: usize,
 }
 
 impl Default for PolicyFileOptions {
@@ -78,6 +85,7 @@ impl Default for PolicyFileOptions {
             mode: PolicyMode::Enforce,
             poll_interval: Duration::from_secs(1),
             max_observations: 10_000,
+            label_limit: 100,
         }
     }
 }
@@ -103,6 +111,12 @@ impl PolicyFileOptions {
     /// Sets [`max_observations`](Self::max_observations).
     pub fn max_observations(mut self, max: usize) -> Self {
         self.max_observations = max;
+        self
+    }
+
+    /// Sets [`label_limit`](Self::label_limit).
+    pub fn label_limit(mut self, limit: usize) -> Self {
+        self.label_limit = limit;
         self
     }
 
@@ -139,6 +153,8 @@ impl PolicyFileOptions {
                 mode: self.mode,
                 learner: (self.mode == PolicyMode::Learn)
                     .then(|| Learner::new(self.max_observations)),
+                traffic: Traffic::new(self.label_limit),
+                decisions: [OnceLock::new(), OnceLock::new()],
                 generation: AtomicU64::new(1),
                 failures: AtomicU64::new(0),
                 last_error: Mutex::new(None),
@@ -189,6 +205,10 @@ struct Shared {
     current: ArcSwap<CompiledPolicy>,
     mode: PolicyMode,
     learner: Option<Learner>,
+    traffic: Traffic,
+    /// `mtls_policy_decisions_total{mode, decision}` for allow and deny,
+    /// registered at the first request (not per request).
+    decisions: [OnceLock<::metrics::Counter>; 2],
     generation: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<Option<PolicyFileError>>,
@@ -292,6 +312,18 @@ impl PolicyFile {
 }
 
 impl Shared {
+    fn decision_counter(&self, allowed: bool) -> &::metrics::Counter {
+        let mode = self.mode.as_str();
+        let (slot, decision) = if allowed {
+            (&self.decisions[0], "allow")
+        } else {
+            (&self.decisions[1], "deny")
+        };
+        slot.get_or_init(|| {
+            ::metrics::counter!(crate::metrics::POLICY_DECISIONS, "mode" => mode, "decision" => decision)
+        })
+    }
+
     fn swap(&self, policy: CompiledPolicy) {
         let rules = policy.len();
         let origin = policy.origin().to_owned();
@@ -375,7 +407,8 @@ impl AuthorizeRequest for PolicyFile {
         let mode = shared.mode;
         if let Some(learner) = &shared.learner {
             learner.record(caller, request);
-            ::metrics::counter!(crate::metrics::POLICY_DECISIONS, "mode" => "learn", "decision" => "allow").increment(1);
+            shared.traffic.count(caller, request, Verdict::Allow);
+            shared.decision_counter(true).increment(1);
             return Ok(());
         }
         let policy = shared.current.load();
@@ -391,19 +424,22 @@ impl AuthorizeRequest for PolicyFile {
             tracing::info!(rule = %policy.describe_rule(i), caller = %caller.spiffe_id(), method = %request.method(), path = request.path(), "mtls: policy audit rule matched");
         }
         if decision.is_allowed() {
-            ::metrics::counter!(crate::metrics::POLICY_DECISIONS, "mode" => mode.as_str(), "decision" => "allow").increment(1);
+            shared.traffic.count(caller, request, Verdict::Allow);
+            shared.decision_counter(true).increment(1);
             return Ok(());
         }
-        ::metrics::counter!(crate::metrics::POLICY_DECISIONS, "mode" => mode.as_str(), "decision" => "deny").increment(1);
+        shared.decision_counter(false).increment(1);
         let reason = match decision.rule() {
             Some(i) => format!("denied by {}", policy.describe_rule(i)),
             None if decision.path_refused() => "the request path is not in normal form".to_owned(),
             None => "no allow rule matches (default deny)".to_owned(),
         };
         if mode == PolicyMode::Audit {
+            shared.traffic.count(caller, request, Verdict::AuditDeny);
             tracing::info!(caller = %caller.spiffe_id(), method = %request.method(), path = request.path(), %reason, "mtls: policy audit mode: would deny");
             return Ok(());
         }
+        shared.traffic.count(caller, request, Verdict::Deny);
         Err(Denial::new(reason))
     }
 }

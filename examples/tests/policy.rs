@@ -1,0 +1,378 @@
+//! Run with: `cargo test -p examples --test policy`
+//!
+//! The policy flags of `axum-server` and `tonic-server` (`--policy`,
+//! `--policy-mode`, `--learn-out`) against the real binaries: learn mode
+//! then enforce with the learned file, audit mode, hot reload under load
+//! with a bad file in between, and the flag combinations refused.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{args, bundle, path_str, run, s, Fixture, Identity, Outcome, Server};
+
+const AXUM_SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
+const AXUM_CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
+const TONIC_SERVER: &str = env!("CARGO_BIN_EXE_tonic-server");
+const TONIC_CLIENT: &str = env!("CARGO_BIN_EXE_tonic-client");
+const SERVER_ID: &str = "spiffe://example.org/server";
+
+/// `axum-client` GET `path` as `who`.
+fn get(f: &Fixture, server: &Server, who: &Identity, path: &str) -> Outcome {
+    let url = format!("https://{}{path}", server.addr);
+    run(
+        AXUM_CLIENT,
+        &args([
+            s(&["--url", &url, "--server-id", SERVER_ID]),
+            who.args(),
+            bundle(&f.example.bundle),
+        ]),
+    )
+}
+
+/// `tonic-client --call CALL` as `who`.
+fn call(f: &Fixture, server: &Server, who: &Identity, call: &str) -> Outcome {
+    run(
+        TONIC_CLIENT,
+        &args([
+            s(&[
+                "--addr",
+                &server.addr.to_string(),
+                "--call",
+                call,
+                "--server-id",
+                SERVER_ID,
+            ]),
+            who.args(),
+            bundle(&f.example.bundle),
+        ]),
+    )
+}
+
+#[track_caller]
+fn assert_403(out: &Outcome) {
+    out.assert_exit(1);
+    assert!(out.stderr.contains("403"), "{out:#?}");
+}
+
+#[track_caller]
+fn assert_permission_denied(out: &Outcome) {
+    out.assert_exit(1);
+    assert!(out.stderr.contains("PERMISSION_DENIED"), "{out:#?}");
+}
+
+/// Writes `text` to `path` atomically (a temporary file renamed over it).
+fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn axum_learn_then_enforce_allows_exactly_the_observed_calls() {
+    let f = Fixture::new(AXUM_SERVER, SERVER_ID);
+    let newcomer = f
+        .pki
+        .issue(&f.example, "newcomer", "spiffe://example.org/newcomer");
+    let learned = f.pki.path("learned.toml");
+    let learned_arg = path_str(&learned);
+
+    let mut server = f.start(&s(&["--policy-mode", "learn", "--learn-out", &learned_arg]));
+    // Learn mode allows every caller that may connect, /admin included.
+    let out = get(&f, &server, &f.client, "/whoami");
+    out.assert_ok();
+    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    get(&f, &server, &f.client, "/items/7").assert_ok();
+    get(&f, &server, &f.client, "/items/8").assert_ok();
+    let out = get(&f, &server, &f.admin, "/admin");
+    out.assert_ok();
+    assert_eq!(out.stdout, "welcome, admin\n");
+    // Unrouted: 404, and not recorded (the layer runs after routing).
+    let out = get(&f, &server, &f.admin, "/nowhere");
+    out.assert_exit(1);
+    assert!(out.stderr.contains("404"), "{out:#?}");
+
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status:?}: {log}");
+    assert!(log.contains("learned policy written"), "{log}");
+    let text = std::fs::read_to_string(&learned).unwrap();
+    // The route template, not the paths seen; three distinct calls.
+    assert!(text.contains(r#"paths = ["/items/{id}"]"#), "{text}");
+    assert!(!text.contains("/items/7"), "{text}");
+    assert!(!text.contains("/nowhere"), "{text}");
+    let policy = mtls_tower::CompiledPolicy::from_toml(&text, "learned").unwrap();
+    let calls = policy.learned_observations().unwrap();
+    assert_eq!(calls.len(), 3, "{text}");
+
+    let server = f.start(&s(&["--policy", &learned_arg]));
+    // Observed: allowed (the template covers another item).
+    get(&f, &server, &f.client, "/whoami").assert_ok();
+    let out = get(&f, &server, &f.client, "/items/9");
+    out.assert_ok();
+    assert_eq!(out.stdout, "item 9\n");
+    get(&f, &server, &f.admin, "/admin").assert_ok();
+    // Unobserved (caller, route): refused.
+    assert_403(&get(&f, &server, &f.client, "/admin"));
+    assert_403(&get(&f, &server, &f.admin, "/whoami"));
+    assert_403(&get(&f, &server, &f.admin, "/items/7"));
+    assert_403(&get(&f, &server, &f.client, "/nowhere"));
+    // A new caller (allowed to connect): refused everywhere.
+    assert_403(&get(&f, &server, &newcomer, "/whoami"));
+    assert_403(&get(&f, &server, &newcomer, "/items/7"));
+}
+
+const ONLY_CLIENT_WHOAMI: &str = r#"
+version = 1
+
+[[rule]]
+name = "client-whoami"
+action = "allow"
+callers = ["spiffe://example.org/client"]
+methods = ["GET"]
+paths = ["/whoami"]
+"#;
+
+#[test]
+fn axum_audit_mode_never_refuses() {
+    let f = Fixture::new(AXUM_SERVER, SERVER_ID);
+    let policy = f.pki.path("policy.toml");
+    std::fs::write(&policy, ONLY_CLIENT_WHOAMI).unwrap();
+    let mut server = f.start(&s(&[
+        "--policy",
+        &path_str(&policy),
+        "--policy-mode",
+        "audit",
+    ]));
+    get(&f, &server, &f.client, "/whoami").assert_ok();
+    get(&f, &server, &f.client, "/admin").assert_ok();
+    get(&f, &server, &f.admin, "/admin").assert_ok();
+    get(&f, &server, &f.admin, "/items/1").assert_ok();
+    // Unrouted: the policy lets it through, the router answers 404.
+    let out = get(&f, &server, &f.admin, "/nowhere");
+    assert!(out.stderr.contains("404"), "{out:#?}");
+    let log = server.stderr();
+    assert!(log.contains("would deny"), "{log}");
+    assert!(log.contains("spiffe://example.org/admin"), "{log}");
+
+    // The same file enforced refuses what audit mode let through.
+    let server = f.start(&s(&["--policy", &path_str(&policy)]));
+    get(&f, &server, &f.client, "/whoami").assert_ok();
+    assert_403(&get(&f, &server, &f.client, "/admin"));
+    assert_403(&get(&f, &server, &f.admin, "/items/1"));
+}
+
+#[test]
+fn axum_hot_reload_under_load_fails_no_request_and_survives_a_bad_file() {
+    let f = Arc::new(Fixture::new(AXUM_SERVER, SERVER_ID));
+    let policy = f.pki.path("policy.toml");
+    std::fs::write(&policy, ONLY_CLIENT_WHOAMI).unwrap();
+    let mut server = f.start(&s(&["--policy", &path_str(&policy)]));
+    assert_403(&get(&f, &server, &f.client, "/items/1"));
+
+    // Load: clients calling /whoami (allowed by every good version) in a
+    // loop while the file changes under them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let addr = server.addr;
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (f, stop, done) = (f.clone(), stop.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let url = format!("https://{addr}/whoami");
+                    let out = run(
+                        AXUM_CLIENT,
+                        &args([
+                            s(&["--url", &url, "--server-id", SERVER_ID]),
+                            f.client.args(),
+                            bundle(&f.example.bundle),
+                        ]),
+                    );
+                    if !out.status.success() {
+                        failures.push(out);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                failures
+            })
+        })
+        .collect();
+
+    let wait_until = |what: &str, check: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !check() {
+            assert!(start.elapsed() < Duration::from_secs(20), "{what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    // A good new version: the client may also read items.
+    let with_items = format!(
+        "{ONLY_CLIENT_WHOAMI}\n[[rule]]\nname = \"client-items\"\naction = \"allow\"\n\
+         callers = [\"spiffe://example.org/client\"]\npaths = [\"/items/{{id}}\"]\n"
+    );
+    replace_file(&policy, &with_items);
+    wait_until("the new policy is served", &|| {
+        get(&f, &server, &f.client, "/items/1").status.success()
+    });
+
+    // A bad file: refused, the last good policy keeps serving.
+    replace_file(
+        &policy,
+        "version = 1\n[[rule]]\naction = \"allow\"\npaths = [\"/x{\"]\n",
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    get(&f, &server, &f.client, "/items/2").assert_ok();
+    assert_403(&get(&f, &server, &f.client, "/admin"));
+
+    // Another good version: the admin may call /admin; items are gone.
+    let admin = ONLY_CLIENT_WHOAMI.to_owned()
+        + "\n[[rule]]\nname = \"admin\"\naction = \"allow\"\n\
+           callers = [\"spiffe://example.org/admin\"]\npaths = [\"/admin\"]\n";
+    replace_file(&policy, &admin);
+    wait_until("the third policy is served", &|| {
+        get(&f, &server, &f.admin, "/admin").status.success()
+    });
+    assert_403(&get(&f, &server, &f.client, "/items/3"));
+
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<Outcome> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "failed requests under reload: {failures:#?}"
+    );
+    assert!(done.load(Ordering::Relaxed) >= 4, "the load ran");
+
+    let log = server.stderr();
+    assert!(log.contains("policy not reloaded"), "{log}");
+    assert!(log.contains("policy.toml:4:"), "FILE:LINE:COLUMN in {log}");
+}
+
+#[test]
+fn tonic_learn_then_enforce_allows_exactly_the_observed_methods() {
+    let f = Fixture::new(TONIC_SERVER, SERVER_ID);
+    let newcomer = f
+        .pki
+        .issue(&f.example, "newcomer", "spiffe://example.org/newcomer");
+    let learned = f.pki.path("learned.toml");
+    let learned_arg = path_str(&learned);
+
+    let mut server = f.start(&s(&["--policy-mode", "learn", "--learn-out", &learned_arg]));
+    let out = call(&f, &server, &f.client, "whoami");
+    out.assert_ok();
+    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    let out = call(&f, &server, &f.admin, "admin");
+    out.assert_ok();
+    assert_eq!(out.stdout, "welcome, admin\n");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status:?}: {log}");
+    let text = std::fs::read_to_string(&learned).unwrap();
+    assert!(
+        text.contains(r#"grpc = ["/mtls.examples.v1.Identity/WhoAmI"]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"grpc = ["/mtls.examples.v1.Identity/Admin"]"#),
+        "{text}"
+    );
+
+    let server = f.start(&s(&["--policy", &learned_arg]));
+    call(&f, &server, &f.client, "whoami").assert_ok();
+    call(&f, &server, &f.admin, "admin").assert_ok();
+    assert_permission_denied(&call(&f, &server, &f.client, "admin"));
+    assert_permission_denied(&call(&f, &server, &f.admin, "whoami"));
+    assert_permission_denied(&call(&f, &server, &newcomer, "whoami"));
+}
+
+#[test]
+fn learn_mode_writes_periodically() {
+    let f = Fixture::new(AXUM_SERVER, SERVER_ID);
+    let learned = f.pki.path("learned.toml");
+    let server = f.start(&s(&[
+        "--policy-mode",
+        "learn",
+        "--learn-out",
+        &path_str(&learned),
+        "--learn-interval",
+        "1",
+    ]));
+    get(&f, &server, &f.client, "/whoami").assert_ok();
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&learned) {
+            if text.contains("spiffe://example.org/client") {
+                break;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "not written");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn bad_policy_flags_are_usage_errors() {
+    let f = Fixture::new(AXUM_SERVER, SERVER_ID);
+    let policy = f.pki.path("policy.toml");
+    std::fs::write(&policy, ONLY_CLIENT_WHOAMI).unwrap();
+    let policy = path_str(&policy);
+    let base = args([
+        s(&["--listen", "127.0.0.1:0"]),
+        f.server.args(),
+        bundle(&f.example.bundle),
+    ]);
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--learn-out", "x.toml"],
+            "--learn-out is only used with --policy-mode learn",
+        ),
+        (&["--policy-mode", "learn"], "needs --learn-out"),
+        (
+            &[
+                "--policy-mode",
+                "learn",
+                "--learn-out",
+                "x",
+                "--policy",
+                &policy,
+            ],
+            "--policy is not used in learn mode",
+        ),
+        (
+            &["--policy-mode", "audit"],
+            "--policy-mode audit needs --policy FILE",
+        ),
+        (
+            &["--policy", &policy, "--admin", "spiffe://example.org/admin"],
+            "--admin is not used with --policy",
+        ),
+        (&["--policy-mode", "sometimes"], "unknown policy mode"),
+    ];
+    for exe in [AXUM_SERVER, TONIC_SERVER] {
+        for (extra, message) in cases {
+            let out = run(exe, &args([base.clone(), s(extra)]));
+            out.assert_exit(2);
+            assert!(out.stderr.contains(message), "{extra:?}: {out:#?}");
+        }
+    }
+
+    // A policy file that does not validate: FILE:LINE:COLUMN, exit 1.
+    let bad = f.pki.path("bad.toml");
+    std::fs::write(&bad, "version = 1\n[[rule]]\naction = \"permit\"\n").unwrap();
+    for exe in [AXUM_SERVER, TONIC_SERVER] {
+        let out = run(
+            exe,
+            &args([base.clone(), s(&["--policy", &path_str(&bad)])]),
+        );
+        out.assert_exit(1);
+        assert!(out.stderr.contains("bad.toml:3:"), "{out:#?}");
+    }
+}
