@@ -13,6 +13,7 @@ mod path;
 mod peer;
 mod policy;
 mod policy_file;
+mod reason;
 mod stream;
 
 pub use authorize::{authorize_fn, AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
@@ -31,6 +32,7 @@ pub use policy_file::{
     Action, AuthenticatedBy, CompiledPolicy, Explanation, Observation, PolicyDecision, PolicyFile,
     PolicyFileError, PolicyFileOptions, PolicyMode, PolicyProblem, PolicyQuery,
 };
+pub use reason::ConnectError;
 pub use stream::{MtlsConnectInfo, MtlsStream};
 
 pub use mtls_core;
