@@ -311,7 +311,7 @@ impl MtlsConnector {
         let tls = match with_rejection(self.tls.connect(server_name, tcp)).await {
             (Ok(tls), _) => tls,
             (Err(e), Some(rejection)) => {
-                tracing::debug!(error = %e, "mtls: server refused by the client's verifier");
+                tracing::debug!(error = %mtls_core::ErrorChain(&e), "mtls: server refused by the client's verifier");
                 return Err(io::Error::new(
                     e.kind(),
                     ConnectError::ServerRefused {

@@ -223,7 +223,7 @@ async fn accept_loop(
                     return;
                 }
                 ::metrics::counter!(metrics::ACCEPT_ERRORS).increment(1);
-                tracing::warn!(error = %e, retry_in = ?backoff, "mtls: TCP accept failed");
+                tracing::warn!(error = %mtls_core::ErrorChain(&e), retry_in = ?backoff, "mtls: TCP accept failed");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
@@ -285,7 +285,7 @@ impl Handshake {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 let reason = failure_reason(&e);
                 record(elapsed, "error", reason);
-                tracing::info!(error = %e, reason, "mtls: handshake failed");
+                tracing::info!(error = %mtls_core::ErrorChain(&e), reason, "mtls: handshake failed");
                 return;
             }
             Ok((Ok(tls), _)) => tls,
@@ -303,7 +303,7 @@ impl Handshake {
                     }
                     e => {
                         record(elapsed, "error", "peer_identity");
-                        tracing::warn!(error = %e, "mtls: no peer identity; connection dropped");
+                        tracing::warn!(error = %mtls_core::ErrorChain(&e), "mtls: no peer identity; connection dropped");
                     }
                 }
                 return;
@@ -334,10 +334,10 @@ impl Handshake {
         match rejection.spiffe_id() {
             Some(peer) => {
                 self.span.record("peer", tracing::field::display(peer));
-                tracing::warn!(%peer, reason, error = %rejection, tls = %tls, "mtls: handshake refused");
+                tracing::warn!(%peer, reason, error = %mtls_core::ErrorChain(rejection), tls = %tls, "mtls: handshake refused");
             }
             None => {
-                tracing::warn!(reason, error = %rejection, tls = %tls, "mtls: handshake refused");
+                tracing::warn!(reason, error = %mtls_core::ErrorChain(rejection), tls = %tls, "mtls: handshake refused");
             }
         }
     }
