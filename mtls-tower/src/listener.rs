@@ -296,10 +296,18 @@ impl Handshake {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 match e {
                     PeerIdentityError::Verify(v) => {
-                        self.refused(elapsed, &Rejection::Verify(v), &"resumed session");
+                        self.refused(
+                            elapsed,
+                            &Rejection::Verify(v),
+                            &"resumed session: re-verification failed",
+                        );
                     }
                     PeerIdentityError::Denied(d) => {
-                        self.refused(elapsed, &Rejection::Denied(d), &"resumed session");
+                        self.refused(
+                            elapsed,
+                            &Rejection::Denied(d),
+                            &"resumed session: re-verification failed",
+                        );
                     }
                     e => {
                         record(elapsed, "error", "peer_identity");
