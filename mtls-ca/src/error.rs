@@ -148,7 +148,7 @@ pub enum CaError {
         asked: String,
     },
     /// A file operation failed.
-    #[error("ca: {action} {}: {source}", path.display())]
+    #[error("ca: {action} {}", path.display())]
     Io {
         /// What was being done.
         action: &'static str,
@@ -159,7 +159,7 @@ pub enum CaError {
     },
     /// The CA directory's advisory lock (its `.lock` file) could not be
     /// opened or taken.
-    #[error("ca: cannot lock the CA directory {}: {source}", path.display())]
+    #[error("ca: cannot lock the CA directory {}", path.display())]
     Lock {
         /// The CA directory.
         path: PathBuf,

@@ -93,10 +93,8 @@ async fn failed_renewals_keep_the_current_svid_and_are_counted() {
         svid.svid().ptr_eq(&first),
         "the last good SVID keeps serving"
     );
-    assert!(svid
-        .status()
-        .last_error
-        .unwrap()
+    let last_error = svid.status().last_error.unwrap();
+    assert!(mtls_core::ErrorChain(&last_error)
         .to_string()
         .contains("the test CA is down"));
     // The CA comes back: the next retry succeeds.

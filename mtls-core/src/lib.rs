@@ -6,6 +6,7 @@
 pub mod authorize;
 mod bundle;
 mod crl;
+mod error_chain;
 #[cfg(feature = "federation")]
 pub mod federation;
 mod id;
@@ -27,6 +28,7 @@ pub use bundle::{
     BundleError, BundleSet, JwtKey, JwtKeyError, JwtKeyType, SpiffeBundle, X509Bundle,
 };
 pub use crl::{CrlError, CrlExpiry, CrlSet};
+pub use error_chain::ErrorChain;
 pub use id::{SpiffeId, SpiffeIdError, TrustDomain};
 pub use jwt::{
     JwsAlgorithm, JwsPart, JwtBundle, JwtBundleSet, JwtSvid, JwtSvidError, JwtSvidValidator,

@@ -358,7 +358,7 @@ pub enum VerifyError {
         count: usize,
     },
     /// The leaf's URI SAN is not a valid SPIFFE ID.
-    #[error("x509svid: the leaf's URI SAN \"{uri}\" is not a valid SPIFFE ID: {source}")]
+    #[error("x509svid: the leaf's URI SAN \"{uri}\" is not a valid SPIFFE ID")]
     InvalidSpiffeId {
         /// The URI, escaped and truncated.
         uri: String,

@@ -501,7 +501,8 @@ fn bug_a_leaf_pasted_into_the_bundle_file_is_refused() {
             ),
             "{err}"
         );
-        assert!(err.to_string().contains(ID), "{err}");
+        let chain = mtls_core::ErrorChain(&err).to_string();
+        assert!(chain.contains(ID), "{chain}");
         assert_eq!(
             source.bundles(),
             bundles,

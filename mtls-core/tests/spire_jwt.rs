@@ -234,7 +234,8 @@ async fn errors_of_the_workload_api_come_back_typed() {
     let err = bounded(spire.fetch_jwt_svid(&aud(&[API])))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("signer down"), "{err}");
+    let chain = mtls_core::ErrorChain(&err).to_string();
+    assert!(chain.contains("signer down"), "{chain}");
     agent.deny(Some("no identity issued"));
     let err = bounded(spire.fetch_jwt_svid(&aud(&[API])))
         .await

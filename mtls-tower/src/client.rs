@@ -11,13 +11,14 @@ use std::time::{Duration, Instant, SystemTime};
 use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
-use mtls_core::{MtlsClientConfig, PeerIdentity, X509Svid};
+use mtls_core::{MtlsClientConfig, PeerIdentity, VerifyError, X509Svid};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tower_service::Service;
 
+use crate::reason::{with_rejection, ConnectError};
 use crate::stream::on_bytes_written;
 
 /// A `tower::Service<Uri>` that dials TCP, performs the mTLS handshake
@@ -36,6 +37,13 @@ use crate::stream::on_bytes_written;
 ///
 /// The URI's host is dialled and sent as SNI; it is not compared with the
 /// certificate (SPIFFE servers are identified by SPIFFE ID).
+///
+/// **Errors.** When the client refuses the server, or its own SVID has
+/// expired (it then does not dial: the server would refuse it), the
+/// [`io::Error`] has a [`ConnectError`] as its source, which names the SPIFFE
+/// ID the server presented and why it was refused (hyper's and tonic's
+/// errors have it down their `source()` chains). See
+/// `docs/troubleshooting.md`.
 ///
 /// **Renewal and pooled connections.** A connection is retired once the
 /// SVID it presented has been replaced by the config's SVID source (a
@@ -282,10 +290,38 @@ impl MtlsConnector {
                 format!("mtls-tower: bad host {host:?}: {e}"),
             )
         })?;
+        // The SVID the handshake will present (a rotation from here on
+        // retires the connection, which is safe).
+        let presented = self.config.current_svid();
+        if let Some(svid) = &presented {
+            let now = SystemTime::now();
+            if svid.valid_until() <= now {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    ConnectError::OwnSvidExpired(VerifyError::Expired {
+                        id: svid.spiffe_id().clone(),
+                        not_after: svid.valid_until(),
+                        now,
+                    }),
+                ));
+            }
+        }
         let tcp = TcpStream::connect((host, port)).await?;
         let _ = tcp.set_nodelay(true);
-        let presented = self.config.current_svid();
-        let tls = self.tls.connect(server_name, tcp).await?;
+        let tls = match with_rejection(self.tls.connect(server_name, tcp)).await {
+            (Ok(tls), _) => tls,
+            (Err(e), Some(rejection)) => {
+                tracing::debug!(error = %mtls_core::ErrorChain(&e), "mtls: server refused by the client's verifier");
+                return Err(io::Error::new(
+                    e.kind(),
+                    ConnectError::ServerRefused {
+                        addr: format!("{host}:{port}"),
+                        rejection,
+                    },
+                ));
+            }
+            (Err(e), None) => return Err(e),
+        };
         let peer = self
             .config
             .peer_identity(tls.get_ref().1)

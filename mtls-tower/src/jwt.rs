@@ -206,7 +206,7 @@ where
                 ResponseFuture::inner(self.inner.call(req))
             }
             Err(e) => {
-                tracing::debug!(reason = %e, "mtls: request refused, invalid JWT-SVID");
+                tracing::debug!(reason = %mtls_core::ErrorChain(&e), "mtls: request refused, invalid JWT-SVID");
                 ResponseFuture::refused(refusal(true, grpc))
             }
         }

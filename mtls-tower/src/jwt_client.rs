@@ -175,7 +175,7 @@ impl<E> JwtClientError<E> {
 impl<E: fmt::Display> fmt::Display for JwtClientError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Token(e) => write!(f, "mtls: request not sent, no JWT-SVID: {e}"),
+            Self::Token(_) => f.write_str("mtls: request not sent, no JWT-SVID"),
             Self::Inner(e) => e.fmt(f),
         }
     }
@@ -220,7 +220,7 @@ where
                 .fetch_jwt_svid(&layer.audience)
                 .await
                 .map_err(|e| {
-                    tracing::warn!(error = %e, "mtls: request not sent, no JWT-SVID");
+                    tracing::warn!(error = %mtls_core::ErrorChain(&e), "mtls: request not sent, no JWT-SVID");
                     JwtClientError::Token(e)
                 })?;
             let mut value =

@@ -13,6 +13,7 @@ mod path;
 mod peer;
 mod policy;
 mod policy_file;
+mod reason;
 #[cfg(feature = "reqwest")]
 mod reqwest_client;
 #[cfg(feature = "axum")]
@@ -35,6 +36,7 @@ pub use policy_file::{
     Action, AuthenticatedBy, CompiledPolicy, Explanation, Observation, PolicyDecision, PolicyFile,
     PolicyFileError, PolicyFileOptions, PolicyMode, PolicyProblem, PolicyQuery,
 };
+pub use reason::ConnectError;
 #[cfg(feature = "reqwest")]
 pub use reqwest_client::{reqwest_builder, reqwest_client, reqwest_server_id, ReqwestError};
 #[cfg(feature = "axum")]

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use mtls_core::{MtlsServerConfig, PeerIdentityError};
+use mtls_core::{MtlsServerConfig, PeerIdentityError, Rejection};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::metrics;
+use crate::reason;
 use crate::stream::{MtlsConnectInfo, MtlsStream};
 
 /// Settings of an [`MtlsListener`].
@@ -222,7 +223,7 @@ async fn accept_loop(
                     return;
                 }
                 ::metrics::counter!(metrics::ACCEPT_ERRORS).increment(1);
-                tracing::warn!(error = %e, retry_in = ?backoff, "mtls: TCP accept failed");
+                tracing::warn!(error = %mtls_core::ErrorChain(&e), retry_in = ?backoff, "mtls: TCP accept failed");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
@@ -259,7 +260,11 @@ impl Handshake {
         let start = Instant::now();
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         ::metrics::gauge!(metrics::HANDSHAKES_IN_FLIGHT).increment(1.0);
-        let result = tokio::time::timeout(self.timeout, self.acceptor.accept(stream)).await;
+        let result = tokio::time::timeout(
+            self.timeout,
+            reason::with_rejection(self.acceptor.accept(stream)),
+        )
+        .await;
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         ::metrics::gauge!(metrics::HANDSHAKES_IN_FLIGHT).decrement(1.0);
         drop(permit);
@@ -271,26 +276,44 @@ impl Handshake {
                 tracing::debug!(timeout = ?self.timeout, "mtls: handshake timed out; connection dropped");
                 return;
             }
-            Ok(Err(e)) => {
+            Ok((Err(e), Some(rejection))) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                self.refused(elapsed, &rejection, &e);
+                return;
+            }
+            Ok((Err(e), None)) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 let reason = failure_reason(&e);
                 record(elapsed, "error", reason);
-                tracing::info!(error = %e, reason, "mtls: handshake failed");
+                tracing::info!(error = %mtls_core::ErrorChain(&e), reason, "mtls: handshake failed");
                 return;
             }
-            Ok(Ok(tls)) => tls,
+            Ok((Ok(tls), _)) => tls,
         };
         let peer = match self.server.peer_identity(tls.get_ref().1) {
             Ok(peer) => peer,
             Err(e) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                let reason = match &e {
-                    PeerIdentityError::Verify(v) => v.kind(),
-                    PeerIdentityError::Denied(_) => "denied",
-                    _ => "peer_identity",
-                };
-                record(elapsed, "error", reason);
-                tracing::warn!(error = %e, "mtls: resumed session failed re-verification; connection dropped");
+                match e {
+                    PeerIdentityError::Verify(v) => {
+                        self.refused(
+                            elapsed,
+                            &Rejection::Verify(v),
+                            &"resumed session: re-verification failed",
+                        );
+                    }
+                    PeerIdentityError::Denied(d) => {
+                        self.refused(
+                            elapsed,
+                            &Rejection::Denied(d),
+                            &"resumed session: re-verification failed",
+                        );
+                    }
+                    e => {
+                        record(elapsed, "error", "peer_identity");
+                        tracing::warn!(error = %mtls_core::ErrorChain(&e), "mtls: no peer identity; connection dropped");
+                    }
+                }
                 return;
             }
         };
@@ -308,12 +331,34 @@ impl Handshake {
     }
 }
 
+impl Handshake {
+    /// Counts and logs (at warn) a handshake our verifier refused, full or
+    /// resumed alike: the metrics label is [`Rejection::kind`], the log
+    /// has the verifier's own reason and the peer's SPIFFE ID when it could
+    /// be read; `tls` is what rustls (or the resumption check) said.
+    fn refused(&self, elapsed: f64, rejection: &Rejection, tls: &dyn fmt::Display) {
+        let reason = rejection.kind();
+        record(elapsed, "error", reason);
+        match rejection.spiffe_id() {
+            Some(peer) => {
+                self.span.record("peer", tracing::field::display(peer));
+                tracing::warn!(%peer, reason, error = %mtls_core::ErrorChain(rejection), tls = %tls, "mtls: handshake refused");
+            }
+            None => {
+                tracing::warn!(reason, error = %mtls_core::ErrorChain(rejection), tls = %tls, "mtls: handshake refused");
+            }
+        }
+    }
+}
+
 fn record(elapsed: f64, result: &'static str, reason: &'static str) {
     ::metrics::counter!(metrics::HANDSHAKES, "result" => result, "reason" => reason).increment(1);
     ::metrics::histogram!(metrics::HANDSHAKE_DURATION, "result" => result).record(elapsed);
 }
 
-/// A short, stable label for why a handshake failed.
+/// A short, stable label for why a handshake failed without a rejection
+/// from our verifier (then [`Rejection::kind`] is the label): from the
+/// rustls error, in the same vocabulary.
 fn failure_reason(e: &io::Error) -> &'static str {
     use rustls::{CertificateError as C, Error as E};
     let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<E>()) else {

@@ -10,6 +10,31 @@
 //! ```
 
 /// Counter: handshakes, labelled `result` (`ok`/`error`) and `reason`.
+///
+/// `reason` is `ok` for an admitted peer. For a refused one it is the same
+/// on full and resumed handshakes:
+///
+/// - `denied`: the authorizer refused the peer (it got `access_denied`);
+/// - [`VerifyError::kind`](mtls_core::VerifyError::kind) when its chain
+///   failed verification: `no_bundle` (no bundle for its trust domain),
+///   `untrusted_issuer` (not signed by its trust domain's authorities),
+///   `expired`, `not_yet_valid`, `revoked`, `crl_expired`,
+///   `bad_signature`, `wrong_extended_key_usage`, `bad_signing_certificate`,
+///   `chain` (another path validation failure), and the X509-SVID format
+///   failures `empty_chain`, `chain_too_long`, `certificate_too_large`,
+///   `malformed_certificate`, `no_uri_san`, `multiple_uri_sans`,
+///   `invalid_spiffe_id`, `trust_domain_id_as_leaf`, `unacceptable_key`,
+///   `leaf_is_ca`, `leaf_missing_key_usage`,
+///   `leaf_missing_digital_signature`, `leaf_has_key_cert_sign`,
+///   `leaf_has_crl_sign`;
+/// - before or outside verification: `no_certificate` (the client sent
+///   none), `timeout`, `alert_received` (the client gave up, e.g. it
+///   refused our certificate), `incompatible` (no common protocol
+///   version, cipher suite or ALPN), `tls` (another TLS error, such as a
+///   client that does not speak TLS), `io`, `peer_identity`.
+///
+/// Each refusal by the verifier is also logged at warn (`mtls: handshake
+/// refused`) with the peer's SPIFFE ID and the full reason.
 pub const HANDSHAKES: &str = "mtls_handshakes_total";
 /// Histogram: handshake duration in seconds, labelled `result`.
 pub const HANDSHAKE_DURATION: &str = "mtls_handshake_duration_seconds";

@@ -337,10 +337,30 @@ async fn peer_whose_svid_expires_is_refused_on_the_same_connection() {
         // And a new connection with the expired SVID fails the handshake.
         let short = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
         sleep_past(short.not_after(), Duration::from_millis(1100)).await;
-        let fresh = MtlsConnector::new(pki.client_config(short, H1));
-        let stream = fresh.connect(&layered.url("/")).await;
+        let expired = pki.client_config(short, H1);
+        // The connector does not even dial with it...
+        let early = MtlsConnector::new(expired.clone())
+            .connect(&layered.url("/"))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                early
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<mtls_tower::ConnectError>()),
+                Some(mtls_tower::ConnectError::OwnSvidExpired(_))
+            ),
+            "{early:?}"
+        );
+        // ...and the server refuses it from a client that does.
+        let tcp = tokio::net::TcpStream::connect(layered.addr).await.unwrap();
+        let stream = tokio_rustls::TlsConnector::from(expired.rustls_config())
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await;
         if let Ok(stream) = stream {
             // TLS 1.3: the client finishes first; the refusal comes after.
+            let stream = hyper_util::rt::TokioIo::new(stream);
             let (mut sender, conn) = hyper::client::conn::http1::handshake(stream).await.unwrap();
             tokio::spawn(conn);
             let req = Request::get("/whoami")

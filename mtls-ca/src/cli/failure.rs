@@ -66,7 +66,7 @@ impl From<CaError> for Failure {
             | CaError::InvalidAudience => USAGE,
             _ => FAILED,
         };
-        let message = e.to_string();
+        let message = mtls_core::ErrorChain(&e).to_string();
         // The library prefixes its messages with "ca: "; after "mtls-ca: "
         // that is noise.
         let message = match message.strip_prefix("ca: ") {

@@ -152,7 +152,10 @@ async fn serve_bundle_async(
             let svid = RenewingSvid::start(CurrentCa(signing.clone()), SvidSpec::new(id.clone()))
                 .await
                 .map_err(|e| {
-                    Failure::failed(format!("cannot issue the endpoint's SVID ({id}): {e}"))
+                    Failure::failed(format!(
+                        "cannot issue the endpoint's SVID ({id}): {}",
+                        mtls_core::ErrorChain(&e)
+                    ))
                 })?;
             let svid = Arc::new(svid);
             (
@@ -166,8 +169,12 @@ async fn serve_bundle_async(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Failure::failed(format!("cannot listen on {listen}: {e}")))?;
-    let server = serve(listener, endpoint, profile)
-        .map_err(|e| Failure::failed(format!("cannot serve the bundle endpoint: {e}")))?;
+    let server = serve(listener, endpoint, profile).map_err(|e| {
+        Failure::failed(format!(
+            "cannot serve the bundle endpoint: {}",
+            mtls_core::ErrorChain(&e)
+        ))
+    })?;
     // Listening for signals before the line is printed: whoever reads it
     // may stop the server at once.
     let mut stop = StopSignals::new()?;
@@ -296,8 +303,9 @@ impl DirWatch {
                 }
                 Err(e) => {
                     note(&format!(
-                        "cannot open the CA in {}: {e}",
-                        self.dir.display()
+                        "cannot open the CA in {}: {}",
+                        self.dir.display(),
+                        mtls_core::ErrorChain(&e)
                     ));
                 }
             }
@@ -362,7 +370,8 @@ impl DirWatch {
         if let Some(svid) = &self.svid {
             if let Err(e) = svid.renew_now().await {
                 note(&format!(
-                    "cannot issue the endpoint's SVID from the new CA ({e}); retrying"
+                    "cannot issue the endpoint's SVID from the new CA ({}); retrying",
+                    mtls_core::ErrorChain(&e)
                 ));
             }
         }
@@ -393,9 +402,10 @@ pub(crate) fn fetch_bundle(a: FetchBundleArgs) -> Result<(), Failure> {
             let bootstrap = X509Bundle::from_pem_or_jwks(id.trust_domain().clone(), &bytes)
                 .map_err(|e| {
                     Failure::failed(format!(
-                        "endpoint bundle {} (trust domain {}): {e}",
+                        "endpoint bundle {} (trust domain {}): {}",
                         file.display(),
-                        id.trust_domain()
+                        id.trust_domain(),
+                        mtls_core::ErrorChain(&e)
                     ))
                 })?;
             EndpointProfile::https_spiffe(id.clone(), bootstrap)
@@ -418,10 +428,11 @@ pub(crate) fn fetch_bundle(a: FetchBundleArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::failed(e.to_string()))?;
     let bundle = runtime()?.block_on(fetch(&config)).map_err(|e| {
         Failure::failed(format!(
-            "fetching the bundle of {} from {} ({}): {e}",
+            "fetching the bundle of {} from {} ({}): {}",
             a.trust_domain,
             a.url,
-            e.kind()
+            e.kind(),
+            mtls_core::ErrorChain(&e)
         ))
     })?;
     let mut json = bundle

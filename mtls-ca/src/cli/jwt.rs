@@ -48,15 +48,18 @@ pub(crate) fn verify(a: JwtVerifyArgs) -> Result<(), Failure> {
     };
     let mut bundles = JwtBundleSet::new();
     for (td, arg) in targets {
-        let bundle =
-            JwtBundle::from_jwks(td.clone(), &arg.read()?).map_err(|e| arg.failure(&td, e))?;
+        let bundle = JwtBundle::from_jwks(td.clone(), &arg.read()?)
+            .map_err(|e| arg.failure(&td, mtls_core::ErrorChain(&e)))?;
         bundles.insert(bundle);
     }
     let validator = JwtSvidValidator::new(a.audience);
     let now = a.at.unwrap_or_else(SystemTime::now);
     match validator.validate_at(token.trim(), &bundles, now) {
         Ok(svid) => print(&format!("{}\n", svid.spiffe_id())),
-        Err(e) => Err(Failure::failed(format!("invalid JWT-SVID: {e}"))),
+        Err(e) => Err(Failure::failed(format!(
+            "invalid JWT-SVID: {}",
+            mtls_core::ErrorChain(&e)
+        ))),
     }
 }
 

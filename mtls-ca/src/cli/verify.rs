@@ -89,7 +89,7 @@ pub(crate) fn run(a: VerifyArgs) -> Result<(), Failure> {
     let mut bundles = BundleSet::new();
     for (td, arg) in targets {
         let bundle = X509Bundle::from_pem_or_jwks(td.clone(), &arg.read()?)
-            .map_err(|e| arg.failure(&td, e))?;
+            .map_err(|e| arg.failure(&td, mtls_core::ErrorChain(&e)))?;
         bundles.insert(bundle);
     }
 
@@ -106,8 +106,9 @@ pub(crate) fn run(a: VerifyArgs) -> Result<(), Failure> {
     match verify(&chain, &bundles, now, &crls, PeerRole::Client) {
         Ok(peer) => print(&format!("{}\n", peer.spiffe_id())),
         Err(e) => Err(Failure::failed(format!(
-            "rejected {}: {e}",
-            a.chain.display()
+            "rejected {}: {}",
+            a.chain.display(),
+            mtls_core::ErrorChain(&e)
         ))),
     }
 }

@@ -155,7 +155,7 @@ impl JwtBundleSource for CertificateAuthority {
         match bundle {
             Ok(bundle) => JwtBundleSet::from(bundle),
             Err(e) => {
-                tracing::error!(trust_domain = %self.trust_domain(), error = %e, "mtls-ca: the JWT authorities do not make a bundle; trusting no token");
+                tracing::error!(trust_domain = %self.trust_domain(), error = %mtls_core::ErrorChain(&e), "mtls-ca: the JWT authorities do not make a bundle; trusting no token");
                 JwtBundleSet::new()
             }
         }
@@ -200,7 +200,7 @@ impl JwtBundleSource for RotatingCa {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(trust_domain = %trust_domain, error = %e, "mtls-ca: a CA's JWT authorities are unreadable; trusting no token");
+                    tracing::error!(trust_domain = %trust_domain, error = %mtls_core::ErrorChain(&e), "mtls-ca: a CA's JWT authorities are unreadable; trusting no token");
                     return JwtBundleSet::new();
                 }
             }

@@ -81,7 +81,7 @@ pub enum BundleError {
     /// A `jwt-svid` key of a SPIFFE bundle is refused
     /// ([`SpiffeBundle`](crate::SpiffeBundle) reads them strictly).
     #[error(
-        "bundle: jwt-svid key #{index}{}: {source}",
+        "bundle: jwt-svid key #{index}{} is refused",
         key_id.as_ref().map(|k| format!(" (kid \"{k}\")")).unwrap_or_default()
     )]
     InvalidJwtKey {

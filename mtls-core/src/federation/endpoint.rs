@@ -196,7 +196,7 @@ impl BundleEndpoint {
             }
             Err(e) => {
                 // Keep serving the last good document.
-                tracing::error!(trust_domain = %inner.trust_domain, error = %e, "bundle endpoint: cannot render the bundle; serving the last good one");
+                tracing::error!(trust_domain = %inner.trust_domain, error = %crate::ErrorChain(&e), "bundle endpoint: cannot render the bundle; serving the last good one");
                 previous.cloned()
             }
         }

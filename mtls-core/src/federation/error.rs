@@ -124,7 +124,7 @@ pub enum FederationError {
     },
     /// The body is not a valid SPIFFE bundle (bad JSON, missing `keys`, an
     /// authority that is not a CA certificate, ...).
-    #[error("federation: the bundle of {trust_domain} is refused: {source}")]
+    #[error("federation: the bundle of {trust_domain} is refused")]
     Bundle {
         /// The trust domain the bundle was fetched for.
         trust_domain: TrustDomain,

@@ -214,7 +214,7 @@ async fn accept_loop(
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: pause, never spin.
-                    tracing::warn!(error = %e, "bundle endpoint: accept failed");
+                    tracing::warn!(error = %crate::ErrorChain(&e), "bundle endpoint: accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -246,7 +246,7 @@ async fn serve_connection(
     let tls = match tokio::time::timeout(options.handshake_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "bundle endpoint: TLS handshake failed");
+            tracing::debug!(%peer, error = %crate::ErrorChain(&e), "bundle endpoint: TLS handshake failed");
             return;
         }
         Err(_) => {
@@ -265,7 +265,9 @@ async fn serve_connection(
         .serve_connection(TokioIo::new(tls), service);
     match tokio::time::timeout(options.connection_timeout, connection).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "bundle endpoint: connection failed"),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %crate::ErrorChain(&e), "bundle endpoint: connection failed")
+        }
         Err(_) => tracing::debug!(%peer, "bundle endpoint: connection timed out"),
     }
 }

@@ -309,14 +309,14 @@ async fn poll(
                         current,
                         received,
                     };
-                    tracing::warn!(error = %error, "federation: bundle refused; keeping the last good one");
+                    tracing::warn!(error = %crate::ErrorChain(&error), "federation: bundle refused; keeping the last good one");
                     published.refuse(error);
                     // The endpoint answered: poll at the normal interval.
                     true
                 }
             },
             Err(error) => {
-                tracing::warn!(trust_domain = %trust_domain, error = %error, "federation: fetch failed; keeping the last good bundle");
+                tracing::warn!(trust_domain = %trust_domain, error = %crate::ErrorChain(&error), "federation: fetch failed; keeping the last good bundle");
                 published.refuse(error);
                 false
             }

@@ -132,7 +132,7 @@ pub enum JwtSvidError {
     #[error("jwt-svid: the claims have no \"sub\"")]
     MissingSubject,
     /// The `sub` is not a SPIFFE ID.
-    #[error("jwt-svid: \"sub\" {sub} is not a SPIFFE ID: {source}")]
+    #[error("jwt-svid: \"sub\" {sub} is not a SPIFFE ID")]
     InvalidSubject {
         /// The `sub`, escaped and truncated.
         sub: String,

@@ -409,7 +409,7 @@ impl Shared {
         if seen.bad.as_ref().is_none_or(|(bad, _)| *bad != key) {
             ::metrics::counter!(crate::metrics::FILE_SOURCE_UPDATES, "result" => "refused")
                 .increment(1);
-            tracing::warn!(error = %error, "mtls: new files refused; the last good SVID and bundle keep serving");
+            tracing::warn!(error = %crate::ErrorChain(&error), "mtls: new files refused; the last good SVID and bundle keep serving");
             self.published.refuse(error.clone());
         }
         seen.bad = Some((key, error.clone()));
@@ -668,18 +668,19 @@ fn start_watcher(
     wake: std::sync::mpsc::Sender<Wake>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let mut watcher =
-        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    let mut watcher = match notify::recommended_watcher(
+        move |event: notify::Result<notify::Event>| {
             if event.is_ok() {
                 let _ = wake.send(Wake::Changed);
             }
-        }) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "mtls: cannot watch files; polling only");
-                return None;
-            }
-        };
+        },
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %crate::ErrorChain(&e), "mtls: cannot watch files; polling only");
+            return None;
+        }
+    };
     // Watch the directories: writers replace files (and Kubernetes swaps a
     // symlinked directory), which a watch on the file itself would miss.
     let dirs: BTreeSet<PathBuf> = paths
@@ -691,7 +692,7 @@ fn start_watcher(
         .collect();
     for dir in dirs {
         if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
-            tracing::warn!(dir = %dir.display(), error = %e, "mtls: cannot watch directory; polling it");
+            tracing::warn!(dir = %dir.display(), error = %crate::ErrorChain(&e), "mtls: cannot watch directory; polling it");
         }
     }
     Some(watcher)
@@ -794,7 +795,7 @@ pub enum FileSourceError {
         path: PathBuf,
     },
     /// The chain and key do not make a valid SVID.
-    #[error("file source: {}: {source}", chain.display())]
+    #[error("file source: cannot load the SVID in {}", chain.display())]
     Svid {
         /// The chain file.
         chain: PathBuf,
@@ -802,7 +803,7 @@ pub enum FileSourceError {
         source: SvidError,
     },
     /// A bundle file is invalid.
-    #[error("file source: {}: {source}", path.display())]
+    #[error("file source: cannot load the bundle {}", path.display())]
     Bundle {
         /// The bundle file.
         path: PathBuf,
@@ -810,7 +811,7 @@ pub enum FileSourceError {
         source: BundleError,
     },
     /// A CRL file is invalid.
-    #[error("file source: {}: {source}", path.display())]
+    #[error("file source: cannot load the CRL {}", path.display())]
     Crl {
         /// The CRL file.
         path: PathBuf,
@@ -818,7 +819,7 @@ pub enum FileSourceError {
         source: CrlError,
     },
     /// The SVID does not verify against the bundles and CRLs read with it.
-    #[error("file source: the SVID in {} does not verify against its bundle: {source}", chain.display())]
+    #[error("file source: the SVID in {} does not verify against its bundle", chain.display())]
     Unverified {
         /// The chain file.
         chain: PathBuf,

@@ -41,7 +41,9 @@ use crate::{SpiffeId, X509Svid};
 /// let ca = RemoteCa { url: "https://ca.example.org".into() };
 /// let spec = SvidSpec::new(mtls_core::SpiffeId::new("spiffe://example.org/web")?);
 /// let err = ca.issue_svid(&spec).await.unwrap_err();
-/// assert!(err.to_string().contains("https://ca.example.org is unreachable"));
+/// // The cause is the source, not repeated in the message.
+/// let chain = mtls_core::ErrorChain(&err).to_string();
+/// assert!(chain.contains("https://ca.example.org is unreachable"));
 /// assert!(err.issuer_error().unwrap().downcast_ref::<std::io::Error>().is_some());
 /// # Ok(()) }
 /// ```
@@ -149,7 +151,7 @@ impl SvidSpec {
 pub enum IssueError {
     /// The issuer failed or refused, for a reason of its own (see
     /// [`IssueError::issuer_error`]).
-    #[error("svid issuer: cannot issue an SVID for {spiffe_id}: {source}")]
+    #[error("svid issuer: cannot issue an SVID for {spiffe_id}")]
     Issuer {
         /// The SPIFFE ID asked for.
         spiffe_id: SpiffeId,

@@ -58,7 +58,8 @@ pub type JwtSvidFuture<'a> =
 /// # async fn main() {
 /// let source: std::sync::Arc<dyn JwtSvidSource> = std::sync::Arc::new(Down);
 /// let err = source.fetch_jwt_svid(&["spiffe://example.org/api".into()]).await.unwrap_err();
-/// assert!(err.to_string().contains("token service unreachable"));
+/// let chain = mtls_core::ErrorChain(&err).to_string();
+/// assert!(chain.contains("token service unreachable"));
 /// # }
 /// ```
 pub trait JwtSvidSource: Send + Sync {
@@ -84,10 +85,7 @@ pub enum JwtSourceError {
     NoAudience,
     /// The upstream (the Workload API, a CA) failed or refused, for a
     /// reason of its own ([`JwtSourceError::upstream_error`]).
-    #[error(
-        "jwt-svid source: no JWT-SVID for audience [{}]: {source}",
-        list(audience)
-    )]
+    #[error("jwt-svid source: no JWT-SVID for audience [{}]", list(audience))]
     Upstream {
         /// The audience asked for.
         audience: Vec<String>,
@@ -97,7 +95,7 @@ pub enum JwtSourceError {
     /// The upstream answered with a token that is not a well-formed
     /// JWT-SVID; it is not sent.
     #[error(
-        "jwt-svid source: the token for audience [{}] is refused: {source}",
+        "jwt-svid source: the token for audience [{}] is refused",
         list(audience)
     )]
     Malformed {
@@ -535,11 +533,11 @@ impl<S: JwtSvidSource> CachedJwtSvids<S> {
                 self.published.refuse(error.clone());
                 match valid {
                     Some(token) => {
-                        tracing::warn!(error = %error, audience = ?audience, "mtls: JWT-SVID refresh failed; the current token keeps serving until it expires");
+                        tracing::warn!(error = %crate::ErrorChain(&error), audience = ?audience, "mtls: JWT-SVID refresh failed; the current token keeps serving until it expires");
                         Ok(token)
                     }
                     None => {
-                        tracing::warn!(error = %error, audience = ?audience, "mtls: no JWT-SVID");
+                        tracing::warn!(error = %crate::ErrorChain(&error), audience = ?audience, "mtls: no JWT-SVID");
                         Err(error)
                     }
                 }

@@ -193,7 +193,7 @@ impl Shared {
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(spiffe_id = %self.spec.spiffe_id, error = %e, "mtls: SVID renewal failed; the current SVID keeps serving");
+                tracing::warn!(spiffe_id = %self.spec.spiffe_id, error = %crate::ErrorChain(&e), "mtls: SVID renewal failed; the current SVID keeps serving");
                 self.published.refuse(e.clone());
                 Err(e)
             }

@@ -179,7 +179,7 @@ impl SpireSourceBuilder {
             match convert(&state) {
                 Ok(material) => break (material, state.revision()),
                 Err(e) => {
-                    tracing::warn!(endpoint = %endpoint, error = %e, "mtls: the first SVID from the Workload API is refused; waiting for another");
+                    tracing::warn!(endpoint = %endpoint, error = %crate::ErrorChain(&e), "mtls: the first SVID from the Workload API is refused; waiting for another");
                     failures += 1;
                     last_error = Some(e);
                 }
@@ -623,7 +623,7 @@ impl Shared {
                 self.published.set_state(SourceState::Ready);
             }
             Err(error) => {
-                tracing::warn!(endpoint = %self.endpoint, error = %error, "mtls: update from the Workload API refused; the last good SVID and bundles keep serving");
+                tracing::warn!(endpoint = %self.endpoint, error = %crate::ErrorChain(&error), "mtls: update from the Workload API refused; the last good SVID and bundles keep serving");
                 self.published.refuse(error);
             }
         }
@@ -796,7 +796,7 @@ pub enum SpireSourceError {
         reason: String,
     },
     /// The selected SVID fails this crate's checks.
-    #[error("spire source: the SVID for {spiffe_id} is refused: {source}")]
+    #[error("spire source: the SVID for {spiffe_id} is refused")]
     Svid {
         /// The SPIFFE ID the `spiffe` crate read from the SVID.
         spiffe_id: String,
@@ -804,7 +804,7 @@ pub enum SpireSourceError {
         source: SvidError,
     },
     /// A bundle is keyed by a name that is not a valid trust domain here.
-    #[error("spire source: the bundle of trust domain {name:?} is refused: {source}")]
+    #[error("spire source: the bundle of trust domain {name:?} is refused")]
     TrustDomain {
         /// The name as the `spiffe` crate gave it.
         name: String,
@@ -812,7 +812,7 @@ pub enum SpireSourceError {
         source: SpiffeIdError,
     },
     /// A bundle fails this crate's checks.
-    #[error("spire source: the bundle of {trust_domain} is refused: {source}")]
+    #[error("spire source: the bundle of {trust_domain} is refused")]
     Bundle {
         /// The bundle's trust domain.
         trust_domain: TrustDomain,
@@ -821,7 +821,7 @@ pub enum SpireSourceError {
     },
     /// The selected SVID does not verify against the bundle of its trust
     /// domain.
-    #[error("spire source: the SVID for {spiffe_id} does not verify against the bundle of its trust domain: {source}")]
+    #[error("spire source: the SVID for {spiffe_id} does not verify against the bundle of its trust domain")]
     Unverified {
         /// The SVID's SPIFFE ID.
         spiffe_id: SpiffeId,

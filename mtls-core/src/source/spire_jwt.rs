@@ -203,7 +203,7 @@ fn refuse(
         }
         published.set_state(SourceState::Withdrawn);
     } else {
-        tracing::warn!(endpoint = %endpoint, error = %error, "mtls: JWT bundles from the Workload API refused; the last good ones keep serving");
+        tracing::warn!(endpoint = %endpoint, error = %crate::ErrorChain(&error), "mtls: JWT bundles from the Workload API refused; the last good ones keep serving");
     }
     published.refuse(error);
 }

@@ -22,7 +22,7 @@ pub enum ConfigError {
     MissingAuthorizer,
     /// rustls refused the settings (protocol versions not supported by the
     /// crypto provider, ...).
-    #[error("config: rustls refused the settings: {0}")]
+    #[error("config: rustls refused the settings")]
     Rustls(#[from] rustls::Error),
     /// A customizer made a setting that resumes sessions (`setting`) while
     /// resumption is off.
@@ -168,7 +168,7 @@ impl Common {
             .map(|c| c.current_crls())
             .unwrap_or_default();
         if let Err(e) = crate::verify(svid.chain(), &bundles, now, &crls, own_role) {
-            tracing::warn!(%id, reason = %e, "mtls: the SVID this config presents does not verify against its own trust domain's bundle; peers holding that bundle will refuse it");
+            tracing::warn!(%id, reason = %crate::ErrorChain(&e), "mtls: the SVID this config presents does not verify against its own trust domain's bundle; peers holding that bundle will refuse it");
         }
     }
 

@@ -1,6 +1,7 @@
 //! Why a handshake's verifier turned a peer away: its chain failed
 //! verification, or the authorizer refused it.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use rustls::{CertificateError, OtherError};
@@ -74,6 +75,94 @@ impl Rejection {
             Self::Verify(_) => None,
             Self::Denied(d) => Some(d),
         }
+    }
+}
+
+thread_local! {
+    /// The capture in progress on this thread, if any ([`Rejection::capture`]):
+    /// `Some(last rejection so far)`.
+    static CAPTURE: RefCell<Option<Option<Rejection>>> = const { RefCell::new(None) };
+}
+
+/// Restores the capture that was in progress before a nested
+/// [`Rejection::capture`], even if the closure panics.
+struct CaptureScope {
+    /// The state before this capture; `None` once restored.
+    previous: Option<Option<Option<Rejection>>>,
+}
+
+impl CaptureScope {
+    fn restore(&mut self) -> Option<Rejection> {
+        let previous = self.previous.take()?;
+        CAPTURE
+            .try_with(|c| {
+                c.try_borrow_mut()
+                    .ok()
+                    .map(|mut c| std::mem::replace(&mut *c, previous))
+            })
+            .ok()
+            .flatten()
+            .flatten()
+            .flatten()
+    }
+}
+
+impl Drop for CaptureScope {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}
+
+impl Rejection {
+    /// Runs `f` and returns, with its result, the last rejection that the
+    /// verifier of any [`MtlsServerConfig`](crate::MtlsServerConfig) or
+    /// [`MtlsClientConfig`](crate::MtlsClientConfig) made while `f` ran
+    /// on this thread.
+    ///
+    /// rustls verifies certificates synchronously, inside the call that
+    /// processes the peer's handshake messages: wrap each poll of one
+    /// connection's handshake (tokio-rustls' `Accept` or `Connect`
+    /// future) in `capture` to learn why *that* connection was refused
+    /// (the rustls error only says `UnknownIssuer` or
+    /// `ApplicationVerificationFailure`, and the peer only gets an alert).
+    /// Nothing is shared between threads or connections: the capture lives
+    /// on the calling thread for the duration of `f`, and nested captures
+    /// each see their own.
+    ///
+    /// ```
+    /// use mtls_core::Rejection;
+    ///
+    /// // Outside a handshake nothing is captured.
+    /// let (answer, rejection) = Rejection::capture(|| 42);
+    /// assert_eq!(answer, 42);
+    /// assert!(rejection.is_none());
+    /// ```
+    pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Option<Rejection>) {
+        let previous = CAPTURE
+            .try_with(|c| c.try_borrow_mut().ok().map(|mut c| c.replace(None)))
+            .ok()
+            .flatten();
+        let Some(previous) = previous else {
+            // The thread is shutting down or re-entered: nothing captured.
+            return (f(), None);
+        };
+        let mut scope = CaptureScope {
+            previous: Some(previous),
+        };
+        let result = f();
+        let rejection = scope.restore();
+        (result, rejection)
+    }
+
+    /// Hands this rejection to the capture in progress on this thread.
+    pub(crate) fn note(&self) {
+        let _ = CAPTURE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                if let Some(slot) = c.as_mut() {
+                    *slot = Some(self.clone());
+                }
+            }
+        });
     }
 }
 

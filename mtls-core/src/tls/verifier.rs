@@ -231,8 +231,11 @@ impl SvidVerifier {
 
     /// Tells the rejection hook of a refusal, and passes the result on.
     fn report(&self, result: Result<PeerIdentity, Rejection>) -> Result<PeerIdentity, Rejection> {
-        if let (Err(e), Some(hook)) = (&result, &self.on_reject) {
-            hook(e);
+        if let Err(e) = &result {
+            e.note();
+            if let Some(hook) = &self.on_reject {
+                hook(e);
+            }
         }
         result
     }
