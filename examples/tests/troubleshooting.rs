@@ -479,6 +479,15 @@ async fn unauthenticated_and_denied_requests_are_on_the_page() {
         )
         .await;
     });
+    // What the server logs: captured on this thread (the test's runtime
+    // runs the servers' tasks here too).
+    let logs = Logs::default();
+    let _capture = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish(),
+    );
     let forgot = listener(&ca).await.unwrap();
     let forgot_addr = forgot.local_addr();
     let _forgot = tokio::spawn(async move {
@@ -512,6 +521,48 @@ async fn unauthenticated_and_denied_requests_are_on_the_page() {
     quoted(&format!("**`{unauthenticated}`**"));
     quoted(&format!("silent `{unauthenticated}`"));
     quoted("into_make_service_with_connect_info::<MtlsConnectInfo>()");
+    // The one-time log line that names the fix.
+    let logged = logs.text();
+    let start = logged
+        .find("mtls: a request carries no connection information")
+        .unwrap_or_else(|| panic!("no missing-connect-info log in {logged:?}"));
+    let line = &logged[start..];
+    let end = line.find("(401 / UNAUTHENTICATED).").expect("the symptom") + 24;
+    quoted(&line[..end]);
+    assert!(
+        line.contains("mtls_tower::serve(listener, router)"),
+        "{line}"
+    );
+    quoted("mtls_tower::serve(listener, router)");
+}
+
+/// A `tracing` writer that keeps what it is given.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 #[test]
