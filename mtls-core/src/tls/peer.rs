@@ -58,8 +58,14 @@ pub(crate) fn reverify_if_resumed(
 ) -> Result<PeerIdentity, PeerIdentityError> {
     match conn.handshake_kind() {
         Some(HandshakeKind::Resumed) if !conn.is_handshaking() => {
-            let chain = peer_chain(conn)?;
-            verifier.reverify(&chain).map_err(PeerIdentityError::from)
+            // The chain as rustls keeps it, by reference: copied only if
+            // it must be verified for real (a cache hit copies nothing).
+            match conn.peer_certificates() {
+                Some(chain) if !chain.is_empty() => {
+                    verifier.reverify(chain).map_err(PeerIdentityError::from)
+                }
+                _ => Err(PeerIdentityError::NoPeerCertificate),
+            }
         }
         Some(_) if !conn.is_handshaking() => match conn.peer_certificates() {
             // The chain the verifier just checked: no need to parse it again.
