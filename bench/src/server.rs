@@ -248,13 +248,13 @@ type IntoAxumResponse =
     fn(http::Response<mtls_tower::ResponseBody<axum::body::Body>>) -> axum::response::Response;
 
 /// The whole router behind one layer, with the response body axum's
-/// `serve` wants (the layer's body boxed once).
+/// `serve` wants (`ResponseBody::into_axum_body`: no second boxing).
 type WholeApp = tower::util::MapResponse<mtls_tower::Authorize<Router>, IntoAxumResponse>;
 
 fn into_axum_response(
     response: http::Response<mtls_tower::ResponseBody<axum::body::Body>>,
 ) -> axum::response::Response {
-    response.map(axum::body::Body::new)
+    response.map(mtls_tower::ResponseBody::into_axum_body)
 }
 
 /// The in-process request path: the same router bare, with an

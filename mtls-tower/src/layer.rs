@@ -438,6 +438,33 @@ impl<B> ResponseBody<B> {
     }
 }
 
+#[cfg(feature = "axum")]
+impl ResponseBody<axum::body::Body> {
+    /// axum's body, for `axum::serve` around a layer wrapping the whole
+    /// router: the inner service's body as it is (no second boxing on the
+    /// allowed path), a refusal's message boxed.
+    ///
+    /// ```
+    /// use axum::{extract::Request, Router};
+    /// use mtls_tower::{AuthorizeLayer, ResponseBody, RoutePolicy};
+    /// use tower::{Layer, ServiceExt};
+    ///
+    /// # fn app(policy: RoutePolicy) {
+    /// let app = ServiceExt::<Request>::map_response(
+    ///     AuthorizeLayer::new(policy).layer(Router::new()),
+    ///     |response| response.map(ResponseBody::into_axum_body),
+    /// );
+    /// # drop(app);
+    /// # }
+    /// ```
+    pub fn into_axum_body(self) -> axum::body::Body {
+        match self.kind {
+            BodyKind::Inner { body } => body,
+            BodyKind::Refused { body } => axum::body::Body::new(body),
+        }
+    }
+}
+
 impl<B> Body for ResponseBody<B>
 where
     B: Body<Data = Bytes>,

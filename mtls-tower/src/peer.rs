@@ -8,13 +8,15 @@ use mtls_core::PeerIdentity;
 use crate::stream::MtlsConnectInfo;
 
 /// The authenticated peer of a request, wherever the integration put it:
-/// a `PeerIdentity` extension (a custom integration or a test may insert
-/// one), tonic's `MtlsConnectInfo`, or axum's `ConnectInfo<MtlsConnectInfo>`.
+/// axum's `ConnectInfo<MtlsConnectInfo>` or tonic's `MtlsConnectInfo` (the
+/// peer the listener's handshake verified, preferred when present), else a
+/// `PeerIdentity` extension (a custom integration or a test may insert one).
 pub fn peer_identity(extensions: &Extensions) -> Option<&PeerIdentity> {
-    if let Some(peer) = extensions.get::<PeerIdentity>() {
-        return Some(peer);
+    // The listener's connect info first: the peer its handshake verified.
+    if let Some(info) = connect_info(extensions) {
+        return Some(&info.peer);
     }
-    connect_info(extensions).map(|info| &info.peer)
+    extensions.get::<PeerIdentity>()
 }
 
 /// The connection information of a request, wherever the integration put

@@ -405,14 +405,15 @@ fn peer_identity_reads_every_place_integrations_put_it() {
         let req = request(Method::GET, "/", false, attach);
         assert_eq!(peer_identity(req.extensions()), Some(&f.frontend));
     }
-    // A `PeerIdentity` extension (set by the layer) comes first.
+    // The listener's connect info (the peer its handshake verified) comes
+    // before a `PeerIdentity` extension something else in the app put there.
     let mut req = request(
         Method::GET,
         "/",
         false,
-        Attach::ConnectInfo(f.intruder.clone()),
+        Attach::ConnectInfo(f.frontend.clone()),
     );
-    req.extensions_mut().insert(f.frontend.clone());
+    req.extensions_mut().insert(f.intruder.clone());
     assert_eq!(peer_identity(req.extensions()), Some(&f.frontend));
 }
 
