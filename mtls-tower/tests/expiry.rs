@@ -191,14 +191,7 @@ async fn layer_refuses_a_peer_whose_intermediate_expired_and_ends_its_connection
         now() + time::Duration::hours(1),
     );
     let good = fresh.leaf(FRONTEND, true);
-    let peer = verify(
-        good.chain(),
-        &fresh.bundles(),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap();
+    let peer = mtls_testing::client_identity(good.chain(), &fresh.bundles());
     let info = MtlsConnectInfo::new(peer, remote);
     let mut req = Request::get("/whoami")
         .body(axum::body::Body::empty())

@@ -12,14 +12,14 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
-use mtls_core::{authorize, verify, CrlSet, PeerIdentity, PeerRole, X509Svid};
+use mtls_core::{authorize, PeerIdentity, X509Svid};
 use mtls_tower::{
     authorize_fn, peer_identity, AuthorizeLayer, AuthorizeRequest, Caller, Denial, MtlsConnectInfo,
     RequestHead, RoutePolicy,
@@ -27,14 +27,7 @@ use mtls_tower::{
 use tower::{Layer, ServiceExt};
 
 fn identity(pki: &Pki, svid: &X509Svid) -> PeerIdentity {
-    verify(
-        svid.chain(),
-        &pki.bundles(),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap()
+    mtls_testing::client_identity(svid.chain(), &pki.bundles())
 }
 
 /// How the peer is attached to a request.

@@ -7,6 +7,7 @@
 //!   [`sleep_past`]: tests that fail instead of hanging;
 //! - [`TestJwtIssuer`]: JWT-SVIDs (ES256) and the JWT bundle to check them;
 //! - [`id`]: a [`SpiffeId`] from a literal;
+//! - [`client_identity`]: the identity a chain proves to a server now;
 //! - [`AcceptAnyServer`]: a rustls verifier for raw clients whose test is
 //!   about the server's view;
 //! - [`serve_hi`] / [`call_hi`]: a TLS server and client on loopback;
@@ -53,7 +54,10 @@ pub use verifier::AcceptAnyServer;
 pub use wait::{bounded, bounded_by, eventually, sleep_past, TEST_TIMEOUT};
 pub use x509::dns_names;
 
-use mtls_core::SpiffeId;
+use std::time::SystemTime;
+
+use mtls_core::rustls::pki_types::CertificateDer;
+use mtls_core::{BundleSet, CrlSet, PeerIdentity, PeerRole, SpiffeId};
 
 /// The SPIFFE ID `s`; panics when `s` is not one.
 ///
@@ -63,4 +67,25 @@ use mtls_core::SpiffeId;
 #[track_caller]
 pub fn id(s: &str) -> SpiffeId {
     SpiffeId::new(s).unwrap_or_else(|e| panic!("test SPIFFE ID {s:?}: {e}"))
+}
+
+/// The identity `chain` proves as a client to a server trusting `bundles`,
+/// now and with no CRLs; panics when the chain does not verify.
+///
+/// ```
+/// let ca = mtls_testing::TestCa::root("example.org");
+/// let svid = ca.leaf("spiffe://example.org/web").svid();
+/// let peer = mtls_testing::client_identity(svid.chain(), &ca.bundle_set());
+/// assert_eq!(peer.spiffe_id(), &mtls_testing::id("spiffe://example.org/web"));
+/// ```
+#[track_caller]
+pub fn client_identity(chain: &[CertificateDer<'_>], bundles: &BundleSet) -> PeerIdentity {
+    mtls_core::verify(
+        chain,
+        bundles,
+        SystemTime::now(),
+        &CrlSet::new(),
+        PeerRole::Client,
+    )
+    .unwrap_or_else(|e| panic!("a test client chain that does not verify: {e}"))
 }
