@@ -11,6 +11,7 @@
 //! - [`AcceptAnyServer`]: a rustls verifier for raw clients whose test is
 //!   about the server's view;
 //! - [`serve_hi`] / [`call_hi`]: a TLS server and client on loopback;
+//!   [`loopback_handshake`]: one handshake between two configs;
 //! - [`snapshotter`]: metrics-util's debugging recorder, installed once;
 //! - [`first_renewal_of_4s_svid`]: a `RenewingSvid`'s first renewal, timed;
 //! - [`dns_names`]: the DNS names of a parsed certificate.
@@ -47,7 +48,7 @@ pub use ca::{
     ca_params, hours, in_hours, leaf_params, next_serial, now, system_now, TestCa, TestLeaf,
 };
 pub use jwt::TestJwtIssuer;
-pub use loopback::{call_hi, serve_hi};
+pub use loopback::{call_hi, loopback_handshake, serve_hi};
 pub use metrics::{counted, snapshotter};
 pub use renew::first_renewal_of_4s_svid;
 pub use verifier::AcceptAnyServer;
