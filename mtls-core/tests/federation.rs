@@ -727,13 +727,10 @@ async fn hostile_endpoints_are_refused_with_typed_errors() {
     ];
     // Redirects refused before they are followed: (name, status line,
     // location; none when empty).
+    let userinfo = "https://u@127.0.0.1:1/b";
     let bad_redirects = [
         ("redirect-to-http", "302 Found", "http://127.0.0.1:1/b"),
-        (
-            "redirect-with-userinfo",
-            "302 Found",
-            "https://u@127.0.0.1:1/b",
-        ),
+        ("redirect-with-userinfo", "302 Found", userinfo),
         ("redirect-to-a-relative-path", "302 Found", "bundle.json"),
         ("redirect-without-location", "307 Temporary Redirect", ""),
     ];

@@ -44,16 +44,13 @@ fn decide_as(
 ) -> bool {
     let caller = id(caller);
     let query = PolicyQuery::new(&caller, authn, &method, path);
-    let fast = policy.evaluate(&query);
-    let slow = policy.explain(&query);
-    // The index and the rule-by-rule explanation always agree.
-    assert_eq!(
-        fast.is_allowed(),
-        slow.is_allowed(),
-        "{method} {path}: {slow}"
-    );
-    assert_eq!(fast.rule(), slow.rule(), "{method} {path}: {slow}");
-    fast.is_allowed()
+    let (fast, slow) = (policy.evaluate(&query), policy.explain(&query));
+    // The index and the rule-by-rule explanation always agree: on the
+    // decision, and on the rule that made it.
+    let (allowed, rule) = (fast.is_allowed(), fast.rule());
+    assert_eq!(allowed, slow.is_allowed(), "{method} {path}: {slow}");
+    assert_eq!(rule, slow.rule(), "{method} {path}: {slow}");
+    allowed
 }
 
 // ---------------------------------------------------------------------------
