@@ -246,6 +246,42 @@ fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
+/// The server refused the client on `tls`: the client reads `alert`, the
+/// server fails with the certificate error `server_error`.
+async fn assert_client_refused(
+    mut tls: client::TlsStream<TcpStream>,
+    srv: JoinHandle<io::Result<ServerSaw>>,
+    alert: AlertDescription,
+    server_error: CertificateError,
+) {
+    let client_err = client_talk(&mut tls).await.unwrap_err();
+    drop(tls); // closes our end, ending the server's linger
+    assert_eq!(alert_received(&client_err), Some(alert), "{client_err:?}");
+    let server_err = srv.await.unwrap().unwrap_err();
+    assert_eq!(
+        tls_error(&server_err),
+        Some(&rustls::Error::InvalidCertificate(server_error)),
+        "{server_err:?}"
+    );
+}
+
+/// [`assert_client_refused`] as signed by no authority the server trusts
+/// (`unknown_ca`, `UnknownIssuer`), and its hook saw one `UntrustedIssuer`
+/// rejection of [`CLIENT_ID`].
+async fn assert_client_refused_as_untrusted(
+    tls: client::TlsStream<TcpStream>,
+    srv: JoinHandle<io::Result<ServerSaw>>,
+    rejections: &Rejections,
+) {
+    let (alert, error) = (AlertDescription::UnknownCA, CertificateError::UnknownIssuer);
+    assert_client_refused(tls, srv, alert, error).await;
+    let got = rejections.take();
+    assert!(
+        matches!(&got[..], [Rejection::Verify(VerifyError::UntrustedIssuer { id, .. })] if id.as_str() == CLIENT_ID),
+        "{got:?}"
+    );
+}
+
 fn alert_received(e: &io::Error) -> Option<AlertDescription> {
     match tls_error(e) {
         Some(rustls::Error::AlertReceived(alert)) => Some(*alert),
@@ -873,26 +909,12 @@ async fn server_authorizer_denial_sends_access_denied() {
             .unwrap();
         let client = ca.client_config(CLIENT_ID, SERVER_ID);
         let (addr, srv) = spawn_server(server.rustls_config(), Some(server)).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost())
+        let tls = dial(client.rustls_config(), addr, localhost())
             .await
             .unwrap();
-        let client_err = client_talk(&mut tls).await.unwrap_err();
-        drop(tls); // closes our end, ending the server's linger
-        assert_eq!(
-            alert_received(&client_err),
-            Some(AlertDescription::AccessDenied),
-            "{client_err:?}"
-        );
-        let server_err = srv.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                tls_error(&server_err),
-                Some(rustls::Error::InvalidCertificate(
-                    CertificateError::ApplicationVerificationFailure
-                ))
-            ),
-            "{server_err:?}"
-        );
+        let alert = AlertDescription::AccessDenied;
+        let error = CertificateError::ApplicationVerificationFailure;
+        assert_client_refused(tls, srv, alert, error).await;
         let got = rejections.take();
         assert!(
             matches!(&got[..], [Rejection::Denied(d)] if d.peer().as_str() == CLIENT_ID),
@@ -914,28 +936,16 @@ async fn untrusted_ca_client_gets_unknown_ca() {
             .build()
             .unwrap();
         // A well-formed SVID of the right trust domain name, from another CA.
-        let client = MtlsClientConfig::builder(impostor.leaf(CLIENT_ID).svid(), trusted.bundle_set())
-            .authorizer(authorize::any())
-            .build()
-            .unwrap();
+        let client =
+            MtlsClientConfig::builder(impostor.leaf(CLIENT_ID).svid(), trusted.bundle_set())
+                .authorizer(authorize::any())
+                .build()
+                .unwrap();
         let (addr, srv) = spawn_server(server.rustls_config(), Some(server)).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost()).await.unwrap();
-        let client_err = client_talk(&mut tls).await.unwrap_err();
-        drop(tls); // closes our end, ending the server's linger
-        assert_eq!(alert_received(&client_err), Some(AlertDescription::UnknownCA), "{client_err:?}");
-        let server_err = srv.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                tls_error(&server_err),
-                Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
-            ),
-            "{server_err:?}"
-        );
-        let got = rejections.take();
-        assert!(
-            matches!(&got[..], [Rejection::Verify(VerifyError::UntrustedIssuer { id, .. })] if id.as_str() == CLIENT_ID),
-            "{got:?}"
-        );
+        let tls = dial(client.rustls_config(), addr, localhost())
+            .await
+            .unwrap();
+        assert_client_refused_as_untrusted(tls, srv, &rejections).await;
     })
     .await;
 }
@@ -1185,19 +1195,23 @@ async fn without_resumption_every_handshake_is_full_and_verified() {
         let rejections = Rejections::default();
         // Resumption off on the server (the default); the client would
         // resume if it could.
-        let server = MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles.clone())
-            .authorizer(authorize::any())
-            .on_rejection(rejections.hook())
-            .build()
-            .unwrap();
-        let client = MtlsClientConfig::builder(setup.client_svid.clone(), setup.server_ca.bundle_set())
-            .authorizer(authorize::exact(id(SERVER_ID)))
-            .resumption(true)
-            .build()
-            .unwrap();
+        let server =
+            MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles.clone())
+                .authorizer(authorize::any())
+                .on_rejection(rejections.hook())
+                .build()
+                .unwrap();
+        let client =
+            MtlsClientConfig::builder(setup.client_svid.clone(), setup.server_ca.bundle_set())
+                .authorizer(authorize::exact(id(SERVER_ID)))
+                .resumption(true)
+                .build()
+                .unwrap();
 
         let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost()).await.unwrap();
+        let mut tls = dial(client.rustls_config(), addr, localhost())
+            .await
+            .unwrap();
         assert_eq!(client_talk(&mut tls).await.unwrap(), b"hello");
         let saw = srv.await.unwrap().unwrap();
         assert_eq!(saw.kind, Some(HandshakeKind::Full));
@@ -1205,7 +1219,9 @@ async fn without_resumption_every_handshake_is_full_and_verified() {
 
         // Once more with the same bundle: still a full handshake.
         let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost()).await.unwrap();
+        let mut tls = dial(client.rustls_config(), addr, localhost())
+            .await
+            .unwrap();
         assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
         client_talk(&mut tls).await.unwrap();
         assert_eq!(srv.await.unwrap().unwrap().kind, Some(HandshakeKind::Full));
@@ -1214,25 +1230,12 @@ async fn without_resumption_every_handshake_is_full_and_verified() {
         setup.remove_client_ca();
 
         let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost()).await.unwrap();
+        let tls = dial(client.rustls_config(), addr, localhost())
+            .await
+            .unwrap();
         // TLS 1.3: the client is done before the server judges it.
         assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
-        let client_err = client_talk(&mut tls).await.unwrap_err();
-        drop(tls); // closes our end, ending the server's linger
-        assert_eq!(alert_received(&client_err), Some(AlertDescription::UnknownCA), "{client_err:?}");
-        let server_err = srv.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                tls_error(&server_err),
-                Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
-            ),
-            "{server_err:?}"
-        );
-        let got = rejections.take();
-        assert!(
-            matches!(&got[..], [Rejection::Verify(VerifyError::UntrustedIssuer { id, .. })] if id.as_str() == CLIENT_ID),
-            "{got:?}"
-        );
+        assert_client_refused_as_untrusted(tls, srv, &rejections).await;
     })
     .await;
 }
