@@ -242,6 +242,22 @@ async fn client_talk(tls: &mut client::TlsStream<TcpStream>) -> io::Result<Vec<u
     Ok(buf.to_vec())
 }
 
+/// A server of `server` (its view checked too) on loopback, and `client`
+/// connected to it as `localhost`.
+async fn connect(
+    server: &MtlsServerConfig,
+    client: &MtlsClientConfig,
+) -> (
+    client::TlsStream<TcpStream>,
+    JoinHandle<io::Result<ServerSaw>>,
+) {
+    let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
+    let tls = dial(client.rustls_config(), addr, localhost())
+        .await
+        .unwrap();
+    (tls, srv)
+}
+
 fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref()?.downcast_ref::<rustls::Error>()
 }
@@ -320,10 +336,7 @@ async fn good_path_both_ways() {
             .build()
             .unwrap();
 
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (mut tls, srv) = connect(&server, &client).await;
 
         // The client's view of the server.
         let conn = tls.get_ref().1;
@@ -745,21 +758,14 @@ async fn server_rejects(case: &Case) -> Result<(), String> {
         Ok(saw) => return Err(format!("the server accepted: {saw:?}")),
         Err(e) => e,
     };
-    let mut problems = Vec::new();
-    if !matches!(
-        tls_error(&server_err),
-        Some(rustls::Error::InvalidCertificate(_))
-    ) {
-        problems.push(format!("server error: {server_err}"));
-    }
-    if alert_received(&client_err) != Some(case.alert) {
-        problems.push(format!(
-            "client saw {client_err:?}, expected alert {:?}",
-            case.alert
-        ));
-    }
-    check_rejections(&rejections.take(), case, PeerRole::Client, &mut problems);
-    problems_to_result(problems)
+    let judge = ("server", &server_err);
+    refusal_problems(
+        judge,
+        ("client", &client_err),
+        case,
+        PeerRole::Client,
+        &rejections,
+    )
 }
 
 /// Our client against a hostile server presenting the defective chain.
@@ -787,20 +793,41 @@ async fn client_rejects(case: &Case) -> Result<(), String> {
         Ok(saw) => return Err(format!("the hostile server finished: {saw:?}")),
         Err(e) => e,
     };
+    let judge = ("client", &client_err);
+    refusal_problems(
+        judge,
+        ("server", &server_err),
+        case,
+        PeerRole::Server,
+        &rejections,
+    )
+}
+
+/// What is wrong with a refusal of the chain of `case` presented in `role`:
+/// the side that judged it (`judge`: its name and error) must fail with an
+/// invalid certificate, the other side (`peer`) must read the alert of
+/// `case`, and the judge's hook must see the one rejection `case` expects.
+fn refusal_problems(
+    (judge, judge_err): (&str, &io::Error),
+    (peer, peer_err): (&str, &io::Error),
+    case: &Case,
+    role: PeerRole,
+    rejections: &Rejections,
+) -> Result<(), String> {
     let mut problems = Vec::new();
     if !matches!(
-        tls_error(&client_err),
+        tls_error(judge_err),
         Some(rustls::Error::InvalidCertificate(_))
     ) {
-        problems.push(format!("client error: {client_err}"));
+        problems.push(format!("{judge} error: {judge_err}"));
     }
-    if alert_received(&server_err) != Some(case.alert) {
+    if alert_received(peer_err) != Some(case.alert) {
         problems.push(format!(
-            "server saw {server_err:?}, expected alert {:?}",
+            "{peer} saw {peer_err:?}, expected alert {:?}",
             case.alert
         ));
     }
-    check_rejections(&rejections.take(), case, PeerRole::Server, &mut problems);
+    check_rejections(&rejections.take(), case, role, &mut problems);
     problems_to_result(problems)
 }
 
@@ -908,10 +935,7 @@ async fn server_authorizer_denial_sends_access_denied() {
             .build()
             .unwrap();
         let client = ca.client_config(CLIENT_ID, SERVER_ID);
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server)).await;
-        let tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (tls, srv) = connect(&server, &client).await;
         let alert = AlertDescription::AccessDenied;
         let error = CertificateError::ApplicationVerificationFailure;
         assert_client_refused(tls, srv, alert, error).await;
@@ -941,10 +965,7 @@ async fn untrusted_ca_client_gets_unknown_ca() {
                 .authorizer(authorize::any())
                 .build()
                 .unwrap();
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server)).await;
-        let tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (tls, srv) = connect(&server, &client).await;
         assert_client_refused_as_untrusted(tls, srv, &rejections).await;
     })
     .await;
@@ -1065,10 +1086,7 @@ async fn resumed_session_is_verified_again() {
 
         // First connection: a full handshake; reading the server's data
         // takes in the session tickets sent before it.
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (mut tls, srv) = connect(&server, &client).await;
         assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
         assert_eq!(client_talk(&mut tls).await.unwrap(), b"hello");
         let saw = srv.await.unwrap().unwrap();
@@ -1080,10 +1098,7 @@ async fn resumed_session_is_verified_again() {
 
         // Second connection: resumed, so rustls does not call the verifier;
         // peer_identity must verify the restored chain again and refuse it.
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (mut tls, srv) = connect(&server, &client).await;
         let conn = tls.get_ref().1;
         assert_eq!(conn.handshake_kind(), Some(HandshakeKind::Resumed));
         // The client's side of a resumed session is verified again too (its
@@ -1208,20 +1223,14 @@ async fn without_resumption_every_handshake_is_full_and_verified() {
                 .build()
                 .unwrap();
 
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (mut tls, srv) = connect(&server, &client).await;
         assert_eq!(client_talk(&mut tls).await.unwrap(), b"hello");
         let saw = srv.await.unwrap().unwrap();
         assert_eq!(saw.kind, Some(HandshakeKind::Full));
         assert_eq!(saw.peer.unwrap().unwrap().spiffe_id().as_str(), CLIENT_ID);
 
         // Once more with the same bundle: still a full handshake.
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (mut tls, srv) = connect(&server, &client).await;
         assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
         client_talk(&mut tls).await.unwrap();
         assert_eq!(srv.await.unwrap().unwrap().kind, Some(HandshakeKind::Full));
@@ -1229,10 +1238,7 @@ async fn without_resumption_every_handshake_is_full_and_verified() {
 
         setup.remove_client_ca();
 
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (tls, srv) = connect(&server, &client).await;
         // TLS 1.3: the client is done before the server judges it.
         assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
         assert_client_refused_as_untrusted(tls, srv, &rejections).await;
