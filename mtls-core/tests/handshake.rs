@@ -408,6 +408,18 @@ struct Case {
     alert: AlertDescription,
 }
 
+/// A leaf of `ca` for [`ID`] whose only SAN is the URI `uri`.
+fn uri_leaf(ca: &TestCa, uri: &str) -> TestLeaf {
+    ca.leaf_with(ID, |p| {
+        p.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())]
+    })
+}
+
+/// Whether `e` is an invalid SPIFFE ID that `what` recognises.
+fn invalid_id(e: &VerifyError, what: fn(&SpiffeIdError) -> bool) -> bool {
+    matches!(e, VerifyError::InvalidSpiffeId { source, .. } if what(source))
+}
+
 fn simple(leaf: impl FnOnce(&TestCa) -> TestLeaf) -> Bad {
     let ca = TestCa::root("example.org");
     let leaf = leaf(&ca);
@@ -545,43 +557,17 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "non-spiffe-uri",
-            setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.subject_alt_names =
-                            vec![SanType::URI("https://example.org/web".try_into().unwrap())]
-                    })
-                })
-            },
-            expect: |e, _| {
-                matches!(
-                    e,
-                    VerifyError::InvalidSpiffeId {
-                        source: SpiffeIdError::WrongScheme,
-                        ..
-                    }
-                )
-            },
+            setup: |_| simple(|ca| uri_leaf(ca, "https://example.org/web")),
+            expect: |e, _| invalid_id(e, |s| matches!(s, SpiffeIdError::WrongScheme)),
             alert: A::BadCertificate,
         },
         Case {
             name: "uppercase-trust-domain",
-            setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.subject_alt_names =
-                            vec![SanType::URI("spiffe://Example.org/web".try_into().unwrap())]
-                    })
-                })
-            },
+            setup: |_| simple(|ca| uri_leaf(ca, "spiffe://Example.org/web")),
             expect: |e, _| {
-                matches!(
-                    e,
-                    VerifyError::InvalidSpiffeId {
-                        source: SpiffeIdError::UppercaseTrustDomain { .. },
-                        ..
-                    }
-                )
+                invalid_id(e, |s| {
+                    matches!(s, SpiffeIdError::UppercaseTrustDomain { .. })
+                })
             },
             alert: A::BadCertificate,
         },
