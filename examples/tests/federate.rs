@@ -255,6 +255,19 @@ fn a_federated_partner_over_https_web() {
     });
 }
 
+/// The server binary on a free loopback port as `id`, trusting `bundle_file`,
+/// with `more` arguments; it is expected to exit at once.
+fn run_server<const N: usize>(
+    id: &Identity,
+    bundle_file: &Path,
+    more: [Vec<String>; N],
+) -> common::Outcome {
+    let listen = s(&["--listen", "127.0.0.1:0"]);
+    let mut all = args([listen, id.args(), bundle(bundle_file)]);
+    all.extend(more.into_iter().flatten());
+    run(SERVER, &all)
+}
+
 #[test]
 fn bad_federate_flags_are_usage_errors() {
     let pki = Pki::new();
@@ -269,27 +282,17 @@ fn bad_federate_flags_are_usage_errors() {
         "partner.org=https://127.0.0.1:1,https_ftp",
         "partner.org=https://127.0.0.1:1,https_web,a.pem,b.pem",
     ] {
-        let out = run(
-            SERVER,
-            &args([
-                s(&["--listen", "127.0.0.1:0"]),
-                id.args(),
-                bundle(&example.bundle),
-                s(&["--federate", bad]),
-            ]),
-        );
+        let out = run_server(&id, &example.bundle, [s(&["--federate", bad])]);
         out.assert_exit(2);
     }
     // A trust domain given both as a --bundle and as a --federate.
-    let out = run(
-        SERVER,
-        &args([
-            s(&["--listen", "127.0.0.1:0"]),
-            id.args(),
-            bundle(&example.bundle),
+    let out = run_server(
+        &id,
+        &example.bundle,
+        [
             federated("partner.org", &example.bundle),
             s(&["--federate", "partner.org=https://127.0.0.1:1,https_web"]),
-        ]),
+        ],
     );
     out.assert_exit(1);
     assert!(out.stderr.contains("--federate partner.org"), "{out:#?}");

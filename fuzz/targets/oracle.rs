@@ -23,32 +23,28 @@ pub fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
 
 /// The URI SANs of `cert` (none when its SAN extension does not parse).
 pub fn uris<'a>(cert: &X509Certificate<'a>) -> Vec<&'a str> {
-    match cert.subject_alternative_name() {
-        Ok(Some(san)) => san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|n| match n {
-                GeneralName::URI(u) => Some(*u),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    sans(cert, |n| match n {
+        GeneralName::URI(u) => Some(*u),
+        _ => None,
+    })
 }
 
 /// The DNS SANs of `cert`.
 pub fn dns_names<'a>(cert: &X509Certificate<'a>) -> Vec<&'a str> {
+    sans(cert, |n| match n {
+        GeneralName::DNSName(d) => Some(*d),
+        _ => None,
+    })
+}
+
+/// The SANs of `cert` that `pick` keeps (none when its SAN extension does
+/// not parse).
+fn sans<'a>(
+    cert: &X509Certificate<'a>,
+    pick: impl Fn(&GeneralName<'a>) -> Option<&'a str>,
+) -> Vec<&'a str> {
     match cert.subject_alternative_name() {
-        Ok(Some(san)) => san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|n| match n {
-                GeneralName::DNSName(d) => Some(*d),
-                _ => None,
-            })
-            .collect(),
+        Ok(Some(san)) => san.value.general_names.iter().filter_map(pick).collect(),
         _ => Vec::new(),
     }
 }

@@ -54,6 +54,18 @@ fn ca_with(key_type: KeyType, ttl: Duration) -> CertificateAuthority {
     CertificateAuthority::self_signed_for_development(td(), &options).unwrap()
 }
 
+/// A day-long root of `key_type` and an intermediate below it with a key
+/// of the same type.
+fn root_and_intermediate(key_type: KeyType) -> (CertificateAuthority, CertificateAuthority) {
+    let root = ca_with(key_type, Duration::from_secs(24 * 3600));
+    let options = CaOptions {
+        key_type,
+        ..CaOptions::default()
+    };
+    let inter = root.intermediate(&options).unwrap();
+    (root, inter)
+}
+
 fn parse(der: &[u8]) -> X509Certificate<'_> {
     let (rest, cert) = X509Certificate::from_der(der).unwrap();
     assert!(rest.is_empty(), "trailing data after the certificate");
@@ -1641,13 +1653,7 @@ fn self_check_refuses_a_leaf_the_chain_would_reject() {
 #[test]
 fn loaded_ca_round_trips_through_its_own_pem() {
     for (key_type, _) in KEY_TYPES {
-        let root = ca_with(key_type, Duration::from_secs(24 * 3600));
-        let inter = root
-            .intermediate(&CaOptions {
-                key_type,
-                ..CaOptions::default()
-            })
-            .unwrap();
+        let (root, inter) = root_and_intermediate(key_type);
         let reloaded = CertificateAuthority::from_pem(
             pem_chain(inter.chain()).as_bytes(),
             inter.private_key_pem().as_bytes(),
@@ -2474,13 +2480,7 @@ fn every_issued_svid_verifies_as_client_and_server_without_a_per_svid_check() {
     // give SVIDs that peers accept in both roles.
     let mut cas = Vec::new();
     for (key_type, _) in KEY_TYPES {
-        let root = ca_with(key_type, Duration::from_secs(24 * 3600));
-        let inter = root
-            .intermediate(&CaOptions {
-                key_type,
-                ..CaOptions::default()
-            })
-            .unwrap();
+        let (root, inter) = root_and_intermediate(key_type);
         let below = inter.intermediate(&CaOptions::default()).unwrap();
         cas.extend([root, inter, below]);
     }

@@ -32,13 +32,13 @@ struct Server {
 impl Server {
     /// Starts `serve-bundle` with `args` and waits for its `serving` line.
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        // stderr is inherited, as `spawn` does by default.
+        command
             .arg("serve-bundle")
             .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stdout(Stdio::piped());
+        let mut child = command.spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -61,13 +61,22 @@ impl Server {
 }
 
 impl Server {
+    /// [`Server::start`] for the CA directory `dir` on a free loopback
+    /// port, with `more` flags.
+    fn on(dir: &Path, more: &[&str]) -> Self {
+        let mut args = vec!["--dir", s(dir), "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(more);
+        Self::start(&args)
+    }
+
     /// Sends SIGTERM and returns the exit status.
     fn terminate(mut self) -> Option<i32> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", pid.as_str()]).status();
+        assert!(
+            kill.as_ref().is_ok_and(|status| status.success()),
+            "kill -TERM {pid}: {kill:?}"
+        );
         self.child.wait().unwrap().code()
     }
 }
@@ -79,18 +88,12 @@ impl Drop for Server {
     }
 }
 
+/// `init --self-signed` of a CA for [`TD`] in `dir`, `--force`d over an
+/// existing one when `force`.
 fn init(dir: &Path, force: bool) {
-    let mut args = vec![
-        "init",
-        "--dir",
-        s(dir),
-        "--trust-domain",
-        TD,
-        "--self-signed",
-    ];
-    if force {
-        args.push("--force");
-    }
+    let mut args = vec!["init", "--self-signed", "--dir", s(dir)];
+    args.extend(["--trust-domain", TD]);
+    args.extend(force.then_some("--force"));
     run(args).ok();
 }
 
@@ -113,20 +116,31 @@ fn assert_same_content(fetched: &SpiffeBundle, expected: &SpiffeBundle) {
     assert!(!fetched.jwt_authorities().is_empty());
 }
 
+/// `fetch-bundle --url URL --trust-domain TRUST_DOMAIN --profile PROFILE`,
+/// then `flags`.
+fn fetch_bundle(url: &str, trust_domain: &str, profile: &str, flags: &[&str]) -> Out {
+    let mut args = vec!["fetch-bundle", "--url", url, "--trust-domain", trust_domain];
+    args.extend(["--profile", profile]);
+    args.extend_from_slice(flags);
+    run(args)
+}
+
 fn fetch_spiffe(url: &str, endpoint_id: &str, endpoint_bundle: &Path) -> Out {
-    run([
-        "fetch-bundle",
-        "--url",
-        url,
-        "--trust-domain",
-        TD,
-        "--profile",
-        "https_spiffe",
-        "--endpoint-id",
-        endpoint_id,
-        "--endpoint-bundle",
-        s(endpoint_bundle),
-    ])
+    fetch_spiffe_with(url, TD, endpoint_id, endpoint_bundle, &[])
+}
+
+/// [`fetch_spiffe`] for `trust_domain`, with `more` flags.
+fn fetch_spiffe_with(
+    url: &str,
+    trust_domain: &str,
+    endpoint_id: &str,
+    endpoint_bundle: &Path,
+    more: &[&str],
+) -> Out {
+    let mut flags = vec!["--endpoint-id", endpoint_id];
+    flags.extend(["--endpoint-bundle", s(endpoint_bundle)]);
+    flags.extend_from_slice(more);
+    fetch_bundle(url, trust_domain, "https_spiffe", &flags)
 }
 
 /// Polls `attempt` every 200 ms for up to 30 s.
@@ -142,12 +156,19 @@ fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-#[test]
-fn https_spiffe_serves_the_bundle_of_the_ca() {
+/// A new CA in a temporary directory (`TMP/ca`), served with the default
+/// flags.
+fn ca_served() -> (tempfile::TempDir, PathBuf, Server) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ca");
     init(&dir, false);
-    let server = Server::start(&["--dir", s(&dir), "--listen", "127.0.0.1:0"]);
+    let server = Server::on(&dir, &[]);
+    (tmp, dir, server)
+}
+
+#[test]
+fn https_spiffe_serves_the_bundle_of_the_ca() {
+    let (tmp, dir, server) = ca_served();
     assert_eq!(server.line, format!("serving {} {ENDPOINT_ID}", server.url));
 
     let jwks = write_bundle(&dir, "jwks", &tmp.path().join("bundle.json"));
@@ -164,22 +185,9 @@ fn https_spiffe_serves_the_bundle_of_the_ca() {
 
     // --out writes the same document.
     let out_file = tmp.path().join("fetched.json");
-    let out = run([
-        "fetch-bundle",
-        "--url",
-        &server.url,
-        "--trust-domain",
-        TD,
-        "--profile",
-        "https_spiffe",
-        "--endpoint-id",
-        ENDPOINT_ID,
-        "--endpoint-bundle",
-        s(&tmp.path().join("bundle.pem")),
-        "--out",
-        s(&out_file),
-    ])
-    .ok();
+    let bundle = tmp.path().join("bundle.pem");
+    let more = ["--out", s(&out_file)];
+    let out = fetch_spiffe_with(&server.url, TD, ENDPOINT_ID, &bundle, &more).ok();
     assert!(out.stdout.is_empty(), "{out:#?}");
     assert_same_content(
         &parse(&std::fs::read_to_string(&out_file).unwrap()),
@@ -211,17 +219,7 @@ fn web_cert(ca: &TestCa, prefix: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn fetch_web(url: &str, ca: &Path) -> Out {
-    run([
-        "fetch-bundle",
-        "--url",
-        url,
-        "--trust-domain",
-        TD,
-        "--profile",
-        "https_web",
-        "--ca",
-        s(ca),
-    ])
+    fetch_bundle(url, TD, "https_web", &["--ca", s(ca)])
 }
 
 #[test]
@@ -234,18 +232,17 @@ fn https_web_serves_the_bundle_of_the_ca() {
     let roots = tmp.path().join("roots.pem");
     std::fs::write(&roots, to_pem("CERTIFICATE", &web_ca.root)).unwrap();
 
-    let server = Server::start(&[
-        "--dir",
-        s(&dir),
-        "--listen",
-        "127.0.0.1:0",
-        "--profile",
-        "https_web",
-        "--cert",
-        s(&cert),
-        "--key",
-        s(&key),
-    ]);
+    let server = Server::on(
+        &dir,
+        &[
+            "--profile",
+            "https_web",
+            "--cert",
+            s(&cert),
+            "--key",
+            s(&key),
+        ],
+    );
     assert_eq!(server.line, format!("serving {}", server.url));
     let expected = parse(&write_bundle(&dir, "jwks", &tmp.path().join("b.json")));
     let localhost = server.url.replace("127.0.0.1", "localhost");
@@ -275,14 +272,7 @@ fn changes_of_the_ca_directory_are_served_without_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ca");
     init(&dir, false);
-    let server = Server::start(&[
-        "--dir",
-        s(&dir),
-        "--listen",
-        "127.0.0.1:0",
-        "--refresh-hint",
-        "2s",
-    ]);
+    let server = Server::on(&dir, &["--refresh-hint", "2s"]);
     let old = tmp.path().join("old.pem");
     write_bundle(&dir, "pem", &old);
     let first = parse(&fetch_spiffe(&server.url, ENDPOINT_ID, &old).ok().stdout);
@@ -343,14 +333,7 @@ fn an_overlapping_rotation_switches_the_endpoint_svid_at_once() {
     init(&dir, false);
     init(&next, false);
     // A long hint: the SVID switch below must not wait for it.
-    let server = Server::start(&[
-        "--dir",
-        s(&dir),
-        "--listen",
-        "127.0.0.1:0",
-        "--refresh-hint",
-        "1h",
-    ]);
+    let server = Server::on(&dir, &["--refresh-hint", "1h"]);
     let old = dir.join("bundle.pem");
     let old_copy = tmp.path().join("old.pem");
     std::fs::copy(&old, &old_copy).unwrap();
@@ -394,10 +377,7 @@ fn an_overlapping_rotation_switches_the_endpoint_svid_at_once() {
 
 #[test]
 fn a_refused_endpoint_exits_1_with_the_reason() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ca");
-    init(&dir, false);
-    let server = Server::start(&["--dir", s(&dir), "--listen", "127.0.0.1:0"]);
+    let (tmp, dir, server) = ca_served();
     let bundle = tmp.path().join("bundle.pem");
     write_bundle(&dir, "pem", &bundle);
 
@@ -417,21 +397,9 @@ fn a_refused_endpoint_exits_1_with_the_reason() {
     // endpoint is not self-serving, its ID of example.org, so the bundle
     // is accepted as served only if valid; here the document is refused
     // because its authorities are example.org's.
-    run([
-        "fetch-bundle",
-        "--url",
-        &server.url,
-        "--trust-domain",
-        "other.org",
-        "--profile",
-        "https_spiffe",
-        "--endpoint-id",
-        ENDPOINT_ID,
-        "--endpoint-bundle",
-        s(&bundle),
-    ])
-    .status(1)
-    .says(&["other.org"]);
+    fetch_spiffe_with(&server.url, "other.org", ENDPOINT_ID, &bundle, &[])
+        .status(1)
+        .says(&["other.org"]);
     // Nothing listening.
     drop(server);
     fetch_spiffe("https://127.0.0.1:1", ENDPOINT_ID, &bundle)

@@ -237,12 +237,7 @@ async fn https_web_fetch_from_our_endpoint() {
         .await;
         let port = server.local_addr().port();
         for host in ["127.0.0.1", "localhost"] {
-            let config = EndpointConfig::new(
-                format!("https://{host}:{port}/").parse().unwrap(),
-                partner_td(),
-                EndpointProfile::https_web(vec![web_ca.root.clone()]),
-            )
-            .unwrap();
+            let config = web_config(&format!("{host}:{port}"), &web_ca);
             let bundle = fetch(&config).await.unwrap();
             assert_eq!(
                 bundle.x509().authorities(),
@@ -347,15 +342,7 @@ async fn endpoint_sequence_increases_on_change_only() {
 
 #[tokio::test]
 async fn endpoint_publishes_jwt_authorities_from_its_hook() {
-    let jwks = br#"{"keys": [{
-        "use": "jwt-svid", "kty": "EC", "crv": "P-256", "kid": "k1",
-        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
-        "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"
-    }]}"#;
-    let key = SpiffeBundle::from_jwks(partner_td(), jwks)
-        .unwrap()
-        .jwt_authorities()[0]
-        .clone();
+    let key = partner_jwt_key();
     let keys = Arc::new(Mutex::new(Vec::new()));
     let hook = keys.clone();
     let ca = TestCa::root(PARTNER);
@@ -506,12 +493,7 @@ async fn web_certificate_for_another_host_is_refused() {
         let web_ca = TestCa::root("web.example");
         let leaf = web_leaf(&web_ca, &["bundles.example.com"]);
         let addr = hostile(&leaf, |_| ok_json(b"{\"keys\": []}".to_vec())).await;
-        let config = EndpointConfig::new(
-            format!("https://{addr}/").parse().unwrap(),
-            partner_td(),
-            EndpointProfile::https_web(vec![web_ca.root.clone()]),
-        )
-        .unwrap();
+        let config = web_config(&addr.to_string(), &web_ca);
         let err = fetch(&config).await.unwrap_err();
         let FederationError::Handshake { tls_error, .. } = &err else {
             panic!("{err:?}")
@@ -547,6 +529,40 @@ struct Case {
     respond: fn(&Partner, &str) -> Reply,
     config: fn(EndpointConfig) -> EndpointConfig,
     expect: fn(&FederationError) -> bool,
+}
+
+/// Whether `e` is a bundle document that does not parse as JSON.
+fn bundle_json_error(e: &FederationError) -> bool {
+    bundle_error(e, |b| matches!(b, BundleError::Json { .. }))
+}
+
+/// Whether `e` is a bundle error that `what` recognises.
+fn bundle_error(e: &FederationError, what: fn(&BundleError) -> bool) -> bool {
+    match e {
+        FederationError::Bundle { source, .. } => what(source),
+        _ => false,
+    }
+}
+
+/// A fixed P-256 JWT authority (`kid` k1) of the partner's trust domain.
+fn partner_jwt_key() -> mtls_core::JwtKey {
+    let jwks = br#"{"keys": [{
+        "use": "jwt-svid", "kty": "EC", "crv": "P-256", "kid": "k1",
+        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+        "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"
+    }]}"#;
+    SpiffeBundle::from_jwks(partner_td(), jwks)
+        .unwrap()
+        .jwt_authorities()[0]
+        .clone()
+}
+
+/// An `https_web` endpoint of the partner at `https://AUTHORITY/`, whose
+/// certificate `web_ca` signs.
+fn web_config(authority: &str, web_ca: &TestCa) -> EndpointConfig {
+    let url = format!("https://{authority}/").parse().unwrap();
+    let profile = EndpointProfile::https_web(vec![web_ca.root.clone()]);
+    EndpointConfig::new(url, partner_td(), profile).unwrap()
 }
 
 fn same(config: EndpointConfig) -> EndpointConfig {
@@ -590,30 +606,6 @@ async fn hostile_endpoints_are_refused_with_typed_errors() {
             respond: |_, _| http("308 Permanent Redirect", &[("location", "/moved")], b""),
             config: same,
             expect: |e| matches!(e, FederationError::PermanentRedirect { status: 308, .. }),
-        },
-        Case {
-            name: "redirect-to-http",
-            respond: |_, _| http("302 Found", &[("location", "http://127.0.0.1:1/b")], b""),
-            config: same,
-            expect: |e| matches!(e, FederationError::BadRedirect { .. }),
-        },
-        Case {
-            name: "redirect-with-userinfo",
-            respond: |_, _| http("302 Found", &[("location", "https://u@127.0.0.1:1/b")], b""),
-            config: same,
-            expect: |e| matches!(e, FederationError::BadRedirect { .. }),
-        },
-        Case {
-            name: "redirect-to-a-relative-path",
-            respond: |_, _| http("302 Found", &[("location", "bundle.json")], b""),
-            config: same,
-            expect: |e| matches!(e, FederationError::BadRedirect { .. }),
-        },
-        Case {
-            name: "redirect-without-location",
-            respond: |_, _| http("307 Temporary Redirect", &[], b""),
-            config: same,
-            expect: |e| matches!(e, FederationError::BadRedirect { .. }),
         },
         Case {
             name: "redirects-not-followed-when-disabled",
@@ -673,43 +665,19 @@ async fn hostile_endpoints_are_refused_with_typed_errors() {
             name: "bad-json",
             respond: |_, _| ok_json(b"{\"keys\": [".to_vec()),
             config: same,
-            expect: |e| {
-                matches!(
-                    e,
-                    FederationError::Bundle {
-                        source: BundleError::Json { .. },
-                        ..
-                    }
-                )
-            },
+            expect: bundle_json_error,
         },
         Case {
             name: "not-utf8",
             respond: |_, _| ok_json(b"{\"keys\": [], \"x\": \"\xff\"}".to_vec()),
             config: same,
-            expect: |e| {
-                matches!(
-                    e,
-                    FederationError::Bundle {
-                        source: BundleError::Json { .. },
-                        ..
-                    }
-                )
-            },
+            expect: bundle_json_error,
         },
         Case {
             name: "missing-keys",
             respond: |_, _| doc(json!({ "spiffe_sequence": 1 })),
             config: same,
-            expect: |e| {
-                matches!(
-                    e,
-                    FederationError::Bundle {
-                        source: BundleError::Json { .. },
-                        ..
-                    }
-                )
-            },
+            expect: bundle_json_error,
         },
         Case {
             name: "x5c-with-two-certificates",
@@ -739,15 +707,7 @@ async fn hostile_endpoints_are_refused_with_typed_errors() {
                 ] }))
             },
             config: same,
-            expect: |e| {
-                matches!(
-                    e,
-                    FederationError::Bundle {
-                        source: BundleError::NotAnAuthority { .. },
-                        ..
-                    }
-                )
-            },
+            expect: |e| bundle_error(e, |b| matches!(b, BundleError::NotAnAuthority { .. })),
         },
         Case {
             name: "bundle-of-another-trust-domain",
@@ -765,6 +725,15 @@ async fn hostile_endpoints_are_refused_with_typed_errors() {
             },
         },
     ];
+    // Redirects refused before they are followed: (name, status line,
+    // location; none when empty).
+    let userinfo = "https://u@127.0.0.1:1/b";
+    let bad_redirects = [
+        ("redirect-to-http", "302 Found", "http://127.0.0.1:1/b"),
+        ("redirect-with-userinfo", "302 Found", userinfo),
+        ("redirect-to-a-relative-path", "302 Found", "bundle.json"),
+        ("redirect-without-location", "307 Temporary Redirect", ""),
+    ];
     bounded(async {
         for case in cases {
             let partner = Arc::new(Partner::new());
@@ -772,13 +741,36 @@ async fn hostile_endpoints_are_refused_with_typed_errors() {
             let respond = case.respond;
             let config = partner.hostile(move |path| respond(&p, path)).await;
             let config = (case.config)(config);
-            match fetch(&config).await {
-                Err(e) => assert!((case.expect)(&e), "{}: unexpected error {e:?}", case.name),
-                Ok(b) => panic!("{}: accepted {b:?}", case.name),
-            }
+            assert_refused(case.name, fetch(&config).await, case.expect);
+        }
+        for (name, status, location) in bad_redirects {
+            let partner = Partner::new();
+            let config = partner
+                .hostile(move |_| match location {
+                    "" => http(status, &[], b""),
+                    _ => http(status, &[("location", location)], b""),
+                })
+                .await;
+            let bad_redirect =
+                |e: &FederationError| matches!(e, FederationError::BadRedirect { .. });
+            assert_refused(name, fetch(&config).await, bad_redirect);
         }
     })
     .await;
+}
+
+/// Asserts that `fetched` failed with an error `expect` recognises; a
+/// failure names the case.
+#[track_caller]
+fn assert_refused<T: std::fmt::Debug>(
+    case: &str,
+    fetched: Result<T, FederationError>,
+    expect: impl Fn(&FederationError) -> bool,
+) {
+    match fetched {
+        Err(e) => assert!(expect(&e), "{case}: unexpected error {e:?}"),
+        Ok(b) => panic!("{case}: accepted {b:?}"),
+    }
 }
 
 #[tokio::test]
@@ -1095,15 +1087,7 @@ async fn non_self_serving_endpoint_is_verified_against_the_given_source() {
 async fn the_watcher_serves_the_partners_jwt_authorities() {
     bounded(async {
         let partner = Partner::new();
-        let jwks = br#"{"keys": [{
-            "use": "jwt-svid", "kty": "EC", "crv": "P-256", "kid": "k1",
-            "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
-            "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"
-        }]}"#;
-        let key = SpiffeBundle::from_jwks(partner_td(), jwks)
-            .unwrap()
-            .jwt_authorities()[0]
-            .clone();
+        let key = partner_jwt_key();
         let mut bundle = SpiffeBundle::from_parts(partner.ca.bundle(), [key.clone()]).unwrap();
         bundle.set_sequence(Some(1));
         let doc = bundle.to_jwks().unwrap().into_bytes();

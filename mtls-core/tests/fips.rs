@@ -6,15 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-#[cfg(feature = "fips")]
-use std::time::Duration;
 
 use mtls_core::rustls::crypto::CryptoProvider;
 #[cfg(feature = "fips")]
-use mtls_core::rustls::{pki_types::ServerName, CipherSuite, NamedGroup};
+use mtls_core::rustls::{CipherSuite, NamedGroup};
 use mtls_core::{
-    authorize, default_crypto_provider, fips_mode, ConfigError, MtlsClientConfig, MtlsServerConfig,
+    default_crypto_provider, fips_mode, ConfigError, MtlsClientConfig, MtlsServerConfig,
 };
+#[cfg(feature = "fips")]
+use mtls_testing::loopback_handshake;
 use mtls_testing::TestCa;
 
 fn configs(
@@ -24,18 +24,10 @@ fn configs(
     Result<MtlsServerConfig, ConfigError>,
     Result<MtlsClientConfig, ConfigError>,
 ) {
-    let svid = |name: &str| ca.leaf(&format!("spiffe://example.org/{name}")).svid();
-    let server = MtlsServerConfig::builder(svid("backend"), ca.bundle_set())
-        .authorizer(authorize::any())
-        .crypto_provider(provider.clone())
-        .require_fips()
-        .build();
-    let client = MtlsClientConfig::builder(svid("frontend"), ca.bundle_set())
-        .authorizer(authorize::any())
-        .crypto_provider(provider)
-        .require_fips()
-        .build();
-    (server, client)
+    let (server, client) = ca.backend_and_frontend();
+    let server = server.crypto_provider(provider.clone()).require_fips();
+    let client = client.crypto_provider(provider).require_fips();
+    (server.build(), client.build())
 }
 
 fn not_fips_reason<T: std::fmt::Debug>(built: Result<T, ConfigError>) -> String {
@@ -59,11 +51,7 @@ fn without_the_feature_require_fips_refuses_and_names_the_feature() {
         assert!(reason.contains("`fips` feature"), "{reason}");
     }
     // Without require_fips the same config builds (and is not FIPS).
-    let svid = ca.leaf("spiffe://example.org/backend").svid();
-    let plain = MtlsServerConfig::builder(svid, ca.bundle_set())
-        .authorizer(authorize::any())
-        .build()
-        .unwrap();
+    let plain = ca.backend_and_frontend().0.build().unwrap();
     assert!(!plain.rustls_config().fips());
 }
 
@@ -112,33 +100,19 @@ async fn a_real_handshake_between_fips_configs_uses_approved_algorithms() {
     assert!(server.rustls_config().fips());
     assert!(client.rustls_config().fips());
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
-    let accept = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let tls = acceptor.accept(tcp).await.unwrap();
-        let conn = tls.get_ref().1;
+    let (tls, (server_suite, server_saw_chain)) = loopback_handshake(&server, &client, |conn| {
         (
             conn.negotiated_cipher_suite().map(|s| s.suite()),
             conn.peer_certificates().map(|c| !c.is_empty()),
         )
-    });
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(client.rustls_config())
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    })
+    .await;
     let conn = tls.get_ref().1;
     let suite = conn.negotiated_cipher_suite().unwrap();
     assert!(suite.fips(), "{:?}", suite.suite());
     let group = conn.negotiated_key_exchange_group().unwrap();
     assert!(group.fips(), "{:?}", group.name());
     assert_eq!(group.name(), NamedGroup::X25519MLKEM768);
-    let (server_suite, server_saw_chain) = tokio::time::timeout(Duration::from_secs(10), accept)
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(server_suite, Some(suite.suite()));
     assert_eq!(server_saw_chain, Some(true), "the client authenticated");
 

@@ -242,8 +242,60 @@ async fn client_talk(tls: &mut client::TlsStream<TcpStream>) -> io::Result<Vec<u
     Ok(buf.to_vec())
 }
 
+/// A server of `server` (its view checked too) on loopback, and `client`
+/// connected to it as `localhost`.
+async fn connect(
+    server: &MtlsServerConfig,
+    client: &MtlsClientConfig,
+) -> (
+    client::TlsStream<TcpStream>,
+    JoinHandle<io::Result<ServerSaw>>,
+) {
+    let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
+    let tls = dial(client.rustls_config(), addr, localhost())
+        .await
+        .unwrap();
+    (tls, srv)
+}
+
 fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// The server refused the client on `tls`: the client reads `alert`, the
+/// server fails with the certificate error `server_error`.
+async fn assert_client_refused(
+    mut tls: client::TlsStream<TcpStream>,
+    srv: JoinHandle<io::Result<ServerSaw>>,
+    alert: AlertDescription,
+    server_error: CertificateError,
+) {
+    let client_err = client_talk(&mut tls).await.unwrap_err();
+    drop(tls); // closes our end, ending the server's linger
+    assert_eq!(alert_received(&client_err), Some(alert), "{client_err:?}");
+    let server_err = srv.await.unwrap().unwrap_err();
+    assert_eq!(
+        tls_error(&server_err),
+        Some(&rustls::Error::InvalidCertificate(server_error)),
+        "{server_err:?}"
+    );
+}
+
+/// [`assert_client_refused`] as signed by no authority the server trusts
+/// (`unknown_ca`, `UnknownIssuer`), and its hook saw one `UntrustedIssuer`
+/// rejection of [`CLIENT_ID`].
+async fn assert_client_refused_as_untrusted(
+    tls: client::TlsStream<TcpStream>,
+    srv: JoinHandle<io::Result<ServerSaw>>,
+    rejections: &Rejections,
+) {
+    let (alert, error) = (AlertDescription::UnknownCA, CertificateError::UnknownIssuer);
+    assert_client_refused(tls, srv, alert, error).await;
+    let got = rejections.take();
+    assert!(
+        matches!(&got[..], [Rejection::Verify(VerifyError::UntrustedIssuer { id, .. })] if id.as_str() == CLIENT_ID),
+        "{got:?}"
+    );
 }
 
 fn alert_received(e: &io::Error) -> Option<AlertDescription> {
@@ -284,10 +336,7 @@ async fn good_path_both_ways() {
             .build()
             .unwrap();
 
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (mut tls, srv) = connect(&server, &client).await;
 
         // The client's view of the server.
         let conn = tls.get_ref().1;
@@ -357,6 +406,18 @@ struct Case {
     expect: fn(&VerifyError, PeerRole) -> bool,
     /// The alert the bad peer must receive.
     alert: AlertDescription,
+}
+
+/// A leaf of `ca` for [`ID`] whose only SAN is the URI `uri`.
+fn uri_leaf(ca: &TestCa, uri: &str) -> TestLeaf {
+    ca.leaf_with(ID, |p| {
+        p.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())]
+    })
+}
+
+/// Whether `e` is an invalid SPIFFE ID that `what` recognises.
+fn invalid_id(e: &VerifyError, what: fn(&SpiffeIdError) -> bool) -> bool {
+    matches!(e, VerifyError::InvalidSpiffeId { source, .. } if what(source))
 }
 
 fn simple(leaf: impl FnOnce(&TestCa) -> TestLeaf) -> Bad {
@@ -496,43 +557,17 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "non-spiffe-uri",
-            setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.subject_alt_names =
-                            vec![SanType::URI("https://example.org/web".try_into().unwrap())]
-                    })
-                })
-            },
-            expect: |e, _| {
-                matches!(
-                    e,
-                    VerifyError::InvalidSpiffeId {
-                        source: SpiffeIdError::WrongScheme,
-                        ..
-                    }
-                )
-            },
+            setup: |_| simple(|ca| uri_leaf(ca, "https://example.org/web")),
+            expect: |e, _| invalid_id(e, |s| matches!(s, SpiffeIdError::WrongScheme)),
             alert: A::BadCertificate,
         },
         Case {
             name: "uppercase-trust-domain",
-            setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.subject_alt_names =
-                            vec![SanType::URI("spiffe://Example.org/web".try_into().unwrap())]
-                    })
-                })
-            },
+            setup: |_| simple(|ca| uri_leaf(ca, "spiffe://Example.org/web")),
             expect: |e, _| {
-                matches!(
-                    e,
-                    VerifyError::InvalidSpiffeId {
-                        source: SpiffeIdError::UppercaseTrustDomain { .. },
-                        ..
-                    }
-                )
+                invalid_id(e, |s| {
+                    matches!(s, SpiffeIdError::UppercaseTrustDomain { .. })
+                })
             },
             alert: A::BadCertificate,
         },
@@ -709,21 +744,14 @@ async fn server_rejects(case: &Case) -> Result<(), String> {
         Ok(saw) => return Err(format!("the server accepted: {saw:?}")),
         Err(e) => e,
     };
-    let mut problems = Vec::new();
-    if !matches!(
-        tls_error(&server_err),
-        Some(rustls::Error::InvalidCertificate(_))
-    ) {
-        problems.push(format!("server error: {server_err}"));
-    }
-    if alert_received(&client_err) != Some(case.alert) {
-        problems.push(format!(
-            "client saw {client_err:?}, expected alert {:?}",
-            case.alert
-        ));
-    }
-    check_rejections(&rejections.take(), case, PeerRole::Client, &mut problems);
-    problems_to_result(problems)
+    let judge = ("server", &server_err);
+    refusal_problems(
+        judge,
+        ("client", &client_err),
+        case,
+        PeerRole::Client,
+        &rejections,
+    )
 }
 
 /// Our client against a hostile server presenting the defective chain.
@@ -751,20 +779,41 @@ async fn client_rejects(case: &Case) -> Result<(), String> {
         Ok(saw) => return Err(format!("the hostile server finished: {saw:?}")),
         Err(e) => e,
     };
+    let judge = ("client", &client_err);
+    refusal_problems(
+        judge,
+        ("server", &server_err),
+        case,
+        PeerRole::Server,
+        &rejections,
+    )
+}
+
+/// What is wrong with a refusal of the chain of `case` presented in `role`:
+/// the side that judged it (`judge`: its name and error) must fail with an
+/// invalid certificate, the other side (`peer`) must read the alert of
+/// `case`, and the judge's hook must see the one rejection `case` expects.
+fn refusal_problems(
+    (judge, judge_err): (&str, &io::Error),
+    (peer, peer_err): (&str, &io::Error),
+    case: &Case,
+    role: PeerRole,
+    rejections: &Rejections,
+) -> Result<(), String> {
     let mut problems = Vec::new();
     if !matches!(
-        tls_error(&client_err),
+        tls_error(judge_err),
         Some(rustls::Error::InvalidCertificate(_))
     ) {
-        problems.push(format!("client error: {client_err}"));
+        problems.push(format!("{judge} error: {judge_err}"));
     }
-    if alert_received(&server_err) != Some(case.alert) {
+    if alert_received(peer_err) != Some(case.alert) {
         problems.push(format!(
-            "server saw {server_err:?}, expected alert {:?}",
+            "{peer} saw {peer_err:?}, expected alert {:?}",
             case.alert
         ));
     }
-    check_rejections(&rejections.take(), case, PeerRole::Server, &mut problems);
+    check_rejections(&rejections.take(), case, role, &mut problems);
     problems_to_result(problems)
 }
 
@@ -872,27 +921,10 @@ async fn server_authorizer_denial_sends_access_denied() {
             .build()
             .unwrap();
         let client = ca.client_config(CLIENT_ID, SERVER_ID);
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server)).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
-        let client_err = client_talk(&mut tls).await.unwrap_err();
-        drop(tls); // closes our end, ending the server's linger
-        assert_eq!(
-            alert_received(&client_err),
-            Some(AlertDescription::AccessDenied),
-            "{client_err:?}"
-        );
-        let server_err = srv.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                tls_error(&server_err),
-                Some(rustls::Error::InvalidCertificate(
-                    CertificateError::ApplicationVerificationFailure
-                ))
-            ),
-            "{server_err:?}"
-        );
+        let (tls, srv) = connect(&server, &client).await;
+        let alert = AlertDescription::AccessDenied;
+        let error = CertificateError::ApplicationVerificationFailure;
+        assert_client_refused(tls, srv, alert, error).await;
         let got = rejections.take();
         assert!(
             matches!(&got[..], [Rejection::Denied(d)] if d.peer().as_str() == CLIENT_ID),
@@ -914,28 +946,13 @@ async fn untrusted_ca_client_gets_unknown_ca() {
             .build()
             .unwrap();
         // A well-formed SVID of the right trust domain name, from another CA.
-        let client = MtlsClientConfig::builder(impostor.leaf(CLIENT_ID).svid(), trusted.bundle_set())
-            .authorizer(authorize::any())
-            .build()
-            .unwrap();
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server)).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost()).await.unwrap();
-        let client_err = client_talk(&mut tls).await.unwrap_err();
-        drop(tls); // closes our end, ending the server's linger
-        assert_eq!(alert_received(&client_err), Some(AlertDescription::UnknownCA), "{client_err:?}");
-        let server_err = srv.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                tls_error(&server_err),
-                Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
-            ),
-            "{server_err:?}"
-        );
-        let got = rejections.take();
-        assert!(
-            matches!(&got[..], [Rejection::Verify(VerifyError::UntrustedIssuer { id, .. })] if id.as_str() == CLIENT_ID),
-            "{got:?}"
-        );
+        let client =
+            MtlsClientConfig::builder(impostor.leaf(CLIENT_ID).svid(), trusted.bundle_set())
+                .authorizer(authorize::any())
+                .build()
+                .unwrap();
+        let (tls, srv) = connect(&server, &client).await;
+        assert_client_refused_as_untrusted(tls, srv, &rejections).await;
     })
     .await;
 }
@@ -1055,10 +1072,7 @@ async fn resumed_session_is_verified_again() {
 
         // First connection: a full handshake; reading the server's data
         // takes in the session tickets sent before it.
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (mut tls, srv) = connect(&server, &client).await;
         assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
         assert_eq!(client_talk(&mut tls).await.unwrap(), b"hello");
         let saw = srv.await.unwrap().unwrap();
@@ -1070,10 +1084,7 @@ async fn resumed_session_is_verified_again() {
 
         // Second connection: resumed, so rustls does not call the verifier;
         // peer_identity must verify the restored chain again and refuse it.
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost())
-            .await
-            .unwrap();
+        let (mut tls, srv) = connect(&server, &client).await;
         let conn = tls.get_ref().1;
         assert_eq!(conn.handshake_kind(), Some(HandshakeKind::Resumed));
         // The client's side of a resumed session is verified again too (its
@@ -1185,27 +1196,27 @@ async fn without_resumption_every_handshake_is_full_and_verified() {
         let rejections = Rejections::default();
         // Resumption off on the server (the default); the client would
         // resume if it could.
-        let server = MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles.clone())
-            .authorizer(authorize::any())
-            .on_rejection(rejections.hook())
-            .build()
-            .unwrap();
-        let client = MtlsClientConfig::builder(setup.client_svid.clone(), setup.server_ca.bundle_set())
-            .authorizer(authorize::exact(id(SERVER_ID)))
-            .resumption(true)
-            .build()
-            .unwrap();
+        let server =
+            MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles.clone())
+                .authorizer(authorize::any())
+                .on_rejection(rejections.hook())
+                .build()
+                .unwrap();
+        let client =
+            MtlsClientConfig::builder(setup.client_svid.clone(), setup.server_ca.bundle_set())
+                .authorizer(authorize::exact(id(SERVER_ID)))
+                .resumption(true)
+                .build()
+                .unwrap();
 
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost()).await.unwrap();
+        let (mut tls, srv) = connect(&server, &client).await;
         assert_eq!(client_talk(&mut tls).await.unwrap(), b"hello");
         let saw = srv.await.unwrap().unwrap();
         assert_eq!(saw.kind, Some(HandshakeKind::Full));
         assert_eq!(saw.peer.unwrap().unwrap().spiffe_id().as_str(), CLIENT_ID);
 
         // Once more with the same bundle: still a full handshake.
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost()).await.unwrap();
+        let (mut tls, srv) = connect(&server, &client).await;
         assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
         client_talk(&mut tls).await.unwrap();
         assert_eq!(srv.await.unwrap().unwrap().kind, Some(HandshakeKind::Full));
@@ -1213,26 +1224,10 @@ async fn without_resumption_every_handshake_is_full_and_verified() {
 
         setup.remove_client_ca();
 
-        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let mut tls = dial(client.rustls_config(), addr, localhost()).await.unwrap();
+        let (tls, srv) = connect(&server, &client).await;
         // TLS 1.3: the client is done before the server judges it.
         assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
-        let client_err = client_talk(&mut tls).await.unwrap_err();
-        drop(tls); // closes our end, ending the server's linger
-        assert_eq!(alert_received(&client_err), Some(AlertDescription::UnknownCA), "{client_err:?}");
-        let server_err = srv.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                tls_error(&server_err),
-                Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
-            ),
-            "{server_err:?}"
-        );
-        let got = rejections.take();
-        assert!(
-            matches!(&got[..], [Rejection::Verify(VerifyError::UntrustedIssuer { id, .. })] if id.as_str() == CLIENT_ID),
-            "{got:?}"
-        );
+        assert_client_refused_as_untrusted(tls, srv, &rejections).await;
     })
     .await;
 }

@@ -77,26 +77,48 @@ impl Server {
     }
 }
 
+/// The metrics lock (the tests count hits of one shared recorder), then a
+/// server of a new `example.org` root.
+async fn locked_example_server() -> (tokio::sync::MutexGuard<'static, ()>, Server) {
+    let lock = METRICS.lock().await;
+    (lock, server(TestCa::root("example.org")).await)
+}
+
+impl Server {
+    /// A new intermediate of the root, once a first leaf of it is accepted.
+    async fn intermediate_accepted(&self) -> TestCa {
+        let intermediate = self.root.intermediate();
+        assert!(
+            self.accepts(leaf(&intermediate, 1)).await,
+            "the first leaf of a new intermediate"
+        );
+        intermediate
+    }
+
+    /// Asserts that the leaves numbered `leaves` of `ca` are accepted.
+    async fn assert_accepts<const N: usize>(&self, ca: &TestCa, leaves: [usize; N]) {
+        for n in leaves {
+            assert!(self.accepts(leaf(ca, n)).await, "leaf {n}");
+        }
+    }
+}
+
 fn leaf(ca: &TestCa, n: usize) -> X509Svid {
     ca.leaf(&format!("spiffe://example.org/client/{n}")).svid()
 }
 
 #[tokio::test]
 async fn a_second_leaf_of_a_verified_intermediate_is_a_hit() {
-    let _m = METRICS.lock().await;
-    let s = server(TestCa::root("example.org")).await;
-    let intermediate = s.root.intermediate();
-    assert!(s.accepts(leaf(&intermediate, 1)).await);
+    let (_m, s) = locked_example_server().await;
+    let intermediate = s.intermediate_accepted().await;
     assert_eq!(counted("hit"), 0, "the first chain verifies in full");
-    assert!(s.accepts(leaf(&intermediate, 2)).await);
-    assert!(s.accepts(leaf(&intermediate, 3)).await);
+    s.assert_accepts(&intermediate, [2, 3]).await;
     assert_eq!(counted("hit"), 2);
 }
 
 #[tokio::test]
 async fn a_revoked_leaf_is_refused_on_a_hit() {
-    let _m = METRICS.lock().await;
-    let s = server(TestCa::root("example.org")).await;
+    let (_m, s) = locked_example_server().await;
     let intermediate = s.root.intermediate();
     let revoked = intermediate.leaf("spiffe://example.org/revoked");
     s.crls.set(intermediate.crl(&[&revoked.serial]));
@@ -111,10 +133,8 @@ async fn a_revoked_leaf_is_refused_on_a_hit() {
 
 #[tokio::test]
 async fn a_crl_revoking_the_intermediate_ends_its_hits() {
-    let _m = METRICS.lock().await;
-    let s = server(TestCa::root("example.org")).await;
-    let intermediate = s.root.intermediate();
-    assert!(s.accepts(leaf(&intermediate, 1)).await);
+    let (_m, s) = locked_example_server().await;
+    let intermediate = s.intermediate_accepted().await;
     s.crls.set(s.root.crl(&[&intermediate.serial]));
     assert!(!s.accepts(leaf(&intermediate, 2)).await);
     assert_eq!(counted("hit"), 0);
@@ -122,10 +142,8 @@ async fn a_crl_revoking_the_intermediate_ends_its_hits() {
 
 #[tokio::test]
 async fn a_bundle_change_invalidates() {
-    let _m = METRICS.lock().await;
-    let s = server(TestCa::root("example.org")).await;
-    let intermediate = s.root.intermediate();
-    assert!(s.accepts(leaf(&intermediate, 1)).await);
+    let (_m, s) = locked_example_server().await;
+    let intermediate = s.intermediate_accepted().await;
 
     // The root leaves the bundle: its intermediate is trusted no more.
     s.bundles
@@ -134,20 +152,17 @@ async fn a_bundle_change_invalidates() {
 
     // Back, in a new snapshot: verified in full once, then hits again.
     s.bundles.set(s.root.bundle_set());
-    assert!(s.accepts(leaf(&intermediate, 3)).await);
-    assert!(s.accepts(leaf(&intermediate, 4)).await);
+    s.assert_accepts(&intermediate, [3, 4]).await;
     assert_eq!(counted("hit"), 1);
 }
 
 #[tokio::test]
 async fn an_expired_intermediate_is_refused_after_being_cached() {
-    let _m = METRICS.lock().await;
-    let s = server(TestCa::root("example.org")).await;
+    let (_m, s) = locked_example_server().await;
     let expiry = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
     let short = s.root.intermediate_with(|p| p.not_after = expiry);
     // Leaves that outlive their issuer, as a careless CA makes them.
-    assert!(s.accepts(leaf(&short, 1)).await);
-    assert!(s.accepts(leaf(&short, 2)).await);
+    s.assert_accepts(&short, [1, 2]).await;
     assert_eq!(counted("hit"), 1);
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert!(
@@ -187,8 +202,7 @@ async fn name_constraints_on_the_path_disable_the_cache() {
 
 #[tokio::test]
 async fn another_key_under_the_same_issuer_name_misses() {
-    let _m = METRICS.lock().await;
-    let s = server(TestCa::root("example.org")).await;
+    let (_m, s) = locked_example_server().await;
     let intermediate = s.root.intermediate();
     // The test CAs of a trust domain share one subject name.
     let twin = s.root.intermediate();
@@ -209,8 +223,7 @@ async fn another_key_under_the_same_issuer_name_misses() {
 
 #[tokio::test]
 async fn the_cache_is_bounded_and_only_verified_chains_enter_it() {
-    let _m = METRICS.lock().await;
-    let s = server(TestCa::root("example.org")).await;
+    let (_m, s) = locked_example_server().await;
     let first = s.root.intermediate();
     assert!(s.accepts(leaf(&first, 0)).await);
 

@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mtls_core::rustls::crypto::CryptoProvider;
-use mtls_core::rustls::pki_types::ServerName;
 use mtls_core::rustls::NamedGroup;
 use mtls_core::{authorize, default_crypto_provider, MtlsClientConfig, MtlsServerConfig};
-use mtls_testing::{call_hi, serve_hi, TestCa};
+use mtls_testing::{call_hi, loopback_handshake, serve_hi, TestCa};
 
 /// The provider the features select: aws-lc-rs when its feature is on, else
 /// ring.
@@ -42,43 +41,19 @@ async fn negotiated_group(
     client_provider: Arc<CryptoProvider>,
 ) -> NamedGroup {
     let ca = TestCa::root("example.org");
-    let svid = |name: &str| ca.leaf(&format!("spiffe://example.org/{name}")).svid();
-    let server = MtlsServerConfig::builder(svid("backend"), ca.bundle_set())
-        .authorizer(authorize::any())
-        .crypto_provider(server_provider)
-        .build()
-        .unwrap();
-    let client = MtlsClientConfig::builder(svid("frontend"), ca.bundle_set())
-        .authorizer(authorize::any())
-        .crypto_provider(client_provider)
-        .build()
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(server.rustls_config());
-    let accept = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let tls = acceptor.accept(tcp).await.unwrap();
-        tls.get_ref()
-            .1
-            .negotiated_key_exchange_group()
-            .map(|g| g.name())
-    });
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(client.rustls_config())
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let (server, client) = ca.backend_and_frontend();
+    let server = server.crypto_provider(server_provider).build().unwrap();
+    let client = client.crypto_provider(client_provider).build().unwrap();
+    let (tls, server_saw) = loopback_handshake(&server, &client, |conn| {
+        conn.negotiated_key_exchange_group().map(|g| g.name())
+    })
+    .await;
     let client_saw = tls
         .get_ref()
         .1
         .negotiated_key_exchange_group()
         .unwrap()
         .name();
-    let server_saw = tokio::time::timeout(Duration::from_secs(10), accept)
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(server_saw, Some(client_saw));
     client_saw
 }

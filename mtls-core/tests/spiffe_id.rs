@@ -693,48 +693,71 @@ fn path_byte_error_matches(b: u8, index: usize, e: &SpiffeIdError) -> bool {
     }
 }
 
-#[test]
-fn sweep_every_byte_in_trust_domain_of_id() {
-    let mut accepted = Vec::new();
+/// `SpiffeId::from_bytes` of `prefix`, the byte `b`, then `suffix`, which
+/// must agree with the reference grammar on whether that is an ID.
+fn parse_with_byte(prefix: &[u8], b: u8, suffix: &[u8]) -> Result<SpiffeId, SpiffeIdError> {
+    let input = [prefix, &[b], suffix].concat();
+    let result = SpiffeId::from_bytes(&input);
+    assert_eq!(
+        result.is_ok(),
+        reference_is_valid_id(&input),
+        "byte 0x{b:02x}"
+    );
+    result
+}
+
+/// Every byte between `prefix` and `suffix` in an ID: `/` splits the text
+/// (`separator` checks the ID); a byte `allowed` admits is accepted
+/// (`accepted` checks the ID) and these bytes are exactly `alphabet`; any
+/// other byte is refused with an error `refused` recognises.
+fn sweep_byte_between(
+    (prefix, suffix): (&[u8], &[u8]),
+    (allowed, alphabet): (fn(u8) -> bool, &[u8]),
+    separator: impl Fn(SpiffeId),
+    accepted: impl Fn(u8, SpiffeId),
+    refused: impl Fn(u8, &SpiffeIdError) -> bool,
+) {
+    let mut admitted = Vec::new();
     for b in 0..=255u8 {
-        let mut input = b"spiffe://a".to_vec();
-        input.push(b);
-        input.extend_from_slice(b"b/x");
-        let result = SpiffeId::from_bytes(&input);
-        assert_eq!(
-            result.is_ok(),
-            reference_is_valid_id(&input),
-            "byte 0x{b:02x}"
-        );
+        let result = parse_with_byte(prefix, b, suffix);
         if b == b'/' {
-            // A separator: `spiffe://a/b/x`.
-            let id = result.unwrap();
-            assert_eq!(id.trust_domain().name(), "a");
-            assert_eq!(id.path(), "/b/x");
-        } else if is_td_byte(b) {
-            let id = result.unwrap_or_else(|e| panic!("byte 0x{b:02x}: {e:?}"));
-            assert_eq!(id.trust_domain().name().as_bytes(), [b'a', b, b'b']);
-            assert_eq!(id.path(), "/x");
-            accepted.push(b);
+            separator(result.unwrap());
+        } else if allowed(b) {
+            accepted(
+                b,
+                result.unwrap_or_else(|e| panic!("byte 0x{b:02x}: {e:?}")),
+            );
+            admitted.push(b);
         } else {
             let e = result.unwrap_err();
-            assert!(td_byte_error_matches(b, 1, &e), "byte 0x{b:02x}: {e:?}");
+            assert!(refused(b, &e), "byte 0x{b:02x}: {e:?}");
         }
     }
-    assert_eq!(accepted, sorted(TD_ALPHABET));
+    assert_eq!(admitted, sorted(alphabet));
+}
+
+#[test]
+fn sweep_every_byte_in_trust_domain_of_id() {
+    sweep_byte_between(
+        (b"spiffe://a", b"b/x"),
+        (is_td_byte, TD_ALPHABET),
+        // A separator: `spiffe://a/b/x`.
+        |id| {
+            assert_eq!(id.trust_domain().name(), "a");
+            assert_eq!(id.path(), "/b/x");
+        },
+        |b, id| {
+            assert_eq!(id.trust_domain().name().as_bytes(), [b'a', b, b'b']);
+            assert_eq!(id.path(), "/x");
+        },
+        |b, e| td_byte_error_matches(b, 1, e),
+    );
 }
 
 #[test]
 fn sweep_every_byte_as_whole_trust_domain_of_id() {
     for b in 0..=255u8 {
-        let mut input = b"spiffe://".to_vec();
-        input.push(b);
-        let result = SpiffeId::from_bytes(&input);
-        assert_eq!(
-            result.is_ok(),
-            reference_is_valid_id(&input),
-            "byte 0x{b:02x}"
-        );
+        let result = parse_with_byte(b"spiffe://", b, b"");
         match result {
             Ok(id) => {
                 assert!(is_td_byte(b), "byte 0x{b:02x} accepted");
@@ -797,46 +820,26 @@ fn sweep_every_char_in_trust_domain_new() {
 
 #[test]
 fn sweep_every_byte_in_path_of_id() {
-    let mut accepted = Vec::new();
-    for b in 0..=255u8 {
-        let mut input = b"spiffe://td/a".to_vec();
-        input.push(b);
-        input.push(b'b');
-        let result = SpiffeId::from_bytes(&input);
-        assert_eq!(
-            result.is_ok(),
-            reference_is_valid_id(&input),
-            "byte 0x{b:02x}"
-        );
-        if b == b'/' {
-            // A separator: `spiffe://td/a/b`.
-            let id = result.unwrap();
+    sweep_byte_between(
+        (b"spiffe://td/a", b"b"),
+        (is_path_byte, PATH_ALPHABET),
+        // A separator: `spiffe://td/a/b`.
+        |id| {
             assert_eq!(id.path(), "/a/b");
             assert_eq!(id.segments().collect::<Vec<_>>(), ["a", "b"]);
-        } else if is_path_byte(b) {
-            let id = result.unwrap_or_else(|e| panic!("byte 0x{b:02x}: {e:?}"));
+        },
+        |b, id| {
             assert_eq!(id.trust_domain().name(), "td");
             assert_eq!(id.path().as_bytes(), [b'/', b'a', b, b'b']);
-            accepted.push(b);
-        } else {
-            let e = result.unwrap_err();
-            assert!(path_byte_error_matches(b, 2, &e), "byte 0x{b:02x}: {e:?}");
-        }
-    }
-    assert_eq!(accepted, sorted(PATH_ALPHABET));
+        },
+        |b, e| path_byte_error_matches(b, 2, e),
+    );
 }
 
 #[test]
 fn sweep_every_byte_as_whole_path_segment() {
     for b in 0..=255u8 {
-        let mut input = b"spiffe://td/".to_vec();
-        input.push(b);
-        let result = SpiffeId::from_bytes(&input);
-        assert_eq!(
-            result.is_ok(),
-            reference_is_valid_id(&input),
-            "byte 0x{b:02x}"
-        );
+        let result = parse_with_byte(b"spiffe://td/", b, b"");
         match (b, result) {
             (b'.', r) => assert!(matches!(r, Err(SpiffeIdError::DotSegment)), "{r:?}"),
             (b'/', r) => assert!(

@@ -191,14 +191,7 @@ async fn layer_refuses_a_peer_whose_intermediate_expired_and_ends_its_connection
         now() + time::Duration::hours(1),
     );
     let good = fresh.leaf(FRONTEND, true);
-    let peer = verify(
-        good.chain(),
-        &fresh.bundles(),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap();
+    let peer = mtls_testing::client_identity(good.chain(), &fresh.bundles());
     let info = MtlsConnectInfo::new(peer, remote);
     let mut req = Request::get("/whoami")
         .body(axum::body::Body::empty())
@@ -260,6 +253,25 @@ async fn status_or_error<B>(
     res.map(|r| r.status()).map_err(|e| e.to_string())
 }
 
+/// Sleeps past `expiry`, then asserts that the connection behind `send`
+/// (an HTTP/1 or HTTP/2 `SendRequest`: no trait joins them) does not serve
+/// `request` with a 200: it is closed, fails, or answers otherwise.
+macro_rules! assert_not_served_after {
+    ($expiry:expr, $send:ident, $request:expr) => {{
+        sleep_past($expiry, Duration::from_millis(1100)).await;
+        let after = if $send.ready().await.is_ok() {
+            status_or_error($send.send_request($request).await).await
+        } else {
+            Err("connection closed".into())
+        };
+        assert_ne!(
+            after,
+            Ok(StatusCode::OK),
+            "served after the intermediate expired"
+        );
+    }};
+}
+
 #[tokio::test]
 async fn http1_connection_open_across_an_intermediate_expiry_is_not_served() {
     bounded(async {
@@ -286,18 +298,8 @@ async fn http1_connection_open_across_an_intermediate_expiry_is_not_served() {
             "the identity carries the intermediate's expiry, and the leaf's"
         );
 
-        sleep_past(expiry, Duration::from_millis(1100)).await;
         // The same connection: ended by the server at the expiry, or a 401.
-        let after = if send.ready().await.is_ok() {
-            status_or_error(send.send_request(get("/whoami")).await).await
-        } else {
-            Err("connection closed".into())
-        };
-        assert_ne!(
-            after,
-            Ok(StatusCode::OK),
-            "served after the intermediate expired"
-        );
+        assert_not_served_after!(expiry, send, get("/whoami"));
         // The server ended the connection.
         bounded_by(Duration::from_secs(5), conn).await.unwrap().ok();
         // And a new handshake is refused.
@@ -337,17 +339,7 @@ async fn http2_connection_open_across_an_intermediate_expiry_is_not_served() {
         let res = send.send_request(get("/whoami")).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
 
-        sleep_past(expiry, Duration::from_millis(1100)).await;
-        let after = if send.ready().await.is_ok() {
-            status_or_error(send.send_request(get("/whoami")).await).await
-        } else {
-            Err("connection closed".into())
-        };
-        assert_ne!(
-            after,
-            Ok(StatusCode::OK),
-            "served after the intermediate expired"
-        );
+        assert_not_served_after!(expiry, send, get("/whoami"));
         bounded_by(Duration::from_secs(5), conn).await.unwrap().ok();
     })
     .await;
@@ -399,20 +391,17 @@ async fn renewal_under_pool(alpn: &[&[u8]], version: http::Version) {
     );
 }
 
+/// [`renewal_under_pool`], bounded by a minute.
+async fn bounded_renewal_under_pool(alpn: &[&[u8]], version: http::Version) {
+    bounded_by(Duration::from_secs(60), renewal_under_pool(alpn, version)).await;
+}
+
 #[tokio::test]
 async fn renewing_client_over_http1_pool_never_fails() {
-    bounded_by(
-        Duration::from_secs(60),
-        renewal_under_pool(H1, http::Version::HTTP_11),
-    )
-    .await;
+    bounded_renewal_under_pool(H1, http::Version::HTTP_11).await;
 }
 
 #[tokio::test]
 async fn renewing_client_over_http2_pool_never_fails() {
-    bounded_by(
-        Duration::from_secs(60),
-        renewal_under_pool(H2, http::Version::HTTP_2),
-    )
-    .await;
+    bounded_renewal_under_pool(H2, http::Version::HTTP_2).await;
 }

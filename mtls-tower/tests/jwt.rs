@@ -210,20 +210,13 @@ async fn with_an_x509_peer_too_both_must_pass_and_the_x509_peer_is_the_caller() 
 
     use http::Response;
     use http_body_util::Full;
-    use mtls_core::{verify, CrlSet, PeerIdentity, PeerRole};
+    use mtls_core::PeerIdentity;
     use mtls_testing::TestCa;
     use tower::{Layer, ServiceExt};
 
     let ca = TestCa::root("example.org");
     let proxy = ca.leaf("spiffe://example.org/proxy").svid();
-    let peer = verify(
-        proxy.chain(),
-        &ca.bundle_set(),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap();
+    let peer = mtls_testing::client_identity(proxy.chain(), &ca.bundle_set());
     let issuer = TestJwtIssuer::new("example.org", "k1");
     let bundles = JwtBundleSet::from(issuer.bundle());
     let web = issuer.mint(WEB, &[AUDIENCE], Duration::from_secs(60));

@@ -12,14 +12,14 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
-use mtls_core::{authorize, verify, CrlSet, PeerIdentity, PeerRole, X509Svid};
+use mtls_core::{authorize, PeerIdentity, X509Svid};
 use mtls_tower::{
     authorize_fn, peer_identity, AuthorizeLayer, AuthorizeRequest, Caller, Denial, MtlsConnectInfo,
     RequestHead, RoutePolicy,
@@ -27,14 +27,7 @@ use mtls_tower::{
 use tower::{Layer, ServiceExt};
 
 fn identity(pki: &Pki, svid: &X509Svid) -> PeerIdentity {
-    verify(
-        svid.chain(),
-        &pki.bundles(),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap()
+    mtls_testing::client_identity(svid.chain(), &pki.bundles())
 }
 
 /// How the peer is attached to a request.
@@ -127,6 +120,21 @@ struct Fixture {
     policy: RoutePolicy,
 }
 
+impl Fixture {
+    /// [`call`] of `policy` with a [`request`] of `method` to `path` (gRPC
+    /// when `grpc`) with `peer` attached, counting in `self.calls`.
+    async fn send<P: AuthorizeRequest + Clone>(
+        &self,
+        policy: &P,
+        method: Method,
+        path: &str,
+        grpc: bool,
+        peer: Attach,
+    ) -> Answer {
+        call(policy, request(method, path, grpc, peer), &self.calls).await
+    }
+}
+
 fn fixture() -> Fixture {
     let pki = Pki::new("example.org");
     Fixture {
@@ -148,12 +156,9 @@ async fn allowed_request_reaches_inner_service_with_the_peer() {
         ];
         for (n, attach) in attachments.into_iter().enumerate() {
             for (path, grpc) in [("/orders/7", false), ("/pkg.Orders/Get", true)] {
-                let a = call(
-                    &f.policy,
-                    request(Method::POST, path, grpc, attach.clone()),
-                    &f.calls,
-                )
-                .await;
+                let a = f
+                    .send(&f.policy, Method::POST, path, grpc, attach.clone())
+                    .await;
                 assert_eq!(a.status, StatusCode::OK);
                 // The layer put the `PeerIdentity` into the extensions,
                 // whichever way the peer came in.
@@ -166,17 +171,15 @@ async fn allowed_request_reaches_inner_service_with_the_peer() {
             }
         }
         // Anyone may call the public routes.
-        let a = call(
-            &f.policy,
-            request(
+        let a = f
+            .send(
+                &f.policy,
                 Method::GET,
                 "/public",
                 false,
                 Attach::Identity(f.intruder.clone()),
-            ),
-            &f.calls,
-        )
-        .await;
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.body, format!("inner saw {INTRUDER}"));
     })
@@ -188,17 +191,15 @@ async fn http_denied_gets_403_with_a_short_body() {
     bounded(async {
         let f = fixture();
         for path in ["/orders", "/orders/7", "/nothing", "/", "/ordersx"] {
-            let a = call(
-                &f.policy,
-                request(
+            let a = f
+                .send(
+                    &f.policy,
                     Method::GET,
                     path,
                     false,
                     Attach::Identity(f.intruder.clone()),
-                ),
-                &f.calls,
-            )
-            .await;
+                )
+                .await;
             assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
             assert_eq!(a.body, "permission denied\n");
             assert_eq!(
@@ -209,17 +210,15 @@ async fn http_denied_gets_403_with_a_short_body() {
             assert!(a.headers.get("grpc-status").is_none());
         }
         // No rule matches: denied even for the frontend.
-        let a = call(
-            &f.policy,
-            request(
+        let a = f
+            .send(
+                &f.policy,
                 Method::GET,
                 "/nothing",
                 false,
                 Attach::Identity(f.frontend.clone()),
-            ),
-            &f.calls,
-        )
-        .await;
+            )
+            .await;
         assert_eq!(a.status, StatusCode::FORBIDDEN);
         assert_eq!(
             f.calls.load(Ordering::SeqCst),
@@ -235,12 +234,9 @@ async fn http_unauthenticated_gets_401() {
     bounded(async {
         let f = fixture();
         for path in ["/public", "/orders", "/nothing"] {
-            let a = call(
-                &f.policy,
-                request(Method::GET, path, false, Attach::None),
-                &f.calls,
-            )
-            .await;
+            let a = f
+                .send(&f.policy, Method::GET, path, false, Attach::None)
+                .await;
             assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
             assert_eq!(a.body, "unauthenticated\n");
             assert_eq!(a.headers[http::header::WWW_AUTHENTICATE], "mTLS");
@@ -285,12 +281,15 @@ async fn grpc_denied_gets_permission_denied_trailers_only() {
 async fn grpc_unauthenticated_gets_unauthenticated() {
     bounded(async {
         let f = fixture();
-        let a = call(
-            &f.policy,
-            request(Method::POST, "/pkg.Orders/Get", true, Attach::None),
-            &f.calls,
-        )
-        .await;
+        let a = f
+            .send(
+                &f.policy,
+                Method::POST,
+                "/pkg.Orders/Get",
+                true,
+                Attach::None,
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.headers["grpc-status"], "16");
         assert_eq!(a.headers["grpc-message"], "unauthenticated");
@@ -445,30 +444,26 @@ async fn a_closure_sees_only_normal_form_paths() {
             Ok(())
         });
         for &(defect, path) in NON_NORMAL_PATHS {
-            let a = call(
-                &policy,
-                request(
+            let a = f
+                .send(
+                    &policy,
                     Method::GET,
                     path,
                     false,
                     Attach::Identity(f.frontend.clone()),
-                ),
-                &f.calls,
-            )
-            .await;
+                )
+                .await;
             assert_eq!(a.status, StatusCode::BAD_REQUEST, "{defect}");
             assert_eq!(a.body, "invalid request path\n", "{defect}");
-            let a = call(
-                &policy,
-                request(
+            let a = f
+                .send(
+                    &policy,
                     Method::POST,
                     path,
                     true,
                     Attach::Identity(f.frontend.clone()),
-                ),
-                &f.calls,
-            )
-            .await;
+                )
+                .await;
             assert_eq!(a.status, StatusCode::OK, "{defect}");
             assert_eq!(a.headers["grpc-status"], "3", "{defect}");
         }
@@ -480,17 +475,15 @@ async fn a_closure_sees_only_normal_form_paths() {
         assert_eq!(f.calls.load(Ordering::SeqCst), 0);
 
         // A normal path reaches the closure as it is.
-        let a = call(
-            &policy,
-            request(
+        let a = f
+            .send(
+                &policy,
                 Method::GET,
                 "/orders/7",
                 false,
                 Attach::Identity(f.frontend.clone()),
-            ),
-            &f.calls,
-        )
-        .await;
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(seen.lock().unwrap().as_slice(), ["/orders/7"]);
     })
@@ -571,34 +564,30 @@ async fn a_struct_policy_answers_grpc_permission_denied() {
             format!("{INTRUDER} may not call /pkg.Orders/Get")
         );
 
-        let a = call(
-            &policy,
-            request(
+        let a = f
+            .send(
+                &policy,
                 Method::POST,
                 "/pkg.Orders/Get",
                 true,
                 Attach::ConnectInfo(f.intruder.clone()),
-            ),
-            &f.calls,
-        )
-        .await;
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.headers["grpc-status"], "7");
         assert_eq!(a.headers["grpc-message"], "permission denied");
         assert!(a.body.is_empty());
         assert_eq!(f.calls.load(Ordering::SeqCst), 0);
 
-        let a = call(
-            &policy,
-            request(
+        let a = f
+            .send(
+                &policy,
                 Method::POST,
                 "/pkg.Orders/Get",
                 true,
                 Attach::ConnectInfo(f.frontend.clone()),
-            ),
-            &f.calls,
-        )
-        .await;
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK);
         assert!(a.headers.get("grpc-status").is_none());
         assert_eq!(a.body, format!("inner saw {FRONTEND}"));

@@ -149,16 +149,17 @@ async fn stalled_clients_do_not_block_and_are_timed_out() {
     .await;
 }
 
+/// [`app`] served with `pki`'s server config and a handshake timeout.
+async fn serve_timing_out(pki: &Pki, handshake_timeout: Duration) -> Server {
+    let config = ListenerConfig::default().handshake_timeout(handshake_timeout);
+    serve_with(pki.server_config(), config, app()).await
+}
+
 #[tokio::test]
 async fn trickling_client_is_dropped_at_the_timeout() {
     bounded(async {
         let pki = Pki::new("example.org");
-        let server = serve_with(
-            pki.server_config(),
-            ListenerConfig::default().handshake_timeout(Duration::from_secs(1)),
-            app(),
-        )
-        .await;
+        let server = serve_timing_out(&pki, Duration::from_secs(1)).await;
         let hello = client_hello_bytes(raw_client_config(
             Some(&pki.svid(FRONTEND)),
             rustls::DEFAULT_VERSIONS,
@@ -193,12 +194,7 @@ async fn trickling_client_is_dropped_at_the_timeout() {
 async fn clients_that_close_at_once_do_not_disturb_others() {
     bounded(async {
         let pki = Pki::new("example.org");
-        let server = serve_with(
-            pki.server_config(),
-            ListenerConfig::default().handshake_timeout(Duration::from_secs(10)),
-            app(),
-        )
-        .await;
+        let server = serve_timing_out(&pki, Duration::from_secs(10)).await;
         // An honest client with a long-lived HTTP/2 connection.
         let client = http_client(pki.client_config(pki.svid(FRONTEND), H2));
         let got = fetch(&client, server.url("/whoami")).await.unwrap();

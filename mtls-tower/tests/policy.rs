@@ -21,55 +21,61 @@ fn allows(policy: &RoutePolicy, method: &Method, path: &str, peer: &SpiffeId) ->
     policy.decide(method, path, peer).is_ok()
 }
 
+/// Two rules: `admin_prefix` for the admin only and `any_prefix` for
+/// anyone, the admin's rule first when `admin_first`, else second.
+fn admin_and_any(admin_prefix: &str, any_prefix: &str, admin_first: bool) -> RoutePolicy {
+    let builder = RoutePolicy::builder();
+    let builder = if admin_first {
+        builder
+            .route(admin_prefix, authorize::exact(admin()))
+            .route(any_prefix, authorize::any())
+    } else {
+        builder
+            .route(any_prefix, authorize::any())
+            .route(admin_prefix, authorize::exact(admin()))
+    };
+    builder.build().unwrap()
+}
+
+/// Whether a policy with one rule, `prefix` for anyone, builds.
+fn any_route_builds(prefix: &str) -> bool {
+    RoutePolicy::builder()
+        .route(prefix, authorize::any())
+        .build()
+        .is_ok()
+}
+
 #[test]
 fn first_matching_rule_wins_not_the_longest() {
-    // An earlier `/orders` rule beats a later `/` rule.
-    let policy = RoutePolicy::builder()
-        .route("/orders", authorize::exact(admin()))
-        .route("/", authorize::any())
-        .build()
-        .unwrap();
+    // (the admin's prefix, anyone's prefix, whether the admin's rule comes
+    // first, paths served to the frontend, paths refused to it); the paths
+    // are space-separated.
+    let cases = [
+        // An earlier `/orders` rule beats a later `/` rule.
+        ("/orders", "/", true, "/other /", "/orders /orders/7"),
+        // Reversed: `/` comes first and decides everything.
+        ("/orders", "/", false, "/orders", ""),
+        // A deeper rule first decides its subtree; the shallower one the rest.
+        ("/a/b", "/a", true, "/a/bc /a/c /a", "/a/b /a/b/c"),
+        // The shallower rule first: it decides the deeper paths too.
+        ("/a/b", "/a", false, "/a/b/c", ""),
+        // Two rules with the same prefix: the first decides.
+        ("/x", "/x", true, "", "/x"),
+    ];
     let get = Method::GET;
-    assert!(!allows(&policy, &get, "/orders", &frontend()));
-    assert!(!allows(&policy, &get, "/orders/7", &frontend()));
+    for (admin_prefix, any_prefix, admin_first, served, refused) in cases {
+        let policy = admin_and_any(admin_prefix, any_prefix, admin_first);
+        let case = format!("admin {admin_prefix}, any {any_prefix}, admin first: {admin_first}");
+        for path in served.split_whitespace() {
+            assert!(allows(&policy, &get, path, &frontend()), "{case}: {path}");
+        }
+        for path in refused.split_whitespace() {
+            assert!(!allows(&policy, &get, path, &frontend()), "{case}: {path}");
+        }
+    }
+    // The admin's rule serves the admin.
+    let policy = admin_and_any("/orders", "/", true);
     assert!(allows(&policy, &get, "/orders/7", &admin()));
-    assert!(allows(&policy, &get, "/other", &frontend()));
-    assert!(allows(&policy, &get, "/", &frontend()));
-
-    // Reversed: `/` comes first and decides everything.
-    let policy = RoutePolicy::builder()
-        .route("/", authorize::any())
-        .route("/orders", authorize::exact(admin()))
-        .build()
-        .unwrap();
-    assert!(allows(&policy, &get, "/orders", &frontend()));
-
-    // A deeper rule first decides its subtree; the shallower one the rest.
-    let policy = RoutePolicy::builder()
-        .route("/a/b", authorize::exact(admin()))
-        .route("/a", authorize::any())
-        .build()
-        .unwrap();
-    assert!(!allows(&policy, &get, "/a/b", &frontend()));
-    assert!(!allows(&policy, &get, "/a/b/c", &frontend()));
-    assert!(allows(&policy, &get, "/a/bc", &frontend()));
-    assert!(allows(&policy, &get, "/a/c", &frontend()));
-    assert!(allows(&policy, &get, "/a", &frontend()));
-    // The shallower rule first: it decides the deeper paths too.
-    let policy = RoutePolicy::builder()
-        .route("/a", authorize::any())
-        .route("/a/b", authorize::exact(admin()))
-        .build()
-        .unwrap();
-    assert!(allows(&policy, &get, "/a/b/c", &frontend()));
-
-    // Two rules with the same prefix: the first decides.
-    let policy = RoutePolicy::builder()
-        .route("/x", authorize::exact(admin()))
-        .route("/x", authorize::any())
-        .build()
-        .unwrap();
-    assert!(!allows(&policy, &get, "/x", &frontend()));
 }
 
 #[test]
@@ -255,13 +261,7 @@ fn invalid_prefixes_are_rejected_by_build() {
         "/...",
         "/.well-known",
     ] {
-        assert!(
-            RoutePolicy::builder()
-                .route(good, authorize::any())
-                .build()
-                .is_ok(),
-            "{good:?}"
-        );
+        assert!(any_route_builds(good), "{good:?}");
     }
 }
 
@@ -394,13 +394,7 @@ fn route_syntax_in_a_prefix_is_a_typed_error() {
     }
     // `:` and `*` inside a segment are literal characters, not syntax.
     for good in ["/v1/things:batchGet", "/a*"] {
-        assert!(
-            RoutePolicy::builder()
-                .route(good, authorize::any())
-                .build()
-                .is_ok(),
-            "{good:?}"
-        );
+        assert!(any_route_builds(good), "{good:?}");
     }
 }
 

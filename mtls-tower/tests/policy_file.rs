@@ -8,7 +8,6 @@
 mod common;
 
 use std::convert::Infallible;
-use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
@@ -16,7 +15,7 @@ use axum::routing::{any, get};
 use axum::Router;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use mtls_core::{CrlSet, PeerIdentity, PeerRole, SpiffeId};
+use mtls_core::{PeerIdentity, SpiffeId};
 use mtls_testing::id;
 use mtls_tower::{
     AuthenticatedBy, AuthorizeLayer, CompiledPolicy, PolicyFile, PolicyFileError,
@@ -45,16 +44,13 @@ fn decide_as(
 ) -> bool {
     let caller = id(caller);
     let query = PolicyQuery::new(&caller, authn, &method, path);
-    let fast = policy.evaluate(&query);
-    let slow = policy.explain(&query);
-    // The index and the rule-by-rule explanation always agree.
-    assert_eq!(
-        fast.is_allowed(),
-        slow.is_allowed(),
-        "{method} {path}: {slow}"
-    );
-    assert_eq!(fast.rule(), slow.rule(), "{method} {path}: {slow}");
-    fast.is_allowed()
+    let (fast, slow) = (policy.evaluate(&query), policy.explain(&query));
+    // The index and the rule-by-rule explanation always agree: on the
+    // decision, and on the rule that made it.
+    let (allowed, rule) = (fast.is_allowed(), fast.rule());
+    assert_eq!(allowed, slow.is_allowed(), "{method} {path}: {slow}");
+    assert_eq!(rule, slow.rule(), "{method} {path}: {slow}");
+    allowed
 }
 
 // ---------------------------------------------------------------------------
@@ -517,14 +513,7 @@ async fn templates_cover_what_axum_routes() {
 fn peer(spiffe_id: &str) -> PeerIdentity {
     let pki = common::Pki::new("example.org");
     let svid = pki.svid(spiffe_id);
-    mtls_core::verify(
-        svid.chain(),
-        &pki.bundles(),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap()
+    mtls_testing::client_identity(svid.chain(), &pki.bundles())
 }
 
 fn app(policy: PolicyFile) -> Router {

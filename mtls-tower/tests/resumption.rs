@@ -23,7 +23,8 @@ use axum::Router;
 use common::*;
 use mtls_core::rustls::{self, HandshakeKind};
 use mtls_core::{
-    authorize, BundleSet, CrlSet, Denied, MtlsServerConfig, SharedBundles, SharedCrls, SpiffeId,
+    authorize, BundleSet, CrlSet, Denied, MtlsServerConfig, ServerConfigBuilder, SharedBundles,
+    SharedCrls, SpiffeId,
 };
 use mtls_tower::{AuthorizeLayer, PeerId, RoutePolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -90,20 +91,55 @@ fn resuming_connector(pki: &Pki, svid: mtls_core::X509Svid) -> TlsConnector {
     TlsConnector::from(config.rustls_config())
 }
 
+/// A connection of `connector` with a handshake of `kind` is admitted as
+/// `who`.
+async fn assert_served(connector: &TlsConnector, server: &Server, kind: HandshakeKind, who: &str) {
+    let (got, response) = raw_whoami(connector, server.addr).await;
+    assert_eq!(got, Some(kind), "the handshake of a connection as {who}");
+    assert_ok(&response, who);
+}
+
 /// Connections 1 (full) and 2 (resumed) are admitted.
 async fn establish(connector: &TlsConnector, server: &Server, who: &str) {
-    let (kind, response) = raw_whoami(connector, server.addr).await;
-    assert_eq!(kind, Some(HandshakeKind::Full));
-    assert_ok(&response, who);
-    let (kind, response) = raw_whoami(connector, server.addr).await;
-    assert_eq!(
-        kind,
-        Some(HandshakeKind::Resumed),
-        "the second connection must resume"
-    );
-    assert_ok(&response, who);
+    assert_served(connector, server, HandshakeKind::Full, who).await;
+    // The second connection must resume.
+    assert_served(connector, server, HandshakeKind::Resumed, who).await;
     assert_eq!(server.stats.accepted(), 2);
     assert_eq!(server.stats.failed(), 0);
+}
+
+/// `builder` with HTTP/1.1 ALPN and session resumption, built.
+fn resuming(builder: ServerConfigBuilder) -> MtlsServerConfig {
+    builder
+        .alpn_protocols(vec![b"http/1.1".to_vec()])
+        .resumption(true)
+        .build()
+        .unwrap()
+}
+
+/// The backend's resuming server config, admitting the members of the
+/// trust domain, trusting `bundles`.
+fn resuming_member_server(
+    pki: &Pki,
+    bundles: impl mtls_core::BundleSource + 'static,
+) -> MtlsServerConfig {
+    resuming(
+        MtlsServerConfig::builder(pki.svid(BACKEND), bundles)
+            .authorizer(authorize::member_of(pki.td.clone())),
+    )
+}
+
+/// Serves [`app`] with `config`; a resuming client with `svid` is admitted
+/// on a full and on a resumed handshake ([`establish`]).
+async fn established(
+    pki: &Pki,
+    config: MtlsServerConfig,
+    svid: mtls_core::X509Svid,
+) -> (Server, TlsConnector) {
+    let server = serve(config, app()).await;
+    let connector = resuming_connector(pki, svid);
+    establish(&connector, &server, FRONTEND).await;
+    (server, connector)
 }
 
 /// A resumed connection that the listener must refuse.
@@ -125,15 +161,8 @@ async fn resumed_session_refused_after_client_ca_removed_from_bundle() {
     bounded(async {
         let pki = Pki::new("example.org");
         let bundles = SharedBundles::new(pki.bundles());
-        let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
-            .authorizer(authorize::member_of(pki.td.clone()))
-            .alpn_protocols(vec![b"http/1.1".to_vec()])
-            .resumption(true)
-            .build()
-            .unwrap();
-        let server = serve(config, app()).await;
-        let connector = resuming_connector(&pki, pki.svid(FRONTEND));
-        establish(&connector, &server, FRONTEND).await;
+        let config = resuming_member_server(&pki, bundles.clone());
+        let (server, connector) = established(&pki, config, pki.svid(FRONTEND)).await;
 
         // The trust domain moves to a new CA: the client's CA is gone from
         // the server's bundle.
@@ -151,12 +180,8 @@ async fn resumed_session_refused_after_client_ca_removed_from_bundle() {
 
         // Peers of the new CA are served, resumed or not.
         let newcomer = resuming_connector(&pki, successor.svid(FRONTEND));
-        let (kind, response) = raw_whoami(&newcomer, server.addr).await;
-        assert_eq!(kind, Some(HandshakeKind::Full));
-        assert_ok(&response, FRONTEND);
-        let (kind, response) = raw_whoami(&newcomer, server.addr).await;
-        assert_eq!(kind, Some(HandshakeKind::Resumed));
-        assert_ok(&response, FRONTEND);
+        assert_served(&newcomer, &server, HandshakeKind::Full, FRONTEND).await;
+        assert_served(&newcomer, &server, HandshakeKind::Resumed, FRONTEND).await;
         assert_eq!(server.stats.accepted(), 4);
     })
     .await;
@@ -167,15 +192,8 @@ async fn resumed_session_refused_after_trust_domain_removed() {
     bounded(async {
         let pki = Pki::new("example.org");
         let bundles = SharedBundles::new(pki.bundles());
-        let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
-            .authorizer(authorize::member_of(pki.td.clone()))
-            .alpn_protocols(vec![b"http/1.1".to_vec()])
-            .resumption(true)
-            .build()
-            .unwrap();
-        let server = serve(config, app()).await;
-        let connector = resuming_connector(&pki, pki.svid(FRONTEND));
-        establish(&connector, &server, FRONTEND).await;
+        let config = resuming_member_server(&pki, bundles.clone());
+        let (server, connector) = established(&pki, config, pki.svid(FRONTEND)).await;
 
         bundles.set(BundleSet::new());
 
@@ -190,21 +208,17 @@ async fn resumed_session_refused_after_authorizer_changes() {
         let pki = Pki::new("example.org");
         let banned = Arc::new(AtomicBool::new(false));
         let flag = banned.clone();
-        let config = MtlsServerConfig::builder(pki.svid(BACKEND), pki.bundles())
-            .authorizer(authorize::from_fn(move |peer: &SpiffeId| {
+        let builder = MtlsServerConfig::builder(pki.svid(BACKEND), pki.bundles()).authorizer(
+            authorize::from_fn(move |peer: &SpiffeId| {
                 if flag.load(Ordering::SeqCst) {
                     Err(Denied::new(peer, "banned"))
                 } else {
                     Ok(())
                 }
-            }))
-            .alpn_protocols(vec![b"http/1.1".to_vec()])
-            .resumption(true)
-            .build()
-            .unwrap();
-        let server = serve(config, app()).await;
-        let connector = resuming_connector(&pki, pki.svid(FRONTEND));
-        establish(&connector, &server, FRONTEND).await;
+            }),
+        );
+        let config = resuming(builder);
+        let (server, connector) = established(&pki, config, pki.svid(FRONTEND)).await;
 
         banned.store(true, Ordering::SeqCst);
 
@@ -224,18 +238,13 @@ async fn resumed_session_refused_after_client_revoked() {
     bounded(async {
         let pki = Pki::new("example.org");
         let crls = SharedCrls::new(CrlSet::new());
-        let config = MtlsServerConfig::builder(pki.svid(BACKEND), pki.bundles())
+        let builder = MtlsServerConfig::builder(pki.svid(BACKEND), pki.bundles())
             .authorizer(authorize::member_of(pki.td.clone()))
-            .crls(crls.clone())
-            .alpn_protocols(vec![b"http/1.1".to_vec()])
-            .resumption(true)
-            .build()
-            .unwrap();
-        let server = serve(config, app()).await;
+            .crls(crls.clone());
+        let config = resuming(builder);
         let svid = pki.svid(FRONTEND);
         let serial = serial_of(svid.leaf());
-        let connector = resuming_connector(&pki, svid);
-        establish(&connector, &server, FRONTEND).await;
+        let (server, connector) = established(&pki, config, svid).await;
 
         assert!(pki.ca.revoke(&serial));
         let mut revoked = CrlSet::new();
@@ -258,17 +267,10 @@ async fn resumed_session_refused_after_client_revoked() {
 async fn resumed_session_refused_after_client_svid_expired() {
     bounded(async {
         let pki = Pki::new("example.org");
-        let config = MtlsServerConfig::builder(pki.svid(BACKEND), pki.bundles())
-            .authorizer(authorize::member_of(pki.td.clone()))
-            .alpn_protocols(vec![b"http/1.1".to_vec()])
-            .resumption(true)
-            .build()
-            .unwrap();
-        let server = serve(config, app()).await;
+        let config = resuming_member_server(&pki, pki.bundles());
         let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(2));
         let not_after = svid.not_after();
-        let connector = resuming_connector(&pki, svid);
-        establish(&connector, &server, FRONTEND).await;
+        let (server, connector) = established(&pki, config, svid).await;
 
         sleep_past(not_after, Duration::from_millis(1100)).await;
 
@@ -282,12 +284,7 @@ async fn tls12_resumed_session_is_verified_again_too() {
     bounded(async {
         let pki = Pki::new("example.org");
         let bundles = SharedBundles::new(pki.bundles());
-        let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
-            .authorizer(authorize::member_of(pki.td.clone()))
-            .alpn_protocols(vec![b"http/1.1".to_vec()])
-            .resumption(true)
-            .build()
-            .unwrap();
+        let config = resuming_member_server(&pki, bundles.clone());
         let server = serve(config, app()).await;
         // A plain rustls TLS 1.2 client (session-ID resumption).
         let svid = pki.svid(FRONTEND);
@@ -312,9 +309,7 @@ async fn resumption_off_on_the_server_means_full_handshakes() {
         let server = serve(pki.server_config(), app()).await;
         let connector = resuming_connector(&pki, pki.svid(FRONTEND));
         for _ in 0..3 {
-            let (kind, response) = raw_whoami(&connector, server.addr).await;
-            assert_eq!(kind, Some(HandshakeKind::Full));
-            assert_ok(&response, FRONTEND);
+            assert_served(&connector, &server, HandshakeKind::Full, FRONTEND).await;
         }
         assert_eq!(server.stats.accepted(), 3);
     })
@@ -330,12 +325,7 @@ async fn rustls_alone_would_admit_the_resumed_session() {
     bounded(async {
         let pki = Pki::new("example.org");
         let bundles = SharedBundles::new(pki.bundles());
-        let config = MtlsServerConfig::builder(pki.svid(BACKEND), bundles.clone())
-            .authorizer(authorize::member_of(pki.td.clone()))
-            .alpn_protocols(vec![b"http/1.1".to_vec()])
-            .resumption(true)
-            .build()
-            .unwrap();
+        let config = resuming_member_server(&pki, bundles.clone());
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(config.rustls_config());

@@ -45,16 +45,12 @@ async fn no_request_fails_across_leaf_and_ca_rotations() {
         .alpn_protocols(vec![b"h2".to_vec(), b"http/1.1".to_vec()])
         .build()
         .unwrap();
-    let policy = RoutePolicy::builder()
-        .route("/whoami", authorize::any())
-        .build()
-        .unwrap();
+    // Any member may ask `/whoami`, answered with its SPIFFE ID.
+    let whoami = get(|PeerId(id): PeerId| async move { id.to_string() });
+    let only_whoami = RoutePolicy::builder().route("/whoami", authorize::any());
     let app = Router::new()
-        .route(
-            "/whoami",
-            get(|PeerId(id): PeerId| async move { id.to_string() }),
-        )
-        .layer(AuthorizeLayer::new(policy));
+        .route("/whoami", whoami)
+        .layer(AuthorizeLayer::new(only_whoami.build().unwrap()));
     let server_handle = common::serve(server, app).await;
 
     let stop = Arc::new(AtomicBool::new(false));

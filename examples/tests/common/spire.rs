@@ -23,6 +23,17 @@ pub(crate) fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// The settings the `server` and `agent` blocks of SPIRE's configuration
+/// share: data under `DIR/data`, the API socket, the trust domain and a
+/// DEBUG log.
+fn common_settings(dir: &Path, socket: &Path, trust_domain: &str) -> String {
+    let data = path_str(&dir.join("data"));
+    let socket = path_str(socket);
+    format!(
+        "  data_dir = \"{data}\"\n  log_level = \"DEBUG\"\n  socket_path = \"{socket}\"\n  trust_domain = \"{trust_domain}\""
+    )
+}
+
 /// A child process whose stderr and stdout go to a log file, killed on drop.
 pub(crate) struct Process {
     name: String,
@@ -64,6 +75,29 @@ impl Process {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Runs `EXE healthcheck -socketPath SOCKET` every 200 ms while the
+    /// process runs, until it succeeds; fails after [`SPIRE_READY`] with
+    /// the last answer and the log.
+    #[track_caller]
+    fn wait_healthy(&mut self, exe: &Path, socket: &Path) {
+        let start = Instant::now();
+        let socket = path_str(socket);
+        loop {
+            self.assert_running();
+            let out = run_with(Command::new(exe).args(["healthcheck", "-socketPath", &socket]));
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                start.elapsed() < SPIRE_READY,
+                "{} not healthy within {SPIRE_READY:?}: {out:#?}; log:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -156,10 +190,7 @@ impl SpireServer {
             r#"server {{
   bind_address = "127.0.0.1"
   bind_port = "{port}"
-  socket_path = "{socket}"
-  trust_domain = "{trust_domain}"
-  data_dir = "{data}"
-  log_level = "DEBUG"
+{common}
   ca_key_type = "ec-p256"
   ca_ttl = "{ca_ttl}"
   default_x509_svid_ttl = "{svid_ttl}"
@@ -181,8 +212,7 @@ plugins {{
   }}
 }}
 "#,
-            socket = path_str(&socket),
-            data = path_str(&dir.join("data")),
+            common = common_settings(&dir, &socket, trust_domain),
             db = path_str(&dir.join("data/datastore.sqlite3")),
             ca_ttl = options.ca_ttl,
             svid_ttl = options.svid_ttl,
@@ -202,19 +232,7 @@ plugins {{
             socket,
             process,
         };
-        let start = Instant::now();
-        loop {
-            server.process.assert_running();
-            if server.cli(&["healthcheck"]).status.success() {
-                break;
-            }
-            assert!(
-                start.elapsed() < SPIRE_READY,
-                "spire-server not healthy within {SPIRE_READY:?}; log:\n{}",
-                server.process.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        server.process.wait_healthy(&server.exe, &server.socket);
         server
     }
 
@@ -347,12 +365,9 @@ impl SpireAgent {
         let socket = dir.join("api.sock");
         let config = format!(
             r#"agent {{
-  data_dir = "{data}"
-  log_level = "DEBUG"
+{common}
   server_address = "127.0.0.1"
   server_port = "{port}"
-  socket_path = "{socket}"
-  trust_domain = "{td}"
   insecure_bootstrap = true
 }}
 
@@ -372,10 +387,9 @@ plugins {{
   }}
 }}
 "#,
+            common = common_settings(&dir, &socket, &server.trust_domain),
             data = path_str(&dir.join("data")),
             port = server.port,
-            socket = path_str(&socket),
-            td = server.trust_domain,
         );
         let conf = dir.join("agent.conf");
         std::fs::write(&conf, config).expect("agent.conf");
@@ -403,24 +417,7 @@ plugins {{
     }
 
     fn wait_healthy(&mut self) {
-        let start = Instant::now();
-        loop {
-            self.process.assert_running();
-            let out = run_with(Command::new(&self.exe).args([
-                "healthcheck",
-                "-socketPath",
-                &path_str(&self.socket),
-            ]));
-            if out.status.success() {
-                return;
-            }
-            assert!(
-                start.elapsed() < SPIRE_READY,
-                "spire-agent not healthy within {SPIRE_READY:?}: {out:#?}; log:\n{}",
-                self.process.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.process.wait_healthy(&self.exe, &self.socket);
     }
 
     /// The Workload API endpoint (`unix:///.../api.sock`).

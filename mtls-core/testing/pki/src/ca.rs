@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use mtls_core::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use mtls_core::{
-    authorize, BundleSet, CrlSet, MtlsClientConfig, TrustDomain, X509Bundle, X509Svid,
+    authorize, BundleSet, ClientConfigBuilder, CrlSet, MtlsClientConfig, MtlsServerConfig,
+    ServerConfigBuilder, TrustDomain, X509Bundle, X509Svid,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
@@ -185,6 +186,27 @@ impl TestCa {
             root: self.root.clone(),
             issuer: Issuer::new(params, key),
         }
+    }
+
+    /// Builders of a server config with an SVID for `/backend` and a client
+    /// config with one for `/frontend` of this trust domain, both trusting
+    /// this CA's bundle and accepting any peer it authenticates.
+    ///
+    /// ```
+    /// let ca = mtls_testing::TestCa::root("example.org");
+    /// let (server, client) = ca.backend_and_frontend();
+    /// assert!(server.build().is_ok() && client.build().is_ok());
+    /// ```
+    pub fn backend_and_frontend(&self) -> (ServerConfigBuilder, ClientConfigBuilder) {
+        let svid = |name: &str| {
+            self.leaf(&format!("spiffe://{}/{name}", self.trust_domain.name()))
+                .svid()
+        };
+        let server = MtlsServerConfig::builder(svid("backend"), self.bundle_set())
+            .authorizer(authorize::any());
+        let client = MtlsClientConfig::builder(svid("frontend"), self.bundle_set())
+            .authorizer(authorize::any());
+        (server, client)
     }
 
     /// A valid SVID for `id` (which need not be in this CA's trust domain:

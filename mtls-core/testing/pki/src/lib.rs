@@ -7,9 +7,11 @@
 //!   [`sleep_past`]: tests that fail instead of hanging;
 //! - [`TestJwtIssuer`]: JWT-SVIDs (ES256) and the JWT bundle to check them;
 //! - [`id`]: a [`SpiffeId`] from a literal;
+//! - [`client_identity`]: the identity a chain proves to a server now;
 //! - [`AcceptAnyServer`]: a rustls verifier for raw clients whose test is
 //!   about the server's view;
 //! - [`serve_hi`] / [`call_hi`]: a TLS server and client on loopback;
+//!   [`loopback_handshake`]: one handshake between two configs;
 //! - [`snapshotter`]: metrics-util's debugging recorder, installed once;
 //! - [`first_renewal_of_4s_svid`]: a `RenewingSvid`'s first renewal, timed;
 //! - [`dns_names`]: the DNS names of a parsed certificate.
@@ -46,14 +48,17 @@ pub use ca::{
     ca_params, hours, in_hours, leaf_params, next_serial, now, system_now, TestCa, TestLeaf,
 };
 pub use jwt::TestJwtIssuer;
-pub use loopback::{call_hi, serve_hi};
+pub use loopback::{call_hi, loopback_handshake, serve_hi};
 pub use metrics::{counted, snapshotter};
 pub use renew::first_renewal_of_4s_svid;
 pub use verifier::AcceptAnyServer;
 pub use wait::{bounded, bounded_by, eventually, sleep_past, TEST_TIMEOUT};
 pub use x509::dns_names;
 
-use mtls_core::SpiffeId;
+use std::time::SystemTime;
+
+use mtls_core::rustls::pki_types::CertificateDer;
+use mtls_core::{BundleSet, CrlSet, PeerIdentity, PeerRole, SpiffeId};
 
 /// The SPIFFE ID `s`; panics when `s` is not one.
 ///
@@ -63,4 +68,25 @@ use mtls_core::SpiffeId;
 #[track_caller]
 pub fn id(s: &str) -> SpiffeId {
     SpiffeId::new(s).unwrap_or_else(|e| panic!("test SPIFFE ID {s:?}: {e}"))
+}
+
+/// The identity `chain` proves as a client to a server trusting `bundles`,
+/// now and with no CRLs; panics when the chain does not verify.
+///
+/// ```
+/// let ca = mtls_testing::TestCa::root("example.org");
+/// let svid = ca.leaf("spiffe://example.org/web").svid();
+/// let peer = mtls_testing::client_identity(svid.chain(), &ca.bundle_set());
+/// assert_eq!(peer.spiffe_id(), &mtls_testing::id("spiffe://example.org/web"));
+/// ```
+#[track_caller]
+pub fn client_identity(chain: &[CertificateDer<'_>], bundles: &BundleSet) -> PeerIdentity {
+    mtls_core::verify(
+        chain,
+        bundles,
+        SystemTime::now(),
+        &CrlSet::new(),
+        PeerRole::Client,
+    )
+    .unwrap_or_else(|e| panic!("a test client chain that does not verify: {e}"))
 }

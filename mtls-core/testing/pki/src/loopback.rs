@@ -1,4 +1,5 @@
-//! A TLS server that says `hi` and its client, on loopback.
+//! A TLS server that says `hi` and its client, on loopback; one handshake
+//! between two configs ([`loopback_handshake`]).
 //!
 //! ```
 //! use mtls_core::{authorize, MtlsClientConfig, MtlsServerConfig};
@@ -28,7 +29,7 @@ use mtls_core::rustls::pki_types::{CertificateDer, ServerName};
 use mtls_core::{MtlsClientConfig, MtlsServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::{client, TlsAcceptor, TlsConnector};
 
 /// Serves `hi` with `server` on loopback to every peer it accepts; returns
 /// the address.
@@ -70,4 +71,33 @@ pub async fn call_hi(
     let mut buf = Vec::new();
     tls.read_to_end(&mut buf).await?;
     Ok((buf, leaf))
+}
+
+/// One handshake on loopback between `server` and `client` (which names
+/// the server `localhost`): the client's stream, and what `inspect` reads
+/// of the server's side of the connection (within ten seconds). Panics when
+/// either side fails.
+pub async fn loopback_handshake<T: Send + 'static>(
+    server: &MtlsServerConfig,
+    client: &MtlsClientConfig,
+    inspect: impl FnOnce(&mtls_core::rustls::ServerConnection) -> T + Send + 'static,
+) -> (client::TlsStream<TcpStream>, T) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = TlsAcceptor::from(server.rustls_config());
+    let accept = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        inspect(tls.get_ref().1)
+    });
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = TlsConnector::from(client.rustls_config())
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), accept)
+        .await
+        .unwrap()
+        .unwrap();
+    (tls, seen)
 }

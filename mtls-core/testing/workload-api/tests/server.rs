@@ -8,6 +8,7 @@ use mtls_testing::bounded;
 use mtls_workload_api_testing::proto::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use mtls_workload_api_testing::proto::{
     JwtBundlesRequest, JwtsvidRequest, ValidateJwtsvidRequest, X509BundlesRequest, X509svidRequest,
+    X509svidResponse,
 };
 use mtls_workload_api_testing::{WorkloadApiServer, MISSING_HEADER_MESSAGE, SECURITY_HEADER};
 use tonic::transport::{Channel, Endpoint};
@@ -35,6 +36,25 @@ fn cert(byte: u8) -> CertificateDer<'static> {
     CertificateDer::from(vec![byte; 4])
 }
 
+/// A running agent holding the material of [`push`] 1, and a client of it.
+async fn agent_with_first_push() -> (WorkloadApiServer, SpiffeWorkloadApiClient<Channel>) {
+    let agent = WorkloadApiServer::start().await.unwrap();
+    push(&agent, 1);
+    let client = client(&agent).await;
+    (agent, client)
+}
+
+/// An open `FetchX509SVID` stream of `client`.
+async fn svid_stream(
+    client: &mut SpiffeWorkloadApiClient<Channel>,
+) -> tonic::Streaming<X509svidResponse> {
+    client
+        .fetch_x509svid(with_header(X509svidRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn push(agent: &WorkloadApiServer, leaf: u8) {
     agent.set_x509(
         vec![(
@@ -50,9 +70,7 @@ fn push(agent: &WorkloadApiServer, leaf: u8) {
 #[tokio::test]
 async fn calls_without_the_security_header_are_invalid_arguments() {
     bounded(async {
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, 1);
-        let mut client = client(&agent).await;
+        let (agent, mut client) = agent_with_first_push().await;
 
         let status = client
             .fetch_x509svid(Request::new(X509svidRequest {}))
@@ -75,15 +93,9 @@ async fn calls_without_the_security_header_are_invalid_arguments() {
 #[tokio::test]
 async fn x509_streams_carry_every_push_and_end_on_close() {
     bounded(async {
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, 1);
-        let mut client = client(&agent).await;
+        let (agent, mut client) = agent_with_first_push().await;
 
-        let mut svids = client
-            .fetch_x509svid(with_header(X509svidRequest {}))
-            .await
-            .unwrap()
-            .into_inner();
+        let mut svids = svid_stream(&mut client).await;
         let mut bundles = client
             .fetch_x509_bundles(with_header(X509BundlesRequest {}))
             .await
@@ -118,11 +130,7 @@ async fn x509_streams_carry_every_push_and_end_on_close() {
         agent.close_streams();
         assert!(svids.message().await.unwrap().is_none());
         assert!(bundles.message().await.unwrap().is_none());
-        let mut again = client
-            .fetch_x509svid(with_header(X509svidRequest {}))
-            .await
-            .unwrap()
-            .into_inner();
+        let mut again = svid_stream(&mut client).await;
         assert_eq!(again.message().await.unwrap().unwrap(), second);
         assert_eq!(agent.x509_svid_calls(), 2);
     })
@@ -132,14 +140,8 @@ async fn x509_streams_carry_every_push_and_end_on_close() {
 #[tokio::test]
 async fn denial_answers_permission_denied() {
     bounded(async {
-        let agent = WorkloadApiServer::start().await.unwrap();
-        push(&agent, 1);
-        let mut client = client(&agent).await;
-        let mut open = client
-            .fetch_x509svid(with_header(X509svidRequest {}))
-            .await
-            .unwrap()
-            .into_inner();
+        let (agent, mut client) = agent_with_first_push().await;
+        let mut open = svid_stream(&mut client).await;
         assert!(open.message().await.unwrap().is_some());
 
         agent.deny(Some("no identity issued"));
@@ -153,11 +155,7 @@ async fn denial_answers_permission_denied() {
         assert_eq!(status.message(), "no identity issued");
 
         agent.deny(None);
-        let mut served = client
-            .fetch_x509svid(with_header(X509svidRequest {}))
-            .await
-            .unwrap()
-            .into_inner();
+        let mut served = svid_stream(&mut client).await;
         assert!(served.message().await.unwrap().is_some());
     })
     .await;
