@@ -15,13 +15,14 @@ use crate::server::LayerKit;
 use crate::{handshake, BoxError, Fixture};
 
 /// What `--instructions` can count.
-pub const WORKLOADS: [&str; 13] = [
+pub const WORKLOADS: [&str; 14] = [
     "handshake-ours",
     "handshake-raw",
     "handshake-ours-pq",
     "handshake-raw-pq",
     "resumed-ours",
     "resumed-raw",
+    "resumed-raw-one-ticket",
     "request-ours",
     "request-ours-whole",
     "request-bare",
@@ -56,13 +57,21 @@ pub fn run_workload(fx: &mut Fixture, what: &str, count: u64) -> Result<(), BoxE
             black_box(handshake(&side, None, &mut buf)?);
             measured(count, || handshake(&side, None, &mut buf).map(drop))?;
         }
-        "resumed-ours" | "resumed-raw" => {
+        "resumed-ours" | "resumed-raw" | "resumed-raw-one-ticket" => {
             // Resumed TLS 1.3 handshakes; ours re-verifies the restored
-            // chain in `peer_identity` (counted), raw rustls does not.
+            // chain in `peer_identity` (counted), raw rustls does not. Ours
+            // sends one ticket per handshake, raw rustls two by default:
+            // `resumed-raw-one-ticket` is raw rustls set to one as well.
             let side = if what.starts_with("resumed-ours") {
                 fx.ours(true, &[])?
             } else {
-                fx.raw(true, &[])?
+                let mut side = fx.raw(true, &[])?;
+                if what.starts_with("resumed-raw-one-ticket") {
+                    let mut server = (*side.server).clone();
+                    server.send_tls13_tickets = 1;
+                    side.server = Arc::new(server);
+                }
+                side
             };
             let mut buf = Vec::new();
             black_box(handshake(&side, None, &mut buf)?);

@@ -1130,6 +1130,63 @@ async fn resumed_session_is_verified_again() {
     .await;
 }
 
+/// One TLS 1.3 ticket per handshake (as Go's crypto/tls; rustls sends two
+/// by default) is enough for a client that replaces its connections: each
+/// resumption uses its ticket up and brings a fresh one, so every later
+/// connection resumes, each verified again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_ticket_per_handshake_keeps_every_reconnection_resumed() {
+    bounded(async {
+        let setup = ResumptionSetup::new();
+        let server =
+            MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles.clone())
+                .authorizer(authorize::member_of(setup.server_ca.trust_domain.clone()))
+                .resumption(true)
+                .build()
+                .unwrap();
+        assert_eq!(server.rustls_config().send_tls13_tickets, 1);
+        let client =
+            MtlsClientConfig::builder(setup.client_svid.clone(), setup.server_ca.bundle_set())
+                .authorizer(authorize::exact(id(SERVER_ID)))
+                .resumption(true)
+                .build()
+                .unwrap();
+        for round in 0..4 {
+            let (mut tls, srv) = connect(&server, &client).await;
+            let want = if round == 0 {
+                HandshakeKind::Full
+            } else {
+                HandshakeKind::Resumed
+            };
+            assert_eq!(
+                tls.get_ref().1.handshake_kind(),
+                Some(want),
+                "round {round}"
+            );
+            assert_eq!(
+                client
+                    .peer_identity(tls.get_ref().1)
+                    .unwrap()
+                    .spiffe_id()
+                    .as_str(),
+                SERVER_ID
+            );
+            // Reading the server's data takes in the ticket sent before it.
+            assert_eq!(client_talk(&mut tls).await.unwrap(), b"hello");
+            let saw = srv.await.unwrap().unwrap();
+            assert_eq!(saw.kind, Some(want), "round {round}");
+            assert_eq!(saw.peer.unwrap().unwrap().spiffe_id().as_str(), CLIENT_ID);
+        }
+        // Without resumption, no ticket at all.
+        let plain = MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles)
+            .authorizer(authorize::any())
+            .build()
+            .unwrap();
+        assert_eq!(plain.rustls_config().send_tls13_tickets, 0);
+    })
+    .await;
+}
+
 /// The same over TLS 1.2 (session-ID resumption), with a raw TLS 1.2 client:
 /// the restored chain must be verified again as well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

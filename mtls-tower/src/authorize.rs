@@ -115,7 +115,7 @@ pub struct RequestHead<'a> {
     extensions: &'a Extensions,
     /// Set by `AuthorizeLayer`, which refused the request already unless
     /// its path is in normal form: a policy need not check it again.
-    pub(crate) path_checked: bool,
+    pub(crate) path_checked: Option<crate::path::Normal>,
 }
 
 impl<'a> RequestHead<'a> {
@@ -167,7 +167,7 @@ impl<'a, B> From<&'a Request<B>> for RequestHead<'a> {
             version: request.version(),
             headers: request.headers(),
             extensions: request.extensions(),
-            path_checked: false,
+            path_checked: None,
         }
     }
 }
@@ -181,7 +181,7 @@ impl<'a> From<&'a Parts> for RequestHead<'a> {
             version: parts.version,
             headers: &parts.headers,
             extensions: &parts.extensions,
-            path_checked: false,
+            path_checked: None,
         }
     }
 }

@@ -236,9 +236,12 @@ where
         let grpc = |req: &Request<ReqBody>| is_grpc(req);
         // Before any policy: whatever implements it never sees a path
         // handlers would decode into another one.
-        if let Err(invalid) = crate::path::check(req.uri().path()) {
-            return ResponseFuture::refused(crate::path::refusal(&invalid, grpc(&req)));
-        }
+        let normal = match crate::path::check(req.uri().path()) {
+            Ok(normal) => normal,
+            Err(invalid) => {
+                return ResponseFuture::refused(crate::path::refusal(&invalid, grpc(&req)))
+            }
+        };
         // A JWT-SVID is put there by a `JwtSvidLayer` outside this layer,
         // which validated it for this very request.
         let x509 = peer_identity(req.extensions());
@@ -275,7 +278,7 @@ where
         }
         // The request's head by reference: nothing copied or allocated.
         let mut head = RequestHead::from(&req);
-        head.path_checked = true;
+        head.path_checked = Some(normal);
         let decision = self
             .policy
             .authorize_request(caller, head)

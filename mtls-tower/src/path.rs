@@ -124,11 +124,12 @@ fn encoded_at(bytes: &[u8], at: usize) -> Option<u8> {
 ///
 /// Every other percent-encoded octet (`%20`, `%3F`, `%3A`, `%C3%A9`, ...)
 /// passes; see the module docs for why that is safe.
-pub(crate) fn check(path: &str) -> Result<(), InvalidPath> {
+pub(crate) fn check(path: &str) -> Result<Normal, InvalidPath> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(InvalidPath::NotAbsolute);
     }
+    let mut encoded = false;
     let mut segment_start = 1;
     let mut i = 1;
     while i < bytes.len() {
@@ -157,13 +158,35 @@ pub(crate) fn check(path: &str) -> Result<(), InvalidPath> {
                     }
                     _ => {}
                 }
+                encoded = true;
                 i += 2;
             }
             _ => {}
         }
         i += 1;
     }
-    check_segment(bytes, segment_start, bytes.len())
+    check_segment(bytes, segment_start, bytes.len())?;
+    Ok(Normal { encoded })
+}
+
+/// What [`check`] learnt of a path in normal form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Normal {
+    /// Whether the path holds a percent-encoded octet.
+    encoded: bool,
+}
+
+impl Normal {
+    /// [`decode_rule_chars`] of the path [`check`] accepted, without
+    /// looking for a `%` again.
+    #[inline]
+    pub(crate) fn decode_rule_chars(self, path: &str) -> Cow<'_, str> {
+        if self.encoded {
+            decode_rule_chars(path)
+        } else {
+            Cow::Borrowed(path)
+        }
+    }
 }
 
 /// Refuses `bytes[start..end]` if it is a dot segment (raw: encoded dots
@@ -259,7 +282,13 @@ mod tests {
             "/a;b=c",
             "/é",
         ] {
-            assert_eq!(check(path), Ok(()), "{path:?}");
+            let normal = check(path);
+            assert!(normal.is_ok(), "{path:?}");
+            assert_eq!(
+                normal.map(|n| n.encoded),
+                Ok(path.contains('%')),
+                "{path:?}"
+            );
         }
     }
 
@@ -384,10 +413,14 @@ mod tests {
     fn every_encoded_octet() {
         for octet in 0..=255u8 {
             for path in [format!("/x%{octet:02X}y"), format!("/x%{octet:02x}y")] {
-                let refused = check(&path).is_err();
+                let checked = check(&path);
                 let should = is_unreserved(octet) || octet == b'/' || octet == b'\\';
-                assert_eq!(refused, should, "{path}");
+                assert_eq!(checked.is_err(), should, "{path}");
                 let decoded = decode_rule_chars(&path);
+                if let Ok(normal) = checked {
+                    // What the layer's policies match: the same decoding.
+                    assert_eq!(normal.decode_rule_chars(&path), decoded, "{path}");
+                }
                 if is_rule_char(octet) {
                     assert_eq!(decoded, format!("/x{}y", char::from(octet)), "{path}");
                 } else {

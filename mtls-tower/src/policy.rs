@@ -78,10 +78,13 @@ pub struct RoutePolicy {
 
 struct Inner {
     rules: Vec<Rule>,
-    /// Rule indices by prefix, ascending.
-    /// Rule indices by prefix; foldhash (requests only look up, so a peer
-    /// cannot degrade the table).
+    /// Rule indices by prefix, ascending; foldhash (requests only look
+    /// up, so a peer cannot degrade the table). Without `/`, which every
+    /// path has: see `root`.
     by_prefix: HashMap<Box<str>, Vec<usize>, foldhash::fast::RandomState>,
+    /// The indices of the rules for `/`, ascending: tried for every
+    /// request, so not hashed.
+    root: Vec<usize>,
 }
 
 struct Rule {
@@ -108,11 +111,20 @@ impl RoutePolicy {
     fn from_rules(rules: Vec<Rule>) -> Self {
         let mut by_prefix: HashMap<Box<str>, Vec<usize>, foldhash::fast::RandomState> =
             HashMap::default();
+        let mut root = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
-            by_prefix.entry(rule.prefix.clone()).or_default().push(i);
+            if &*rule.prefix == "/" {
+                root.push(i);
+            } else {
+                by_prefix.entry(rule.prefix.clone()).or_default().push(i);
+            }
         }
         Self {
-            inner: Arc::new(Inner { rules, by_prefix }),
+            inner: Arc::new(Inner {
+                rules,
+                by_prefix,
+                root,
+            }),
         }
     }
 
@@ -120,16 +132,22 @@ impl RoutePolicy {
     /// without query). A path not in normal form is denied whatever the
     /// rules (see the type's documentation).
     pub fn decide(&self, method: &Method, path: &str, peer: &SpiffeId) -> Result<(), Denied> {
-        if let Err(invalid) = path::check(path) {
-            return Err(Denied::new(peer, invalid.to_string()));
+        match path::check(path) {
+            Ok(normal) => self.decide_normal(method, path, normal, peer),
+            Err(invalid) => Err(Denied::new(peer, invalid.to_string())),
         }
-        self.decide_normal(method, path, peer)
     }
 
     /// [`decide`](Self::decide) on a path already known to be in normal
     /// form.
-    fn decide_normal(&self, method: &Method, path: &str, peer: &SpiffeId) -> Result<(), Denied> {
-        match self.first_match(method, &path::decode_rule_chars(path)) {
+    fn decide_normal(
+        &self,
+        method: &Method,
+        path: &str,
+        normal: path::Normal,
+        peer: &SpiffeId,
+    ) -> Result<(), Denied> {
+        match self.first_match(method, &normal.decode_rule_chars(path)) {
             Some(rule) => rule.authorizer.authorize(peer),
             None => Err(Denied::new(peer, "no route rule matches")),
         }
@@ -138,8 +156,8 @@ impl RoutePolicy {
     fn first_match(&self, method: &Method, path: &str) -> Option<&Rule> {
         let inner = &*self.inner;
         let mut best: Option<usize> = None;
-        let mut consider = |prefix: &str| {
-            if let Some(indices) = inner.by_prefix.get(prefix) {
+        let mut consider = |indices: Option<&Vec<usize>>| {
+            if let Some(indices) = indices {
                 let first = indices.iter().copied().find(|&i| {
                     inner.rules[i].methods.as_ref().is_none_or(|m| {
                         // HEAD is GET without a body, and routers (axum's
@@ -153,13 +171,16 @@ impl RoutePolicy {
                 }
             }
         };
-        consider("/");
-        // Every segment-boundary prefix of the path, and the path itself.
-        for (i, _) in path.match_indices('/').filter(|&(i, _)| i > 0) {
-            consider(&path[..i]);
+        consider(Some(&inner.root));
+        // Every segment-boundary prefix of the path, and the path itself
+        // (`/` is ASCII: each cut is a char boundary).
+        for (i, &b) in path.as_bytes().iter().enumerate().skip(1) {
+            if b == b'/' {
+                consider(inner.by_prefix.get(&path[..i]));
+            }
         }
         if path.len() > 1 && !path.ends_with('/') {
-            consider(path);
+            consider(inner.by_prefix.get(path));
         }
         best.map(|i| &inner.rules[i])
     }
@@ -185,8 +206,8 @@ impl AuthorizeRequest for RoutePolicy {
         request: RequestHead<'_>,
     ) -> Result<(), Denial> {
         let (method, path, peer) = (request.method(), request.path(), caller.spiffe_id());
-        if request.path_checked {
-            self.decide_normal(method, path, peer)
+        if let Some(normal) = request.path_checked {
+            self.decide_normal(method, path, normal, peer)
         } else {
             self.decide(method, path, peer)
         }

@@ -230,9 +230,12 @@ impl ServerTweaks<'_> {
         self
     }
 
-    /// How many TLS 1.3 tickets to send after a full handshake. A number
-    /// above zero resumes sessions, so `build` fails unless resumption is
-    /// on.
+    /// How many TLS 1.3 tickets to send after each handshake (default with
+    /// [`resumption(true)`](crate::ServerConfigBuilder::resumption): one,
+    /// as Go's crypto/tls sends; rustls's own default is two, worth it for
+    /// clients that open several connections at once right after their
+    /// first). A number above zero resumes sessions, so `build` fails
+    /// unless resumption is on.
     pub fn send_tls13_tickets(&mut self, count: usize) -> &mut Self {
         if count > 0 {
             self.pending.resumes("send_tls13_tickets");

@@ -74,7 +74,9 @@ pub struct ServerConfigBuilder {
 
 impl ServerConfigBuilder {
     common_builder_methods! {
-        /// Allows TLS session resumption (default: off).
+        /// Allows TLS session resumption (default: off). With it, the server
+        /// keeps up to 1024 sessions in memory and sends one TLS 1.3 ticket
+        /// per handshake (change either with [`customize`](Self::customize)).
         ///
         /// On resumption rustls restores the client's chain from the session and
         /// does not run the verifier, so a client revoked or whose CA was removed
@@ -135,6 +137,13 @@ impl ServerConfigBuilder {
         config.alpn_protocols = alpn;
         if resumption {
             config.session_storage = ServerSessionMemoryCache::new(1024);
+            // One TLS 1.3 ticket per handshake, as Go's crypto/tls (so
+            // go-spiffe and SPIRE) sends, where rustls and OpenSSL send two:
+            // a resumption uses its ticket up and gets a fresh one, so a
+            // client that replaces its connections always has one, and each
+            // handshake does half the ticket work (and fills half the
+            // session cache) on both sides.
+            config.send_tls13_tickets = 1;
         } else {
             config.session_storage = Arc::new(NoServerSessionStorage {});
             config.send_tls13_tickets = 0;

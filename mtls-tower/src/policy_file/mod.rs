@@ -276,15 +276,15 @@ impl CompiledPolicy {
     #[inline]
     pub fn evaluate(&self, query: &PolicyQuery<'_>) -> PolicyDecision {
         let inner = &*self.inner;
-        if crate::path::check(query.path).is_err() {
+        let Ok(normal) = crate::path::check(query.path) else {
             return PolicyDecision {
                 allowed: false,
                 rule: None,
                 audit: Vec::new(),
                 invalid_path: true,
             };
-        }
-        let path = crate::path::decode_rule_chars(query.path);
+        };
+        let path = normal.decode_rule_chars(query.path);
         let mut deny: Option<u32> = None;
         let mut allow: Option<u32> = None;
         let mut audit: Vec<usize> = Vec::new();
