@@ -126,20 +126,7 @@ pub struct JwtSvidClient<S> {
 }
 
 impl<S> JwtSvidClient<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, consuming the wrapper.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 /// Why a call through [`JwtSvidClient`] failed: no token (the request was

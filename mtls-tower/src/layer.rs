@@ -45,7 +45,7 @@ use crate::policy::RoutePolicy;
 ///   level, not sent;
 /// - allowed: the request goes on unchanged. Handlers read the caller with
 ///   [`PeerId`](crate::PeerId), [`Peer`](crate::Peer),
-///   [`tonic_peer`](crate::tonic_peer) or [`peer_identity`](crate::peer_identity),
+///   `tonic_peer` (feature `tonic`) or [`peer_identity`](crate::peer_identity),
 ///   which find the X.509 peer in the connect info the server put there (it
 ///   is not copied into a second extension: nothing is allocated per
 ///   request) and a JWT-SVID caller's `JwtSvid` where its layer put it.
@@ -194,20 +194,7 @@ pub struct Authorize<S, P = RoutePolicy> {
 }
 
 impl<S, P> Authorize<S, P> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, consuming the wrapper.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 #[derive(Clone, Copy)]

@@ -2,6 +2,28 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// `get_ref`, `get_mut` and `into_inner` for a middleware service whose
+/// wrapped service is the field `inner` of type `S` (as tower-http's
+/// services offer them).
+macro_rules! inner_service_accessors {
+    () => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// The inner service, consuming the wrapper.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+
 mod authorize;
 mod client;
 mod jwt;
