@@ -120,6 +120,18 @@ impl Fixture {
         })
     }
 
+    /// [`raw`](Self::raw) with resumption, the server sending one TLS 1.3
+    /// ticket per handshake as ours does (raw rustls sends two by default).
+    pub fn raw_one_ticket(&self) -> Result<Side, BoxError> {
+        let mut server = self.raw_server(true, true, &[])?;
+        server.send_tls13_tickets = 1;
+        Ok(Side {
+            server: Arc::new(server),
+            client: Arc::new(self.raw_client(true, &[])?),
+            ours: None,
+        })
+    }
+
     /// The raw rustls server config: `WebPkiClientVerifier` when
     /// `client_auth`, none otherwise; resumption as in [`Fixture::ours`].
     pub fn raw_server(

@@ -62,16 +62,10 @@ pub fn run_workload(fx: &mut Fixture, what: &str, count: u64) -> Result<(), BoxE
             // chain in `peer_identity` (counted), raw rustls does not. Ours
             // sends one ticket per handshake, raw rustls two by default:
             // `resumed-raw-one-ticket` is raw rustls set to one as well.
-            let side = if what.starts_with("resumed-ours") {
-                fx.ours(true, &[])?
-            } else {
-                let mut side = fx.raw(true, &[])?;
-                if what.starts_with("resumed-raw-one-ticket") {
-                    let mut server = (*side.server).clone();
-                    server.send_tls13_tickets = 1;
-                    side.server = Arc::new(server);
-                }
-                side
+            let side = match what.trim_end_matches("-pq") {
+                "resumed-ours" => fx.ours(true, &[])?,
+                "resumed-raw" => fx.raw(true, &[])?,
+                _ => fx.raw_one_ticket()?,
             };
             let mut buf = Vec::new();
             black_box(handshake(&side, None, &mut buf)?);

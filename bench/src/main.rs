@@ -287,6 +287,7 @@ fn handshakes(
     let raw_full = fx.raw(false, &[])?;
     let ours_resumed = fx.ours(true, &[])?;
     let raw_resumed = fx.raw(true, &[])?;
+    let raw_resumed_one_ticket = fx.raw_one_ticket()?;
     let (version, group) = negotiated(&ours_full)?;
     let (raw_version, raw_group) = negotiated(&raw_full)?;
     if (&version, &group) != (&raw_version, &raw_group) {
@@ -303,6 +304,7 @@ fn handshakes(
             (&raw_full, HandshakeKind::Full),
             (&ours_resumed, HandshakeKind::Resumed),
             (&raw_resumed, HandshakeKind::Resumed),
+            (&raw_resumed_one_ticket, HandshakeKind::Resumed),
         ],
         plan.hs_rounds,
         plan.hs_batch,
@@ -312,8 +314,8 @@ fn handshakes(
         },
     )?;
     let floor = floor_kit.floor;
-    let [of, rf, or, rr] =
-        <[HandshakeRounds; 4]>::try_from(rounds).map_err(|_| "expected four handshake series")?;
+    let [of, rf, or, rr, r1] =
+        <[HandshakeRounds; 5]>::try_from(rounds).map_err(|_| "expected five handshake series")?;
     let verify = measure_verify(fx, plan.verify_rounds, plan.verify_iters)?;
 
     // (1) Full handshakes: throughput ratio ours/raw = raw CPU / our CPU,
@@ -416,6 +418,14 @@ fn handshakes(
         ratio(resumed_vs_raw),
         &verdict(resumed_vs_raw >= 1.0, "≥ 1.0"),
     );
+    let resumed_vs_one_ticket = paired_ratio(&r1.total_us(), &or.total_us());
+    report.row(
+        "(2) resumed handshake, both sides, raw rustls set to send one ticket per handshake as ours does (its default is two); ratio = throughput ours/raw",
+        us(median(&or.total_us())),
+        format!("{} raw rustls resumed, one ticket", us(median(&r1.total_us()))),
+        ratio(resumed_vs_one_ticket),
+        "",
+    );
     report.row(
         "(2) **resumption speed-up**: resumed ÷ full handshake throughput, both sides",
         format!("{speedup_ours:.2}×"),
@@ -477,6 +487,10 @@ fn handshakes(
     );
     report.key("resumed_ratio", format!("{speedup_ours:.3}"));
     report.key("resumed_vs_raw_ratio", ratio(resumed_vs_raw));
+    report.key(
+        "resumed_vs_raw_one_ticket_ratio",
+        ratio(resumed_vs_one_ticket),
+    );
     report.key("verify_us", format!("{verify_us:.1}"));
     report.key("verify_ratio", ratio(verify_ratio));
     report.key(
