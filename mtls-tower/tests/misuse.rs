@@ -83,12 +83,7 @@ fn app() -> Router {
         .route("/whoami", authorize::any())
         .build()
         .unwrap();
-    Router::new()
-        .route(
-            "/whoami",
-            get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
-        )
-        .layer(AuthorizeLayer::new(policy))
+    whoami_router().layer(AuthorizeLayer::new(policy))
 }
 
 /// One test, in order: the misconfigured server logs exactly once however

@@ -15,13 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::routing::get;
 use axum::Router;
 use common::*;
 use mtls_core::rustls::HandshakeKind;
-use mtls_core::{authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SharedBundles};
+use mtls_core::{authorize, BundleSet, MtlsServerConfig, SharedBundles};
 use mtls_testing::counted;
-use mtls_tower::{metrics as names, ConnectError, MtlsConnector, PeerId};
+use mtls_tower::{metrics as names, ConnectError, MtlsConnector};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -105,10 +104,7 @@ fn chain(e: &(dyn StdError + 'static)) -> String {
 }
 
 fn app() -> Router {
-    Router::new().route(
-        "/whoami",
-        get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
-    )
+    whoami_router()
 }
 
 /// One HTTP/1.1 GET /whoami on a new connection: the handshake kind the
@@ -155,15 +151,7 @@ async fn refused_handshakes_log_the_reason_and_peer_with_one_label_full_or_resum
             .build()
             .unwrap();
         let server = serve(config, app()).await;
-        let stranger = || {
-            let config = MtlsClientConfig::builder(other.svid(STRANGER), pki.bundles())
-                .authorizer(authorize::exact(id(BACKEND)))
-                .alpn_protocols(vec![b"http/1.1".to_vec()])
-                .resumption(true)
-                .build()
-                .unwrap();
-            TlsConnector::from(config.rustls_config())
-        };
+        let stranger = || resuming_connector(&pki, other.svid(STRANGER));
         let connector = stranger();
         assert_eq!(
             raw_whoami(&connector, server.addr).await,

@@ -20,7 +20,9 @@ use mtls_core::rustls;
 use mtls_core::{
     authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SvidSource, TrustDomain, X509Svid,
 };
-use mtls_tower::{ListenerConfig, ListenerStats, MtlsConnectInfo, MtlsConnector, MtlsListener};
+use mtls_tower::{
+    ListenerConfig, ListenerStats, MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId,
+};
 use tokio::net::TcpListener;
 
 // Each test binary uses some of these.
@@ -89,6 +91,28 @@ pub fn client_config(
         .alpn_protocols(alpn.iter().map(|p| p.to_vec()).collect())
         .build()
         .unwrap()
+}
+
+/// A client config presenting `svid` with resumption on (ALPN http/1.1,
+/// expecting the backend), as a `TlsConnector`: one connector shares its
+/// session cache across connections.
+pub fn resuming_connector(pki: &Pki, svid: X509Svid) -> tokio_rustls::TlsConnector {
+    let config = MtlsClientConfig::builder(svid, pki.bundles())
+        .authorizer(authorize::exact(id(BACKEND)))
+        .alpn_protocols(vec![b"http/1.1".to_vec()])
+        .resumption(true)
+        .build()
+        .unwrap();
+    tokio_rustls::TlsConnector::from(config.rustls_config())
+}
+
+/// A router with `GET /whoami`, answering the caller's SPIFFE ID and a
+/// newline (no authorization layer).
+pub fn whoami_router() -> Router {
+    Router::new().route(
+        "/whoami",
+        axum::routing::get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
+    )
 }
 
 pub const H2: &[&[u8]] = &[b"h2"];
