@@ -14,7 +14,9 @@
 //!   [`loopback_handshake`]: one handshake between two configs;
 //! - [`snapshotter`]: metrics-util's debugging recorder, installed once;
 //! - [`first_renewal_of_4s_svid`]: a `RenewingSvid`'s first renewal, timed;
-//! - [`dns_names`]: the DNS names of a parsed certificate.
+//! - [`rules`]: numbered trust domains and IDs for many-rule authorizers;
+//! - [`dns_names`]: the DNS names of a parsed certificate;
+//! - [`error_lines`]: an error and its `source()` chain, one per line.
 //!
 //! mtls-core's integration tests use this crate too (a dev-dependency
 //! cycle): they link the same mtls-core library as this crate, so the
@@ -40,6 +42,7 @@ mod jwt;
 mod loopback;
 mod metrics;
 mod renew;
+pub mod rules;
 mod verifier;
 mod wait;
 mod x509;
@@ -59,6 +62,24 @@ use std::time::SystemTime;
 
 use mtls_core::rustls::pki_types::CertificateDer;
 use mtls_core::{BundleSet, CrlSet, PeerIdentity, PeerRole, SpiffeId};
+
+/// The messages of `e` and of every error down its `source()` chain, one
+/// per line.
+///
+/// ```
+/// let e = std::io::Error::other("outer");
+/// assert_eq!(mtls_testing::error_lines(&e), "outer");
+/// ```
+pub fn error_lines(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(e) = next {
+        text.push('\n');
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
 
 /// The SPIFFE ID `s`; panics when `s` is not one.
 ///
