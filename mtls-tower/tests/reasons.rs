@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::error::Error as StdError;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +18,7 @@ use axum::Router;
 use common::*;
 use mtls_core::rustls::HandshakeKind;
 use mtls_core::{authorize, BundleSet, MtlsServerConfig, SharedBundles};
-use mtls_testing::counted;
+use mtls_testing::{counted, error_lines};
 use mtls_tower::{metrics as names, ConnectError, MtlsConnector};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -88,19 +87,6 @@ impl Subscriber for Captured {
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
         Some(Level::TRACE.into())
     }
-}
-
-/// The messages of `e` and of every error down its `source()` chain, one
-/// per line.
-fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(e) = next {
-        text.push('\n');
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
 }
 
 fn app() -> Router {
@@ -267,7 +253,7 @@ async fn a_client_is_told_which_server_it_refused_and_why() {
                 .await
                 .err()
                 .unwrap_or_else(|| panic!("{case}: connected"));
-            let text = chain(&e);
+            let text = error_lines(&e);
             assert!(text.contains(reason), "{case}: {text}");
             assert!(
                 text.contains(&format!("mtls-tower: refused the server at {}", server.addr)),
@@ -286,7 +272,7 @@ async fn a_client_is_told_which_server_it_refused_and_why() {
                 .await
                 .err()
                 .unwrap_or_else(|| panic!("{case}: served"));
-            let text = chain(&e);
+            let text = error_lines(&e);
             assert!(text.contains(reason), "{case}: {text}");
         }
     })
@@ -311,7 +297,7 @@ async fn a_client_whose_own_svid_expired_is_told_so_before_dialling() {
             .err()
             .unwrap();
         assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
-        let text = chain(&e);
+        let text = error_lines(&e);
         assert!(
             text.contains("mtls-tower: the client's own SVID has expired"),
             "{text}"
