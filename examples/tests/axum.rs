@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{args, bundle, curl, federated, run, s, Fixture, Identity, Server};
+use common::{args, bundle, curl, run, s, Fixture, Identity, Server};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
 const CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
@@ -47,24 +47,20 @@ fn whoami_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
     let f = fixture();
     let server = f.start(&s(&["--admin", &f.admin.id]));
 
-    let out = f.call(&server, &f.client, "/whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    f.call(&server, &f.client, "/whoami")
+        .assert_stdout("spiffe://example.org/client\n");
 
-    let out = f.call(&server, &f.admin, "/whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/admin\n");
+    f.call(&server, &f.admin, "/whoami")
+        .assert_stdout("spiffe://example.org/admin\n");
 
     // A non-admin: 403 from the route policy; status and body on stderr.
     let out = f.call(&server, &f.client, "/admin");
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    out.assert_refused();
     assert!(out.stderr.contains("403"), "{out:#?}");
     assert!(out.stderr.contains("permission denied"), "{out:#?}");
 
-    let out = f.call(&server, &f.admin, "/admin");
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    f.call(&server, &f.admin, "/admin")
+        .assert_stdout("welcome, admin\n");
 
     // No rule for the path: denied before routing (default deny).
     let out = f.call(&server, &f.client, "/elsewhere");
@@ -100,13 +96,9 @@ fn curl_is_an_independent_client() {
         a
     };
 
-    let out = run(curl, &base(Some(&f.client), "/whoami"));
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    run(curl, &base(Some(&f.client), "/whoami")).assert_stdout("spiffe://example.org/client\n");
 
-    let out = run(curl, &base(Some(&f.admin), "/admin"));
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    run(curl, &base(Some(&f.admin), "/admin")).assert_stdout("welcome, admin\n");
 
     // --fail: an HTTP error is exit 22.
     run(curl, &base(Some(&f.client), "/admin")).assert_exit(22);
@@ -119,41 +111,31 @@ fn curl_is_an_independent_client() {
     // HTTP/1.1 works as well as h2.
     let mut http1 = base(Some(&f.client), "/whoami");
     http1.insert(0, "--http1.1".into());
-    let out = run(curl, &http1);
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    run(curl, &http1).assert_stdout("spiffe://example.org/client\n");
 }
 
 #[test]
 fn another_trust_domain_is_refused_during_the_handshake() {
     let f = fixture();
-    let other = f.pki.domain("other", "other.org");
-    let stranger = f
-        .pki
-        .issue(&other, "stranger", "spiffe://other.org/stranger");
-    // The stranger trusts example.org, so only the server can refuse.
-    let trust_both = args([
-        bundle(&other.bundle),
-        federated("example.org", &f.example.bundle),
-    ]);
+    let stranger = f.stranger();
 
     let mut server = f.start(&[]);
-    let out = f.call_with(&server, &stranger, "/whoami", trust_both.clone());
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    let out = f.call_with(
+        &server,
+        &stranger.identity,
+        "/whoami",
+        stranger.trust_both.clone(),
+    );
+    out.assert_refused();
     assert!(!out.stderr.contains("rejected the server"), "{out:#?}");
     let log = server.stderr();
     assert!(log.contains("rejected a client"), "{log}");
     assert!(log.contains("other.org"), "{log}");
 
     // Federated: with other.org's bundle and other.org allowed, it gets in.
-    let server = f.start(&args([
-        federated("other.org", &other.bundle),
-        s(&["--allow-trust-domain", "other.org"]),
-    ]));
-    let out = f.call_with(&server, &stranger, "/whoami", trust_both);
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://other.org/stranger\n");
+    let server = f.start(&stranger.admitted());
+    f.call_with(&server, &stranger.identity, "/whoami", stranger.trust_both)
+        .assert_stdout("spiffe://other.org/stranger\n");
     // ...and example.org members no longer do: only other.org is allowed.
     f.call(&server, &f.client, "/whoami").assert_exit(1);
 }
@@ -167,9 +149,7 @@ fn an_impostor_from_another_ca_of_the_same_trust_domain_is_refused() {
         .issue(&rogue, "impostor", "spiffe://example.org/client");
     let server = f.start(&[]);
     // The impostor trusts the real CA (it wants in), so only the server refuses.
-    let out = f.call(&server, &impostor, "/whoami");
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    f.call(&server, &impostor, "/whoami").assert_refused();
 }
 
 #[test]
@@ -194,22 +174,7 @@ fn the_client_refuses_a_server_with_another_spiffe_id() {
     let f = fixture();
     let server = f.start(&[]);
     let url = format!("https://{}/whoami", server.addr);
-    let out = run(
-        CLIENT,
-        &args([
-            s(&[
-                "--url",
-                &url,
-                "--server-id",
-                "spiffe://example.org/someone-else",
-            ]),
-            f.client.args(),
-            bundle(&f.example.bundle),
-        ]),
-    );
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("rejected the server"), "{out:#?}");
+    f.assert_refuses_another_server(CLIENT, &["--url", &url]);
 }
 
 #[test]
@@ -218,9 +183,8 @@ fn bundles_may_be_spiffe_jwks() {
     let jwks = f.pki.path("example-bundle.json");
     std::fs::write(&jwks, f.example.ca.bundle().unwrap().to_jwks().unwrap()).unwrap();
     let server = Server::start(SERVER, &args([f.server.args(), bundle(&jwks)]));
-    let out = f.call_with(&server, &f.client, "/whoami", bundle(&jwks));
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    f.call_with(&server, &f.client, "/whoami", bundle(&jwks))
+        .assert_stdout("spiffe://example.org/client\n");
 }
 
 #[test]

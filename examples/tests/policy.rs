@@ -66,6 +66,19 @@ fn assert_permission_denied(out: &Outcome) {
     assert!(out.stderr.contains("PERMISSION_DENIED"), "{out:#?}");
 }
 
+/// The example server `exe` started in learn mode, writing its policy to
+/// the returned path; and a member of example.org it never sees (the
+/// newcomer, second).
+fn learning(exe: &'static str) -> (Fixture, Identity, String, Server) {
+    let f = Fixture::new(exe, SERVER_ID);
+    let newcomer = f
+        .pki
+        .issue(&f.example, "newcomer", "spiffe://example.org/newcomer");
+    let learned = path_str(&f.pki.path("learned.toml"));
+    let server = f.start(&s(&["--policy-mode", "learn", "--learn-out", &learned]));
+    (f, newcomer, learned, server)
+}
+
 /// Writes `text` to `path` atomically (a temporary file renamed over it).
 fn replace_file(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
@@ -75,23 +88,13 @@ fn replace_file(path: &Path, text: &str) {
 
 #[test]
 fn axum_learn_then_enforce_allows_exactly_the_observed_calls() {
-    let f = Fixture::new(AXUM_SERVER, SERVER_ID);
-    let newcomer = f
-        .pki
-        .issue(&f.example, "newcomer", "spiffe://example.org/newcomer");
-    let learned = f.pki.path("learned.toml");
-    let learned_arg = path_str(&learned);
+    let (f, newcomer, learned, mut server) = learning(AXUM_SERVER);
 
-    let mut server = f.start(&s(&["--policy-mode", "learn", "--learn-out", &learned_arg]));
     // Learn mode allows every caller that may connect, /admin included.
-    let out = get(&f, &server, &f.client, "/whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    get(&f, &server, &f.client, "/whoami").assert_stdout("spiffe://example.org/client\n");
     get(&f, &server, &f.client, "/items/7").assert_ok();
     get(&f, &server, &f.client, "/items/8").assert_ok();
-    let out = get(&f, &server, &f.admin, "/admin");
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    get(&f, &server, &f.admin, "/admin").assert_stdout("welcome, admin\n");
     // Unrouted: 404, and not recorded (the layer runs after routing).
     let out = get(&f, &server, &f.admin, "/nowhere");
     out.assert_exit(1);
@@ -109,12 +112,10 @@ fn axum_learn_then_enforce_allows_exactly_the_observed_calls() {
     let calls = policy.learned_observations().unwrap();
     assert_eq!(calls.len(), 3, "{text}");
 
-    let server = f.start(&s(&["--policy", &learned_arg]));
+    let server = f.start(&s(&["--policy", &learned]));
     // Observed: allowed (the template covers another item).
     get(&f, &server, &f.client, "/whoami").assert_ok();
-    let out = get(&f, &server, &f.client, "/items/9");
-    out.assert_ok();
-    assert_eq!(out.stdout, "item 9\n");
+    get(&f, &server, &f.client, "/items/9").assert_stdout("item 9\n");
     get(&f, &server, &f.admin, "/admin").assert_ok();
     // Unobserved (caller, route): refused.
     assert_403(&get(&f, &server, &f.client, "/admin"));
@@ -259,20 +260,10 @@ fn axum_hot_reload_under_load_fails_no_request_and_survives_a_bad_file() {
 
 #[test]
 fn tonic_learn_then_enforce_allows_exactly_the_observed_methods() {
-    let f = Fixture::new(TONIC_SERVER, SERVER_ID);
-    let newcomer = f
-        .pki
-        .issue(&f.example, "newcomer", "spiffe://example.org/newcomer");
-    let learned = f.pki.path("learned.toml");
-    let learned_arg = path_str(&learned);
+    let (f, newcomer, learned, mut server) = learning(TONIC_SERVER);
 
-    let mut server = f.start(&s(&["--policy-mode", "learn", "--learn-out", &learned_arg]));
-    let out = call(&f, &server, &f.client, "whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
-    let out = call(&f, &server, &f.admin, "admin");
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    call(&f, &server, &f.client, "whoami").assert_stdout("spiffe://example.org/client\n");
+    call(&f, &server, &f.admin, "admin").assert_stdout("welcome, admin\n");
     let (status, log) = server.terminate();
     assert!(status.success(), "{status:?}: {log}");
     let text = std::fs::read_to_string(&learned).unwrap();
@@ -285,7 +276,7 @@ fn tonic_learn_then_enforce_allows_exactly_the_observed_methods() {
         "{text}"
     );
 
-    let server = f.start(&s(&["--policy", &learned_arg]));
+    let server = f.start(&s(&["--policy", &learned]));
     call(&f, &server, &f.client, "whoami").assert_ok();
     call(&f, &server, &f.admin, "admin").assert_ok();
     assert_permission_denied(&call(&f, &server, &f.client, "admin"));

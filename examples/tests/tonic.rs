@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{args, bundle, federated, run, s, Fixture, Identity, Outcome, Server};
+use common::{args, bundle, run, s, Fixture, Identity, Outcome, Server};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_tonic-server");
 const CLIENT: &str = env!("CARGO_BIN_EXE_tonic-client");
@@ -52,23 +52,19 @@ fn who_am_i_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
     let f = fixture();
     let server = f.start(&s(&["--admin", &f.admin.id]));
 
-    let out = f.call(&server, &f.client, "whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    f.call(&server, &f.client, "whoami")
+        .assert_stdout("spiffe://example.org/client\n");
 
     // A non-admin: PERMISSION_DENIED from the layer's route policy.
     let out = f.call(&server, &f.client, "admin");
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    out.assert_refused();
     assert!(out.stderr.contains("PERMISSION_DENIED"), "{out:#?}");
 
-    let out = f.call(&server, &f.admin, "admin");
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    f.call(&server, &f.admin, "admin")
+        .assert_stdout("welcome, admin\n");
 
-    let out = f.call(&server, &f.admin, "whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/admin\n");
+    f.call(&server, &f.admin, "whoami")
+        .assert_stdout("spiffe://example.org/admin\n");
 }
 
 #[test]
@@ -97,56 +93,33 @@ fn the_server_can_be_named_by_url() {
 #[test]
 fn another_trust_domain_is_refused_during_the_handshake() {
     let f = fixture();
-    let other = f.pki.domain("other", "other.org");
-    let stranger = f
-        .pki
-        .issue(&other, "stranger", "spiffe://other.org/stranger");
-    // The stranger trusts example.org, so only the server can refuse.
-    let trust_both = args([
-        bundle(&other.bundle),
-        federated("example.org", &f.example.bundle),
-    ]);
+    let stranger = f.stranger();
 
     let mut server = f.start(&[]);
     let target = s(&["--addr", &server.addr.to_string()]);
-    let out = f.call_with(&target, &stranger, "whoami", trust_both.clone());
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    let out = f.call_with(
+        &target,
+        &stranger.identity,
+        "whoami",
+        stranger.trust_both.clone(),
+    );
+    out.assert_refused();
     assert!(!out.stderr.contains("rejected the server"), "{out:#?}");
     let log = server.stderr();
     assert!(log.contains("rejected a client"), "{log}");
 
     // Federated and allowed: admitted.
-    let server = f.start(&args([
-        federated("other.org", &other.bundle),
-        s(&["--allow-trust-domain", "other.org"]),
-    ]));
+    let server = f.start(&stranger.admitted());
     let target = s(&["--addr", &server.addr.to_string()]);
-    let out = f.call_with(&target, &stranger, "whoami", trust_both);
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://other.org/stranger\n");
+    f.call_with(&target, &stranger.identity, "whoami", stranger.trust_both)
+        .assert_stdout("spiffe://other.org/stranger\n");
 }
 
 #[test]
 fn the_client_refuses_a_server_with_another_spiffe_id() {
     let f = fixture();
     let server = f.start(&[]);
-    let out = run(
-        CLIENT,
-        &args([
-            s(&[
-                "--addr",
-                &server.addr.to_string(),
-                "--server-id",
-                "spiffe://example.org/someone-else",
-            ]),
-            f.client.args(),
-            bundle(&f.example.bundle),
-        ]),
-    );
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("rejected the server"), "{out:#?}");
+    f.assert_refuses_another_server(CLIENT, &["--addr", &server.addr.to_string()]);
 }
 
 #[test]

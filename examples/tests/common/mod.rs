@@ -130,6 +130,43 @@ impl Fixture {
         }
     }
 
+    /// A member of another trust domain, other.org, who trusts both
+    /// other.org and example.org (so that only the server can refuse it).
+    pub(crate) fn stranger(&self) -> Stranger {
+        let domain = self.pki.domain("other", "other.org");
+        let identity = self
+            .pki
+            .issue(&domain, "stranger", "spiffe://other.org/stranger");
+        let trust_both = args([
+            bundle(&domain.bundle),
+            federated("example.org", &self.example.bundle),
+        ]);
+        Stranger {
+            domain,
+            identity,
+            trust_both,
+        }
+    }
+
+    /// Runs the example client `exe` as the client, trusting example.org,
+    /// calling the server named by `target` (`--url URL`, `--addr ADDR`) but
+    /// expecting another server's SPIFFE ID: asserts that it refuses the
+    /// server.
+    #[track_caller]
+    pub(crate) fn assert_refuses_another_server(&self, exe: &str, target: &[&str]) {
+        let out = run(
+            exe,
+            &args([
+                s(target),
+                s(&["--server-id", "spiffe://example.org/someone-else"]),
+                self.client.args(),
+                bundle(&self.example.bundle),
+            ]),
+        );
+        out.assert_refused();
+        assert!(out.stderr.contains("rejected the server"), "{out:#?}");
+    }
+
     /// The server with `extra` flags.
     pub(crate) fn start(&self, extra: &[String]) -> Server {
         Server::start(
@@ -140,6 +177,26 @@ impl Fixture {
                 extra.to_vec(),
             ]),
         )
+    }
+}
+
+/// What [`Fixture::stranger`] returns.
+pub(crate) struct Stranger {
+    /// other.org.
+    pub(crate) domain: Domain,
+    /// `spiffe://other.org/stranger`.
+    pub(crate) identity: Identity,
+    /// `--bundle` arguments for both trust domains.
+    pub(crate) trust_both: Vec<String>,
+}
+
+impl Stranger {
+    /// Server flags federating with other.org and allowing its members.
+    pub(crate) fn admitted(&self) -> Vec<String> {
+        args([
+            federated("other.org", &self.domain.bundle),
+            s(&["--allow-trust-domain", "other.org"]),
+        ])
     }
 }
 
@@ -180,12 +237,7 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
         let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
+        let stderr = read_in_background(child.stderr.take().unwrap());
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
@@ -295,6 +347,32 @@ impl Outcome {
         assert_eq!(self.code(), Some(code), "expected exit {code}: {self:#?}");
         self
     }
+
+    /// Asserts success with exactly `stdout` printed.
+    #[track_caller]
+    pub(crate) fn assert_stdout(&self, stdout: &str) -> &Self {
+        self.assert_ok();
+        assert_eq!(self.stdout, stdout, "{self:#?}");
+        self
+    }
+
+    /// Asserts exit status 1 with nothing printed on stdout: refused.
+    #[track_caller]
+    pub(crate) fn assert_refused(&self) -> &Self {
+        self.assert_exit(1);
+        assert_eq!(self.stdout, "", "{self:#?}");
+        self
+    }
+}
+
+/// Reads `pipe` to its end on a thread of its own (so that the child never
+/// blocks on a full pipe); joining the thread gives the text read.
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
 }
 
 /// Runs a program to its end, killing it past the deadline.
@@ -315,18 +393,8 @@ pub(crate) fn run_with(command: &mut Command) -> Outcome {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let out = read_in_background(child.stdout.take().unwrap());
+    let err = read_in_background(child.stderr.take().unwrap());
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
