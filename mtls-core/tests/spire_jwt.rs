@@ -86,10 +86,14 @@ async fn fetch(source: &SpireSource, audience: &[&str]) -> Result<JwtToken, JwtS
     bounded(source.fetch_jwt_svid(&aud(audience))).await
 }
 
-/// The `SpireSource`'s own error under `err`, if that is what failed.
-fn spire_error(err: &JwtSourceError) -> Option<&SpireSourceError> {
-    err.upstream_error()
-        .and_then(|e| e.downcast_ref::<SpireSourceError>())
+/// Asserts that `err` is the `SpireSource`'s own error, and one that
+/// `expected` accepts.
+#[track_caller]
+fn assert_spire_error(err: &JwtSourceError, expected: fn(&SpireSourceError) -> bool) {
+    let spire = err
+        .upstream_error()
+        .and_then(|e| e.downcast_ref::<SpireSourceError>());
+    assert!(spire.is_some_and(expected), "{err:?}");
 }
 
 fn td() -> TrustDomain {
@@ -205,13 +209,9 @@ async fn malformed_tokens_are_refused_with_a_typed_error_and_the_last_good_one_k
         .await
         .unwrap();
     let err = fetch(&pinned, &["y"]).await.unwrap_err();
-    assert!(
-        matches!(
-            spire_error(&err),
-            Some(SpireSourceError::WrongJwtSubject { .. })
-        ),
-        "{err:?}"
-    );
+    assert_spire_error(&err, |e| {
+        matches!(e, SpireSourceError::WrongJwtSubject { .. })
+    });
 }
 
 #[tokio::test]
@@ -221,13 +221,7 @@ async fn errors_of_the_workload_api_come_back_typed() {
 
     // No minter: the server answers Unimplemented.
     let err = fetch(&spire, &[API]).await.unwrap_err();
-    assert!(
-        matches!(
-            spire_error(&err),
-            Some(SpireSourceError::WorkloadApi { .. })
-        ),
-        "{err:?}"
-    );
+    assert_spire_error(&err, |e| matches!(e, SpireSourceError::WorkloadApi { .. }));
 
     // A minter that fails, then a denial.
     agent.set_jwt_svids(|_, _| Err(Status::unavailable("signer down")));
@@ -236,22 +230,13 @@ async fn errors_of_the_workload_api_come_back_typed() {
     assert!(chain.contains("signer down"), "{chain}");
     agent.deny(Some("no identity issued"));
     let err = fetch(&spire, &[API]).await.unwrap_err();
-    assert!(
-        matches!(spire_error(&err), Some(SpireSourceError::Withdrawn { .. })),
-        "{err:?}"
-    );
+    assert_spire_error(&err, |e| matches!(e, SpireSourceError::Withdrawn { .. }));
     agent.deny(None);
 
     // The agent gone: refused, typed.
     drop(agent);
     let err = fetch(&spire, &["z"]).await.unwrap_err();
-    assert!(
-        matches!(
-            spire_error(&err),
-            Some(SpireSourceError::WorkloadApi { .. })
-        ),
-        "{err:?}"
-    );
+    assert_spire_error(&err, |e| matches!(e, SpireSourceError::WorkloadApi { .. }));
     assert_eq!(spire.jwt_svid_status().failures, 4);
 }
 
