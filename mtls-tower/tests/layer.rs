@@ -144,8 +144,8 @@ impl Fixture {
 fn fixture() -> Fixture {
     let pki = Pki::new("example.org");
     Fixture {
-        frontend: identity(&pki, &pki.svid(FRONTEND)),
-        intruder: identity(&pki, &pki.svid(INTRUDER)),
+        frontend: pki.peer(FRONTEND),
+        intruder: pki.peer(INTRUDER),
         calls: Arc::new(AtomicUsize::new(0)),
         policy: policy(),
     }

@@ -96,15 +96,7 @@ async fn missing_connect_info_is_refused_and_logged_once_and_serve_wires_it() {
 
         // A request whose peer an `AuthorizeLayer` (or anything) put in its
         // extensions is not a misconfiguration.
-        let svid = pki.svid(FRONTEND);
-        let peer = mtls_core::verify(
-            svid.chain(),
-            &pki.bundles(),
-            std::time::SystemTime::now(),
-            &mtls_core::CrlSet::new(),
-            mtls_core::PeerRole::Client,
-        )
-        .unwrap();
+        let peer = pki.peer(FRONTEND);
         let mut request = http::Request::get("/whoami")
             .body(axum::body::Body::empty())
             .unwrap();

@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::time::SystemTime;
-
 use metrics_util::debugging::DebugValue;
-use mtls_core::{CrlSet, PeerRole};
 use mtls_tower::metrics as names;
 use mtls_tower::{
     AuthorizeRequest, Caller, CompiledPolicy, PolicyFile, PolicyFileOptions, PolicyMode,
@@ -63,15 +60,7 @@ fn count(all: &[Counter], name: &str, labels: &[(&str, &str)]) -> u64 {
 fn reloads_decisions_audits_and_learning_are_counted() {
     let _ = counters();
     let pki = common::Pki::new("example.org");
-    let svid = pki.svid(common::FRONTEND);
-    let peer = mtls_core::verify(
-        svid.chain(),
-        &pki.bundles(),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap();
+    let peer = pki.peer(common::FRONTEND);
     let ask = |file: &PolicyFile, path: &str| {
         let req = http::Request::get(path).body(()).unwrap();
         file.authorize_request(Caller::X509(&peer), (&req).into())

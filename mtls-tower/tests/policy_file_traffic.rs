@@ -6,10 +6,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
 
 use metrics_util::debugging::DebugValue;
-use mtls_core::{CrlSet, PeerIdentity, PeerRole};
+use mtls_core::PeerIdentity;
 use mtls_tower::metrics as names;
 use mtls_tower::{
     AuthorizeRequest, Caller, CompiledPolicy, PolicyFile, PolicyFileOptions, PolicyMode,
@@ -59,17 +58,6 @@ fn count(all: &[((String, String, String), u64)], c: &str, r: &str, d: &str) -> 
         .sum()
 }
 
-fn peer(pki: &common::Pki, id: &str) -> PeerIdentity {
-    mtls_core::verify(
-        pki.svid(id).chain(),
-        &pki.bundles(),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap()
-}
-
 fn ask(file: &PolicyFile, peer: &PeerIdentity, path: &str, grpc: bool) -> bool {
     let mut req = http::Request::post(path);
     if grpc {
@@ -85,8 +73,8 @@ fn ask(file: &PolicyFile, peer: &PeerIdentity, path: &str, grpc: bool) -> bool {
 fn requests_are_counted_by_caller_route_and_decision_with_bounded_labels() {
     let _ = requests();
     let pki = common::Pki::new("example.org");
-    let frontend = peer(&pki, common::FRONTEND);
-    let backend = peer(&pki, common::BACKEND);
+    let frontend = pki.peer(common::FRONTEND);
+    let backend = pki.peer(common::BACKEND);
     let policy = CompiledPolicy::from_toml(POLICY, "p.toml").unwrap();
 
     // Labels: caller, route (gRPC method or path), decision.
@@ -117,7 +105,7 @@ fn requests_are_counted_by_caller_route_and_decision_with_bounded_labels() {
     // and routes are `other`, and every request is still counted.
     let bounded = PolicyFileOptions::new().label_limit(3).serve(policy);
     let callers: Vec<PeerIdentity> = (0..6)
-        .map(|i| peer(&pki, &format!("spiffe://example.org/caller-{i}")))
+        .map(|i| pki.peer(&format!("spiffe://example.org/caller-{i}")))
         .collect();
     let mut total = 0;
     for caller in &callers {

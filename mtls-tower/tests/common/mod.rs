@@ -18,7 +18,8 @@ use hyper_util::rt::TokioExecutor;
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::rustls;
 use mtls_core::{
-    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SvidSource, TrustDomain, X509Svid,
+    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, PeerIdentity, SvidSource,
+    TrustDomain, X509Svid,
 };
 use mtls_tower::{
     ListenerConfig, ListenerStats, MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId,
@@ -63,6 +64,12 @@ impl Pki {
         self.ca
             .issue(&SvidRequest::new(id(spiffe_id)).ttl(ttl))
             .unwrap()
+    }
+
+    /// What a fresh SVID for `spiffe_id` proves as a client to a server
+    /// trusting this CA, now (see `mtls_testing::client_identity`).
+    pub fn peer(&self, spiffe_id: &str) -> PeerIdentity {
+        mtls_testing::client_identity(self.svid(spiffe_id).chain(), &self.bundles())
     }
 
     /// The backend's server config: members of the trust domain may
