@@ -7,39 +7,13 @@
 
 mod common;
 
-use common::{args, bundle, curl, run, s, Fixture, Identity, Server};
+use common::{args, bundle, curl, run, s, Fixture, Identity, Server, AXUM_CLIENT};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
 const SERVER_ID: &str = "spiffe://example.org/server";
 
 fn fixture() -> Fixture {
     Fixture::new(SERVER, SERVER_ID)
-}
-
-impl Fixture {
-    /// `axum-client` as `who`, trusting example.org, expecting the server.
-    fn call(&self, server: &Server, who: &Identity, path: &str) -> common::Outcome {
-        self.call_with(server, who, path, bundle(&self.example.bundle))
-    }
-
-    fn call_with(
-        &self,
-        server: &Server,
-        who: &Identity,
-        path: &str,
-        bundles: Vec<String>,
-    ) -> common::Outcome {
-        let url = format!("https://{}{path}", server.addr);
-        run(
-            CLIENT,
-            &args([
-                s(&["--url", &url, "--server-id", SERVER_ID]),
-                who.args(),
-                bundles,
-            ]),
-        )
-    }
 }
 
 #[test]
@@ -47,23 +21,23 @@ fn whoami_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
     let f = fixture();
     let server = f.start(&s(&["--admin", &f.admin.id]));
 
-    f.call(&server, &f.client, "/whoami")
+    f.axum_get(&server, &f.client, "/whoami")
         .assert_stdout("spiffe://example.org/client\n");
 
-    f.call(&server, &f.admin, "/whoami")
+    f.axum_get(&server, &f.admin, "/whoami")
         .assert_stdout("spiffe://example.org/admin\n");
 
     // A non-admin: 403 from the route policy; status and body on stderr.
-    let out = f.call(&server, &f.client, "/admin");
+    let out = f.axum_get(&server, &f.client, "/admin");
     out.assert_refused();
     assert!(out.stderr.contains("403"), "{out:#?}");
     assert!(out.stderr.contains("permission denied"), "{out:#?}");
 
-    f.call(&server, &f.admin, "/admin")
+    f.axum_get(&server, &f.admin, "/admin")
         .assert_stdout("welcome, admin\n");
 
     // No rule for the path: denied before routing (default deny).
-    let out = f.call(&server, &f.client, "/elsewhere");
+    let out = f.axum_get(&server, &f.client, "/elsewhere");
     out.assert_exit(1);
     assert!(out.stderr.contains("403"), "{out:#?}");
 }
@@ -72,8 +46,8 @@ fn whoami_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
 fn without_admin_flags_nobody_is_admin() {
     let f = fixture();
     let server = f.start(&[]);
-    f.call(&server, &f.admin, "/admin").assert_exit(1);
-    f.call(&server, &f.admin, "/whoami").assert_ok();
+    f.axum_get(&server, &f.admin, "/admin").assert_exit(1);
+    f.axum_get(&server, &f.admin, "/whoami").assert_ok();
 }
 
 #[test]
@@ -120,7 +94,7 @@ fn another_trust_domain_is_refused_during_the_handshake() {
     let stranger = f.stranger();
 
     let mut server = f.start(&[]);
-    let out = f.call_with(
+    let out = f.axum_get_with(
         &server,
         &stranger.identity,
         "/whoami",
@@ -134,10 +108,10 @@ fn another_trust_domain_is_refused_during_the_handshake() {
 
     // Federated: with other.org's bundle and other.org allowed, it gets in.
     let server = f.start(&stranger.admitted());
-    f.call_with(&server, &stranger.identity, "/whoami", stranger.trust_both)
+    f.axum_get_with(&server, &stranger.identity, "/whoami", stranger.trust_both)
         .assert_stdout("spiffe://other.org/stranger\n");
     // ...and example.org members no longer do: only other.org is allowed.
-    f.call(&server, &f.client, "/whoami").assert_exit(1);
+    f.axum_get(&server, &f.client, "/whoami").assert_exit(1);
 }
 
 #[test]
@@ -149,16 +123,16 @@ fn an_impostor_from_another_ca_of_the_same_trust_domain_is_refused() {
         .issue(&rogue, "impostor", "spiffe://example.org/client");
     let server = f.start(&[]);
     // The impostor trusts the real CA (it wants in), so only the server refuses.
-    f.call(&server, &impostor, "/whoami").assert_refused();
+    f.axum_get(&server, &impostor, "/whoami").assert_refused();
 }
 
 #[test]
 fn allow_lists_ids_and_trust_domains() {
     let f = fixture();
     let server = f.start(&s(&["--allow", &f.client.id]));
-    f.call(&server, &f.client, "/whoami").assert_ok();
+    f.axum_get(&server, &f.client, "/whoami").assert_ok();
     // example.org/admin is a member of the trust domain but not listed.
-    f.call(&server, &f.admin, "/whoami").assert_exit(1);
+    f.axum_get(&server, &f.admin, "/whoami").assert_exit(1);
 
     let server = f.start(&s(&[
         "--allow",
@@ -166,7 +140,7 @@ fn allow_lists_ids_and_trust_domains() {
         "--allow-trust-domain",
         "example.org",
     ]));
-    f.call(&server, &f.admin, "/whoami").assert_ok();
+    f.axum_get(&server, &f.admin, "/whoami").assert_ok();
 }
 
 #[test]
@@ -174,7 +148,7 @@ fn the_client_refuses_a_server_with_another_spiffe_id() {
     let f = fixture();
     let server = f.start(&[]);
     let url = format!("https://{}/whoami", server.addr);
-    f.assert_refuses_another_server(CLIENT, &["--url", &url]);
+    f.assert_refuses_another_server(AXUM_CLIENT, &["--url", &url]);
 }
 
 #[test]
@@ -183,7 +157,7 @@ fn bundles_may_be_spiffe_jwks() {
     let jwks = f.pki.path("example-bundle.json");
     std::fs::write(&jwks, f.example.ca.bundle().unwrap().to_jwks().unwrap()).unwrap();
     let server = Server::start(SERVER, &args([f.server.args(), bundle(&jwks)]));
-    f.call_with(&server, &f.client, "/whoami", bundle(&jwks))
+    f.axum_get_with(&server, &f.client, "/whoami", bundle(&jwks))
         .assert_stdout("spiffe://example.org/client\n");
 }
 
@@ -203,8 +177,8 @@ fn a_revoked_client_is_refused_with_crl() {
     std::fs::write(&crl_path, mtls_core::to_pem("X509 CRL", &crl)).unwrap();
 
     let server = f.start(&s(&["--crl", &common::path_str(&crl_path)]));
-    f.call(&server, &f.client, "/whoami").assert_exit(1);
-    f.call(&server, &f.admin, "/whoami").assert_ok();
+    f.axum_get(&server, &f.client, "/whoami").assert_exit(1);
+    f.axum_get(&server, &f.admin, "/whoami").assert_ok();
 }
 
 #[test]
@@ -263,5 +237,5 @@ fn unreadable_or_garbage_files_are_clear_errors() {
 
     // Usage errors are exit 2.
     run(SERVER, &s(&["--cert", &cert])).assert_exit(2);
-    run(CLIENT, &s(&["--url", "http://localhost:1/"])).assert_exit(2);
+    run(AXUM_CLIENT, &s(&["--url", "http://localhost:1/"])).assert_exit(2);
 }

@@ -7,44 +7,13 @@
 
 mod common;
 
-use common::{args, bundle, run, s, Fixture, Identity, Outcome, Server};
+use common::{args, bundle, run, s, Fixture, TONIC_CLIENT};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_tonic-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_tonic-client");
 const SERVER_ID: &str = "spiffe://example.org/server";
 
 fn fixture() -> Fixture {
     Fixture::new(SERVER, SERVER_ID)
-}
-
-impl Fixture {
-    /// `tonic-client --addr ADDR --call CALL` as `who`, trusting example.org.
-    fn call(&self, server: &Server, who: &Identity, call: &str) -> Outcome {
-        self.call_with(
-            &s(&["--addr", &server.addr.to_string()]),
-            who,
-            call,
-            bundle(&self.example.bundle),
-        )
-    }
-
-    fn call_with(
-        &self,
-        target: &[String],
-        who: &Identity,
-        call: &str,
-        bundles: Vec<String>,
-    ) -> Outcome {
-        run(
-            CLIENT,
-            &args([
-                target.to_vec(),
-                s(&["--call", call, "--server-id", SERVER_ID]),
-                who.args(),
-                bundles,
-            ]),
-        )
-    }
 }
 
 #[test]
@@ -52,18 +21,18 @@ fn who_am_i_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
     let f = fixture();
     let server = f.start(&s(&["--admin", &f.admin.id]));
 
-    f.call(&server, &f.client, "whoami")
+    f.tonic_call(&server, &f.client, "whoami")
         .assert_stdout("spiffe://example.org/client\n");
 
     // A non-admin: PERMISSION_DENIED from the layer's route policy.
-    let out = f.call(&server, &f.client, "admin");
+    let out = f.tonic_call(&server, &f.client, "admin");
     out.assert_refused();
     assert!(out.stderr.contains("PERMISSION_DENIED"), "{out:#?}");
 
-    f.call(&server, &f.admin, "admin")
+    f.tonic_call(&server, &f.admin, "admin")
         .assert_stdout("welcome, admin\n");
 
-    f.call(&server, &f.admin, "whoami")
+    f.tonic_call(&server, &f.admin, "whoami")
         .assert_stdout("spiffe://example.org/admin\n");
 }
 
@@ -75,7 +44,7 @@ fn the_server_can_be_named_by_url() {
         format!("https://localhost:{}", server.port()),
         format!("http://127.0.0.1:{}/", server.port()),
     ] {
-        let out = f.call_with(
+        let out = f.tonic_call_with(
             &s(&["--url", &url]),
             &f.client,
             "whoami",
@@ -85,7 +54,7 @@ fn the_server_can_be_named_by_url() {
         assert_eq!(out.stdout, "spiffe://example.org/client\n", "{url}");
     }
     // Nobody is admin without --admin.
-    let out = f.call(&server, &f.admin, "admin");
+    let out = f.tonic_call(&server, &f.admin, "admin");
     out.assert_exit(1);
     assert!(out.stderr.contains("PERMISSION_DENIED"), "{out:#?}");
 }
@@ -97,7 +66,7 @@ fn another_trust_domain_is_refused_during_the_handshake() {
 
     let mut server = f.start(&[]);
     let target = s(&["--addr", &server.addr.to_string()]);
-    let out = f.call_with(
+    let out = f.tonic_call_with(
         &target,
         &stranger.identity,
         "whoami",
@@ -111,7 +80,7 @@ fn another_trust_domain_is_refused_during_the_handshake() {
     // Federated and allowed: admitted.
     let server = f.start(&stranger.admitted());
     let target = s(&["--addr", &server.addr.to_string()]);
-    f.call_with(&target, &stranger.identity, "whoami", stranger.trust_both)
+    f.tonic_call_with(&target, &stranger.identity, "whoami", stranger.trust_both)
         .assert_stdout("spiffe://other.org/stranger\n");
 }
 
@@ -119,7 +88,7 @@ fn another_trust_domain_is_refused_during_the_handshake() {
 fn the_client_refuses_a_server_with_another_spiffe_id() {
     let f = fixture();
     let server = f.start(&[]);
-    f.assert_refuses_another_server(CLIENT, &["--addr", &server.addr.to_string()]);
+    f.assert_refuses_another_server(TONIC_CLIENT, &["--addr", &server.addr.to_string()]);
 }
 
 #[test]
@@ -129,9 +98,9 @@ fn usage_errors_exit_2() {
     let b = bundle(&f.example.bundle);
     let sid = s(&["--server-id", SERVER_ID]);
     // Neither --url nor --addr; both; a bad address; a bad method.
-    run(CLIENT, &args([id.clone(), b.clone(), sid.clone()])).assert_exit(2);
+    run(TONIC_CLIENT, &args([id.clone(), b.clone(), sid.clone()])).assert_exit(2);
     run(
-        CLIENT,
+        TONIC_CLIENT,
         &args([
             s(&["--url", "https://a:1", "--addr", "a:1"]),
             id.clone(),
@@ -141,12 +110,12 @@ fn usage_errors_exit_2() {
     )
     .assert_exit(2);
     run(
-        CLIENT,
+        TONIC_CLIENT,
         &args([s(&["--addr", "nohost"]), id.clone(), b.clone(), sid.clone()]),
     )
     .assert_exit(2);
     run(
-        CLIENT,
+        TONIC_CLIENT,
         &args([s(&["--addr", "a:1", "--call", "nope"]), id, b, sid]),
     )
     .assert_exit(2);

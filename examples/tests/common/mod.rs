@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{SpiffeId, TrustDomain};
 
+/// The example clients.
+pub(crate) const AXUM_CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
+pub(crate) const TONIC_CLIENT: &str = env!("CARGO_BIN_EXE_tonic-client");
+
 /// How long a server may take to print `listening on ADDR`.
 const STARTUP: Duration = Duration::from_secs(15);
 /// How long one client run may take.
@@ -128,6 +132,64 @@ impl Fixture {
             admin,
             exe,
         }
+    }
+
+    /// `axum-client` GET `path` of `server` as `who`, trusting example.org,
+    /// expecting our server's SPIFFE ID.
+    pub(crate) fn axum_get(&self, server: &Server, who: &Identity, path: &str) -> Outcome {
+        self.axum_get_with(server, who, path, bundle(&self.example.bundle))
+    }
+
+    /// [`axum_get`](Self::axum_get) trusting the `--bundle` arguments
+    /// `bundles`.
+    pub(crate) fn axum_get_with(
+        &self,
+        server: &Server,
+        who: &Identity,
+        path: &str,
+        bundles: Vec<String>,
+    ) -> Outcome {
+        let url = format!("https://{}{path}", server.addr);
+        run(
+            AXUM_CLIENT,
+            &args([
+                s(&["--url", &url, "--server-id", &self.server.id]),
+                who.args(),
+                bundles,
+            ]),
+        )
+    }
+
+    /// `tonic-client --addr ADDR --call CALL` to `server` as `who`, trusting
+    /// example.org, expecting our server's SPIFFE ID.
+    pub(crate) fn tonic_call(&self, server: &Server, who: &Identity, call: &str) -> Outcome {
+        self.tonic_call_with(
+            &s(&["--addr", &server.addr.to_string()]),
+            who,
+            call,
+            bundle(&self.example.bundle),
+        )
+    }
+
+    /// [`tonic_call`](Self::tonic_call) of the server that `target` names
+    /// (`--url URL`, `--addr ADDR`), trusting the `--bundle` arguments
+    /// `bundles`.
+    pub(crate) fn tonic_call_with(
+        &self,
+        target: &[String],
+        who: &Identity,
+        call: &str,
+        bundles: Vec<String>,
+    ) -> Outcome {
+        run(
+            TONIC_CLIENT,
+            &args([
+                target.to_vec(),
+                s(&["--call", call, "--server-id", &self.server.id]),
+                who.args(),
+                bundles,
+            ]),
+        )
     }
 
     /// A member of another trust domain, other.org, who trusts both
