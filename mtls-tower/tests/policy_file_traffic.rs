@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use metrics_util::debugging::DebugValue;
 use mtls_core::PeerIdentity;
 use mtls_tower::metrics as names;
 use mtls_tower::{
@@ -28,25 +27,18 @@ grpc = ["/shop.Orders/Get"]
 /// `mtls_requests_total` series since the last snapshot: (caller, route,
 /// decision) -> count.
 fn requests() -> Vec<((String, String, String), u64)> {
-    mtls_testing::snapshotter()
-        .snapshot()
-        .into_vec()
+    mtls_testing::counters()
         .into_iter()
-        .filter(|(key, ..)| key.key().name() == names::REQUESTS)
-        .filter_map(|(key, _, _, value)| {
+        .filter(|(name, _, c)| name == names::REQUESTS && *c > 0)
+        .map(|(_, labels, c)| {
             let label = |k: &str| {
-                key.key()
-                    .labels()
-                    .find(|l| l.key() == k)
-                    .map(|l| l.value().to_owned())
+                labels
+                    .iter()
+                    .find(|(lk, _)| lk == k)
+                    .map(|(_, v)| v.clone())
                     .unwrap_or_default()
             };
-            match value {
-                DebugValue::Counter(c) if c > 0 => {
-                    Some(((label("caller"), label("route"), label("decision")), c))
-                }
-                _ => None,
-            }
+            ((label("caller"), label("route"), label("decision")), c)
         })
         .collect()
 }

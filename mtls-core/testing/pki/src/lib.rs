@@ -13,6 +13,7 @@
 //! - [`serve_hi`] / [`call_hi`]: a TLS server and client on loopback;
 //!   [`loopback_handshake`]: one handshake between two configs;
 //! - [`snapshotter`]: metrics-util's debugging recorder, installed once;
+//!   [`counters`] and [`counted`]: the counters since the last snapshot;
 //! - [`first_renewal_of_4s_svid`]: a `RenewingSvid`'s first renewal, timed;
 //! - [`rules`]: numbered trust domains and IDs for many-rule authorizers;
 //! - [`dns_names`]: the DNS names of a parsed certificate;
@@ -52,7 +53,7 @@ pub use ca::{
 };
 pub use jwt::TestJwtIssuer;
 pub use loopback::{call_hi, loopback_handshake, serve_hi};
-pub use metrics::{counted, snapshotter};
+pub use metrics::{counted, counters, snapshotter, Counter};
 pub use renew::first_renewal_of_4s_svid;
 pub use verifier::AcceptAnyServer;
 pub use wait::{bounded, bounded_by, eventually, sleep_past, TEST_TIMEOUT};
