@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use mtls_tower::{PolicyFile, PolicyFileOptions, PolicyMode};
+use mtls_tower::{MtlsListener, PolicyFile, PolicyFileOptions, PolicyMode};
 
 use crate::{error_chain, BoxError};
 use mtls_core::authorize::{self, OneOf};
@@ -284,6 +284,15 @@ impl ServerArgs {
             .build()
             .map_err(|e| format!("cannot build the TLS server config: {e}").into())
     }
+
+    /// Binds `--listen` with `server` and [`announce`]s the real address.
+    pub async fn bind(&self, server: MtlsServerConfig) -> Result<MtlsListener, BoxError> {
+        let listener = MtlsListener::bind(&self.listen, server)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", self.listen))?;
+        announce(listener.local_addr())?;
+        Ok(listener)
+    }
 }
 
 /// Parses `enforce`, `audit` or `learn`.
@@ -367,6 +376,17 @@ impl PolicyArgs {
         Ok(())
     }
 
+    /// [`validate`](Self::validate), exiting with the usage error of the
+    /// program's command line `C` (status 2) when the flags do not go
+    /// together.
+    pub fn validate_or_exit<C: clap::CommandFactory>(&self, admins: &[SpiffeId]) {
+        if let Err(e) = self.validate(admins) {
+            C::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, e)
+                .exit();
+        }
+    }
+
     /// The policy the flags ask for, loaded (the file must be valid now)
     /// and watched; `None` without `--policy` or learn mode. Call
     /// [`validate`](Self::validate) first.
@@ -434,6 +454,28 @@ impl ServedPolicy {
         );
         Ok(())
     }
+}
+
+/// Runs `server` to its end with learn mode's periodic writer (see
+/// [`ServedPolicy::spawn_writer`]) beside it, then writes the learned
+/// policy once more; `served` is what [`PolicyArgs::load`] returned.
+pub async fn serve_policy<S, E>(
+    served: Option<&ServedPolicy>,
+    server: S,
+) -> Result<ExitCode, BoxError>
+where
+    S: std::future::IntoFuture<Output = Result<(), E>>,
+    E: Into<BoxError>,
+{
+    let writer = served.and_then(ServedPolicy::spawn_writer);
+    server.await.map_err(Into::into)?;
+    if let Some(writer) = writer {
+        writer.abort();
+    }
+    if let Some(served) = served {
+        served.write_learned()?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Installs a tracing subscriber writing to stderr, filtered by `RUST_LOG`

@@ -7,39 +7,13 @@
 
 mod common;
 
-use common::{args, bundle, curl, federated, run, s, Fixture, Identity, Server};
+use common::{args, bundle, curl, run, s, Fixture, Identity, Server, AXUM_CLIENT};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
 const SERVER_ID: &str = "spiffe://example.org/server";
 
 fn fixture() -> Fixture {
     Fixture::new(SERVER, SERVER_ID)
-}
-
-impl Fixture {
-    /// `axum-client` as `who`, trusting example.org, expecting the server.
-    fn call(&self, server: &Server, who: &Identity, path: &str) -> common::Outcome {
-        self.call_with(server, who, path, bundle(&self.example.bundle))
-    }
-
-    fn call_with(
-        &self,
-        server: &Server,
-        who: &Identity,
-        path: &str,
-        bundles: Vec<String>,
-    ) -> common::Outcome {
-        let url = format!("https://{}{path}", server.addr);
-        run(
-            CLIENT,
-            &args([
-                s(&["--url", &url, "--server-id", SERVER_ID]),
-                who.args(),
-                bundles,
-            ]),
-        )
-    }
 }
 
 #[test]
@@ -47,27 +21,23 @@ fn whoami_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
     let f = fixture();
     let server = f.start(&s(&["--admin", &f.admin.id]));
 
-    let out = f.call(&server, &f.client, "/whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    f.axum_get(&server, &f.client, "/whoami")
+        .assert_stdout("spiffe://example.org/client\n");
 
-    let out = f.call(&server, &f.admin, "/whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/admin\n");
+    f.axum_get(&server, &f.admin, "/whoami")
+        .assert_stdout("spiffe://example.org/admin\n");
 
     // A non-admin: 403 from the route policy; status and body on stderr.
-    let out = f.call(&server, &f.client, "/admin");
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    let out = f.axum_get(&server, &f.client, "/admin");
+    out.assert_refused();
     assert!(out.stderr.contains("403"), "{out:#?}");
     assert!(out.stderr.contains("permission denied"), "{out:#?}");
 
-    let out = f.call(&server, &f.admin, "/admin");
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    f.axum_get(&server, &f.admin, "/admin")
+        .assert_stdout("welcome, admin\n");
 
     // No rule for the path: denied before routing (default deny).
-    let out = f.call(&server, &f.client, "/elsewhere");
+    let out = f.axum_get(&server, &f.client, "/elsewhere");
     out.assert_exit(1);
     assert!(out.stderr.contains("403"), "{out:#?}");
 }
@@ -76,8 +46,8 @@ fn whoami_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
 fn without_admin_flags_nobody_is_admin() {
     let f = fixture();
     let server = f.start(&[]);
-    f.call(&server, &f.admin, "/admin").assert_exit(1);
-    f.call(&server, &f.admin, "/whoami").assert_ok();
+    f.axum_get(&server, &f.admin, "/admin").assert_exit(1);
+    f.axum_get(&server, &f.admin, "/whoami").assert_ok();
 }
 
 #[test]
@@ -100,13 +70,9 @@ fn curl_is_an_independent_client() {
         a
     };
 
-    let out = run(curl, &base(Some(&f.client), "/whoami"));
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    run(curl, &base(Some(&f.client), "/whoami")).assert_stdout("spiffe://example.org/client\n");
 
-    let out = run(curl, &base(Some(&f.admin), "/admin"));
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    run(curl, &base(Some(&f.admin), "/admin")).assert_stdout("welcome, admin\n");
 
     // --fail: an HTTP error is exit 22.
     run(curl, &base(Some(&f.client), "/admin")).assert_exit(22);
@@ -119,43 +85,33 @@ fn curl_is_an_independent_client() {
     // HTTP/1.1 works as well as h2.
     let mut http1 = base(Some(&f.client), "/whoami");
     http1.insert(0, "--http1.1".into());
-    let out = run(curl, &http1);
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    run(curl, &http1).assert_stdout("spiffe://example.org/client\n");
 }
 
 #[test]
 fn another_trust_domain_is_refused_during_the_handshake() {
     let f = fixture();
-    let other = f.pki.domain("other", "other.org");
-    let stranger = f
-        .pki
-        .issue(&other, "stranger", "spiffe://other.org/stranger");
-    // The stranger trusts example.org, so only the server can refuse.
-    let trust_both = args([
-        bundle(&other.bundle),
-        federated("example.org", &f.example.bundle),
-    ]);
+    let stranger = f.stranger();
 
     let mut server = f.start(&[]);
-    let out = f.call_with(&server, &stranger, "/whoami", trust_both.clone());
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    let out = f.axum_get_with(
+        &server,
+        &stranger.identity,
+        "/whoami",
+        stranger.trust_both.clone(),
+    );
+    out.assert_refused();
     assert!(!out.stderr.contains("rejected the server"), "{out:#?}");
     let log = server.stderr();
     assert!(log.contains("rejected a client"), "{log}");
     assert!(log.contains("other.org"), "{log}");
 
     // Federated: with other.org's bundle and other.org allowed, it gets in.
-    let server = f.start(&args([
-        federated("other.org", &other.bundle),
-        s(&["--allow-trust-domain", "other.org"]),
-    ]));
-    let out = f.call_with(&server, &stranger, "/whoami", trust_both);
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://other.org/stranger\n");
+    let server = f.start(&stranger.admitted());
+    f.axum_get_with(&server, &stranger.identity, "/whoami", stranger.trust_both)
+        .assert_stdout("spiffe://other.org/stranger\n");
     // ...and example.org members no longer do: only other.org is allowed.
-    f.call(&server, &f.client, "/whoami").assert_exit(1);
+    f.axum_get(&server, &f.client, "/whoami").assert_exit(1);
 }
 
 #[test]
@@ -167,18 +123,16 @@ fn an_impostor_from_another_ca_of_the_same_trust_domain_is_refused() {
         .issue(&rogue, "impostor", "spiffe://example.org/client");
     let server = f.start(&[]);
     // The impostor trusts the real CA (it wants in), so only the server refuses.
-    let out = f.call(&server, &impostor, "/whoami");
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    f.axum_get(&server, &impostor, "/whoami").assert_refused();
 }
 
 #[test]
 fn allow_lists_ids_and_trust_domains() {
     let f = fixture();
     let server = f.start(&s(&["--allow", &f.client.id]));
-    f.call(&server, &f.client, "/whoami").assert_ok();
+    f.axum_get(&server, &f.client, "/whoami").assert_ok();
     // example.org/admin is a member of the trust domain but not listed.
-    f.call(&server, &f.admin, "/whoami").assert_exit(1);
+    f.axum_get(&server, &f.admin, "/whoami").assert_exit(1);
 
     let server = f.start(&s(&[
         "--allow",
@@ -186,7 +140,7 @@ fn allow_lists_ids_and_trust_domains() {
         "--allow-trust-domain",
         "example.org",
     ]));
-    f.call(&server, &f.admin, "/whoami").assert_ok();
+    f.axum_get(&server, &f.admin, "/whoami").assert_ok();
 }
 
 #[test]
@@ -194,22 +148,7 @@ fn the_client_refuses_a_server_with_another_spiffe_id() {
     let f = fixture();
     let server = f.start(&[]);
     let url = format!("https://{}/whoami", server.addr);
-    let out = run(
-        CLIENT,
-        &args([
-            s(&[
-                "--url",
-                &url,
-                "--server-id",
-                "spiffe://example.org/someone-else",
-            ]),
-            f.client.args(),
-            bundle(&f.example.bundle),
-        ]),
-    );
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("rejected the server"), "{out:#?}");
+    f.assert_refuses_another_server(AXUM_CLIENT, &["--url", &url]);
 }
 
 #[test]
@@ -218,9 +157,8 @@ fn bundles_may_be_spiffe_jwks() {
     let jwks = f.pki.path("example-bundle.json");
     std::fs::write(&jwks, f.example.ca.bundle().unwrap().to_jwks().unwrap()).unwrap();
     let server = Server::start(SERVER, &args([f.server.args(), bundle(&jwks)]));
-    let out = f.call_with(&server, &f.client, "/whoami", bundle(&jwks));
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    f.axum_get_with(&server, &f.client, "/whoami", bundle(&jwks))
+        .assert_stdout("spiffe://example.org/client\n");
 }
 
 #[test]
@@ -239,8 +177,8 @@ fn a_revoked_client_is_refused_with_crl() {
     std::fs::write(&crl_path, mtls_core::to_pem("X509 CRL", &crl)).unwrap();
 
     let server = f.start(&s(&["--crl", &common::path_str(&crl_path)]));
-    f.call(&server, &f.client, "/whoami").assert_exit(1);
-    f.call(&server, &f.admin, "/whoami").assert_ok();
+    f.axum_get(&server, &f.client, "/whoami").assert_exit(1);
+    f.axum_get(&server, &f.admin, "/whoami").assert_ok();
 }
 
 #[test]
@@ -299,5 +237,5 @@ fn unreadable_or_garbage_files_are_clear_errors() {
 
     // Usage errors are exit 2.
     run(SERVER, &s(&["--cert", &cert])).assert_exit(2);
-    run(CLIENT, &s(&["--url", "http://localhost:1/"])).assert_exit(2);
+    run(AXUM_CLIENT, &s(&["--url", "http://localhost:1/"])).assert_exit(2);
 }

@@ -112,14 +112,13 @@ fn go_spiffe_client_calls_our_axum_server() {
     let url = format!("https://127.0.0.1:{}/whoami", server.port());
     let trust = go_bundle("example.org", &f.example.bundle);
 
-    let out = f.go_call(
+    f.go_call(
         &url,
         &f.go_client,
         trust.clone(),
         &format!("id:{SERVER_ID}"),
-    );
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/go-client\n");
+    )
+    .assert_stdout("spiffe://example.org/go-client\n");
     // go-spiffe's trust-domain rule accepts us too.
     f.go_call(&url, &f.go_client, trust.clone(), "member-of:example.org")
         .assert_ok();
@@ -131,8 +130,7 @@ fn go_spiffe_client_calls_our_axum_server() {
         trust.clone(),
         "id:spiffe://example.org/not-the-server",
     );
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    out.assert_refused();
     assert!(out.stderr.contains("unexpected ID"), "{out:#?}");
     assert!(out.stderr.contains(SERVER_ID), "{out:#?}");
 
@@ -168,9 +166,8 @@ fn our_axum_server_refuses_go_spiffe_clients_it_does_not_authorize() {
         ]),
     );
     let url = format!("https://127.0.0.1:{}/whoami", server.port());
-    let out = f.go_call(&url, &f.go_client, trust_both.clone(), &rule);
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    f.go_call(&url, &f.go_client, trust_both.clone(), &rule)
+        .assert_refused();
     let log = server.stderr();
     assert!(log.contains("rejected a client"), "{log}");
     assert!(log.contains("spiffe://example.org/go-client"), "{log}");
@@ -178,9 +175,8 @@ fn our_axum_server_refuses_go_spiffe_clients_it_does_not_authorize() {
     // A member of partner.test, whose bundle our server does not hold.
     let mut server = Server::start(SERVER, &args([f.server.args(), bundle(&f.example.bundle)]));
     let url = format!("https://127.0.0.1:{}/whoami", server.port());
-    let out = f.go_call(&url, &f.stranger, trust_both, &rule);
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    f.go_call(&url, &f.stranger, trust_both, &rule)
+        .assert_refused();
     let log = server.stderr();
     assert!(log.contains("rejected a client"), "{log}");
     assert!(log.contains("partner.test"), "{log}");
@@ -198,22 +194,19 @@ fn our_client_calls_a_go_spiffe_server() {
         "id:spiffe://example.org/client",
     );
 
-    let out = f.our_call(&server, &f.client, GO_SERVER_ID);
-    out.assert_ok();
-    assert_eq!(out.stdout, "hello spiffe://example.org/client\n");
+    f.our_call(&server, &f.client, GO_SERVER_ID)
+        .assert_stdout("hello spiffe://example.org/client\n");
 
     // We refuse a server that is not the one we expect.
     let out = f.our_call(&server, &f.client, "spiffe://example.org/another-server");
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    out.assert_refused();
     assert!(out.stderr.contains("rejected the server"), "{out:#?}");
     assert!(out.stderr.contains(GO_SERVER_ID), "{out:#?}");
 
     // go-spiffe refuses a client its authorizer does not name.
     let mut server = f.go_server(&f.go_server, trust.clone(), "id:spiffe://example.org/admin");
-    let out = f.our_call(&server, &f.client, GO_SERVER_ID);
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    f.our_call(&server, &f.client, GO_SERVER_ID)
+        .assert_refused();
     let log = server.stderr();
     assert!(log.contains("TLS handshake error"), "{log}");
     assert!(log.contains("unexpected ID"), "{log}");
@@ -235,8 +228,7 @@ fn trust_domains_without_a_bundle_are_refused_both_ways() {
         &f.client,
         "spiffe://partner.test/stranger",
     );
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    out.assert_refused();
     assert!(out.stderr.contains("rejected the server"), "{out:#?}");
     assert!(out.stderr.contains("partner.test"), "{out:#?}");
 

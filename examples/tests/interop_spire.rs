@@ -216,15 +216,14 @@ async fn spire_end_to_end_backend_and_clients_on_spire() {
 
     // go-spiffe on the same agent (as ops) → our backend: /admin is allowed.
     let url = format!("https://127.0.0.1:{}/admin", backend.port());
-    let out = run_with(&mut d.go(&[
+    run_with(&mut d.go(&[
         "client",
         "--url",
         &url,
         "--authorize",
         &format!("id:{BACKEND}"),
-    ]));
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    ]))
+    .assert_stdout("welcome, admin\n");
     // ...and go-spiffe refuses our backend when it wants someone else.
     let out = run_with(&mut d.go(&[
         "client",

@@ -14,45 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{args, bundle, path_str, run, s, Fixture, Identity, Outcome, Server};
+use common::{args, bundle, path_str, run, s, Fixture, Identity, Outcome, Server, AXUM_CLIENT};
 
 const AXUM_SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
-const AXUM_CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
 const TONIC_SERVER: &str = env!("CARGO_BIN_EXE_tonic-server");
-const TONIC_CLIENT: &str = env!("CARGO_BIN_EXE_tonic-client");
 const SERVER_ID: &str = "spiffe://example.org/server";
-
-/// `axum-client` GET `path` as `who`.
-fn get(f: &Fixture, server: &Server, who: &Identity, path: &str) -> Outcome {
-    let url = format!("https://{}{path}", server.addr);
-    run(
-        AXUM_CLIENT,
-        &args([
-            s(&["--url", &url, "--server-id", SERVER_ID]),
-            who.args(),
-            bundle(&f.example.bundle),
-        ]),
-    )
-}
-
-/// `tonic-client --call CALL` as `who`.
-fn call(f: &Fixture, server: &Server, who: &Identity, call: &str) -> Outcome {
-    run(
-        TONIC_CLIENT,
-        &args([
-            s(&[
-                "--addr",
-                &server.addr.to_string(),
-                "--call",
-                call,
-                "--server-id",
-                SERVER_ID,
-            ]),
-            who.args(),
-            bundle(&f.example.bundle),
-        ]),
-    )
-}
 
 #[track_caller]
 fn assert_403(out: &Outcome) {
@@ -66,6 +32,19 @@ fn assert_permission_denied(out: &Outcome) {
     assert!(out.stderr.contains("PERMISSION_DENIED"), "{out:#?}");
 }
 
+/// The example server `exe` started in learn mode, writing its policy to
+/// the returned path; and a member of example.org it never sees (the
+/// newcomer, second).
+fn learning(exe: &'static str) -> (Fixture, Identity, String, Server) {
+    let f = Fixture::new(exe, SERVER_ID);
+    let newcomer = f
+        .pki
+        .issue(&f.example, "newcomer", "spiffe://example.org/newcomer");
+    let learned = path_str(&f.pki.path("learned.toml"));
+    let server = f.start(&s(&["--policy-mode", "learn", "--learn-out", &learned]));
+    (f, newcomer, learned, server)
+}
+
 /// Writes `text` to `path` atomically (a temporary file renamed over it).
 fn replace_file(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
@@ -75,25 +54,17 @@ fn replace_file(path: &Path, text: &str) {
 
 #[test]
 fn axum_learn_then_enforce_allows_exactly_the_observed_calls() {
-    let f = Fixture::new(AXUM_SERVER, SERVER_ID);
-    let newcomer = f
-        .pki
-        .issue(&f.example, "newcomer", "spiffe://example.org/newcomer");
-    let learned = f.pki.path("learned.toml");
-    let learned_arg = path_str(&learned);
+    let (f, newcomer, learned, mut server) = learning(AXUM_SERVER);
 
-    let mut server = f.start(&s(&["--policy-mode", "learn", "--learn-out", &learned_arg]));
     // Learn mode allows every caller that may connect, /admin included.
-    let out = get(&f, &server, &f.client, "/whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
-    get(&f, &server, &f.client, "/items/7").assert_ok();
-    get(&f, &server, &f.client, "/items/8").assert_ok();
-    let out = get(&f, &server, &f.admin, "/admin");
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    f.axum_get(&server, &f.client, "/whoami")
+        .assert_stdout("spiffe://example.org/client\n");
+    f.axum_get(&server, &f.client, "/items/7").assert_ok();
+    f.axum_get(&server, &f.client, "/items/8").assert_ok();
+    f.axum_get(&server, &f.admin, "/admin")
+        .assert_stdout("welcome, admin\n");
     // Unrouted: 404, and not recorded (the layer runs after routing).
-    let out = get(&f, &server, &f.admin, "/nowhere");
+    let out = f.axum_get(&server, &f.admin, "/nowhere");
     out.assert_exit(1);
     assert!(out.stderr.contains("404"), "{out:#?}");
 
@@ -109,21 +80,20 @@ fn axum_learn_then_enforce_allows_exactly_the_observed_calls() {
     let calls = policy.learned_observations().unwrap();
     assert_eq!(calls.len(), 3, "{text}");
 
-    let server = f.start(&s(&["--policy", &learned_arg]));
+    let server = f.start(&s(&["--policy", &learned]));
     // Observed: allowed (the template covers another item).
-    get(&f, &server, &f.client, "/whoami").assert_ok();
-    let out = get(&f, &server, &f.client, "/items/9");
-    out.assert_ok();
-    assert_eq!(out.stdout, "item 9\n");
-    get(&f, &server, &f.admin, "/admin").assert_ok();
+    f.axum_get(&server, &f.client, "/whoami").assert_ok();
+    f.axum_get(&server, &f.client, "/items/9")
+        .assert_stdout("item 9\n");
+    f.axum_get(&server, &f.admin, "/admin").assert_ok();
     // Unobserved (caller, route): refused.
-    assert_403(&get(&f, &server, &f.client, "/admin"));
-    assert_403(&get(&f, &server, &f.admin, "/whoami"));
-    assert_403(&get(&f, &server, &f.admin, "/items/7"));
-    assert_403(&get(&f, &server, &f.client, "/nowhere"));
+    assert_403(&f.axum_get(&server, &f.client, "/admin"));
+    assert_403(&f.axum_get(&server, &f.admin, "/whoami"));
+    assert_403(&f.axum_get(&server, &f.admin, "/items/7"));
+    assert_403(&f.axum_get(&server, &f.client, "/nowhere"));
     // A new caller (allowed to connect): refused everywhere.
-    assert_403(&get(&f, &server, &newcomer, "/whoami"));
-    assert_403(&get(&f, &server, &newcomer, "/items/7"));
+    assert_403(&f.axum_get(&server, &newcomer, "/whoami"));
+    assert_403(&f.axum_get(&server, &newcomer, "/items/7"));
 }
 
 const ONLY_CLIENT_WHOAMI: &str = r#"
@@ -148,12 +118,12 @@ fn axum_audit_mode_never_refuses() {
         "--policy-mode",
         "audit",
     ]));
-    get(&f, &server, &f.client, "/whoami").assert_ok();
-    get(&f, &server, &f.client, "/admin").assert_ok();
-    get(&f, &server, &f.admin, "/admin").assert_ok();
-    get(&f, &server, &f.admin, "/items/1").assert_ok();
+    f.axum_get(&server, &f.client, "/whoami").assert_ok();
+    f.axum_get(&server, &f.client, "/admin").assert_ok();
+    f.axum_get(&server, &f.admin, "/admin").assert_ok();
+    f.axum_get(&server, &f.admin, "/items/1").assert_ok();
     // Unrouted: the policy lets it through, the router answers 404.
-    let out = get(&f, &server, &f.admin, "/nowhere");
+    let out = f.axum_get(&server, &f.admin, "/nowhere");
     assert!(out.stderr.contains("404"), "{out:#?}");
     let log = server.stderr();
     assert!(log.contains("would deny"), "{log}");
@@ -161,9 +131,9 @@ fn axum_audit_mode_never_refuses() {
 
     // The same file enforced refuses what audit mode let through.
     let server = f.start(&s(&["--policy", &path_str(&policy)]));
-    get(&f, &server, &f.client, "/whoami").assert_ok();
-    assert_403(&get(&f, &server, &f.client, "/admin"));
-    assert_403(&get(&f, &server, &f.admin, "/items/1"));
+    f.axum_get(&server, &f.client, "/whoami").assert_ok();
+    assert_403(&f.axum_get(&server, &f.client, "/admin"));
+    assert_403(&f.axum_get(&server, &f.admin, "/items/1"));
 }
 
 #[test]
@@ -172,7 +142,7 @@ fn axum_hot_reload_under_load_fails_no_request_and_survives_a_bad_file() {
     let policy = f.pki.path("policy.toml");
     std::fs::write(&policy, ONLY_CLIENT_WHOAMI).unwrap();
     let mut server = f.start(&s(&["--policy", &path_str(&policy)]));
-    assert_403(&get(&f, &server, &f.client, "/items/1"));
+    assert_403(&f.axum_get(&server, &f.client, "/items/1"));
 
     // Load: clients calling /whoami (allowed by every good version) in a
     // loop while the file changes under them.
@@ -219,7 +189,7 @@ fn axum_hot_reload_under_load_fails_no_request_and_survives_a_bad_file() {
     );
     replace_file(&policy, &with_items);
     wait_until("the new policy is served", &|| {
-        get(&f, &server, &f.client, "/items/1").status.success()
+        f.axum_get(&server, &f.client, "/items/1").status.success()
     });
 
     // A bad file: refused, the last good policy keeps serving.
@@ -228,8 +198,8 @@ fn axum_hot_reload_under_load_fails_no_request_and_survives_a_bad_file() {
         "version = 1\n[[rule]]\naction = \"allow\"\npaths = [\"/x{\"]\n",
     );
     std::thread::sleep(Duration::from_millis(2500));
-    get(&f, &server, &f.client, "/items/2").assert_ok();
-    assert_403(&get(&f, &server, &f.client, "/admin"));
+    f.axum_get(&server, &f.client, "/items/2").assert_ok();
+    assert_403(&f.axum_get(&server, &f.client, "/admin"));
 
     // Another good version: the admin may call /admin; items are gone.
     let admin = ONLY_CLIENT_WHOAMI.to_owned()
@@ -237,9 +207,9 @@ fn axum_hot_reload_under_load_fails_no_request_and_survives_a_bad_file() {
            callers = [\"spiffe://example.org/admin\"]\npaths = [\"/admin\"]\n";
     replace_file(&policy, &admin);
     wait_until("the third policy is served", &|| {
-        get(&f, &server, &f.admin, "/admin").status.success()
+        f.axum_get(&server, &f.admin, "/admin").status.success()
     });
-    assert_403(&get(&f, &server, &f.client, "/items/3"));
+    assert_403(&f.axum_get(&server, &f.client, "/items/3"));
 
     stop.store(true, Ordering::Relaxed);
     let failures: Vec<Outcome> = workers
@@ -259,20 +229,12 @@ fn axum_hot_reload_under_load_fails_no_request_and_survives_a_bad_file() {
 
 #[test]
 fn tonic_learn_then_enforce_allows_exactly_the_observed_methods() {
-    let f = Fixture::new(TONIC_SERVER, SERVER_ID);
-    let newcomer = f
-        .pki
-        .issue(&f.example, "newcomer", "spiffe://example.org/newcomer");
-    let learned = f.pki.path("learned.toml");
-    let learned_arg = path_str(&learned);
+    let (f, newcomer, learned, mut server) = learning(TONIC_SERVER);
 
-    let mut server = f.start(&s(&["--policy-mode", "learn", "--learn-out", &learned_arg]));
-    let out = call(&f, &server, &f.client, "whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
-    let out = call(&f, &server, &f.admin, "admin");
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    f.tonic_call(&server, &f.client, "whoami")
+        .assert_stdout("spiffe://example.org/client\n");
+    f.tonic_call(&server, &f.admin, "admin")
+        .assert_stdout("welcome, admin\n");
     let (status, log) = server.terminate();
     assert!(status.success(), "{status:?}: {log}");
     let text = std::fs::read_to_string(&learned).unwrap();
@@ -285,12 +247,12 @@ fn tonic_learn_then_enforce_allows_exactly_the_observed_methods() {
         "{text}"
     );
 
-    let server = f.start(&s(&["--policy", &learned_arg]));
-    call(&f, &server, &f.client, "whoami").assert_ok();
-    call(&f, &server, &f.admin, "admin").assert_ok();
-    assert_permission_denied(&call(&f, &server, &f.client, "admin"));
-    assert_permission_denied(&call(&f, &server, &f.admin, "whoami"));
-    assert_permission_denied(&call(&f, &server, &newcomer, "whoami"));
+    let server = f.start(&s(&["--policy", &learned]));
+    f.tonic_call(&server, &f.client, "whoami").assert_ok();
+    f.tonic_call(&server, &f.admin, "admin").assert_ok();
+    assert_permission_denied(&f.tonic_call(&server, &f.client, "admin"));
+    assert_permission_denied(&f.tonic_call(&server, &f.admin, "whoami"));
+    assert_permission_denied(&f.tonic_call(&server, &newcomer, "whoami"));
 }
 
 #[test]
@@ -305,7 +267,7 @@ fn learn_mode_writes_periodically() {
         "--learn-interval",
         "1",
     ]));
-    get(&f, &server, &f.client, "/whoami").assert_ok();
+    f.axum_get(&server, &f.client, "/whoami").assert_ok();
     let start = Instant::now();
     loop {
         if let Ok(text) = std::fs::read_to_string(&learned) {

@@ -7,44 +7,13 @@
 
 mod common;
 
-use common::{args, bundle, federated, run, s, Fixture, Identity, Outcome, Server};
+use common::{args, bundle, run, s, Fixture, TONIC_CLIENT};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_tonic-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_tonic-client");
 const SERVER_ID: &str = "spiffe://example.org/server";
 
 fn fixture() -> Fixture {
     Fixture::new(SERVER, SERVER_ID)
-}
-
-impl Fixture {
-    /// `tonic-client --addr ADDR --call CALL` as `who`, trusting example.org.
-    fn call(&self, server: &Server, who: &Identity, call: &str) -> Outcome {
-        self.call_with(
-            &s(&["--addr", &server.addr.to_string()]),
-            who,
-            call,
-            bundle(&self.example.bundle),
-        )
-    }
-
-    fn call_with(
-        &self,
-        target: &[String],
-        who: &Identity,
-        call: &str,
-        bundles: Vec<String>,
-    ) -> Outcome {
-        run(
-            CLIENT,
-            &args([
-                target.to_vec(),
-                s(&["--call", call, "--server-id", SERVER_ID]),
-                who.args(),
-                bundles,
-            ]),
-        )
-    }
 }
 
 #[test]
@@ -52,23 +21,19 @@ fn who_am_i_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
     let f = fixture();
     let server = f.start(&s(&["--admin", &f.admin.id]));
 
-    let out = f.call(&server, &f.client, "whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/client\n");
+    f.tonic_call(&server, &f.client, "whoami")
+        .assert_stdout("spiffe://example.org/client\n");
 
     // A non-admin: PERMISSION_DENIED from the layer's route policy.
-    let out = f.call(&server, &f.client, "admin");
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    let out = f.tonic_call(&server, &f.client, "admin");
+    out.assert_refused();
     assert!(out.stderr.contains("PERMISSION_DENIED"), "{out:#?}");
 
-    let out = f.call(&server, &f.admin, "admin");
-    out.assert_ok();
-    assert_eq!(out.stdout, "welcome, admin\n");
+    f.tonic_call(&server, &f.admin, "admin")
+        .assert_stdout("welcome, admin\n");
 
-    let out = f.call(&server, &f.admin, "whoami");
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://example.org/admin\n");
+    f.tonic_call(&server, &f.admin, "whoami")
+        .assert_stdout("spiffe://example.org/admin\n");
 }
 
 #[test]
@@ -79,7 +44,7 @@ fn the_server_can_be_named_by_url() {
         format!("https://localhost:{}", server.port()),
         format!("http://127.0.0.1:{}/", server.port()),
     ] {
-        let out = f.call_with(
+        let out = f.tonic_call_with(
             &s(&["--url", &url]),
             &f.client,
             "whoami",
@@ -89,7 +54,7 @@ fn the_server_can_be_named_by_url() {
         assert_eq!(out.stdout, "spiffe://example.org/client\n", "{url}");
     }
     // Nobody is admin without --admin.
-    let out = f.call(&server, &f.admin, "admin");
+    let out = f.tonic_call(&server, &f.admin, "admin");
     out.assert_exit(1);
     assert!(out.stderr.contains("PERMISSION_DENIED"), "{out:#?}");
 }
@@ -97,56 +62,33 @@ fn the_server_can_be_named_by_url() {
 #[test]
 fn another_trust_domain_is_refused_during_the_handshake() {
     let f = fixture();
-    let other = f.pki.domain("other", "other.org");
-    let stranger = f
-        .pki
-        .issue(&other, "stranger", "spiffe://other.org/stranger");
-    // The stranger trusts example.org, so only the server can refuse.
-    let trust_both = args([
-        bundle(&other.bundle),
-        federated("example.org", &f.example.bundle),
-    ]);
+    let stranger = f.stranger();
 
     let mut server = f.start(&[]);
     let target = s(&["--addr", &server.addr.to_string()]);
-    let out = f.call_with(&target, &stranger, "whoami", trust_both.clone());
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
+    let out = f.tonic_call_with(
+        &target,
+        &stranger.identity,
+        "whoami",
+        stranger.trust_both.clone(),
+    );
+    out.assert_refused();
     assert!(!out.stderr.contains("rejected the server"), "{out:#?}");
     let log = server.stderr();
     assert!(log.contains("rejected a client"), "{log}");
 
     // Federated and allowed: admitted.
-    let server = f.start(&args([
-        federated("other.org", &other.bundle),
-        s(&["--allow-trust-domain", "other.org"]),
-    ]));
+    let server = f.start(&stranger.admitted());
     let target = s(&["--addr", &server.addr.to_string()]);
-    let out = f.call_with(&target, &stranger, "whoami", trust_both);
-    out.assert_ok();
-    assert_eq!(out.stdout, "spiffe://other.org/stranger\n");
+    f.tonic_call_with(&target, &stranger.identity, "whoami", stranger.trust_both)
+        .assert_stdout("spiffe://other.org/stranger\n");
 }
 
 #[test]
 fn the_client_refuses_a_server_with_another_spiffe_id() {
     let f = fixture();
     let server = f.start(&[]);
-    let out = run(
-        CLIENT,
-        &args([
-            s(&[
-                "--addr",
-                &server.addr.to_string(),
-                "--server-id",
-                "spiffe://example.org/someone-else",
-            ]),
-            f.client.args(),
-            bundle(&f.example.bundle),
-        ]),
-    );
-    out.assert_exit(1);
-    assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("rejected the server"), "{out:#?}");
+    f.assert_refuses_another_server(TONIC_CLIENT, &["--addr", &server.addr.to_string()]);
 }
 
 #[test]
@@ -156,9 +98,9 @@ fn usage_errors_exit_2() {
     let b = bundle(&f.example.bundle);
     let sid = s(&["--server-id", SERVER_ID]);
     // Neither --url nor --addr; both; a bad address; a bad method.
-    run(CLIENT, &args([id.clone(), b.clone(), sid.clone()])).assert_exit(2);
+    run(TONIC_CLIENT, &args([id.clone(), b.clone(), sid.clone()])).assert_exit(2);
     run(
-        CLIENT,
+        TONIC_CLIENT,
         &args([
             s(&["--url", "https://a:1", "--addr", "a:1"]),
             id.clone(),
@@ -168,12 +110,12 @@ fn usage_errors_exit_2() {
     )
     .assert_exit(2);
     run(
-        CLIENT,
+        TONIC_CLIENT,
         &args([s(&["--addr", "nohost"]), id.clone(), b.clone(), sid.clone()]),
     )
     .assert_exit(2);
     run(
-        CLIENT,
+        TONIC_CLIENT,
         &args([s(&["--addr", "a:1", "--call", "nope"]), id, b, sid]),
     )
     .assert_exit(2);

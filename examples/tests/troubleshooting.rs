@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::error::Error as StdError;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +18,7 @@ use mtls_core::{
     authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, Rejection, SpiffeId, TrustDomain,
     X509Svid,
 };
+use mtls_testing::error_lines;
 use mtls_tower::{tonic_peer, MtlsConnector, MtlsListener};
 use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
@@ -28,18 +28,6 @@ const FRONTEND: &str = "spiffe://example.org/frontend";
 
 fn id(s: &str) -> SpiffeId {
     s.parse().unwrap()
-}
-
-/// The messages of `e` and its `source()` chain, one per line.
-fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(e) = next {
-        text.push('\n');
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
 }
 
 struct Ca {
@@ -137,7 +125,10 @@ async fn tonic_client_with_expired_svid() -> (String, String) {
         .await
         .err()
         .unwrap();
-    (chain(&eager), format!("{status}\n{}", chain(&status)))
+    (
+        error_lines(&eager),
+        format!("{status}\n{}", error_lines(&status)),
+    )
 }
 
 #[tokio::test]
@@ -186,7 +177,7 @@ async fn tonic_refused_after_handshake() -> String {
         .await
         .err()
         .unwrap();
-    format!("{status}\n{}", chain(&status))
+    format!("{status}\n{}", error_lines(&status))
 }
 
 #[tokio::test]

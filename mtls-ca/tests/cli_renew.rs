@@ -39,9 +39,9 @@ fn init(dir: &Path, force: bool) {
     run(args).ok();
 }
 
-/// The SVID in `prefix.pem`/`prefix.key`, verified against `ca/bundle.pem`
-/// now; returns it with its serial (hex, lower case).
-fn verified(prefix: &Path, ca: &Path) -> (X509Svid, String) {
+/// The SVID in `prefix.pem`/`prefix.key`, and why it does not verify
+/// against `ca/bundle.pem` now (`Ok` when it does).
+fn read_svid(prefix: &Path, ca: &Path) -> (X509Svid, Result<(), String>) {
     let chain = std::fs::read(prefix.with_extension("pem")).unwrap();
     let key = std::fs::read(prefix.with_extension("key")).unwrap();
     let svid = X509Svid::from_pem(&chain, &key).unwrap();
@@ -50,13 +50,26 @@ fn verified(prefix: &Path, ca: &Path) -> (X509Svid, String) {
         &std::fs::read(ca.join("bundle.pem")).unwrap(),
     )
     .unwrap();
-    svid.verify(
-        &BundleSet::from(bundle),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Server,
-    )
-    .unwrap();
+    let verifies = svid
+        .verify(
+            &BundleSet::from(bundle),
+            SystemTime::now(),
+            &CrlSet::new(),
+            PeerRole::Server,
+        )
+        .map(drop)
+        .map_err(|e| e.to_string());
+    (svid, verifies)
+}
+
+/// The SVID in `prefix.pem`/`prefix.key`, verified against `ca/bundle.pem`
+/// now; returns it with its serial (hex, lower case).
+#[track_caller]
+fn verified(prefix: &Path, ca: &Path) -> (X509Svid, String) {
+    let (svid, verifies) = read_svid(prefix, ca);
+    if let Err(e) = verifies {
+        panic!("{}: {e}", prefix.display());
+    }
     assert_eq!(svid.spiffe_id().as_str(), WEB);
     let serial = serial(&svid);
     (svid, serial)
@@ -204,23 +217,8 @@ async fn the_loop_renews_before_expiry_and_a_file_source_follows() {
     loop {
         let line = renewing.next_line();
         let now_serial = serial_of(&line);
-        let chain = std::fs::read(prefix.with_extension("pem")).unwrap();
-        let key = std::fs::read(prefix.with_extension("key")).unwrap();
-        let svid = X509Svid::from_pem(&chain, &key).unwrap();
-        let bundle = X509Bundle::from_pem_or_jwks(
-            TrustDomain::new("example.org").unwrap(),
-            &std::fs::read(ca.join("bundle.pem")).unwrap(),
-        )
-        .unwrap();
-        let ok = svid
-            .verify(
-                &BundleSet::from(bundle),
-                SystemTime::now(),
-                &CrlSet::new(),
-                PeerRole::Server,
-            )
-            .is_ok();
-        if ok && serial(&svid) == now_serial {
+        let (svid, verifies) = read_svid(&prefix, &ca);
+        if verifies.is_ok() && serial(&svid) == now_serial {
             // The copy of the bundle was rewritten before the new SVID.
             assert!(same_bundle());
             follows(&source, &now_serial).await;
@@ -292,39 +290,22 @@ fn once_renews_only_when_due() {
     assert!(out.field("renewed").contains("holds"), "{out:#?}");
 
     // Failures exit 1, usage errors 2.
-    run([
-        "renew",
-        "--once",
-        "--dir",
-        s(&tmp.path().join("missing")),
-        "--spiffe-id",
-        WEB,
-        "--out",
-        s(&prefix),
-    ])
-    .status(1)
-    .says(&["cannot open the CA"]);
-    run([
-        "renew",
-        "--once",
-        "--dir",
-        s(&ca),
-        "--spiffe-id",
-        "spiffe://other.org/web",
-        "--out",
-        s(&prefix),
-    ])
-    .status(1);
-    run([
-        "renew",
-        "--once",
-        "--dir",
-        s(&ca),
-        "--spiffe-id",
-        WEB,
-        "--out",
-        s(tmp.path()),
-    ])
-    .status(2);
+    let renew_once = |dir: &Path, id: &str, out: &Path| {
+        run([
+            "renew",
+            "--once",
+            "--dir",
+            s(dir),
+            "--spiffe-id",
+            id,
+            "--out",
+            s(out),
+        ])
+    };
+    renew_once(&tmp.path().join("missing"), WEB, &prefix)
+        .status(1)
+        .says(&["cannot open the CA"]);
+    renew_once(&ca, "spiffe://other.org/web", &prefix).status(1);
+    renew_once(&ca, WEB, tmp.path()).status(2);
     run(["renew", "--dir", s(&ca), "--out", s(&prefix)]).status(2);
 }

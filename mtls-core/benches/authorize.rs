@@ -13,20 +13,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mtls_core::authorize::{self, AuthorizerExt};
-use mtls_core::{Authorizer, SpiffeId, TrustDomain};
-
-fn td(i: usize) -> TrustDomain {
-    TrustDomain::new(&format!("td{i}.example.org")).unwrap()
-}
-
-fn prefix(i: usize) -> SpiffeId {
-    SpiffeId::new(&format!("spiffe://td{i}.example.org/ns/team{i}")).unwrap()
-}
-
-/// The peer rule `i` allows, whatever its kind.
-fn peer(i: usize) -> SpiffeId {
-    SpiffeId::new(&format!("spiffe://td{i}.example.org/ns/team{i}/sa/svc{i}")).unwrap()
-}
+use mtls_core::{Authorizer, SpiffeId};
+use mtls_testing::rules::{peer, prefix, td};
 
 fn authorizer(kind: &str, n: usize) -> Box<dyn Authorizer> {
     match kind {

@@ -18,11 +18,11 @@ use mtls_core::rustls::{
 };
 use mtls_core::{
     authorize, BundleSet, BundleSource, CrlSet, MtlsClientConfig, MtlsServerConfig, PeerIdentity,
-    PeerIdentityError, PeerRole, Rejection, SpiffeId, SpiffeIdError, SvidSource, VerifyError,
-    X509Bundle, X509Svid,
+    PeerIdentityError, PeerRole, Rejection, ServerConfigBuilder, SpiffeId, SpiffeIdError,
+    SvidSource, VerifyError, X509Bundle, X509Svid,
 };
 use mtls_testing::{bounded, hours, id, now, AcceptAnyServer, TestCa, TestLeaf};
-use rcgen::{ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -157,6 +157,34 @@ struct ServerSaw {
     peer: Option<Result<PeerIdentity, PeerIdentityError>>,
     from_connection: Result<PeerIdentity, PeerIdentityError>,
     received: Vec<u8>,
+}
+
+impl ServerSaw {
+    /// Asserts a resumed session whose restored client chain (of
+    /// [`CLIENT_ID`]) was verified again and refused as untrusted: neither
+    /// our server config nor the connection gives a peer identity.
+    #[track_caller]
+    fn assert_resumed_and_untrusted(&self) {
+        assert_eq!(
+            self.kind,
+            Some(HandshakeKind::Resumed),
+            "resumption did not happen"
+        );
+        assert!(
+            matches!(
+                &self.peer,
+                Some(Err(PeerIdentityError::Verify(VerifyError::UntrustedIssuer { id, .. })))
+                    if id.as_str() == CLIENT_ID
+            ),
+            "{:?}",
+            self.peer
+        );
+        assert!(
+            matches!(self.from_connection, Err(PeerIdentityError::ResumedSession)),
+            "{:?}",
+            self.from_connection
+        );
+    }
 }
 
 /// Closes a socket whose handshake failed without resetting it: shut down
@@ -426,6 +454,11 @@ fn simple(leaf: impl FnOnce(&TestCa) -> TestLeaf) -> Bad {
     Bad::new(leaf, ca.bundle_set())
 }
 
+/// [`simple`], the leaf for [`ID`] changed by `mutate`.
+fn tweaked(mutate: impl FnOnce(&mut CertificateParams)) -> Bad {
+    simple(|ca| ca.leaf_with(ID, mutate))
+}
+
 fn has_id(e: &VerifyError) -> bool {
     e.spiffe_id().map(SpiffeId::as_str) == Some(ID)
 }
@@ -446,11 +479,9 @@ fn cases() -> Vec<Case> {
         Case {
             name: "expired",
             setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.not_before = now() - hours(3);
-                        p.not_after = now() - hours(2);
-                    })
+                tweaked(|p| {
+                    p.not_before = now() - hours(3);
+                    p.not_after = now() - hours(2);
                 })
             },
             expect: |e, _| matches!(e, VerifyError::Expired { not_after, now, .. } if not_after < now),
@@ -459,11 +490,9 @@ fn cases() -> Vec<Case> {
         Case {
             name: "not-yet-valid",
             setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.not_before = now() + hours(2);
-                        p.not_after = now() + hours(3);
-                    })
+                tweaked(|p| {
+                    p.not_before = now() + hours(2);
+                    p.not_after = now() + hours(3);
                 })
             },
             expect: |e, _| matches!(e, VerifyError::NotYetValid { not_before, now, .. } if not_before > now),
@@ -471,59 +500,41 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "leaf-ca-true",
-            setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained)
-                    })
-                })
-            },
+            setup: |_| tweaked(|p| p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained)),
             expect: |e, _| matches!(e, VerifyError::LeafIsCa { .. }) && has_id(e),
             alert: A::BadCertificate,
         },
         Case {
             name: "leaf-key-cert-sign",
-            setup: |_| {
-                simple(|ca| ca.leaf_with(ID, |p| p.key_usages.push(KeyUsagePurpose::KeyCertSign)))
-            },
+            setup: |_| tweaked(|p| p.key_usages.push(KeyUsagePurpose::KeyCertSign)),
             expect: |e, _| matches!(e, VerifyError::LeafHasKeyCertSign { .. }),
             alert: A::BadCertificate,
         },
         Case {
             name: "leaf-crl-sign",
-            setup: |_| {
-                simple(|ca| ca.leaf_with(ID, |p| p.key_usages.push(KeyUsagePurpose::CrlSign)))
-            },
+            setup: |_| tweaked(|p| p.key_usages.push(KeyUsagePurpose::CrlSign)),
             expect: |e, _| matches!(e, VerifyError::LeafHasCrlSign { .. }),
             alert: A::BadCertificate,
         },
         Case {
             name: "leaf-no-digital-signature",
-            setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.key_usages = vec![KeyUsagePurpose::KeyEncipherment]
-                    })
-                })
-            },
+            setup: |_| tweaked(|p| p.key_usages = vec![KeyUsagePurpose::KeyEncipherment]),
             expect: |e, _| matches!(e, VerifyError::LeafMissingDigitalSignature { .. }),
             alert: A::BadCertificate,
         },
         Case {
             name: "leaf-no-key-usage",
-            setup: |_| simple(|ca| ca.leaf_with(ID, |p| p.key_usages = vec![])),
+            setup: |_| tweaked(|p| p.key_usages = vec![]),
             expect: |e, _| matches!(e, VerifyError::LeafMissingKeyUsage { .. }),
             alert: A::BadCertificate,
         },
         Case {
             name: "two-uri-sans",
             setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.subject_alt_names.push(SanType::URI(
-                            "spiffe://example.org/other".try_into().unwrap(),
-                        ))
-                    })
+                tweaked(|p| {
+                    p.subject_alt_names.push(SanType::URI(
+                        "spiffe://example.org/other".try_into().unwrap(),
+                    ))
                 })
             },
             expect: |e, _| matches!(e, VerifyError::MultipleUriSans { count: 2 }),
@@ -532,11 +543,9 @@ fn cases() -> Vec<Case> {
         Case {
             name: "no-uri-san",
             setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.subject_alt_names =
-                            vec![SanType::DnsName("web.example.org".try_into().unwrap())]
-                    })
+                tweaked(|p| {
+                    p.subject_alt_names =
+                        vec![SanType::DnsName("web.example.org".try_into().unwrap())]
                 })
             },
             expect: |e, _| matches!(e, VerifyError::NoUriSan),
@@ -545,11 +554,9 @@ fn cases() -> Vec<Case> {
         Case {
             name: "no-san-at-all",
             setup: |_| {
-                simple(|ca| {
-                    ca.leaf_with(ID, |p| {
-                        p.subject_alt_names = vec![];
-                        p.distinguished_name.push(rcgen::DnType::CommonName, "web");
-                    })
+                tweaked(|p| {
+                    p.subject_alt_names = vec![];
+                    p.distinguished_name.push(rcgen::DnType::CommonName, "web");
                 })
             },
             expect: |e, _| matches!(e, VerifyError::NoUriSan),
@@ -681,7 +688,7 @@ fn cases() -> Vec<Case> {
                     PeerRole::Client => ExtendedKeyUsagePurpose::ServerAuth,
                     _ => ExtendedKeyUsagePurpose::ClientAuth,
                 };
-                simple(|ca| ca.leaf_with(ID, |p| p.extended_key_usages = vec![eku]))
+                tweaked(|p| p.extended_key_usages = vec![eku])
             },
             expect: |e, role| matches!(e, VerifyError::WrongExtendedKeyUsage { role: r, .. } if *r == role),
             alert: A::UnsupportedCertificate,
@@ -1045,6 +1052,21 @@ impl ResumptionSetup {
         }
     }
 
+    /// The server's config builder: its SVID from the server CA, the
+    /// bundles the test can change.
+    fn server(&self) -> ServerConfigBuilder {
+        MtlsServerConfig::builder(server_svid(&self.server_ca), self.server_bundles.clone())
+    }
+
+    /// The client's config, with resumption on, expecting [`SERVER_ID`].
+    fn resuming_client(&self) -> MtlsClientConfig {
+        MtlsClientConfig::builder(self.client_svid.clone(), self.server_ca.bundle_set())
+            .authorizer(authorize::exact(id(SERVER_ID)))
+            .resumption(true)
+            .build()
+            .unwrap()
+    }
+
     /// Removes the client's CA from the server's bundle for `example.org`.
     fn remove_client_ca(&self) {
         *self.server_bundles.0.lock().unwrap() = self.server_ca.bundle_set();
@@ -1056,19 +1078,14 @@ async fn resumed_session_is_verified_again() {
     bounded(async {
         let setup = ResumptionSetup::new();
         let rejections = Rejections::default();
-        let server =
-            MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles.clone())
-                .authorizer(authorize::member_of(setup.server_ca.trust_domain.clone()))
-                .resumption(true)
-                .on_rejection(rejections.hook())
-                .build()
-                .unwrap();
-        let client =
-            MtlsClientConfig::builder(setup.client_svid.clone(), setup.server_ca.bundle_set())
-                .authorizer(authorize::exact(id(SERVER_ID)))
-                .resumption(true)
-                .build()
-                .unwrap();
+        let server = setup
+            .server()
+            .authorizer(authorize::member_of(setup.server_ca.trust_domain.clone()))
+            .resumption(true)
+            .on_rejection(rejections.hook())
+            .build()
+            .unwrap();
+        let client = setup.resuming_client();
 
         // First connection: a full handshake; reading the server's data
         // takes in the session tickets sent before it.
@@ -1098,26 +1115,7 @@ async fn resumed_session_is_verified_again() {
             Err(PeerIdentityError::ResumedSession)
         ));
         assert_eq!(client_talk(&mut tls).await.unwrap(), b"hello");
-        let saw = srv.await.unwrap().unwrap();
-        assert_eq!(
-            saw.kind,
-            Some(HandshakeKind::Resumed),
-            "resumption did not happen"
-        );
-        assert!(
-            matches!(
-                &saw.peer,
-                Some(Err(PeerIdentityError::Verify(VerifyError::UntrustedIssuer { id, .. })))
-                    if id.as_str() == CLIENT_ID
-            ),
-            "{:?}",
-            saw.peer
-        );
-        assert!(
-            matches!(saw.from_connection, Err(PeerIdentityError::ResumedSession)),
-            "{:?}",
-            saw.from_connection
-        );
+        srv.await.unwrap().unwrap().assert_resumed_and_untrusted();
         let got = rejections.take();
         assert!(
             matches!(
@@ -1138,19 +1136,14 @@ async fn resumed_session_is_verified_again() {
 async fn one_ticket_per_handshake_keeps_every_reconnection_resumed() {
     bounded(async {
         let setup = ResumptionSetup::new();
-        let server =
-            MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles.clone())
-                .authorizer(authorize::member_of(setup.server_ca.trust_domain.clone()))
-                .resumption(true)
-                .build()
-                .unwrap();
+        let server = setup
+            .server()
+            .authorizer(authorize::member_of(setup.server_ca.trust_domain.clone()))
+            .resumption(true)
+            .build()
+            .unwrap();
         assert_eq!(server.rustls_config().send_tls13_tickets, 1);
-        let client =
-            MtlsClientConfig::builder(setup.client_svid.clone(), setup.server_ca.bundle_set())
-                .authorizer(authorize::exact(id(SERVER_ID)))
-                .resumption(true)
-                .build()
-                .unwrap();
+        let client = setup.resuming_client();
         for round in 0..4 {
             let (mut tls, srv) = connect(&server, &client).await;
             let want = if round == 0 {
@@ -1178,10 +1171,7 @@ async fn one_ticket_per_handshake_keeps_every_reconnection_resumed() {
             assert_eq!(saw.peer.unwrap().unwrap().spiffe_id().as_str(), CLIENT_ID);
         }
         // Without resumption, no ticket at all.
-        let plain = MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles)
-            .authorizer(authorize::any())
-            .build()
-            .unwrap();
+        let plain = setup.server().authorizer(authorize::any()).build().unwrap();
         assert_eq!(plain.rustls_config().send_tls13_tickets, 0);
     })
     .await;
@@ -1193,12 +1183,12 @@ async fn one_ticket_per_handshake_keeps_every_reconnection_resumed() {
 async fn resumed_tls12_session_is_verified_again() {
     bounded(async {
         let setup = ResumptionSetup::new();
-        let server =
-            MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles.clone())
-                .authorizer(authorize::any())
-                .resumption(true)
-                .build()
-                .unwrap();
+        let server = setup
+            .server()
+            .authorizer(authorize::any())
+            .resumption(true)
+            .build()
+            .unwrap();
         let bad = Bad {
             chain: setup.client_svid.chain().to_vec(),
             key: setup.client_svid.private_key().clone_key(),
@@ -1223,25 +1213,7 @@ async fn resumed_tls12_session_is_verified_again() {
         client_talk(&mut tls).await.unwrap();
         let saw = srv.await.unwrap().unwrap();
         assert_eq!(saw.version, Some(ProtocolVersion::TLSv1_2));
-        assert_eq!(
-            saw.kind,
-            Some(HandshakeKind::Resumed),
-            "resumption did not happen"
-        );
-        assert!(
-            matches!(
-                &saw.peer,
-                Some(Err(PeerIdentityError::Verify(
-                    VerifyError::UntrustedIssuer { .. }
-                )))
-            ),
-            "{:?}",
-            saw.peer
-        );
-        assert!(matches!(
-            saw.from_connection,
-            Err(PeerIdentityError::ResumedSession)
-        ));
+        saw.assert_resumed_and_untrusted();
     })
     .await;
 }
@@ -1253,18 +1225,13 @@ async fn without_resumption_every_handshake_is_full_and_verified() {
         let rejections = Rejections::default();
         // Resumption off on the server (the default); the client would
         // resume if it could.
-        let server =
-            MtlsServerConfig::builder(server_svid(&setup.server_ca), setup.server_bundles.clone())
-                .authorizer(authorize::any())
-                .on_rejection(rejections.hook())
-                .build()
-                .unwrap();
-        let client =
-            MtlsClientConfig::builder(setup.client_svid.clone(), setup.server_ca.bundle_set())
-                .authorizer(authorize::exact(id(SERVER_ID)))
-                .resumption(true)
-                .build()
-                .unwrap();
+        let server = setup
+            .server()
+            .authorizer(authorize::any())
+            .on_rejection(rejections.hook())
+            .build()
+            .unwrap();
+        let client = setup.resuming_client();
 
         let (mut tls, srv) = connect(&server, &client).await;
         assert_eq!(client_talk(&mut tls).await.unwrap(), b"hello");

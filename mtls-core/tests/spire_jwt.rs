@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use mtls_core::{
     JwtBundle, JwtBundleSource, JwtSourceError, JwtSvidError, JwtSvidSource, JwtSvidValidator,
-    SourceState, SpiffeBundle, SpireSource, SpireSourceBuilder, SpireSourceError, TrustDomain,
-    X509Bundle,
+    JwtToken, SourceState, SpiffeBundle, SpireSource, SpireSourceBuilder, SpireSourceError,
+    TrustDomain, X509Bundle,
 };
 use mtls_testing::{bounded, eventually, id, TestCa, TestJwtIssuer};
 use mtls_workload_api_testing::{Status, WorkloadApiServer};
@@ -81,6 +81,21 @@ fn jwks(issuer: &TestJwtIssuer) -> Vec<u8> {
     serde_json::to_vec(&doc).unwrap()
 }
 
+/// `source`'s JWT-SVID for `audience`, within the test timeout.
+async fn fetch(source: &SpireSource, audience: &[&str]) -> Result<JwtToken, JwtSourceError> {
+    bounded(source.fetch_jwt_svid(&aud(audience))).await
+}
+
+/// Asserts that `err` is the `SpireSource`'s own error, and one that
+/// `expected` accepts.
+#[track_caller]
+fn assert_spire_error(err: &JwtSourceError, expected: fn(&SpireSourceError) -> bool) {
+    let spire = err
+        .upstream_error()
+        .and_then(|e| e.downcast_ref::<SpireSourceError>());
+    assert!(spire.is_some_and(expected), "{err:?}");
+}
+
 fn td() -> TrustDomain {
     TrustDomain::new(TD).unwrap()
 }
@@ -96,17 +111,15 @@ async fn jwt_svids_are_fetched_by_audience_and_cached() {
     let asked = mint_with(&agent, issuer.clone(), Duration::from_secs(300));
     let spire = connect(&agent).await;
 
-    let token = bounded(spire.fetch_jwt_svid(&aud(&[API]))).await.unwrap();
+    let token = fetch(&spire, &[API]).await.unwrap();
     assert_eq!(token.spiffe_id().as_str(), WEB);
     assert_eq!(token.audience(), aud(&[API]));
-    let again = bounded(spire.fetch_jwt_svid(&aud(&[API]))).await.unwrap();
+    let again = fetch(&spire, &[API]).await.unwrap();
     assert_eq!(again, token, "cached");
     assert_eq!(agent.jwt_svid_calls(), 1);
 
     // Another audience set: another fetch, with that audience.
-    let both = bounded(spire.fetch_jwt_svid(&aud(&[API, "other"])))
-        .await
-        .unwrap();
+    let both = fetch(&spire, &[API, "other"]).await.unwrap();
     assert_eq!(both.audience(), aud(&[API, "other"]));
     assert_eq!(*asked.lock().unwrap(), [aud(&[API]), aud(&[API, "other"])]);
 
@@ -127,12 +140,12 @@ async fn a_token_is_refreshed_before_it_expires() {
     mint_with(&agent, issuer, Duration::from_secs(4));
     let spire = connect(&agent).await;
 
-    let first = bounded(spire.fetch_jwt_svid(&aud(&[API]))).await.unwrap();
+    let first = fetch(&spire, &[API]).await.unwrap();
     // At least 3 s left at receipt (`exp` is in whole seconds): due for a
     // refresh after at most 2 s, while still valid.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(SystemTime::now() < first.expiry());
-    let second = bounded(spire.fetch_jwt_svid(&aud(&[API]))).await.unwrap();
+    let second = fetch(&spire, &[API]).await.unwrap();
     assert_ne!(second, first);
     assert!(second.expiry() > first.expiry());
     assert_eq!(agent.jwt_svid_calls(), 2);
@@ -144,7 +157,7 @@ async fn malformed_tokens_are_refused_with_a_typed_error_and_the_last_good_one_k
     let issuer = Arc::new(TestJwtIssuer::new(TD, "k1"));
     mint_with(&agent, issuer.clone(), Duration::from_secs(4));
     let spire = connect(&agent).await;
-    let good = bounded(spire.fetch_jwt_svid(&aud(&[API]))).await.unwrap();
+    let good = fetch(&spire, &[API]).await.unwrap();
 
     // From now on the agent hands out `alg: none` tokens.
     agent.set_jwt_svids(|_, _| {
@@ -156,9 +169,7 @@ async fn malformed_tokens_are_refused_with_a_typed_error_and_the_last_good_one_k
         )])
     });
     // A new audience set: nothing to fall back on.
-    let err = bounded(spire.fetch_jwt_svid(&aud(&["api"])))
-        .await
-        .unwrap_err();
+    let err = fetch(&spire, &["api"]).await.unwrap_err();
     let JwtSourceError::Malformed { source, .. } = &err else {
         panic!("{err:?}");
     };
@@ -169,7 +180,7 @@ async fn malformed_tokens_are_refused_with_a_typed_error_and_the_last_good_one_k
 
     // The first audience set, due for a refresh: the last good token.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let kept = bounded(spire.fetch_jwt_svid(&aud(&[API]))).await.unwrap();
+    let kept = fetch(&spire, &[API]).await.unwrap();
     assert_eq!(kept, good);
     let status = spire.jwt_svid_status();
     assert_eq!(status.failures, 2);
@@ -180,9 +191,7 @@ async fn malformed_tokens_are_refused_with_a_typed_error_and_the_last_good_one_k
 
     // Garbage and a token of another subject are refused too.
     agent.set_jwt_svids(|_, _| Ok(vec![(WEB.to_owned(), "not a token".to_owned())]));
-    let err = bounded(spire.fetch_jwt_svid(&aud(&["x"])))
-        .await
-        .unwrap_err();
+    let err = fetch(&spire, &["x"]).await.unwrap_err();
     assert!(matches!(err, JwtSourceError::Malformed { .. }), "{err:?}");
     let other = Arc::new(TestJwtIssuer::new(TD, "k1"));
     agent.set_jwt_svids(move |audience, _| {
@@ -199,16 +208,10 @@ async fn malformed_tokens_are_refused_with_a_typed_error_and_the_last_good_one_k
     let pinned = bounded(builder(&agent).spiffe_id(id(WEB)).connect())
         .await
         .unwrap();
-    let err = bounded(pinned.fetch_jwt_svid(&aud(&["y"])))
-        .await
-        .unwrap_err();
-    let upstream = err
-        .upstream_error()
-        .and_then(|e| e.downcast_ref::<SpireSourceError>());
-    assert!(
-        matches!(upstream, Some(SpireSourceError::WrongJwtSubject { .. })),
-        "{err:?}"
-    );
+    let err = fetch(&pinned, &["y"]).await.unwrap_err();
+    assert_spire_error(&err, |e| {
+        matches!(e, SpireSourceError::WrongJwtSubject { .. })
+    });
 }
 
 #[tokio::test]
@@ -217,52 +220,23 @@ async fn errors_of_the_workload_api_come_back_typed() {
     let spire = connect(&agent).await;
 
     // No minter: the server answers Unimplemented.
-    let err = bounded(spire.fetch_jwt_svid(&aud(&[API])))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err.upstream_error()
-                .and_then(|e| e.downcast_ref::<SpireSourceError>()),
-            Some(SpireSourceError::WorkloadApi { .. })
-        ),
-        "{err:?}"
-    );
+    let err = fetch(&spire, &[API]).await.unwrap_err();
+    assert_spire_error(&err, |e| matches!(e, SpireSourceError::WorkloadApi { .. }));
 
     // A minter that fails, then a denial.
     agent.set_jwt_svids(|_, _| Err(Status::unavailable("signer down")));
-    let err = bounded(spire.fetch_jwt_svid(&aud(&[API])))
-        .await
-        .unwrap_err();
+    let err = fetch(&spire, &[API]).await.unwrap_err();
     let chain = mtls_core::ErrorChain(&err).to_string();
     assert!(chain.contains("signer down"), "{chain}");
     agent.deny(Some("no identity issued"));
-    let err = bounded(spire.fetch_jwt_svid(&aud(&[API])))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err.upstream_error()
-                .and_then(|e| e.downcast_ref::<SpireSourceError>()),
-            Some(SpireSourceError::Withdrawn { .. })
-        ),
-        "{err:?}"
-    );
+    let err = fetch(&spire, &[API]).await.unwrap_err();
+    assert_spire_error(&err, |e| matches!(e, SpireSourceError::Withdrawn { .. }));
     agent.deny(None);
 
     // The agent gone: refused, typed.
     drop(agent);
-    let err = bounded(spire.fetch_jwt_svid(&aud(&["z"])))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err.upstream_error()
-                .and_then(|e| e.downcast_ref::<SpireSourceError>()),
-            Some(SpireSourceError::WorkloadApi { .. })
-        ),
-        "{err:?}"
-    );
+    let err = fetch(&spire, &["z"]).await.unwrap_err();
+    assert_spire_error(&err, |e| matches!(e, SpireSourceError::WorkloadApi { .. }));
     assert_eq!(spire.jwt_svid_status().failures, 4);
 }
 

@@ -122,20 +122,23 @@ fn usage_errors_exit_2() {
     }
 }
 
+/// `explain` arguments: the shop's web workload reads order 7.
+const WEB_GETS_AN_ORDER: &[&str] = &[
+    "--caller",
+    "spiffe://example.org/ns/shop/sa/web",
+    "--method",
+    "GET",
+    "--path",
+    "/orders/7",
+];
+
 #[test]
 fn explain_says_allow_or_deny_first_then_the_rule() {
     let path = file("explain.toml", POLICY);
     let p = path.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (
-            &[
-                "--caller",
-                "spiffe://example.org/ns/shop/sa/web",
-                "--method",
-                "GET",
-                "--path",
-                "/orders/7",
-            ],
+            WEB_GETS_AN_ORDER,
             "allow: allowed by rule \"shop-reads-orders\"",
         ),
         (
@@ -190,23 +193,13 @@ fn explain_says_allow_or_deny_first_then_the_rule() {
             "deny: no allow rule matches",
         ),
     ];
+    let explain = |args: &[&str]| run(&[&["explain", p][..], args].concat());
     for (args, want) in cases {
-        let mut all = vec!["explain", p];
-        all.extend_from_slice(args);
-        let (code, out, err) = run(&all);
+        let (code, out, err) = explain(args);
         assert_eq!(code, 0, "{args:?}: {err}");
         assert!(out.starts_with(want), "{args:?}: {out}");
     }
-    let (_, out, _) = run(&[
-        "explain",
-        p,
-        "--caller",
-        "spiffe://example.org/ns/shop/sa/web",
-        "--method",
-        "GET",
-        "--path",
-        "/orders/7",
-    ]);
+    let (_, out, _) = explain(WEB_GETS_AN_ORDER);
     assert!(
         out.contains("by \"prefix:spiffe://example.org/ns/shop\""),
         "{out}"
@@ -242,6 +235,17 @@ callers = ["spiffe://example.org/web"]
 methods = ["GET"]
 paths = ["/orders/{id}"]
 "#;
+
+/// The callers and routes of [`LEARNED_A`] and [`LEARNED_B`], as a graph
+/// of them labels its nodes.
+const LEARNED_LABELS: [&str; 6] = [
+    "spiffe://example.org/web",
+    "spiffe://example.org/batch",
+    "spiffe://example.org/admin",
+    "GET /orders/{id}",
+    "POST /admin",
+    "/shop.Orders/Get",
+];
 
 #[test]
 fn learn_merges_learned_files_into_one_policy() {
@@ -380,14 +384,7 @@ paths = ["/orders/{id}"]
         1
     );
     assert_eq!(edges.iter().filter(|l| l.contains("\"denied\"")).count(), 3);
-    for name in [
-        "spiffe://example.org/web",
-        "spiffe://example.org/batch",
-        "spiffe://example.org/admin",
-        "GET /orders/{id}",
-        "POST /admin",
-        "/shop.Orders/Get",
-    ] {
+    for name in LEARNED_LABELS {
         assert!(
             text.contains(&format!("label=\"{name}\"")),
             "{name}: {text}"
@@ -406,14 +403,7 @@ paths = ["/orders/{id}"]
         .filter(|n| n.has_tag_name("text"))
         .filter_map(|n| n.text())
         .collect();
-    for name in [
-        "spiffe://example.org/web",
-        "spiffe://example.org/batch",
-        "spiffe://example.org/admin",
-        "GET /orders/{id}",
-        "POST /admin",
-        "/shop.Orders/Get",
-    ] {
+    for name in LEARNED_LABELS {
         assert!(texts.contains(&name), "{name}: {texts:?}");
     }
     let titles: Vec<&str> = doc

@@ -41,6 +41,7 @@ use http::{Method, Request, Response};
 use http_body_util::Full;
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{authorize, Authorizer, CrlSet, PeerIdentity, PeerRole, SpiffeId, TrustDomain};
+use mtls_testing::rules::{peer, prefix, td};
 use mtls_tower::{
     AuthenticatedBy, AuthorizeLayer, AuthorizeRequest, Caller, CompiledPolicy, Denial,
     MtlsConnectInfo, PolicyFile, PolicyQuery, RoutePolicy,
@@ -139,18 +140,6 @@ fn policy_file_request(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-fn td(i: usize) -> TrustDomain {
-    TrustDomain::new(&format!("td{i}.example.org")).unwrap()
-}
-
-fn prefix(i: usize) -> SpiffeId {
-    SpiffeId::new(&format!("spiffe://td{i}.example.org/ns/team{i}")).unwrap()
-}
-
-fn peer(i: usize) -> SpiffeId {
-    SpiffeId::new(&format!("spiffe://td{i}.example.org/ns/team{i}/sa/svc{i}")).unwrap()
 }
 
 fn policy(kind: &str, n: usize) -> RoutePolicy {

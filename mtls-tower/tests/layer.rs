@@ -66,6 +66,16 @@ fn request(method: Method, path: &str, grpc: bool, peer: Attach) -> Request<Full
     req
 }
 
+/// A plain HTTP `GET path` with `peer` attached.
+fn get(path: &str, peer: Attach) -> Request<Full<Bytes>> {
+    request(Method::GET, path, false, peer)
+}
+
+/// A gRPC call (`POST`, `application/grpc`) of `path` with `peer` attached.
+fn grpc(path: &str, peer: Attach) -> Request<Full<Bytes>> {
+    request(Method::POST, path, true, peer)
+}
+
 struct Answer {
     status: StatusCode,
     headers: http::HeaderMap,
@@ -121,25 +131,21 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// [`call`] of `policy` with a [`request`] of `method` to `path` (gRPC
-    /// when `grpc`) with `peer` attached, counting in `self.calls`.
+    /// [`call`] of `policy` with `req`, counting in `self.calls`.
     async fn send<P: AuthorizeRequest + Clone>(
         &self,
         policy: &P,
-        method: Method,
-        path: &str,
-        grpc: bool,
-        peer: Attach,
+        req: Request<Full<Bytes>>,
     ) -> Answer {
-        call(policy, request(method, path, grpc, peer), &self.calls).await
+        call(policy, req, &self.calls).await
     }
 }
 
 fn fixture() -> Fixture {
     let pki = Pki::new("example.org");
     Fixture {
-        frontend: identity(&pki, &pki.svid(FRONTEND)),
-        intruder: identity(&pki, &pki.svid(INTRUDER)),
+        frontend: pki.peer(FRONTEND),
+        intruder: pki.peer(INTRUDER),
         calls: Arc::new(AtomicUsize::new(0)),
         policy: policy(),
     }
@@ -157,7 +163,7 @@ async fn allowed_request_reaches_inner_service_with_the_peer() {
         for (n, attach) in attachments.into_iter().enumerate() {
             for (path, grpc) in [("/orders/7", false), ("/pkg.Orders/Get", true)] {
                 let a = f
-                    .send(&f.policy, Method::POST, path, grpc, attach.clone())
+                    .send(&f.policy, request(Method::POST, path, grpc, attach.clone()))
                     .await;
                 assert_eq!(a.status, StatusCode::OK);
                 // The layer put the `PeerIdentity` into the extensions,
@@ -174,10 +180,7 @@ async fn allowed_request_reaches_inner_service_with_the_peer() {
         let a = f
             .send(
                 &f.policy,
-                Method::GET,
-                "/public",
-                false,
-                Attach::Identity(f.intruder.clone()),
+                get("/public", Attach::Identity(f.intruder.clone())),
             )
             .await;
         assert_eq!(a.status, StatusCode::OK);
@@ -192,13 +195,7 @@ async fn http_denied_gets_403_with_a_short_body() {
         let f = fixture();
         for path in ["/orders", "/orders/7", "/nothing", "/", "/ordersx"] {
             let a = f
-                .send(
-                    &f.policy,
-                    Method::GET,
-                    path,
-                    false,
-                    Attach::Identity(f.intruder.clone()),
-                )
+                .send(&f.policy, get(path, Attach::Identity(f.intruder.clone())))
                 .await;
             assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
             assert_eq!(a.body, "permission denied\n");
@@ -213,10 +210,7 @@ async fn http_denied_gets_403_with_a_short_body() {
         let a = f
             .send(
                 &f.policy,
-                Method::GET,
-                "/nothing",
-                false,
-                Attach::Identity(f.frontend.clone()),
+                get("/nothing", Attach::Identity(f.frontend.clone())),
             )
             .await;
         assert_eq!(a.status, StatusCode::FORBIDDEN);
@@ -234,9 +228,7 @@ async fn http_unauthenticated_gets_401() {
     bounded(async {
         let f = fixture();
         for path in ["/public", "/orders", "/nothing"] {
-            let a = f
-                .send(&f.policy, Method::GET, path, false, Attach::None)
-                .await;
+            let a = f.send(&f.policy, get(path, Attach::None)).await;
             assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
             assert_eq!(a.body, "unauthenticated\n");
             assert_eq!(a.headers[http::header::WWW_AUTHENTICATE], "mTLS");
@@ -282,13 +274,7 @@ async fn grpc_unauthenticated_gets_unauthenticated() {
     bounded(async {
         let f = fixture();
         let a = f
-            .send(
-                &f.policy,
-                Method::POST,
-                "/pkg.Orders/Get",
-                true,
-                Attach::None,
-            )
+            .send(&f.policy, grpc("/pkg.Orders/Get", Attach::None))
             .await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.headers["grpc-status"], "16");
@@ -312,12 +298,7 @@ async fn expired_peer_is_refused_per_request() {
         let policy = policy();
         let a = call(
             &policy,
-            request(
-                Method::GET,
-                "/orders",
-                false,
-                Attach::Identity(peer.clone()),
-            ),
+            get("/orders", Attach::Identity(peer.clone())),
             &calls,
         )
         .await;
@@ -327,12 +308,7 @@ async fn expired_peer_is_refused_per_request() {
 
         let a = call(
             &policy,
-            request(
-                Method::GET,
-                "/orders",
-                false,
-                Attach::Identity(peer.clone()),
-            ),
+            get("/orders", Attach::Identity(peer.clone())),
             &calls,
         )
         .await;
@@ -341,12 +317,7 @@ async fn expired_peer_is_refused_per_request() {
         assert_eq!(a.headers[http::header::WWW_AUTHENTICATE], "mTLS");
         let a = call(
             &policy,
-            request(
-                Method::POST,
-                "/pkg.Orders/Get",
-                true,
-                Attach::ConnectInfo(peer),
-            ),
+            grpc("/pkg.Orders/Get", Attach::ConnectInfo(peer)),
             &calls,
         )
         .await;
@@ -368,23 +339,13 @@ async fn inner_errors_pass_through() {
         let svc = AuthorizeLayer::new(f.policy.clone()).layer(inner);
         let err = svc
             .clone()
-            .oneshot(request(
-                Method::GET,
-                "/orders",
-                false,
-                Attach::Identity(f.frontend.clone()),
-            ))
+            .oneshot(get("/orders", Attach::Identity(f.frontend.clone())))
             .await
             .err();
         assert_eq!(err, Some("inner failed"));
         // A refusal is a response, not an error.
         let res = svc
-            .oneshot(request(
-                Method::GET,
-                "/orders",
-                false,
-                Attach::Identity(f.intruder.clone()),
-            ))
+            .oneshot(get("/orders", Attach::Identity(f.intruder.clone())))
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
@@ -395,7 +356,7 @@ async fn inner_errors_pass_through() {
 #[test]
 fn peer_identity_reads_every_place_integrations_put_it() {
     let f = fixture();
-    assert!(peer_identity(request(Method::GET, "/", false, Attach::None).extensions()).is_none());
+    assert!(peer_identity(get("/", Attach::None).extensions()).is_none());
     for attach in [
         Attach::Identity(f.frontend.clone()),
         Attach::ConnectInfo(f.frontend.clone()),
@@ -406,12 +367,7 @@ fn peer_identity_reads_every_place_integrations_put_it() {
     }
     // The listener's connect info (the peer its handshake verified) comes
     // before a `PeerIdentity` extension something else in the app put there.
-    let mut req = request(
-        Method::GET,
-        "/",
-        false,
-        Attach::ConnectInfo(f.frontend.clone()),
-    );
+    let mut req = get("/", Attach::ConnectInfo(f.frontend.clone()));
     req.extensions_mut().insert(f.intruder.clone());
     assert_eq!(peer_identity(req.extensions()), Some(&f.frontend));
 }
@@ -445,24 +401,12 @@ async fn a_closure_sees_only_normal_form_paths() {
         });
         for &(defect, path) in NON_NORMAL_PATHS {
             let a = f
-                .send(
-                    &policy,
-                    Method::GET,
-                    path,
-                    false,
-                    Attach::Identity(f.frontend.clone()),
-                )
+                .send(&policy, get(path, Attach::Identity(f.frontend.clone())))
                 .await;
             assert_eq!(a.status, StatusCode::BAD_REQUEST, "{defect}");
             assert_eq!(a.body, "invalid request path\n", "{defect}");
             let a = f
-                .send(
-                    &policy,
-                    Method::POST,
-                    path,
-                    true,
-                    Attach::Identity(f.frontend.clone()),
-                )
+                .send(&policy, grpc(path, Attach::Identity(f.frontend.clone())))
                 .await;
             assert_eq!(a.status, StatusCode::OK, "{defect}");
             assert_eq!(a.headers["grpc-status"], "3", "{defect}");
@@ -478,10 +422,7 @@ async fn a_closure_sees_only_normal_form_paths() {
         let a = f
             .send(
                 &policy,
-                Method::GET,
-                "/orders/7",
-                false,
-                Attach::Identity(f.frontend.clone()),
+                get("/orders/7", Attach::Identity(f.frontend.clone())),
             )
             .await;
         assert_eq!(a.status, StatusCode::OK);
@@ -503,22 +444,12 @@ async fn a_closure_never_runs_for_unauthenticated_or_expired_callers() {
             Ok(())
         });
         let calls = Arc::new(AtomicUsize::new(0));
-        let a = call(
-            &policy,
-            request(Method::GET, "/orders", false, Attach::None),
-            &calls,
-        )
-        .await;
+        let a = call(&policy, get("/orders", Attach::None), &calls).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
         assert_eq!(asked.load(Ordering::SeqCst), 0);
 
         sleep_past(peer.not_after(), Duration::from_millis(1100)).await;
-        let a = call(
-            &policy,
-            request(Method::GET, "/orders", false, Attach::Identity(peer)),
-            &calls,
-        )
-        .await;
+        let a = call(&policy, get("/orders", Attach::Identity(peer)), &calls).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
         assert_eq!(a.body, "peer certificate expired\n");
         assert_eq!(a.headers[http::header::CONNECTION], "close");
@@ -556,7 +487,7 @@ async fn a_struct_policy_answers_grpc_permission_denied() {
         let denial = policy
             .authorize_request(
                 Caller::X509(&f.intruder),
-                (&request(Method::POST, "/pkg.Orders/Get", true, Attach::None)).into(),
+                (&grpc("/pkg.Orders/Get", Attach::None)).into(),
             )
             .unwrap_err();
         assert_eq!(
@@ -567,10 +498,7 @@ async fn a_struct_policy_answers_grpc_permission_denied() {
         let a = f
             .send(
                 &policy,
-                Method::POST,
-                "/pkg.Orders/Get",
-                true,
-                Attach::ConnectInfo(f.intruder.clone()),
+                grpc("/pkg.Orders/Get", Attach::ConnectInfo(f.intruder.clone())),
             )
             .await;
         assert_eq!(a.status, StatusCode::OK);
@@ -582,10 +510,7 @@ async fn a_struct_policy_answers_grpc_permission_denied() {
         let a = f
             .send(
                 &policy,
-                Method::POST,
-                "/pkg.Orders/Get",
-                true,
-                Attach::ConnectInfo(f.frontend.clone()),
+                grpc("/pkg.Orders/Get", Attach::ConnectInfo(f.frontend.clone())),
             )
             .await;
         assert_eq!(a.status, StatusCode::OK);

@@ -11,19 +11,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::routing::get;
 use axum::Router;
 use common::*;
 use mtls_core::rustls;
-use mtls_tower::{ListenerConfig, MtlsConnector, MtlsListener, PeerId};
+use mtls_tower::{ListenerConfig, MtlsConnector, MtlsListener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 fn app() -> Router {
-    Router::new().route(
-        "/whoami",
-        get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
-    )
+    whoami_router()
 }
 
 /// A loopback TCP listener with a backlog large enough for the tests' bursts.

@@ -19,7 +19,7 @@ use metrics_util::CompositeKey;
 use mtls_core::authorize;
 use mtls_testing::snapshotter;
 use mtls_tower::metrics as names;
-use mtls_tower::{AuthorizeLayer, ListenerConfig, PeerId, RoutePolicy};
+use mtls_tower::{AuthorizeLayer, ListenerConfig, RoutePolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -105,11 +105,7 @@ fn app() -> Router {
         .route("/orders", authorize::exact(id(FRONTEND)))
         .build()
         .unwrap();
-    Router::new()
-        .route(
-            "/whoami",
-            get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
-        )
+    whoami_router()
         .route("/orders", get(|| async { "orders\n" }))
         .layer(AuthorizeLayer::new(policy))
 }

@@ -83,12 +83,7 @@ fn app() -> Router {
         .route("/whoami", authorize::any())
         .build()
         .unwrap();
-    Router::new()
-        .route(
-            "/whoami",
-            get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
-        )
-        .layer(AuthorizeLayer::new(policy))
+    whoami_router().layer(AuthorizeLayer::new(policy))
 }
 
 /// One test, in order: the misconfigured server logs exactly once however
@@ -101,15 +96,7 @@ async fn missing_connect_info_is_refused_and_logged_once_and_serve_wires_it() {
 
         // A request whose peer an `AuthorizeLayer` (or anything) put in its
         // extensions is not a misconfiguration.
-        let svid = pki.svid(FRONTEND);
-        let peer = mtls_core::verify(
-            svid.chain(),
-            &pki.bundles(),
-            std::time::SystemTime::now(),
-            &mtls_core::CrlSet::new(),
-            mtls_core::PeerRole::Client,
-        )
-        .unwrap();
+        let peer = pki.peer(FRONTEND);
         let mut request = http::Request::get("/whoami")
             .body(axum::body::Body::empty())
             .unwrap();

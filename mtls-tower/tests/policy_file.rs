@@ -511,9 +511,7 @@ async fn templates_cover_what_axum_routes() {
 // ---------------------------------------------------------------------------
 
 fn peer(spiffe_id: &str) -> PeerIdentity {
-    let pki = common::Pki::new("example.org");
-    let svid = pki.svid(spiffe_id);
-    mtls_testing::client_identity(svid.chain(), &pki.bundles())
+    common::Pki::new("example.org").peer(spiffe_id)
 }
 
 fn app(policy: PolicyFile) -> Router {

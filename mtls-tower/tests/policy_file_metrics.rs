@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::time::SystemTime;
-
-use metrics_util::debugging::DebugValue;
-use mtls_core::{CrlSet, PeerRole};
+use mtls_testing::{counters, Counter};
 use mtls_tower::metrics as names;
 use mtls_tower::{
     AuthorizeRequest, Caller, CompiledPolicy, PolicyFile, PolicyFileOptions, PolicyMode,
@@ -23,29 +20,6 @@ paths = ["/ok"]
 action = "audit"
 paths = ["/ok", "/no"]
 "#;
-
-/// A counter: name, labels, value.
-type Counter = (String, Vec<(String, String)>, u64);
-
-/// Counter values since the last snapshot, by name and label pairs.
-fn counters() -> Vec<Counter> {
-    mtls_testing::snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter_map(|(key, _, _, value)| match value {
-            DebugValue::Counter(c) => Some((
-                key.key().name().to_owned(),
-                key.key()
-                    .labels()
-                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                    .collect(),
-                c,
-            )),
-            _ => None,
-        })
-        .collect()
-}
 
 fn count(all: &[Counter], name: &str, labels: &[(&str, &str)]) -> u64 {
     all.iter()
@@ -63,15 +37,7 @@ fn count(all: &[Counter], name: &str, labels: &[(&str, &str)]) -> u64 {
 fn reloads_decisions_audits_and_learning_are_counted() {
     let _ = counters();
     let pki = common::Pki::new("example.org");
-    let svid = pki.svid(common::FRONTEND);
-    let peer = mtls_core::verify(
-        svid.chain(),
-        &pki.bundles(),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap();
+    let peer = pki.peer(common::FRONTEND);
     let ask = |file: &PolicyFile, path: &str| {
         let req = http::Request::get(path).body(()).unwrap();
         file.authorize_request(Caller::X509(&peer), (&req).into())

@@ -6,10 +6,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
 
-use metrics_util::debugging::DebugValue;
-use mtls_core::{CrlSet, PeerIdentity, PeerRole};
+use mtls_core::PeerIdentity;
 use mtls_tower::metrics as names;
 use mtls_tower::{
     AuthorizeRequest, Caller, CompiledPolicy, PolicyFile, PolicyFileOptions, PolicyMode,
@@ -29,25 +27,18 @@ grpc = ["/shop.Orders/Get"]
 /// `mtls_requests_total` series since the last snapshot: (caller, route,
 /// decision) -> count.
 fn requests() -> Vec<((String, String, String), u64)> {
-    mtls_testing::snapshotter()
-        .snapshot()
-        .into_vec()
+    mtls_testing::counters()
         .into_iter()
-        .filter(|(key, ..)| key.key().name() == names::REQUESTS)
-        .filter_map(|(key, _, _, value)| {
+        .filter(|(name, _, c)| name == names::REQUESTS && *c > 0)
+        .map(|(_, labels, c)| {
             let label = |k: &str| {
-                key.key()
-                    .labels()
-                    .find(|l| l.key() == k)
-                    .map(|l| l.value().to_owned())
+                labels
+                    .iter()
+                    .find(|(lk, _)| lk == k)
+                    .map(|(_, v)| v.clone())
                     .unwrap_or_default()
             };
-            match value {
-                DebugValue::Counter(c) if c > 0 => {
-                    Some(((label("caller"), label("route"), label("decision")), c))
-                }
-                _ => None,
-            }
+            ((label("caller"), label("route"), label("decision")), c)
         })
         .collect()
 }
@@ -57,17 +48,6 @@ fn count(all: &[((String, String, String), u64)], c: &str, r: &str, d: &str) -> 
         .filter(|((ac, ar, ad), _)| ac == c && ar == r && ad == d)
         .map(|(_, n)| n)
         .sum()
-}
-
-fn peer(pki: &common::Pki, id: &str) -> PeerIdentity {
-    mtls_core::verify(
-        pki.svid(id).chain(),
-        &pki.bundles(),
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap()
 }
 
 fn ask(file: &PolicyFile, peer: &PeerIdentity, path: &str, grpc: bool) -> bool {
@@ -85,8 +65,8 @@ fn ask(file: &PolicyFile, peer: &PeerIdentity, path: &str, grpc: bool) -> bool {
 fn requests_are_counted_by_caller_route_and_decision_with_bounded_labels() {
     let _ = requests();
     let pki = common::Pki::new("example.org");
-    let frontend = peer(&pki, common::FRONTEND);
-    let backend = peer(&pki, common::BACKEND);
+    let frontend = pki.peer(common::FRONTEND);
+    let backend = pki.peer(common::BACKEND);
     let policy = CompiledPolicy::from_toml(POLICY, "p.toml").unwrap();
 
     // Labels: caller, route (gRPC method or path), decision.
@@ -117,7 +97,7 @@ fn requests_are_counted_by_caller_route_and_decision_with_bounded_labels() {
     // and routes are `other`, and every request is still counted.
     let bounded = PolicyFileOptions::new().label_limit(3).serve(policy);
     let callers: Vec<PeerIdentity> = (0..6)
-        .map(|i| peer(&pki, &format!("spiffe://example.org/caller-{i}")))
+        .map(|i| pki.peer(&format!("spiffe://example.org/caller-{i}")))
         .collect();
     let mut total = 0;
     for caller in &callers {

@@ -8,20 +8,18 @@
 
 mod common;
 
-use std::error::Error as StdError;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::routing::get;
 use axum::Router;
 use common::*;
 use mtls_core::rustls::HandshakeKind;
-use mtls_core::{authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SharedBundles};
-use mtls_testing::counted;
-use mtls_tower::{metrics as names, ConnectError, MtlsConnector, PeerId};
+use mtls_core::{authorize, BundleSet, MtlsServerConfig, SharedBundles};
+use mtls_testing::{counted, error_lines};
+use mtls_tower::{metrics as names, ConnectError, MtlsConnector};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -91,24 +89,8 @@ impl Subscriber for Captured {
     }
 }
 
-/// The messages of `e` and of every error down its `source()` chain, one
-/// per line.
-fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(e) = next {
-        text.push('\n');
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
-}
-
 fn app() -> Router {
-    Router::new().route(
-        "/whoami",
-        get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
-    )
+    whoami_router()
 }
 
 /// One HTTP/1.1 GET /whoami on a new connection: the handshake kind the
@@ -155,15 +137,7 @@ async fn refused_handshakes_log_the_reason_and_peer_with_one_label_full_or_resum
             .build()
             .unwrap();
         let server = serve(config, app()).await;
-        let stranger = || {
-            let config = MtlsClientConfig::builder(other.svid(STRANGER), pki.bundles())
-                .authorizer(authorize::exact(id(BACKEND)))
-                .alpn_protocols(vec![b"http/1.1".to_vec()])
-                .resumption(true)
-                .build()
-                .unwrap();
-            TlsConnector::from(config.rustls_config())
-        };
+        let stranger = || resuming_connector(&pki, other.svid(STRANGER));
         let connector = stranger();
         assert_eq!(
             raw_whoami(&connector, server.addr).await,
@@ -279,7 +253,7 @@ async fn a_client_is_told_which_server_it_refused_and_why() {
                 .await
                 .err()
                 .unwrap_or_else(|| panic!("{case}: connected"));
-            let text = chain(&e);
+            let text = error_lines(&e);
             assert!(text.contains(reason), "{case}: {text}");
             assert!(
                 text.contains(&format!("mtls-tower: refused the server at {}", server.addr)),
@@ -298,7 +272,7 @@ async fn a_client_is_told_which_server_it_refused_and_why() {
                 .await
                 .err()
                 .unwrap_or_else(|| panic!("{case}: served"));
-            let text = chain(&e);
+            let text = error_lines(&e);
             assert!(text.contains(reason), "{case}: {text}");
         }
     })
@@ -323,7 +297,7 @@ async fn a_client_whose_own_svid_expired_is_told_so_before_dialling() {
             .err()
             .unwrap();
         assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
-        let text = chain(&e);
+        let text = error_lines(&e);
         assert!(
             text.contains("mtls-tower: the client's own SVID has expired"),
             "{text}"

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
 use axum::Router;
 use common::*;
 use mtls_core::rustls::{self, HandshakeKind};
@@ -26,20 +25,15 @@ use mtls_core::{
     authorize, BundleSet, CrlSet, Denied, MtlsServerConfig, ServerConfigBuilder, SharedBundles,
     SharedCrls, SpiffeId,
 };
-use mtls_tower::{AuthorizeLayer, PeerId, RoutePolicy};
+use mtls_tower::{AuthorizeLayer, RoutePolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 fn app() -> Router {
-    Router::new()
-        .route(
-            "/whoami",
-            get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
-        )
-        .layer(AuthorizeLayer::new(RoutePolicy::allow_all_paths(
-            authorize::any(),
-        )))
+    whoami_router().layer(AuthorizeLayer::new(RoutePolicy::allow_all_paths(
+        authorize::any(),
+    )))
 }
 
 /// One HTTP/1.1 GET /whoami on a new connection made by a raw tokio-rustls
@@ -77,18 +71,6 @@ fn assert_ok(response: &Result<String, String>, who: &str) {
     let text = response.as_ref().unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.ends_with(&format!("{who}\n")), "{text}");
-}
-
-/// The client side of every test: an `MtlsClientConfig` with resumption
-/// on, used through one `TlsConnector` so its session cache is shared.
-fn resuming_connector(pki: &Pki, svid: mtls_core::X509Svid) -> TlsConnector {
-    let config = mtls_core::MtlsClientConfig::builder(svid, pki.bundles())
-        .authorizer(authorize::exact(id(BACKEND)))
-        .alpn_protocols(vec![b"http/1.1".to_vec()])
-        .resumption(true)
-        .build()
-        .unwrap();
-    TlsConnector::from(config.rustls_config())
 }
 
 /// A connection of `connector` with a handshake of `kind` is admitted as

@@ -39,7 +39,7 @@ use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use mtls_core::authorize;
-use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, MtlsListener, PeerId, RoutePolicy};
+use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, PeerId, RoutePolicy};
 
 use axum::extract::Path;
 use examples::cli::{self, PolicyArgs, ServerArgs};
@@ -63,12 +63,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = cli.policy.validate(&cli.server.admins) {
-        use clap::CommandFactory;
-        Cli::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, e)
-            .exit();
-    }
+    cli.policy.validate_or_exit::<Cli>(&cli.server.admins);
     cli::init_tracing();
     cli::exit(PROGRAM, run(cli).await)
 }
@@ -111,24 +106,13 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         )),
     };
 
-    let listener = MtlsListener::bind(&args.listen, server)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    cli::announce(listener.local_addr())?;
-    let writer = served.as_ref().and_then(cli::ServedPolicy::spawn_writer);
-    axum::serve(
+    let listener = args.bind(server).await?;
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<MtlsConnectInfo>(),
     )
-    .with_graceful_shutdown(cli::shutdown_signal())
-    .await?;
-    if let Some(writer) = writer {
-        writer.abort();
-    }
-    if let Some(served) = &served {
-        served.write_learned()?;
-    }
-    Ok(ExitCode::SUCCESS)
+    .with_graceful_shutdown(cli::shutdown_signal());
+    cli::serve_policy(served.as_ref(), server).await
 }
 
 /// Item `id`.

@@ -32,8 +32,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use mtls_core::authorize;
 use mtls_tower::{
-    tonic_peer, AuthorizeLayer, AuthorizeRequest, Caller, Denial, MtlsListener, PolicyFile,
-    RequestHead, RoutePolicy,
+    tonic_peer, AuthorizeLayer, AuthorizeRequest, Caller, Denial, PolicyFile, RequestHead,
+    RoutePolicy,
 };
 use tonic::{Request, Response, Status};
 
@@ -103,12 +103,7 @@ impl Identity for IdentityService {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = cli.policy.validate(&cli.server.admins) {
-        use clap::CommandFactory;
-        Cli::command()
-            .error(clap::error::ErrorKind::ArgumentConflict, e)
-            .exit();
-    }
+    cli.policy.validate_or_exit::<Cli>(&cli.server.admins);
     cli::init_tracing();
     cli::exit(PROGRAM, run(cli).await)
 }
@@ -131,21 +126,10 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         ),
     };
 
-    let listener = MtlsListener::bind(&args.listen, server)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    cli::announce(listener.local_addr())?;
-    let writer = served.as_ref().and_then(cli::ServedPolicy::spawn_writer);
-    tonic::transport::Server::builder()
+    let listener = args.bind(server).await?;
+    let server = tonic::transport::Server::builder()
         .layer(AuthorizeLayer::new(decider))
         .add_service(IdentityServer::new(IdentityService))
-        .serve_with_incoming_shutdown(listener, cli::shutdown_signal())
-        .await?;
-    if let Some(writer) = writer {
-        writer.abort();
-    }
-    if let Some(served) = &served {
-        served.write_learned()?;
-    }
-    Ok(ExitCode::SUCCESS)
+        .serve_with_incoming_shutdown(listener, cli::shutdown_signal());
+    cli::serve_policy(served.as_ref(), server).await
 }

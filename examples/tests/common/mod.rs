@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{SpiffeId, TrustDomain};
 
+/// The example clients.
+pub(crate) const AXUM_CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
+pub(crate) const TONIC_CLIENT: &str = env!("CARGO_BIN_EXE_tonic-client");
+
 /// How long a server may take to print `listening on ADDR`.
 const STARTUP: Duration = Duration::from_secs(15);
 /// How long one client run may take.
@@ -130,6 +134,101 @@ impl Fixture {
         }
     }
 
+    /// `axum-client` GET `path` of `server` as `who`, trusting example.org,
+    /// expecting our server's SPIFFE ID.
+    pub(crate) fn axum_get(&self, server: &Server, who: &Identity, path: &str) -> Outcome {
+        self.axum_get_with(server, who, path, bundle(&self.example.bundle))
+    }
+
+    /// [`axum_get`](Self::axum_get) trusting the `--bundle` arguments
+    /// `bundles`.
+    pub(crate) fn axum_get_with(
+        &self,
+        server: &Server,
+        who: &Identity,
+        path: &str,
+        bundles: Vec<String>,
+    ) -> Outcome {
+        let url = format!("https://{}{path}", server.addr);
+        run(
+            AXUM_CLIENT,
+            &args([
+                s(&["--url", &url, "--server-id", &self.server.id]),
+                who.args(),
+                bundles,
+            ]),
+        )
+    }
+
+    /// `tonic-client --addr ADDR --call CALL` to `server` as `who`, trusting
+    /// example.org, expecting our server's SPIFFE ID.
+    pub(crate) fn tonic_call(&self, server: &Server, who: &Identity, call: &str) -> Outcome {
+        self.tonic_call_with(
+            &s(&["--addr", &server.addr.to_string()]),
+            who,
+            call,
+            bundle(&self.example.bundle),
+        )
+    }
+
+    /// [`tonic_call`](Self::tonic_call) of the server that `target` names
+    /// (`--url URL`, `--addr ADDR`), trusting the `--bundle` arguments
+    /// `bundles`.
+    pub(crate) fn tonic_call_with(
+        &self,
+        target: &[String],
+        who: &Identity,
+        call: &str,
+        bundles: Vec<String>,
+    ) -> Outcome {
+        run(
+            TONIC_CLIENT,
+            &args([
+                target.to_vec(),
+                s(&["--call", call, "--server-id", &self.server.id]),
+                who.args(),
+                bundles,
+            ]),
+        )
+    }
+
+    /// A member of another trust domain, other.org, who trusts both
+    /// other.org and example.org (so that only the server can refuse it).
+    pub(crate) fn stranger(&self) -> Stranger {
+        let domain = self.pki.domain("other", "other.org");
+        let identity = self
+            .pki
+            .issue(&domain, "stranger", "spiffe://other.org/stranger");
+        let trust_both = args([
+            bundle(&domain.bundle),
+            federated("example.org", &self.example.bundle),
+        ]);
+        Stranger {
+            domain,
+            identity,
+            trust_both,
+        }
+    }
+
+    /// Runs the example client `exe` as the client, trusting example.org,
+    /// calling the server named by `target` (`--url URL`, `--addr ADDR`) but
+    /// expecting another server's SPIFFE ID: asserts that it refuses the
+    /// server.
+    #[track_caller]
+    pub(crate) fn assert_refuses_another_server(&self, exe: &str, target: &[&str]) {
+        let out = run(
+            exe,
+            &args([
+                s(target),
+                s(&["--server-id", "spiffe://example.org/someone-else"]),
+                self.client.args(),
+                bundle(&self.example.bundle),
+            ]),
+        );
+        out.assert_refused();
+        assert!(out.stderr.contains("rejected the server"), "{out:#?}");
+    }
+
     /// The server with `extra` flags.
     pub(crate) fn start(&self, extra: &[String]) -> Server {
         Server::start(
@@ -140,6 +239,26 @@ impl Fixture {
                 extra.to_vec(),
             ]),
         )
+    }
+}
+
+/// What [`Fixture::stranger`] returns.
+pub(crate) struct Stranger {
+    /// other.org.
+    pub(crate) domain: Domain,
+    /// `spiffe://other.org/stranger`.
+    pub(crate) identity: Identity,
+    /// `--bundle` arguments for both trust domains.
+    pub(crate) trust_both: Vec<String>,
+}
+
+impl Stranger {
+    /// Server flags federating with other.org and allowing its members.
+    pub(crate) fn admitted(&self) -> Vec<String> {
+        args([
+            federated("other.org", &self.domain.bundle),
+            s(&["--allow-trust-domain", "other.org"]),
+        ])
     }
 }
 
@@ -180,12 +299,7 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
         let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
+        let stderr = read_in_background(child.stderr.take().unwrap());
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
@@ -295,6 +409,32 @@ impl Outcome {
         assert_eq!(self.code(), Some(code), "expected exit {code}: {self:#?}");
         self
     }
+
+    /// Asserts success with exactly `stdout` printed.
+    #[track_caller]
+    pub(crate) fn assert_stdout(&self, stdout: &str) -> &Self {
+        self.assert_ok();
+        assert_eq!(self.stdout, stdout, "{self:#?}");
+        self
+    }
+
+    /// Asserts exit status 1 with nothing printed on stdout: refused.
+    #[track_caller]
+    pub(crate) fn assert_refused(&self) -> &Self {
+        self.assert_exit(1);
+        assert_eq!(self.stdout, "", "{self:#?}");
+        self
+    }
+}
+
+/// Reads `pipe` to its end on a thread of its own (so that the child never
+/// blocks on a full pipe); joining the thread gives the text read.
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
 }
 
 /// Runs a program to its end, killing it past the deadline.
@@ -315,18 +455,8 @@ pub(crate) fn run_with(command: &mut Command) -> Outcome {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let out = read_in_background(child.stdout.take().unwrap());
+    let err = read_in_background(child.stderr.take().unwrap());
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

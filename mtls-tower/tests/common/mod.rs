@@ -18,9 +18,12 @@ use hyper_util::rt::TokioExecutor;
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::rustls;
 use mtls_core::{
-    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, SvidSource, TrustDomain, X509Svid,
+    authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, PeerIdentity, SvidSource,
+    TrustDomain, X509Svid,
 };
-use mtls_tower::{ListenerConfig, ListenerStats, MtlsConnectInfo, MtlsConnector, MtlsListener};
+use mtls_tower::{
+    ListenerConfig, ListenerStats, MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId,
+};
 use tokio::net::TcpListener;
 
 // Each test binary uses some of these.
@@ -63,6 +66,12 @@ impl Pki {
             .unwrap()
     }
 
+    /// What a fresh SVID for `spiffe_id` proves as a client to a server
+    /// trusting this CA, now (see `mtls_testing::client_identity`).
+    pub fn peer(&self, spiffe_id: &str) -> PeerIdentity {
+        mtls_testing::client_identity(self.svid(spiffe_id).chain(), &self.bundles())
+    }
+
     /// The backend's server config: members of the trust domain may
     /// connect; ALPN h2 and http/1.1.
     pub fn server_config(&self) -> MtlsServerConfig {
@@ -89,6 +98,28 @@ pub fn client_config(
         .alpn_protocols(alpn.iter().map(|p| p.to_vec()).collect())
         .build()
         .unwrap()
+}
+
+/// A client config presenting `svid` with resumption on (ALPN http/1.1,
+/// expecting the backend), as a `TlsConnector`: one connector shares its
+/// session cache across connections.
+pub fn resuming_connector(pki: &Pki, svid: X509Svid) -> tokio_rustls::TlsConnector {
+    let config = MtlsClientConfig::builder(svid, pki.bundles())
+        .authorizer(authorize::exact(id(BACKEND)))
+        .alpn_protocols(vec![b"http/1.1".to_vec()])
+        .resumption(true)
+        .build()
+        .unwrap();
+    tokio_rustls::TlsConnector::from(config.rustls_config())
+}
+
+/// A router with `GET /whoami`, answering the caller's SPIFFE ID and a
+/// newline (no authorization layer).
+pub fn whoami_router() -> Router {
+    Router::new().route(
+        "/whoami",
+        axum::routing::get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
+    )
 }
 
 pub const H2: &[&[u8]] = &[b"h2"];

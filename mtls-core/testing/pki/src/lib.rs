@@ -13,8 +13,11 @@
 //! - [`serve_hi`] / [`call_hi`]: a TLS server and client on loopback;
 //!   [`loopback_handshake`]: one handshake between two configs;
 //! - [`snapshotter`]: metrics-util's debugging recorder, installed once;
+//!   [`counters`] and [`counted`]: the counters since the last snapshot;
 //! - [`first_renewal_of_4s_svid`]: a `RenewingSvid`'s first renewal, timed;
-//! - [`dns_names`]: the DNS names of a parsed certificate.
+//! - [`rules`]: numbered trust domains and IDs for many-rule authorizers;
+//! - [`dns_names`]: the DNS names of a parsed certificate;
+//! - [`error_lines`]: an error and its `source()` chain, one per line.
 //!
 //! mtls-core's integration tests use this crate too (a dev-dependency
 //! cycle): they link the same mtls-core library as this crate, so the
@@ -40,6 +43,7 @@ mod jwt;
 mod loopback;
 mod metrics;
 mod renew;
+pub mod rules;
 mod verifier;
 mod wait;
 mod x509;
@@ -49,7 +53,7 @@ pub use ca::{
 };
 pub use jwt::TestJwtIssuer;
 pub use loopback::{call_hi, loopback_handshake, serve_hi};
-pub use metrics::{counted, snapshotter};
+pub use metrics::{counted, counters, snapshotter, Counter};
 pub use renew::first_renewal_of_4s_svid;
 pub use verifier::AcceptAnyServer;
 pub use wait::{bounded, bounded_by, eventually, sleep_past, TEST_TIMEOUT};
@@ -59,6 +63,24 @@ use std::time::SystemTime;
 
 use mtls_core::rustls::pki_types::CertificateDer;
 use mtls_core::{BundleSet, CrlSet, PeerIdentity, PeerRole, SpiffeId};
+
+/// The messages of `e` and of every error down its `source()` chain, one
+/// per line.
+///
+/// ```
+/// let e = std::io::Error::other("outer");
+/// assert_eq!(mtls_testing::error_lines(&e), "outer");
+/// ```
+pub fn error_lines(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(e) = next {
+        text.push('\n');
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
 
 /// The SPIFFE ID `s`; panics when `s` is not one.
 ///

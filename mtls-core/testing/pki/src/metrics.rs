@@ -12,7 +12,7 @@
 
 use std::sync::OnceLock;
 
-use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 /// The snapshotter of the debugging recorder, installed as the global
 /// recorder on first use.
@@ -32,23 +32,36 @@ pub fn snapshotter() -> &'static Snapshotter {
     })
 }
 
-/// The sum of counter `name` over series labelled `label = value`, counted
-/// since the last snapshot (which this one is: it resets what it reads).
-pub fn counted(name: &str, label: &str, value: &str) -> u64 {
+/// One counter series: its name, its labels (key, value) and its count.
+pub type Counter = (String, Vec<(String, String)>, u64);
+
+/// Every counter series, counted since the last snapshot (which this one
+/// is: it resets what it reads).
+pub fn counters() -> Vec<Counter> {
     snapshotter()
         .snapshot()
         .into_vec()
         .into_iter()
-        .filter(|(key, ..)| {
-            key.key().name() == name
-                && key
-                    .key()
+        .filter_map(|(key, _, _, value)| match value {
+            DebugValue::Counter(c) => Some((
+                key.key().name().to_owned(),
+                key.key()
                     .labels()
-                    .any(|l| l.key() == label && l.value() == value)
+                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                    .collect(),
+                c,
+            )),
+            _ => None,
         })
-        .map(|(.., value)| match value {
-            metrics_util::debugging::DebugValue::Counter(c) => c,
-            _ => 0,
-        })
+        .collect()
+}
+
+/// The sum of counter `name` over series labelled `label = value`, counted
+/// since the last snapshot (which this one is: it resets what it reads).
+pub fn counted(name: &str, label: &str, value: &str) -> u64 {
+    counters()
+        .into_iter()
+        .filter(|(n, labels, _)| n == name && labels.iter().any(|(k, v)| k == label && v == value))
+        .map(|(.., c)| c)
         .sum()
 }
