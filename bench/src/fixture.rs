@@ -18,6 +18,7 @@ use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache, WebPkiCli
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use crate::baseline::RawServerVerifier;
+use crate::handshake::FleetClient;
 use crate::{BoxError, Side};
 
 /// The name the clients dial (sent as SNI; SPIFFE clients do not check it).
@@ -95,17 +96,66 @@ impl Fixture {
             .alpn_protocols(alpn.clone())
             .resumption(resumption)
             .build()?;
-        let client = MtlsClientConfig::builder(self.client.clone(), self.bundles.clone())
-            .authorizer(authorize::exact(self.server.spiffe_id().clone()))
-            .crypto_provider(self.provider.clone())
-            .alpn_protocols(alpn)
-            .resumption(resumption)
-            .build()?;
-        Ok(Side {
-            server: server.rustls_config(),
-            client: client.rustls_config(),
-            ours: Some((server, client)),
-        })
+        let client = self.ours_client(&self.client, resumption, alpn)?;
+        Ok(Side::pair(
+            server.rustls_config(),
+            client.rustls_config(),
+            Some((server, client)),
+        ))
+    }
+
+    /// Our client config presenting `svid`.
+    fn ours_client(
+        &self,
+        svid: &X509Svid,
+        resumption: bool,
+        alpn: Vec<Vec<u8>>,
+    ) -> Result<MtlsClientConfig, BoxError> {
+        Ok(
+            MtlsClientConfig::builder(svid.clone(), self.bundles.clone())
+                .authorizer(authorize::exact(self.server.spiffe_id().clone()))
+                .crypto_provider(self.provider.clone())
+                .alpn_protocols(alpn)
+                .resumption(resumption)
+                .build()?,
+        )
+    }
+
+    /// `n` client SVIDs of their own (`.../sa/frontend-{i}`), for a fleet.
+    pub fn fleet_svids(&self, n: usize) -> Result<Vec<X509Svid>, BoxError> {
+        (0..n)
+            .map(|i| {
+                let id = format!("spiffe://bench.example.org/ns/prod/sa/frontend-{i}");
+                Ok(self.ca.issue(&SvidRequest::new(SpiffeId::new(&id)?))?)
+            })
+            .collect()
+    }
+
+    /// [`ours`](Self::ours) without resumption, the server handshaking
+    /// with a fleet of clients presenting `svids` in turn.
+    pub fn ours_fleet(&self, svids: &[X509Svid]) -> Result<Side, BoxError> {
+        let mut side = self.ours(false, &[])?;
+        for svid in svids {
+            let ours = self.ours_client(svid, false, Vec::new())?;
+            side.fleet.push(FleetClient {
+                client: ours.rustls_config(),
+                ours: Some(ours),
+            });
+        }
+        Ok(side)
+    }
+
+    /// [`raw`](Self::raw) without resumption, with the fleet of
+    /// [`ours_fleet`](Self::ours_fleet).
+    pub fn raw_fleet(&self, svids: &[X509Svid]) -> Result<Side, BoxError> {
+        let mut side = self.raw(false, &[])?;
+        for svid in svids {
+            side.fleet.push(FleetClient {
+                client: Arc::new(self.raw_client_with(svid, false, &[])?),
+                ours: None,
+            });
+        }
+        Ok(side)
     }
 
     /// Raw rustls on the same certificates and provider: the server checks
@@ -113,11 +163,11 @@ impl Fixture {
     /// with `verify_server_cert_signed_by_trust_anchor` (no name check: an
     /// SVID has no DNS name). Resumption as in `ours`.
     pub fn raw(&self, resumption: bool, alpn: &[&[u8]]) -> Result<Side, BoxError> {
-        Ok(Side {
-            server: Arc::new(self.raw_server(true, resumption, alpn)?),
-            client: Arc::new(self.raw_client(resumption, alpn)?),
-            ours: None,
-        })
+        Ok(Side::pair(
+            Arc::new(self.raw_server(true, resumption, alpn)?),
+            Arc::new(self.raw_client(resumption, alpn)?),
+            None,
+        ))
     }
 
     /// [`raw`](Self::raw) with resumption, the server sending one TLS 1.3
@@ -125,11 +175,11 @@ impl Fixture {
     pub fn raw_one_ticket(&self) -> Result<Side, BoxError> {
         let mut server = self.raw_server(true, true, &[])?;
         server.send_tls13_tickets = 1;
-        Ok(Side {
-            server: Arc::new(server),
-            client: Arc::new(self.raw_client(true, &[])?),
-            ours: None,
-        })
+        Ok(Side::pair(
+            Arc::new(server),
+            Arc::new(self.raw_client(true, &[])?),
+            None,
+        ))
     }
 
     /// The raw rustls server config: `WebPkiClientVerifier` when
@@ -169,6 +219,16 @@ impl Fixture {
     }
 
     fn raw_client(&self, resumption: bool, alpn: &[&[u8]]) -> Result<ClientConfig, BoxError> {
+        self.raw_client_with(&self.client, resumption, alpn)
+    }
+
+    /// The raw rustls client config presenting `svid`.
+    fn raw_client_with(
+        &self,
+        svid: &X509Svid,
+        resumption: bool,
+        alpn: &[&[u8]],
+    ) -> Result<ClientConfig, BoxError> {
         let verifier = Arc::new(RawServerVerifier {
             roots: self.raw_roots()?,
             algs: self.provider.signature_verification_algorithms,
@@ -177,10 +237,7 @@ impl Fixture {
             .with_protocol_versions(rustls::DEFAULT_VERSIONS)?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(
-                self.client.chain().to_vec(),
-                self.client.private_key().clone_key(),
-            )?;
+            .with_client_auth_cert(svid.chain().to_vec(), svid.private_key().clone_key())?;
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         if !resumption {
             config.resumption = Resumption::disabled();

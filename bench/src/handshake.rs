@@ -2,6 +2,7 @@
 //! side's time counted apart.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,48 @@ pub struct Side {
     pub client: Arc<ClientConfig>,
     /// Ours: the mtls-core configs the rustls configs came from.
     pub ours: Option<(MtlsServerConfig, MtlsClientConfig)>,
+    /// A fleet of clients, each with an SVID of its own: when not empty,
+    /// each handshake takes the next in turn instead of `client`, so that
+    /// the server sees more distinct peers than its verifier remembers.
+    pub fleet: Vec<FleetClient>,
+    /// The fleet's next client.
+    pub(crate) turn: AtomicUsize,
+}
+
+/// One client of a [`Side`]'s fleet.
+#[derive(Debug)]
+pub struct FleetClient {
+    /// Its rustls config.
+    pub client: Arc<ClientConfig>,
+    /// Ours: the mtls-core config it came from.
+    pub ours: Option<MtlsClientConfig>,
+}
+
+impl Side {
+    /// A side of one server and one client.
+    pub fn pair(
+        server: Arc<ServerConfig>,
+        client: Arc<ClientConfig>,
+        ours: Option<(MtlsServerConfig, MtlsClientConfig)>,
+    ) -> Self {
+        Self {
+            server,
+            client,
+            ours,
+            fleet: Vec::new(),
+            turn: AtomicUsize::new(0),
+        }
+    }
+
+    /// The client of the next handshake, and its mtls-core config for ours.
+    fn next_client(&self) -> (&Arc<ClientConfig>, Option<&MtlsClientConfig>) {
+        if self.fleet.is_empty() {
+            return (&self.client, self.ours.as_ref().map(|(_, c)| c));
+        }
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed) % self.fleet.len();
+        let member = &self.fleet[turn];
+        (&member.client, member.ours.as_ref())
+    }
 }
 
 /// Time spent by each side of a handshake.
@@ -77,8 +120,9 @@ pub fn handshake(
 ) -> Result<PerSide, BoxError> {
     let name = ServerName::try_from(SERVER_NAME)?;
     let mut t = PerSide::default();
+    let (client_config, ours_client) = side.next_client();
     let start = Instant::now();
-    let mut client = ClientConnection::new(side.client.clone(), name)?;
+    let mut client = ClientConnection::new(client_config.clone(), name)?;
     t.client += start.elapsed();
     let start = Instant::now();
     let mut server = ServerConnection::new(side.server.clone())?;
@@ -103,7 +147,7 @@ pub fn handshake(
             .into());
         }
     }
-    if let Some((ours_server, ours_client)) = &side.ours {
+    if let (Some((ours_server, _)), Some(ours_client)) = (&side.ours, ours_client) {
         let start = Instant::now();
         black_box(ours_server.peer_identity(&server)?);
         t.server += start.elapsed();

@@ -15,9 +15,11 @@ use crate::server::LayerKit;
 use crate::{handshake, BoxError, Fixture};
 
 /// What `--instructions` can count.
-pub const WORKLOADS: [&str; 14] = [
+pub const WORKLOADS: [&str; 16] = [
     "handshake-ours",
     "handshake-raw",
+    "handshake-ours-fleet",
+    "handshake-raw-fleet",
     "handshake-ours-pq",
     "handshake-raw-pq",
     "resumed-ours",
@@ -55,6 +57,22 @@ pub fn run_workload(fx: &mut Fixture, what: &str, count: u64) -> Result<(), BoxE
             };
             let mut buf = Vec::new();
             black_box(handshake(&side, None, &mut buf)?);
+            measured(count, || handshake(&side, None, &mut buf).map(drop))?;
+        }
+        "handshake-ours-fleet" | "handshake-raw-fleet" => {
+            // A server handshaking with more distinct clients than its
+            // verifier remembers (each client's own verifier remembers the
+            // server's chain).
+            let svids = fx.fleet_svids(crate::FLEET)?;
+            let side = if what.starts_with("handshake-ours") {
+                fx.ours_fleet(&svids)?
+            } else {
+                fx.raw_fleet(&svids)?
+            };
+            let mut buf = Vec::new();
+            for _ in 0..crate::FLEET {
+                black_box(handshake(&side, None, &mut buf)?);
+            }
             measured(count, || handshake(&side, None, &mut buf).map(drop))?;
         }
         "resumed-ours" | "resumed-raw" | "resumed-raw-one-ticket" => {

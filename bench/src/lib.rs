@@ -50,13 +50,17 @@ mod server;
 mod stats;
 mod verify;
 
+/// How many clients the fleet handshakes (`handshake-*-fleet`) take in
+/// turn: more than the 64 chains a verifier remembers.
+pub const FLEET: usize = 100;
+
 pub use authz::{core_authorizer, file_policy, route_policy, AUTHZ_KINDS, AUTHZ_SIZES};
 pub use ca::{measure_ca, CaRounds};
 pub use fixture::Fixture;
 pub use floor::{Floor, FloorKit};
 pub use handshake::{
-    handshake, measure_handshakes, measure_peer_identity, negotiated, HandshakeRounds, PerSide,
-    Side,
+    handshake, measure_handshakes, measure_peer_identity, negotiated, FleetClient, HandshakeRounds,
+    PerSide, Side,
 };
 pub use instructions::{run_workload, WORKLOADS};
 pub use load::{load_window, request_client, LoadWindow};

@@ -383,6 +383,35 @@ fn handshakes(
         "",
     );
 
+    // (1b) A fleet: the server handshakes with more distinct clients than
+    // its verifier remembers, so each of their chains is verified (under
+    // the cached intermediate); each client's own verifier remembers the
+    // server's chain.
+    let svids = fx.fleet_svids(mtls_bench::FLEET)?;
+    let fleet = measure_handshakes(
+        &[
+            (&fx.ours_fleet(&svids)?, HandshakeKind::Full),
+            (&fx.raw_fleet(&svids)?, HandshakeKind::Full),
+        ],
+        plan.hs_rounds,
+        plan.hs_batch,
+        &mut || Ok(()),
+    )?;
+    let [fleet_ours, fleet_raw] =
+        <[HandshakeRounds; 2]>::try_from(fleet).map_err(|_| "expected two fleet series")?;
+    let fleet_ratio = paired_ratio(&fleet_raw.total_us(), &fleet_ours.total_us());
+    report.row(
+        &format!(
+            "(1b) full handshake, both sides, a server and a fleet of {} clients taken in turn (more than the 64 chains a verifier remembers); ratio = throughput ours/raw",
+            mtls_bench::FLEET
+        ),
+        us(median(&fleet_ours.total_us())),
+        format!("{} raw rustls", us(median(&fleet_raw.total_us()))),
+        ratio(fleet_ratio),
+        "",
+    );
+    report.key("handshake_ratio_fleet", ratio(fleet_ratio));
+
     let identity_ns = measure_peer_identity(&ours_full, plan.verify_rounds, plan.verify_iters)?;
     report.row(
         "(1) of which: reading the client's identity after a full handshake (`MtlsServerConfig::peer_identity`, as the listener does); ratio = share of our server CPU",

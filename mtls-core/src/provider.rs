@@ -25,7 +25,7 @@ compile_error!(
 /// use mtls_core::rustls::NamedGroup;
 ///
 /// let mut provider = (*default_crypto_provider()).clone();
-/// provider.kx_groups.retain(|g| g.name() == NamedGroup::X25519);
+/// provider.kx_groups.retain(|g| g.name() == NamedGroup::secp256r1);
 /// let provider = Arc::new(provider); // for `.crypto_provider(provider)`
 /// # assert_eq!(provider.kx_groups.len(), 1);
 /// ```

@@ -96,6 +96,8 @@ pub(crate) struct TrustedIssuer<'a> {
 /// A verified chain, and what a cache of verified intermediates needs.
 pub(crate) struct VerifiedChain {
     pub(crate) identity: PeerIdentity,
+    /// When the last certificate of the verified path became valid.
+    pub(crate) valid_from: SystemTime,
     /// When the first certificate of the verified path expires.
     pub(crate) valid_until: SystemTime,
     /// The leaf's issuer, when the path through it may be trusted again for
@@ -193,8 +195,14 @@ pub(crate) fn verify_with_expiry(
             .map(|c| c.clone().into_owned())
             .collect()
     };
+    // A CRL past its `nextUpdate` is reported (or refused) by the full
+    // verification, which also knows whose CRL it is: no shortcut then.
+    let stale_crl = crls.next_update().is_some_and(|first| first <= now_sys);
     if let Some(trusted) = trusted.filter(|t| {
-        t.trust_domain == id.trust_domain() && t.not_before <= now_sys && now_sys <= t.not_after
+        !stale_crl
+            && t.trust_domain == id.trust_domain()
+            && t.not_before <= now_sys
+            && now_sys <= t.not_after
     }) {
         let hit = ee.verify_for_usage(
             algs,
@@ -209,6 +217,7 @@ pub(crate) fn verify_with_expiry(
             let valid_until = info.not_after.min(trusted.not_after);
             return Ok(VerifiedChain {
                 identity: PeerIdentity::new(id, owned_chain(), valid_until, info.not_after),
+                valid_from: info.not_before.max(trusted.not_before),
                 valid_until,
                 issuer: None,
                 from_cache: true,
@@ -233,7 +242,7 @@ pub(crate) fn verify_with_expiry(
             }
             e
         })?;
-    if crl_expiry == CrlExpiry::Apply && crls.next_update().is_some_and(|first| first <= now_sys) {
+    if crl_expiry == CrlExpiry::Apply && stale_crl {
         // Some CRL is stale: say so if one of this path's issuers is its
         // issuer. Only then is the path walked; otherwise this costs one
         // comparison.
@@ -245,6 +254,7 @@ pub(crate) fn verify_with_expiry(
         }
     }
     let mut path_not_after = info.not_after;
+    let mut path_not_before = info.not_before;
     // The window in which every intermediate of the path is valid, and
     // whether the path may be trusted for other leaves.
     let mut window = (SystemTime::UNIX_EPOCH, SystemTime::UNIX_EPOCH);
@@ -255,6 +265,7 @@ pub(crate) fn verify_with_expiry(
         let position = intermediates.iter().position(|c| *c == der);
         let signing = crate::x509::check_signing_cert_memo(&der, position.map_or(0, |i| i + 1))?;
         path_not_after = path_not_after.min(signing.not_after);
+        path_not_before = path_not_before.max(signing.not_before);
         cacheable &= !signing.name_constraints;
         if depth == 0 {
             issuer_index = position;
@@ -268,6 +279,7 @@ pub(crate) fn verify_with_expiry(
     }
     Ok(VerifiedChain {
         identity: PeerIdentity::new(id, owned_chain(), path_not_after, info.not_after),
+        valid_from: path_not_before,
         valid_until: path_not_after,
         issuer: issuer_index
             .filter(|_| cacheable)

@@ -4,6 +4,12 @@
 //! safety rule of `tls/intermediates.rs` with real handshakes over
 //! loopback, counting hits with the `mtls_verify_total` counter.
 //!
+//! The tests named `a_repeat_…` prove the rules of the verifier's memory of
+//! whole chains (`tls/verifier.rs`): the very chain presented again, while
+//! the sources serve what it was verified against and every certificate of
+//! it is valid, is not verified again (`intermediates="chain"`), and only
+//! the authorizer runs.
+//!
 //! The server presents an SVID straight from its root, so only the
 //! server's verification of clients (which present leaf + intermediate)
 //! can hit.
@@ -13,8 +19,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mtls_core::{
-    authorize, BundleSet, CrlSet, MtlsClientConfig, MtlsServerConfig, SharedBundles, SharedCrls,
-    X509Svid,
+    authorize, Authorizer, BundleSet, CrlSet, Denied, MtlsClientConfig, MtlsServerConfig,
+    SharedBundles, SharedCrls, X509Svid,
 };
 use mtls_testing::{call_hi, serve_hi, TestCa};
 use rcgen::{GeneralSubtree, NameConstraints};
@@ -40,6 +46,10 @@ struct Server {
 }
 
 async fn server(root: TestCa) -> Server {
+    server_authorizing(root, authorize::any()).await
+}
+
+async fn server_authorizing(root: TestCa, authorizer: impl Authorizer + 'static) -> Server {
     let bundles = SharedBundles::new(root.bundle_set());
     let crls = SharedCrls::new(CrlSet::new());
     let config = MtlsServerConfig::builder(
@@ -47,7 +57,7 @@ async fn server(root: TestCa) -> Server {
         bundles.clone(),
     )
     .crls(crls.clone())
-    .authorizer(authorize::any())
+    .authorizer(authorizer)
     .resumption(false)
     .build()
     .unwrap();
@@ -247,4 +257,181 @@ async fn the_cache_is_bounded_and_only_verified_chains_enter_it() {
     );
     assert!(s.accepts(leaf(&others[39], 3)).await, "still cached");
     assert_eq!(counted("hit"), 1);
+}
+
+/// Full verifications (`miss`), intermediate-cache hits (`hit`) and repeats
+/// of a whole chain (`chain`) since the last call.
+fn tally() -> [u64; 3] {
+    let mut counts = [0; 3];
+    for (name, labels, count) in mtls_testing::counters() {
+        if name != mtls_core::metrics::VERIFIED_INTERMEDIATES {
+            continue;
+        }
+        for (key, value) in labels {
+            let at = match (key.as_str(), value.as_str()) {
+                ("intermediates", "miss") => 0,
+                ("intermediates", "hit") => 1,
+                ("intermediates", "chain") => 2,
+                _ => continue,
+            };
+            counts[at] += count;
+        }
+    }
+    counts
+}
+
+/// Each client verifies the server's SVID in full (a new verifier each
+/// time): this many misses come from clients.
+fn client_misses(handshakes: u64) -> u64 {
+    handshakes
+}
+
+#[tokio::test]
+async fn a_repeat_of_a_chain_is_not_verified_again() {
+    let (_m, s) = locked_example_server().await;
+    let intermediate = s.root.intermediate();
+    let svid = leaf(&intermediate, 1);
+    for _ in 0..3 {
+        assert!(s.accepts(svid.clone()).await);
+    }
+    assert_eq!(
+        tally(),
+        [1 + client_misses(3), 0, 2],
+        "verified in full once, then repeated"
+    );
+    // Without intermediates (the leaf straight from the root) too.
+    let direct = s.root.leaf("spiffe://example.org/direct").svid();
+    for _ in 0..2 {
+        assert!(s.accepts(direct.clone()).await);
+    }
+    assert_eq!(tally(), [1 + client_misses(2), 0, 1]);
+}
+
+#[tokio::test]
+async fn a_repeat_is_refused_once_the_leaf_is_revoked() {
+    let (_m, s) = locked_example_server().await;
+    let intermediate = s.root.intermediate();
+    let revoked = intermediate.leaf("spiffe://example.org/revoked");
+    assert!(s.accepts(revoked.svid()).await);
+    assert!(s.accepts(revoked.svid()).await);
+    assert_eq!(tally()[2], 1);
+    s.crls.set(intermediate.crl(&[&revoked.serial]));
+    assert!(!s.accepts(revoked.svid()).await, "revoked since");
+    assert_eq!(tally()[2], 0);
+}
+
+#[tokio::test]
+async fn a_repeat_is_refused_once_its_bundle_is_gone() {
+    let (_m, s) = locked_example_server().await;
+    let svid = leaf(&s.root.intermediate(), 1);
+    assert!(s.accepts(svid.clone()).await);
+    s.bundles
+        .set(BundleSet::from(TestCa::root("example.org").bundle()));
+    assert!(!s.accepts(svid.clone()).await, "its root left the bundle");
+    // Back, in a new snapshot: verified in full once, then repeated.
+    s.bundles.set(s.root.bundle_set());
+    assert!(s.accepts(svid.clone()).await);
+    assert!(s.accepts(svid).await);
+    assert_eq!(tally()[2], 1);
+}
+
+#[tokio::test]
+async fn a_repeat_is_refused_once_a_certificate_of_it_expires() {
+    let (_m, s) = locked_example_server().await;
+    let expiry = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    // The leaf, then (with a longer-lived leaf) the intermediate.
+    let short_leaf = s
+        .root
+        .intermediate()
+        .leaf_with("spiffe://example.org/short", |p| p.not_after = expiry)
+        .svid();
+    let short_intermediate = s.root.intermediate_with(|p| p.not_after = expiry);
+    let outliving = leaf(&short_intermediate, 1);
+    for svid in [&short_leaf, &outliving] {
+        assert!(s.accepts(svid.clone()).await);
+        assert!(s.accepts(svid.clone()).await);
+    }
+    assert_eq!(tally()[2], 2);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert!(!s.accepts(short_leaf).await, "the leaf expired");
+    assert!(!s.accepts(outliving).await, "the intermediate expired");
+    assert_eq!(tally()[2], 0);
+}
+
+#[tokio::test]
+async fn a_repeat_is_not_made_while_a_crl_is_stale() {
+    let (_m, s) = locked_example_server().await;
+    let intermediate = s.root.intermediate();
+    let next_update = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    s.crls.set(intermediate.crl_until(&[], next_update));
+    let svid = leaf(&intermediate, 1);
+    assert!(s.accepts(svid.clone()).await);
+    assert!(s.accepts(svid.clone()).await);
+    assert_eq!(tally()[2], 1);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // Applied by default, and reported each time: verified in full.
+    assert!(s.accepts(svid.clone()).await);
+    assert!(s.accepts(svid).await);
+    let stale = mtls_testing::counted(mtls_core::metrics::EXPIRED_CRL, "action", "applied");
+    assert_eq!(stale, 2, "each verification reported the stale CRL");
+    assert_eq!(tally()[2], 0);
+}
+
+#[tokio::test]
+async fn a_repeat_is_another_chain_with_other_intermediates() {
+    let (_m, s) = locked_example_server().await;
+    let intermediate = s.root.intermediate();
+    let first = intermediate.leaf("spiffe://example.org/client");
+    assert!(s.accepts(first.svid()).await);
+    // The same leaf and key, with the root appended to its chain.
+    let mut chain = first.chain.clone();
+    chain.push(s.root.cert.clone());
+    let longer = X509Svid::new(chain, first.key.clone_key()).unwrap();
+    assert!(s.accepts(longer).await);
+    assert_eq!(tally()[2], 0, "not the chain verified first");
+}
+
+#[tokio::test]
+async fn a_repeat_still_asks_the_authorizer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let _m = METRICS.lock().await;
+    let open = Arc::new(AtomicBool::new(true));
+    let gate = open.clone();
+    let s = server_authorizing(
+        TestCa::root("example.org"),
+        authorize::from_fn(move |peer| {
+            if gate.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(Denied::new(peer, "closed"))
+            }
+        }),
+    )
+    .await;
+    let svid = leaf(&s.root.intermediate(), 1);
+    assert!(s.accepts(svid.clone()).await);
+    open.store(false, Ordering::SeqCst);
+    assert!(!s.accepts(svid.clone()).await, "the authorizer said no");
+    open.store(true, Ordering::SeqCst);
+    assert!(s.accepts(svid).await);
+    assert_eq!(tally()[2], 2, "both repeats, the refused one too");
+}
+
+#[tokio::test]
+async fn repeats_are_bounded() {
+    let (_m, s) = locked_example_server().await;
+    let intermediate = s.root.intermediate();
+    let first = leaf(&intermediate, 0);
+    assert!(s.accepts(first.clone()).await);
+    // 64 other chains verified since: the first is forgotten.
+    let others: Vec<X509Svid> = (1..=64).map(|n| leaf(&intermediate, n)).collect();
+    for svid in &others {
+        assert!(s.accepts(svid.clone()).await);
+    }
+    assert_eq!(tally()[2], 0);
+    assert!(s.accepts(first).await);
+    assert_eq!(tally()[2], 0, "forgotten, verified again");
+    assert!(s.accepts(others[63].clone()).await);
+    assert_eq!(tally()[2], 1, "the newest are remembered");
 }

@@ -15,7 +15,9 @@
 //!   are at the generation (or the very snapshot) it was verified against,
 //!   and within the validity window of every intermediate of its path;
 //! - a CRL that expires changes the answer under `CrlExpiry::Enforce`: the
-//!   entry's window ends at the first CRL `nextUpdate` then;
+//!   entry's window ends at the first CRL `nextUpdate` then; and while any
+//!   CRL is past its `nextUpdate` (under either policy) no entry is used,
+//!   so the full verification reports or refuses it;
 //! - the leaf itself gets every check as usual: SPIFFE rules, validity,
 //!   signature by the issuer, extended key usage, and revocation by its
 //!   issuer's CRL;
@@ -25,6 +27,17 @@
 //! Only chains that verified are cached, at most [`CAPACITY`] of them, the
 //! oldest evicted first: a peer can neither grow it nor make a hit out of a
 //! chain that never verified.
+//!
+//! The verifier also remembers the last whole chains it accepted
+//! (`tls/verifier.rs`): the very chain presented again (a new connection
+//! of the same peer, or a resumption) is not verified again while the same
+//! rules hold for it: the sources at the same generation (or snapshot),
+//! no CRL past its `nextUpdate`, and the time within the validity of every
+//! certificate of its path. Verification is a function of the chain, the
+//! bundles, the CRLs, the time and the verifier's own role and algorithms;
+//! the time enters only through those validity windows (and the CRLs'
+//! `nextUpdate`), so the answer is the one full verification gives. The
+//! authorizer runs every time.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -73,7 +86,7 @@ impl<T> SourceMark<T> {
 }
 
 impl<T: SameSnapshot> SourceMark<T> {
-    fn matches(&self, now: &Self) -> bool {
+    pub(crate) fn matches(&self, now: &Self) -> bool {
         match (self.generation, now.generation) {
             (Some(a), Some(b)) => a == b,
             _ => self.value.same_snapshot(&now.value),
@@ -81,7 +94,12 @@ impl<T: SameSnapshot> SourceMark<T> {
     }
 }
 
-fn both_match<T: SameSnapshot>(a: Option<&SourceMark<T>>, b: Option<&SourceMark<T>>) -> bool {
+/// [`SourceMark::matches`] for optional sources: both absent, or both
+/// present and matching.
+pub(crate) fn both_match<T: SameSnapshot>(
+    a: Option<&SourceMark<T>>,
+    b: Option<&SourceMark<T>>,
+) -> bool {
     match (a, b) {
         (None, None) => true,
         (Some(a), Some(b)) => a.matches(b),

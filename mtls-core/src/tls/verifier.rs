@@ -11,14 +11,14 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::intermediates::{IntermediateCache, SourceMark};
+use super::intermediates::{both_match, IntermediateCache, SourceMark};
 use super::rejection::{to_rustls_error, Rejection, RejectionHook};
 use crate::authorize::Authorizer;
 use crate::bundle::BundleSet;
 use crate::crl::{CrlExpiry, CrlSet};
 use crate::peer::PeerIdentity;
 use crate::source::{BundleSource, CrlSource};
-use crate::time_fmt::pki_from_system_time;
+use crate::time_fmt::{pki_from_system_time, system_time_from_pki};
 use crate::verify::{verify_with_expiry, PeerRole, TrustedIssuer, VerifyError};
 
 /// Verifies a peer's chain with [`verify_with_expiry`] against the current
@@ -33,7 +33,9 @@ pub(crate) struct SvidVerifier {
     pub(crate) crl_expiry: CrlExpiry,
     /// The identities of the last chains verified, so that reading the
     /// peer of a full handshake (`peer_identity`) need not parse its leaf
-    /// again.
+    /// again, and a chain presented again (a resumption, or a new
+    /// connection of the same peer) need not be verified again while the
+    /// sources serve what it was verified against.
     recent: Mutex<VecDeque<Verified>>,
     /// Intermediates already verified, for the leaves they issue.
     intermediates: IntermediateCache,
@@ -44,8 +46,31 @@ struct Verified {
     identity: PeerIdentity,
     bundles: Snapshot<BundleSet>,
     crls: Option<Snapshot<CrlSet>>,
-    /// When the first certificate of the verified path expires.
+    /// When the last certificate of the verified path became valid.
+    valid_from: SystemTime,
+    /// When the first certificate of the verified path expires (or, under
+    /// [`CrlExpiry::Enforce`], the first CRL).
     valid_until: SystemTime,
+}
+
+impl Verified {
+    /// Whether verifying its chain again at `now` against `bundles` and
+    /// `crls` would give the answer it got: the same snapshots (by
+    /// generation, or by identity for a source without one), and `now`
+    /// within the validity of every certificate of the path. Verification
+    /// depends on nothing else but the chain, which the caller compares,
+    /// and the verifier's own role and algorithms.
+    fn holds(
+        &self,
+        now: SystemTime,
+        bundles: &Snapshot<BundleSet>,
+        crls: Option<&Snapshot<CrlSet>>,
+    ) -> bool {
+        self.valid_from <= now
+            && now <= self.valid_until
+            && self.bundles.matches(bundles)
+            && both_match(self.crls.as_ref(), crls)
+    }
 }
 
 /// What a source returned, with the generation read just before.
@@ -63,6 +88,19 @@ fn both_or_neither<A, B>(then: Option<A>, now: Option<B>, same: impl FnOnce(A, B
 
 fn same_chain(identity: &PeerIdentity, chain: &[CertificateDer<'_>]) -> bool {
     identity.chain().len() == chain.len() && identity.chain().iter().zip(chain).all(|(a, b)| a == b)
+}
+
+/// [`same_chain`] for a chain given as its leaf and intermediates.
+fn same_parts(
+    identity: &PeerIdentity,
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+) -> bool {
+    identity.chain().split_first().is_some_and(|(first, rest)| {
+        first == leaf
+            && rest.len() == intermediates.len()
+            && rest.iter().zip(intermediates).all(|(a, b)| a == b)
+    })
 }
 
 /// How many verified identities [`SvidVerifier`] remembers.
@@ -146,6 +184,22 @@ impl SvidVerifier {
         bundles: Snapshot<BundleSet>,
         crls: Option<Snapshot<CrlSet>>,
     ) -> Result<PeerIdentity, Rejection> {
+        if let Some(peer) = self.remembered(
+            leaf,
+            intermediates,
+            system_time_from_pki(now),
+            &bundles,
+            crls.as_ref(),
+        ) {
+            ::metrics::counter!(crate::metrics::VERIFIED_INTERMEDIATES, "intermediates" => "chain")
+                .increment(1);
+            let result = self
+                .authorizer
+                .authorize(peer.spiffe_id())
+                .map(|()| peer)
+                .map_err(Rejection::Denied);
+            return self.report(result);
+        }
         let none = CrlSet::new();
         let cached = self
             .intermediates
@@ -221,12 +275,40 @@ impl SvidVerifier {
                     identity: peer.clone(),
                     bundles,
                     crls,
+                    valid_from: verified.valid_from,
                     valid_until,
                 });
             }
             Ok(peer)
         });
         self.report(result)
+    }
+
+    /// The identity of exactly this chain, if it is among the last
+    /// verified and [`Verified::holds`] at `now`: verifying it again would
+    /// give the same answer. It becomes the most recently used.
+    ///
+    /// Never while a CRL is past its `nextUpdate`: a full verification
+    /// reports (or, under [`CrlExpiry::Enforce`], refuses) that.
+    fn remembered(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: SystemTime,
+        bundles: &Snapshot<BundleSet>,
+        crls: Option<&Snapshot<CrlSet>>,
+    ) -> Option<PeerIdentity> {
+        if crls.is_some_and(|c| c.value.next_update().is_some_and(|first| first <= now)) {
+            return None;
+        }
+        let mut recent = self.recent.lock().ok()?;
+        let at = recent.iter().rposition(|v| {
+            same_parts(&v.identity, leaf, intermediates) && v.holds(now, bundles, crls)
+        })?;
+        let verified = recent.remove(at)?;
+        let identity = verified.identity.clone();
+        recent.push_back(verified);
+        Some(identity)
     }
 
     /// Tells the rejection hook of a refusal, and passes the result on.
@@ -262,7 +344,9 @@ impl SvidVerifier {
             recent
                 .iter()
                 .rev()
-                .filter(|v| now <= v.valid_until && same_chain(&v.identity, chain))
+                .filter(|v| {
+                    v.valid_from <= now && now <= v.valid_until && same_chain(&v.identity, chain)
+                })
                 .find(|v| {
                     let by_generation = v.bundles.current_by_generation(bundle_generation)
                         && both_or_neither(v.crls.as_ref(), crl_generation, |then, now| {
