@@ -146,10 +146,7 @@ async fn missing_connect_info_is_refused_and_logged_once_and_serve_wires_it() {
         );
         let bare = serve_without_connect_info(pki.server_config(), bare).await;
         let client = http_client(pki.client_config(pki.svid(FRONTEND), H2));
-        assert_eq!(
-            fetch(&client, bare.url("/whoami")).await.unwrap().status,
-            401
-        );
+        assert_eq!(bare.status(&client, "/whoami").await, 401);
 
         let lines = fix_lines(capture);
         assert_eq!(lines.len(), 1, "logged once: {lines:?}");

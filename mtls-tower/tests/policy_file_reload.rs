@@ -174,18 +174,9 @@ async fn learn_then_enforce_the_learned_file() {
     let frontend = http_client(pki.client_config(pki.svid(FRONTEND), H2));
     let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H1));
     for path in ["/whoami", "/orders/1", "/orders/2"] {
-        assert_eq!(
-            fetch(&frontend, server.url(path)).await.unwrap().status,
-            200
-        );
+        assert_eq!(server.status(&frontend, path).await, 200, "{path}");
     }
-    assert_eq!(
-        fetch(&intruder, server.url("/orders/3"))
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(server.status(&intruder, "/orders/3").await, 200);
     let learned = dir.0.join("learned.toml");
     learning.write_learned(&learned).unwrap();
     drop(server);
@@ -203,10 +194,6 @@ async fn learn_then_enforce_the_learned_file() {
         (&backend, "/whoami", 403),
         (&backend, "/orders/1", 403),
     ] {
-        assert_eq!(
-            fetch(client, server.url(path)).await.unwrap().status,
-            want,
-            "{path}"
-        );
+        assert_eq!(server.status(client, path).await, want, "{path}");
     }
 }

@@ -152,6 +152,11 @@ impl Server {
     pub fn url(&self, path: &str) -> http::Uri {
         format!("https://{}{path}", self.addr).parse().unwrap()
     }
+
+    /// The status of `client`'s GET of `path` (which must be answered).
+    pub async fn status(&self, client: &HttpClient, path: &str) -> u16 {
+        fetch(client, self.url(path)).await.unwrap().status
+    }
 }
 
 /// Serves `app` on loopback with connect info (the normal setup).
