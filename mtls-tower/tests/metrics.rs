@@ -125,9 +125,9 @@ async fn listener_and_layer_metrics() {
         .await;
 
         // Two good handshakes; allow, deny.
-        let frontend = http_client(pki.client_config(pki.svid(FRONTEND), H2));
+        let frontend = pki.http_client(FRONTEND, H2);
         assert_eq!(server.status(&frontend, "/whoami").await, 200);
-        let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H1));
+        let intruder = pki.http_client(INTRUDER, H1);
         assert_eq!(server.status(&intruder, "/orders").await, 403);
         until(&mut totals, |t| t.gauge(names::CONNECTIONS_OPEN) == 2.0).await;
         assert_eq!(totals.handshakes("ok", "ok"), 2);

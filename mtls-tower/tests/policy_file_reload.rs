@@ -77,8 +77,8 @@ async fn hot_reload_under_load_fails_no_request_and_keeps_the_last_good_policy()
         .unwrap();
     let pki = Pki::new("example.org");
     let server = serve(pki.server_config(), app(policy.clone())).await;
-    let frontend = http_client(pki.client_config(pki.svid(FRONTEND), H2));
-    let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H2));
+    let frontend = pki.http_client(FRONTEND, H2);
+    let intruder = pki.http_client(INTRUDER, H2);
 
     // The frontend calls without pause all along: every call must pass.
     let stop = Arc::new(AtomicBool::new(false));
@@ -171,8 +171,8 @@ async fn learn_then_enforce_the_learned_file() {
     let pki = Pki::new("example.org");
     let learning = PolicyFile::learn();
     let server = serve(pki.server_config(), app(learning.clone())).await;
-    let frontend = http_client(pki.client_config(pki.svid(FRONTEND), H2));
-    let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H1));
+    let frontend = pki.http_client(FRONTEND, H2);
+    let intruder = pki.http_client(INTRUDER, H1);
     for path in ["/whoami", "/orders/1", "/orders/2"] {
         assert_eq!(server.status(&frontend, path).await, 200, "{path}");
     }
@@ -184,7 +184,7 @@ async fn learn_then_enforce_the_learned_file() {
     let enforce = PolicyFile::open(&learned).unwrap();
     assert_eq!(enforce.current().len(), 2, "{}", learning.learned_policy());
     let server = serve(pki.server_config(), app(enforce)).await;
-    let backend = http_client(pki.client_config(pki.svid(BACKEND), H2));
+    let backend = pki.http_client(BACKEND, H2);
     for (client, path, want) in [
         (&frontend, "/whoami", 200),
         (&frontend, "/orders/77", 200),

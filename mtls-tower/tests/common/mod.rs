@@ -86,6 +86,20 @@ impl Pki {
     pub fn client_config(&self, svid: X509Svid, alpn: &[&[u8]]) -> MtlsClientConfig {
         client_config(svid, self.bundles(), alpn)
     }
+
+    /// An HTTP client presenting a fresh SVID for `spiffe_id`, offering
+    /// `alpn`, expecting the backend.
+    pub fn http_client(&self, spiffe_id: &str, alpn: &[&[u8]]) -> HttpClient {
+        http_client(self.client_config(self.svid(spiffe_id), alpn))
+    }
+}
+
+/// A development CA for example.org, and the backend serving `app` on
+/// loopback with its [`Pki::server_config`].
+pub async fn backend(app: Router) -> (Pki, Server) {
+    let pki = Pki::new("example.org");
+    let server = serve(pki.server_config(), app).await;
+    (pki, server)
 }
 
 pub fn client_config(
@@ -156,6 +170,15 @@ impl Server {
     /// The status of `client`'s GET of `path` (which must be answered).
     pub async fn status(&self, client: &HttpClient, path: &str) -> u16 {
         fetch(client, self.url(path)).await.unwrap().status
+    }
+
+    /// `client`'s GET of `/whoami` fails at the handshake: this server has
+    /// then failed `failed` handshakes in all, and accepted none.
+    pub async fn assert_refuses(&self, client: &HttpClient, failed: u64) {
+        let err = fetch(client, self.url("/whoami")).await.err();
+        assert!(err.is_some(), "the handshake must fail");
+        assert!(eventually(TEST_TIMEOUT, || self.stats.failed() == failed).await);
+        assert_eq!(self.stats.accepted(), 0);
     }
 }
 
