@@ -21,9 +21,7 @@ use mtls_core::{
     authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, PeerIdentity, SvidSource,
     TrustDomain, X509Svid,
 };
-use mtls_tower::{
-    ListenerConfig, ListenerStats, MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId,
-};
+use mtls_tower::{ListenerConfig, ListenerStats, MtlsConnector, MtlsListener, PeerId};
 use tokio::net::TcpListener;
 
 // Each test binary uses some of these.
@@ -202,12 +200,7 @@ pub fn serve_on(
     let addr = listener.local_addr();
     let stats = listener.stats();
     let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<MtlsConnectInfo>(),
-        )
-        .await
-        .unwrap();
+        mtls_tower::serve(listener, app).await.unwrap();
     });
     Server { addr, stats, task }
 }
