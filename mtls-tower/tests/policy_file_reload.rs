@@ -16,21 +16,12 @@ use axum::Router;
 use common::*;
 use mtls_tower::{AuthorizeLayer, PeerId, PolicyFile, PolicyFileOptions};
 
-const INTRUDER_TOO: &str = r#"
-version = 1
-[[rule]]
-action = "allow"
-callers = ["spiffe://example.org/frontend", "spiffe://example.org/intruder"]
-paths = ["/whoami"]
-"#;
-
-const FRONTEND_ONLY: &str = r#"
-version = 1
-[[rule]]
-action = "allow"
-callers = ["spiffe://example.org/frontend"]
-paths = ["/whoami"]
-"#;
+/// A policy letting `callers`, and nobody else, call `/whoami`.
+fn whoami_for(callers: &[&str]) -> String {
+    format!(
+        "version = 1\n[[rule]]\naction = \"allow\"\ncallers = {callers:?}\npaths = [\"/whoami\"]\n"
+    )
+}
 
 struct TempDir(PathBuf);
 
@@ -70,7 +61,9 @@ fn app(policy: PolicyFile) -> Router {
 async fn hot_reload_under_load_fails_no_request_and_keeps_the_last_good_policy() {
     let dir = TempDir::new("policy-reload");
     let path = dir.0.join("policy.toml");
-    std::fs::write(&path, FRONTEND_ONLY).unwrap();
+    let frontend_only = whoami_for(&[FRONTEND]);
+    let intruder_too = whoami_for(&[FRONTEND, INTRUDER]);
+    std::fs::write(&path, &frontend_only).unwrap();
     let policy = PolicyFileOptions::new()
         .poll_interval(Duration::from_millis(20))
         .open(&path)
@@ -124,7 +117,7 @@ async fn hot_reload_under_load_fails_no_request_and_keeps_the_last_good_policy()
     assert_eq!(status(&intruder).await, 403);
 
     for round in 0..3 {
-        replace(&path, INTRUDER_TOO);
+        replace(&path, &intruder_too);
         until(200).await;
         // A bad file: reported, counted, and the last good policy serves on.
         let failures = policy.failures();
@@ -143,7 +136,7 @@ async fn hot_reload_under_load_fails_no_request_and_keeps_the_last_good_policy()
         for _ in 0..5 {
             assert_eq!(status(&intruder).await, 200, "round {round}");
         }
-        replace(&path, FRONTEND_ONLY);
+        replace(&path, &frontend_only);
         until(403).await;
     }
     // An unreadable file is no policy either.
