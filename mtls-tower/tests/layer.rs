@@ -30,6 +30,16 @@ fn identity(pki: &Pki, svid: &X509Svid) -> PeerIdentity {
     mtls_testing::client_identity(svid.chain(), &pki.bundles())
 }
 
+/// The frontend's identity from an SVID valid for one more second,
+/// verified while valid (as at the handshake).
+fn expiring_frontend() -> PeerIdentity {
+    let pki = Pki::new("example.org");
+    let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
+    let peer = identity(&pki, &svid);
+    assert_eq!(peer.not_after(), svid.not_after());
+    peer
+}
+
 /// How the peer is attached to a request.
 #[derive(Clone)]
 enum Attach {
@@ -296,11 +306,7 @@ async fn grpc_unauthenticated_gets_unauthenticated() {
 #[tokio::test]
 async fn expired_peer_is_refused_per_request() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
-        // Verified while valid, as at the handshake.
-        let peer = identity(&pki, &svid);
-        assert_eq!(peer.not_after(), svid.not_after());
+        let peer = expiring_frontend();
         let calls = Arc::new(AtomicUsize::new(0));
         let policy = policy();
         let get_orders = || {
@@ -428,9 +434,7 @@ async fn a_closure_sees_only_normal_form_paths() {
 #[tokio::test]
 async fn a_closure_never_runs_for_unauthenticated_or_expired_callers() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
-        let peer = identity(&pki, &svid);
+        let peer = expiring_frontend();
         let asked = Arc::new(AtomicUsize::new(0));
         let counter = asked.clone();
         let policy = authorize_fn(move |_caller, _request| {
