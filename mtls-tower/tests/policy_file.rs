@@ -609,10 +609,7 @@ fn learn_mode_is_bounded() {
     let web = peer(WEB);
     for i in 0..5 {
         let req = Request::get(format!("/p{i}")).body(()).unwrap();
-        use mtls_tower::{AuthorizeRequest, Caller};
-        learning
-            .authorize_request(Caller::X509(&web), (&req).into())
-            .unwrap();
+        assert!(common::allows(&learning, &web, &req));
     }
     assert_eq!(learning.observations().len(), 2);
     assert!(learning
@@ -645,7 +642,6 @@ fn reload_from_toml_swaps_only_valid_policies() {
 
 #[test]
 fn learn_records_grpc_methods_and_the_learned_file_names_them() {
-    use mtls_tower::{AuthorizeRequest, Caller};
     let web = peer(WEB);
     let learning = PolicyFile::learn();
     let call = |path: &str| {
@@ -653,9 +649,7 @@ fn learn_records_grpc_methods_and_the_learned_file_names_them() {
             .header("content-type", "application/grpc+proto")
             .body(())
             .unwrap();
-        learning
-            .authorize_request(Caller::X509(&web), (&req).into())
-            .unwrap();
+        assert!(common::allows(&learning, &web, &req));
     };
     call("/shop.Orders/Get");
     call("/shop.Orders/Get");

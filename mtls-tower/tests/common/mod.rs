@@ -21,7 +21,9 @@ use mtls_core::{
     authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, PeerIdentity, SvidSource,
     TrustDomain, X509Svid,
 };
-use mtls_tower::{ListenerConfig, ListenerStats, MtlsConnector, MtlsListener, PeerId};
+use mtls_tower::{
+    AuthorizeRequest, Caller, ListenerConfig, ListenerStats, MtlsConnector, MtlsListener, PeerId,
+};
 use tokio::net::TcpListener;
 
 // Each test binary uses some of these.
@@ -132,6 +134,17 @@ pub fn whoami_router() -> Router {
         "/whoami",
         axum::routing::get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
     )
+}
+
+/// Whether `policy` lets `peer`, authenticated by mTLS, make `req`.
+pub fn allows<B>(
+    policy: &impl AuthorizeRequest,
+    peer: &PeerIdentity,
+    req: &http::Request<B>,
+) -> bool {
+    policy
+        .authorize_request(Caller::X509(peer), req.into())
+        .is_ok()
 }
 
 pub const H2: &[&[u8]] = &[b"h2"];
