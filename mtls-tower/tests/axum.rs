@@ -140,9 +140,8 @@ async fn route_without_rule_is_denied() {
 #[tokio::test]
 async fn peer_of_another_trust_domain_fails_the_handshake() {
     bounded(async {
-        let pki = Pki::new("example.org");
+        let (pki, server) = backend(app()).await;
         let other = Pki::new("other.org");
-        let server = serve(pki.server_config(), app()).await;
         // The client trusts the server (it has the server's bundle), so
         // only the server can be the one refusing.
         let client = http_client(client_config(
