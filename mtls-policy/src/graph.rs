@@ -54,18 +54,8 @@ pub(crate) struct Graph {
 
 impl Graph {
     pub(crate) fn new(edges: &[Edge]) -> Self {
-        let callers: Vec<String> = edges
-            .iter()
-            .map(|e| e.caller.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let routes: Vec<String> = edges
-            .iter()
-            .map(|e| e.route.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let callers = sorted_distinct(edges.iter().map(|e| &e.caller));
+        let routes = sorted_distinct(edges.iter().map(|e| &e.route));
         let mut out: Vec<(usize, usize, Status)> = edges
             .iter()
             .filter_map(|e| {
@@ -215,38 +205,48 @@ impl Graph {
     }
 }
 
-/// A DOT double-quoted string's content.
-pub(crate) fn dot_escape(s: &str) -> String {
+/// The distinct strings of `all`, sorted.
+fn sorted_distinct<'a>(all: impl Iterator<Item = &'a String>) -> Vec<String> {
+    all.cloned().collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// `s` with each character that `replace` maps to a string replaced by
+/// that string.
+fn escape(s: &str, replace: impl Fn(char) -> Option<&'static str>) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => {}
-            c => out.push(c),
+        match replace(c) {
+            Some(with) => out.push_str(with),
+            None => out.push(c),
         }
     }
     out
 }
 
+/// A DOT double-quoted string's content.
+pub(crate) fn dot_escape(s: &str) -> String {
+    escape(s, |c| match c {
+        '"' => Some("\\\""),
+        '\\' => Some("\\\\"),
+        '\n' => Some("\\n"),
+        '\r' => Some(""),
+        _ => None,
+    })
+}
+
 /// XML character data and attribute values; control characters (not
 /// allowed in XML 1.0) become U+FFFD.
 pub(crate) fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' => out.push(' '),
-            c if c.is_control() => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(s, |c| match c {
+        '&' => Some("&amp;"),
+        '<' => Some("&lt;"),
+        '>' => Some("&gt;"),
+        '"' => Some("&quot;"),
+        '\'' => Some("&apos;"),
+        '\t' | '\n' => Some(" "),
+        c if c.is_control() => Some("\u{FFFD}"),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

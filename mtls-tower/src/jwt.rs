@@ -14,7 +14,7 @@ use mtls_core::{JwtBundleSource, JwtSvidValidator};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::layer::{is_grpc, ResponseBody, ResponseFuture};
+use crate::layer::{is_grpc, refusal_response, ResponseBody, ResponseFuture};
 
 /// Authenticates every request by the JWT-SVID in its `Authorization:
 /// Bearer` header, validated by a [`JwtSvidValidator`] (its audience, its
@@ -208,31 +208,16 @@ fn refusal(invalid_token: bool, grpc: bool) -> Response<Full<Bytes>> {
     } else {
         "JWT-SVID required"
     };
-    if grpc {
-        let mut r = Response::new(Full::new(Bytes::new()));
-        let headers = r.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
+    let mut r = refusal_response(grpc, StatusCode::UNAUTHORIZED, "16", message);
+    if !grpc {
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(if invalid_token {
+                r#"Bearer error="invalid_token""#
+            } else {
+                "Bearer"
+            }),
         );
-        headers.insert("grpc-status", HeaderValue::from_static("16"));
-        headers.insert("grpc-message", HeaderValue::from_static(message));
-        return r;
     }
-    let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
-    *r.status_mut() = StatusCode::UNAUTHORIZED;
-    let headers = r.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
-        http::header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(if invalid_token {
-            r#"Bearer error="invalid_token""#
-        } else {
-            "Bearer"
-        }),
-    );
     r
 }

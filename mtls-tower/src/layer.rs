@@ -303,6 +303,35 @@ pub(crate) fn is_grpc<B>(req: &Request<B>) -> bool {
         })
 }
 
+/// The response of a refusal with `message`: for gRPC a trailers-only
+/// response (HTTP 200, `grpc_status` and the message in its headers),
+/// otherwise `status` with the message and a newline as plain text.
+pub(crate) fn refusal_response(
+    grpc: bool,
+    status: StatusCode,
+    grpc_status: &'static str,
+    message: &'static str,
+) -> Response<Full<Bytes>> {
+    if grpc {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        let headers = r.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", HeaderValue::from_static(grpc_status));
+        headers.insert("grpc-message", HeaderValue::from_static(message));
+        return r;
+    }
+    let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
 fn refusal(kind: Refusal, grpc: bool) -> Response<Full<Bytes>> {
     let (status, grpc_status, message, label) = match kind {
         Refusal::Unauthenticated => (
@@ -320,26 +349,7 @@ fn refusal(kind: Refusal, grpc: bool) -> Response<Full<Bytes>> {
         Refusal::Denied => (StatusCode::FORBIDDEN, "7", "permission denied", "deny"),
     };
     ::metrics::counter!(crate::metrics::AUTHZ_DECISIONS, "result" => label).increment(1);
-    let mut response = if grpc {
-        // A trailers-only gRPC response: HTTP 200 with the status in headers.
-        let mut r = Response::new(Full::new(Bytes::new()));
-        let headers = r.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert("grpc-status", HeaderValue::from_static(grpc_status));
-        headers.insert("grpc-message", HeaderValue::from_static(message));
-        r
-    } else {
-        let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
-        *r.status_mut() = status;
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        r
-    };
+    let mut response = refusal_response(grpc, status, grpc_status, message);
     if !grpc && status == StatusCode::UNAUTHORIZED {
         // No HTTP authentication scheme applies: identity comes from TLS.
         response.headers_mut().insert(

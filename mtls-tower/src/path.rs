@@ -25,7 +25,7 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::Full;
 
 /// Why a request path is not in normal form.
@@ -235,26 +235,7 @@ pub(crate) fn decode_rule_chars(path: &str) -> Cow<'_, str> {
 pub(crate) fn refusal(invalid: &InvalidPath, grpc: bool) -> Response<Full<Bytes>> {
     tracing::debug!(reason = %invalid, "mtls: request refused, its path is not in normal form");
     ::metrics::counter!(crate::metrics::AUTHZ_DECISIONS, "result" => "invalid_path").increment(1);
-    let message = "invalid request path";
-    let mut r;
-    if grpc {
-        r = Response::new(Full::new(Bytes::new()));
-        let headers = r.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert("grpc-status", HeaderValue::from_static("3"));
-        headers.insert("grpc-message", HeaderValue::from_static(message));
-    } else {
-        r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
-        *r.status_mut() = StatusCode::BAD_REQUEST;
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-    }
-    r
+    crate::layer::refusal_response(grpc, StatusCode::BAD_REQUEST, "3", "invalid request path")
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use mtls_core::{JwtBundleSet, JwtSvidValidator, SharedJwtBundles};
 use mtls_testing::{bounded, TestJwtIssuer};
 use mtls_tower::{Authentication, AuthorizeLayer, Denial, JwtSvidLayer, PeerId};
 
-use common::{http_client, serve, Pki, FRONTEND, H1, INTRUDER};
+use common::{serve, Pki, FRONTEND, H1, INTRUDER};
 
 const AUDIENCE: &str = "spiffe://example.org/backend";
 const ADMIN: &str = "spiffe://example.org/admin";
@@ -44,8 +44,8 @@ async fn each_requirement_admits_and_refuses_what_it_says() {
     let jwt_admin = issuer.mint(ADMIN, &[AUDIENCE], hour);
     let jwt_intruder = issuer.mint(INTRUDER, &[AUDIENCE], hour);
     let jwt_elsewhere = issuer.mint(ADMIN, &["spiffe://example.org/other"], hour);
-    let frontend = http_client(pki.client_config(pki.svid(FRONTEND), H1));
-    let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H1));
+    let frontend = pki.http_client(FRONTEND, H1);
+    let intruder = pki.http_client(INTRUDER, H1);
 
     // (requirement, client, token, status, body when 200)
     type Row<'a> = (&'a common::HttpClient, Option<&'a str>, u16, &'a str);

@@ -53,10 +53,9 @@ fn app() -> Router {
 #[tokio::test]
 async fn allowed_peer_gets_its_id_over_h2_and_http1() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
+        let (pki, server) = backend(app()).await;
         for (alpn, version) in [(H2, http::Version::HTTP_2), (H1, http::Version::HTTP_11)] {
-            let client = http_client(pki.client_config(pki.svid(FRONTEND), alpn));
+            let client = pki.http_client(FRONTEND, alpn);
             let got = fetch(&client, server.url("/whoami")).await.unwrap();
             assert_eq!(got.status, 200);
             assert_eq!(got.version, version, "ALPN {alpn:?}");
@@ -79,8 +78,7 @@ async fn allowed_peer_gets_its_id_over_h2_and_http1() {
 #[tokio::test]
 async fn peer_extractor_gives_the_whole_identity() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
+        let (pki, server) = backend(app()).await;
         let svid = pki.svid(FRONTEND);
         let expected = format!(
             "{FRONTEND} {} {}",
@@ -98,10 +96,9 @@ async fn peer_extractor_gives_the_whole_identity() {
 #[tokio::test]
 async fn peer_not_allowed_by_route_policy_gets_403() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
+        let (pki, server) = backend(app()).await;
         for alpn in [H2, H1] {
-            let client = http_client(pki.client_config(pki.svid(INTRUDER), alpn));
+            let client = pki.http_client(INTRUDER, alpn);
             let got = fetch(&client, server.url("/orders")).await.unwrap();
             assert_eq!(got.status, 403, "ALPN {alpn:?}");
             // A short body that tells nothing about the policy.
@@ -124,9 +121,8 @@ async fn peer_not_allowed_by_route_policy_gets_403() {
 #[tokio::test]
 async fn route_without_rule_is_denied() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
-        let client = http_client(pki.client_config(pki.svid(FRONTEND), H2));
+        let (pki, server) = backend(app()).await;
+        let client = pki.http_client(FRONTEND, H2);
         // A handler exists, but no rule matches: default deny.
         let got = fetch(&client, server.url("/nothing")).await.unwrap();
         assert_eq!(got.status, 403);
@@ -144,9 +140,8 @@ async fn route_without_rule_is_denied() {
 #[tokio::test]
 async fn peer_of_another_trust_domain_fails_the_handshake() {
     bounded(async {
-        let pki = Pki::new("example.org");
+        let (pki, server) = backend(app()).await;
         let other = Pki::new("other.org");
-        let server = serve(pki.server_config(), app()).await;
         // The client trusts the server (it has the server's bundle), so
         // only the server can be the one refusing.
         let client = http_client(client_config(
@@ -154,10 +149,7 @@ async fn peer_of_another_trust_domain_fails_the_handshake() {
             pki.bundles(),
             H2,
         ));
-        let err = fetch(&client, server.url("/whoami")).await.err();
-        assert!(err.is_some(), "the request must fail");
-        assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 1).await);
-        assert_eq!(server.stats.accepted(), 0);
+        server.assert_refuses(&client, 1).await;
 
         // Even a server that trusts other.org's bundle refuses it when the
         // authorizer admits only example.org.
@@ -172,10 +164,7 @@ async fn peer_of_another_trust_domain_fails_the_handshake() {
             .build()
             .unwrap();
         let server = serve(config, app()).await;
-        let err = fetch(&client, server.url("/whoami")).await.err();
-        assert!(err.is_some(), "the request must fail");
-        assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 1).await);
-        assert_eq!(server.stats.accepted(), 0);
+        server.assert_refuses(&client, 1).await;
     })
     .await;
 }
@@ -183,15 +172,11 @@ async fn peer_of_another_trust_domain_fails_the_handshake() {
 #[tokio::test]
 async fn client_without_certificate_fails_the_handshake() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
-        for alpn in [H2, H1] {
+        let (pki, server) = backend(app()).await;
+        for (alpn, failed) in [(H2, 1), (H1, 2)] {
             let client = http_client(client_config(NoSvid, pki.bundles(), alpn));
-            let err = fetch(&client, server.url("/whoami")).await.err();
-            assert!(err.is_some(), "the request must fail");
+            server.assert_refuses(&client, failed).await;
         }
-        assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 2).await);
-        assert_eq!(server.stats.accepted(), 0);
     })
     .await;
 }
@@ -199,19 +184,15 @@ async fn client_without_certificate_fails_the_handshake() {
 #[tokio::test]
 async fn client_refuses_a_server_with_an_unexpected_id() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
+        let (pki, server) = backend(app()).await;
         let config = MtlsClientConfig::builder(pki.svid(FRONTEND), pki.bundles())
             .authorizer(authorize::exact(id("spiffe://example.org/someone-else")))
             .alpn_protocols(vec![b"h2".to_vec()])
             .build()
             .unwrap();
-        let client = http_client(config);
-        let err = fetch(&client, server.url("/whoami")).await.err();
-        assert!(err.is_some(), "the client must refuse the server");
-        // The client's alert ends the server's handshake too.
-        assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 1).await);
-        assert_eq!(server.stats.accepted(), 0);
+        // The client refuses the server, and its alert ends the server's
+        // handshake too.
+        server.assert_refuses(&http_client(config), 1).await;
     })
     .await;
 }
@@ -222,7 +203,7 @@ async fn without_connect_info_the_layer_answers_401() {
         let pki = Pki::new("example.org");
         let server = serve_without_connect_info(pki.server_config(), app()).await;
         for alpn in [H2, H1] {
-            let client = http_client(pki.client_config(pki.svid(FRONTEND), alpn));
+            let client = pki.http_client(FRONTEND, alpn);
             let got = fetch(&client, server.url("/whoami")).await.unwrap();
             assert_eq!(got.status, 401, "ALPN {alpn:?}");
             assert_eq!(got.body, "unauthenticated\n");
@@ -240,7 +221,7 @@ async fn without_connect_info_the_layer_answers_401() {
         // The extractors alone answer 401 too.
         let bare = Router::new().route("/whoami", get(whoami));
         let server = serve_without_connect_info(pki.server_config(), bare).await;
-        let client = http_client(pki.client_config(pki.svid(FRONTEND), H2));
+        let client = pki.http_client(FRONTEND, H2);
         let got = fetch(&client, server.url("/whoami")).await.unwrap();
         assert_eq!(got.status, 401);
     })

@@ -137,13 +137,21 @@ const NORMAL: &[(&str, &str, u16, u16, &str)] = &[
     ("no-rule", "/other", 403, 403, ""),
 ];
 
+/// The backend serving `app()`, and clients of the admin and the intruder
+/// offering `alpn`.
+async fn start(alpn: &[&[u8]]) -> (Server, HttpClient, HttpClient) {
+    let (pki, server) = backend(app()).await;
+    let clients = (
+        pki.http_client(ADMIN, alpn),
+        pki.http_client(INTRUDER, alpn),
+    );
+    (server, clients.0, clients.1)
+}
+
 #[tokio::test]
 async fn no_spelling_of_the_admin_path_reaches_the_admin_handler() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
-        let admin = http_client(pki.client_config(pki.svid(ADMIN), H2));
-        let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H2));
+        let (server, admin, intruder) = start(H2).await;
 
         for (name, path) in BYPASS_ATTEMPTS {
             let got = fetch(&intruder, server.url(path)).await.unwrap();
@@ -188,10 +196,7 @@ async fn no_spelling_of_the_admin_path_reaches_the_admin_handler() {
 #[tokio::test]
 async fn non_normal_paths_get_400_and_normal_ones_the_policy() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
-        let admin = http_client(pki.client_config(pki.svid(ADMIN), H1));
-        let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H1));
+        let (server, admin, intruder) = start(H1).await;
         let governed_by_the_admin_rule = [
             "trailing-slash",
             "wildcard-trailing-slash",
@@ -233,10 +238,7 @@ async fn grpc_call(client: &HttpClient, uri: http::Uri) -> http::response::Parts
 #[tokio::test]
 async fn grpc_shaped_requests_still_work_and_bad_paths_get_invalid_argument() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
-        let admin = http_client(pki.client_config(pki.svid(ADMIN), H2));
-        let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H2));
+        let (server, admin, intruder) = start(H2).await;
 
         let parts = grpc_call(&intruder, server.url("/pkg.Users/List")).await;
         assert_eq!(parts.status, StatusCode::OK);

@@ -30,6 +30,16 @@ fn identity(pki: &Pki, svid: &X509Svid) -> PeerIdentity {
     mtls_testing::client_identity(svid.chain(), &pki.bundles())
 }
 
+/// The frontend's identity from an SVID valid for one more second,
+/// verified while valid (as at the handshake).
+fn expiring_frontend() -> PeerIdentity {
+    let pki = Pki::new("example.org");
+    let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
+    let peer = identity(&pki, &svid);
+    assert_eq!(peer.not_after(), svid.not_after());
+    peer
+}
+
 /// How the peer is attached to a request.
 #[derive(Clone)]
 enum Attach {
@@ -81,6 +91,17 @@ struct Answer {
     headers: http::HeaderMap,
     body: Bytes,
     size_hint: Option<u64>,
+}
+
+impl Answer {
+    /// A gRPC status: HTTP 200 with `grpc-status: code` and
+    /// `grpc-message: message` (`case` names the request on failure).
+    #[track_caller]
+    fn assert_grpc(&self, code: &str, message: &str, case: &str) {
+        assert_eq!(self.status, StatusCode::OK, "{case}");
+        assert_eq!(self.headers["grpc-status"], code, "{case}");
+        assert_eq!(self.headers["grpc-message"], message, "{case}");
+    }
 }
 
 /// Runs `req` through the layer with `policy` around a service that
@@ -139,6 +160,18 @@ impl Fixture {
     ) -> Answer {
         call(policy, req, &self.calls).await
     }
+
+    /// [`Fixture::send`] of a `GET path` from `peer` (as a `PeerIdentity`
+    /// extension).
+    async fn get_as<P: AuthorizeRequest + Clone>(
+        &self,
+        policy: &P,
+        path: &str,
+        peer: &PeerIdentity,
+    ) -> Answer {
+        self.send(policy, get(path, Attach::Identity(peer.clone())))
+            .await
+    }
 }
 
 fn fixture() -> Fixture {
@@ -177,12 +210,7 @@ async fn allowed_request_reaches_inner_service_with_the_peer() {
             }
         }
         // Anyone may call the public routes.
-        let a = f
-            .send(
-                &f.policy,
-                get("/public", Attach::Identity(f.intruder.clone())),
-            )
-            .await;
+        let a = f.get_as(&f.policy, "/public", &f.intruder).await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.body, format!("inner saw {INTRUDER}"));
     })
@@ -194,9 +222,7 @@ async fn http_denied_gets_403_with_a_short_body() {
     bounded(async {
         let f = fixture();
         for path in ["/orders", "/orders/7", "/nothing", "/", "/ordersx"] {
-            let a = f
-                .send(&f.policy, get(path, Attach::Identity(f.intruder.clone())))
-                .await;
+            let a = f.get_as(&f.policy, path, &f.intruder).await;
             assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
             assert_eq!(a.body, "permission denied\n");
             assert_eq!(
@@ -207,12 +233,7 @@ async fn http_denied_gets_403_with_a_short_body() {
             assert!(a.headers.get("grpc-status").is_none());
         }
         // No rule matches: denied even for the frontend.
-        let a = f
-            .send(
-                &f.policy,
-                get("/nothing", Attach::Identity(f.frontend.clone())),
-            )
-            .await;
+        let a = f.get_as(&f.policy, "/nothing", &f.frontend).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN);
         assert_eq!(
             f.calls.load(Ordering::SeqCst),
@@ -256,9 +277,7 @@ async fn grpc_denied_gets_permission_denied_trailers_only() {
             req.headers_mut()
                 .insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
             let a = call(&f.policy, req, &f.calls).await;
-            assert_eq!(a.status, StatusCode::OK, "{content_type}");
-            assert_eq!(a.headers["grpc-status"], "7");
-            assert_eq!(a.headers["grpc-message"], "permission denied");
+            a.assert_grpc("7", "permission denied", content_type);
             assert_eq!(a.headers[http::header::CONTENT_TYPE], "application/grpc");
             assert!(a.body.is_empty(), "no body: {:?}", a.body);
             assert_eq!(a.size_hint, Some(0));
@@ -276,9 +295,7 @@ async fn grpc_unauthenticated_gets_unauthenticated() {
         let a = f
             .send(&f.policy, grpc("/pkg.Orders/Get", Attach::None))
             .await;
-        assert_eq!(a.status, StatusCode::OK);
-        assert_eq!(a.headers["grpc-status"], "16");
-        assert_eq!(a.headers["grpc-message"], "unauthenticated");
+        a.assert_grpc("16", "unauthenticated", "");
         assert!(a.body.is_empty());
         assert!(a.headers.get(http::header::WWW_AUTHENTICATE).is_none());
         assert_eq!(f.calls.load(Ordering::SeqCst), 0);
@@ -289,29 +306,21 @@ async fn grpc_unauthenticated_gets_unauthenticated() {
 #[tokio::test]
 async fn expired_peer_is_refused_per_request() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
-        // Verified while valid, as at the handshake.
-        let peer = identity(&pki, &svid);
-        assert_eq!(peer.not_after(), svid.not_after());
+        let peer = expiring_frontend();
         let calls = Arc::new(AtomicUsize::new(0));
         let policy = policy();
-        let a = call(
-            &policy,
-            get("/orders", Attach::Identity(peer.clone())),
-            &calls,
-        )
-        .await;
-        assert_eq!(a.status, StatusCode::OK);
+        let get_orders = || {
+            call(
+                &policy,
+                get("/orders", Attach::Identity(peer.clone())),
+                &calls,
+            )
+        };
+        assert_eq!(get_orders().await.status, StatusCode::OK);
 
         sleep_past(peer.not_after(), Duration::from_millis(1100)).await;
 
-        let a = call(
-            &policy,
-            get("/orders", Attach::Identity(peer.clone())),
-            &calls,
-        )
-        .await;
+        let a = get_orders().await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
         assert_eq!(a.body, "peer certificate expired\n");
         assert_eq!(a.headers[http::header::WWW_AUTHENTICATE], "mTLS");
@@ -321,9 +330,7 @@ async fn expired_peer_is_refused_per_request() {
             &calls,
         )
         .await;
-        assert_eq!(a.status, StatusCode::OK);
-        assert_eq!(a.headers["grpc-status"], "16");
-        assert_eq!(a.headers["grpc-message"], "peer certificate expired");
+        a.assert_grpc("16", "peer certificate expired", "");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     })
     .await;
@@ -400,9 +407,7 @@ async fn a_closure_sees_only_normal_form_paths() {
             Ok(())
         });
         for &(defect, path) in NON_NORMAL_PATHS {
-            let a = f
-                .send(&policy, get(path, Attach::Identity(f.frontend.clone())))
-                .await;
+            let a = f.get_as(&policy, path, &f.frontend).await;
             assert_eq!(a.status, StatusCode::BAD_REQUEST, "{defect}");
             assert_eq!(a.body, "invalid request path\n", "{defect}");
             let a = f
@@ -419,12 +424,7 @@ async fn a_closure_sees_only_normal_form_paths() {
         assert_eq!(f.calls.load(Ordering::SeqCst), 0);
 
         // A normal path reaches the closure as it is.
-        let a = f
-            .send(
-                &policy,
-                get("/orders/7", Attach::Identity(f.frontend.clone())),
-            )
-            .await;
+        let a = f.get_as(&policy, "/orders/7", &f.frontend).await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(seen.lock().unwrap().as_slice(), ["/orders/7"]);
     })
@@ -434,9 +434,7 @@ async fn a_closure_sees_only_normal_form_paths() {
 #[tokio::test]
 async fn a_closure_never_runs_for_unauthenticated_or_expired_callers() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
-        let peer = identity(&pki, &svid);
+        let peer = expiring_frontend();
         let asked = Arc::new(AtomicUsize::new(0));
         let counter = asked.clone();
         let policy = authorize_fn(move |_caller, _request| {
@@ -501,9 +499,7 @@ async fn a_struct_policy_answers_grpc_permission_denied() {
                 grpc("/pkg.Orders/Get", Attach::ConnectInfo(f.intruder.clone())),
             )
             .await;
-        assert_eq!(a.status, StatusCode::OK);
-        assert_eq!(a.headers["grpc-status"], "7");
-        assert_eq!(a.headers["grpc-message"], "permission denied");
+        a.assert_grpc("7", "permission denied", "");
         assert!(a.body.is_empty());
         assert_eq!(f.calls.load(Ordering::SeqCst), 0);
 
@@ -555,8 +551,8 @@ async fn a_closure_allows_and_denies_real_mtls_requests() {
             }));
         let server = serve(pki.server_config(), app).await;
 
-        let frontend = http_client(pki.client_config(pki.svid(FRONTEND), H2));
-        let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H1));
+        let frontend = pki.http_client(FRONTEND, H2);
+        let intruder = pki.http_client(INTRUDER, H1);
         let got = fetch(&frontend, server.url("/orders/7")).await.unwrap();
         assert_eq!((got.status, got.body.as_str()), (200, "order\n"));
         let got = fetch(&intruder, server.url("/orders")).await.unwrap();

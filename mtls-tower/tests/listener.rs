@@ -30,7 +30,7 @@ fn tcp_listener() -> tokio::net::TcpListener {
 }
 
 async fn good_request(pki: &Pki, server: &Server) {
-    let client = http_client(pki.client_config(pki.svid(FRONTEND), H2));
+    let client = pki.http_client(FRONTEND, H2);
     let got = fetch(&client, server.url("/whoami")).await.unwrap();
     assert_eq!(got.status, 200);
     assert_eq!(got.body, format!("{FRONTEND}\n"));
@@ -192,7 +192,7 @@ async fn clients_that_close_at_once_do_not_disturb_others() {
         let pki = Pki::new("example.org");
         let server = serve_timing_out(&pki, Duration::from_secs(10)).await;
         // An honest client with a long-lived HTTP/2 connection.
-        let client = http_client(pki.client_config(pki.svid(FRONTEND), H2));
+        let client = pki.http_client(FRONTEND, H2);
         let got = fetch(&client, server.url("/whoami")).await.unwrap();
         assert_eq!(got.status, 200);
 
@@ -231,8 +231,7 @@ async fn clients_that_close_at_once_do_not_disturb_others() {
 async fn non_tls_client_is_refused_at_once() {
     // Well under the 10 s default handshake timeout.
     bounded_by(Duration::from_secs(5), async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
+        let (pki, server) = backend(app()).await;
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         stream
             .write_all(b"GET /whoami HTTP/1.1\r\nhost: localhost\r\n\r\n")

@@ -125,22 +125,10 @@ async fn listener_and_layer_metrics() {
         .await;
 
         // Two good handshakes; allow, deny.
-        let frontend = http_client(pki.client_config(pki.svid(FRONTEND), H2));
-        assert_eq!(
-            fetch(&frontend, server.url("/whoami"))
-                .await
-                .unwrap()
-                .status,
-            200
-        );
-        let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H1));
-        assert_eq!(
-            fetch(&intruder, server.url("/orders"))
-                .await
-                .unwrap()
-                .status,
-            403
-        );
+        let frontend = pki.http_client(FRONTEND, H2);
+        assert_eq!(server.status(&frontend, "/whoami").await, 200);
+        let intruder = pki.http_client(INTRUDER, H1);
+        assert_eq!(server.status(&intruder, "/orders").await, 403);
         until(&mut totals, |t| t.gauge(names::CONNECTIONS_OPEN) == 2.0).await;
         assert_eq!(totals.handshakes("ok", "ok"), 2);
         assert_eq!(totals.authz("allow"), 1);
@@ -196,10 +184,7 @@ async fn listener_and_layer_metrics() {
 
         // Without connect info, the layer counts `unauthenticated`.
         let bare = serve_without_connect_info(pki.server_config(), app()).await;
-        assert_eq!(
-            fetch(&frontend, bare.url("/whoami")).await.unwrap().status,
-            401
-        );
+        assert_eq!(bare.status(&frontend, "/whoami").await, 401);
         totals.update();
         assert_eq!(totals.authz("unauthenticated"), 1);
 

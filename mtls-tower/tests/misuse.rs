@@ -119,7 +119,7 @@ async fn missing_connect_info_is_refused_and_logged_once_and_serve_wires_it() {
         });
         let url: http::Uri = format!("https://{addr}/whoami").parse().unwrap();
         for alpn in [H2, H1] {
-            let client = http_client(pki.client_config(pki.svid(FRONTEND), alpn));
+            let client = pki.http_client(FRONTEND, alpn);
             let got = fetch(&client, url.clone()).await.unwrap();
             assert_eq!(got.status, 200, "ALPN {alpn:?}");
             assert_eq!(got.body, format!("{FRONTEND}\n"));
@@ -133,7 +133,7 @@ async fn missing_connect_info_is_refused_and_logged_once_and_serve_wires_it() {
         let server = serve_without_connect_info(pki.server_config(), app()).await;
         for round in 0..5 {
             for alpn in [H2, H1] {
-                let client = http_client(pki.client_config(pki.svid(FRONTEND), alpn));
+                let client = pki.http_client(FRONTEND, alpn);
                 let got = fetch(&client, server.url("/whoami")).await.unwrap();
                 assert_eq!(got.status, 401, "round {round}, ALPN {alpn:?}");
                 assert_eq!(got.body, "unauthenticated\n");
@@ -145,11 +145,8 @@ async fn missing_connect_info_is_refused_and_logged_once_and_serve_wires_it() {
             get(|PeerId(id): PeerId| async move { id.to_string() }),
         );
         let bare = serve_without_connect_info(pki.server_config(), bare).await;
-        let client = http_client(pki.client_config(pki.svid(FRONTEND), H2));
-        assert_eq!(
-            fetch(&client, bare.url("/whoami")).await.unwrap().status,
-            401
-        );
+        let client = pki.http_client(FRONTEND, H2);
+        assert_eq!(bare.status(&client, "/whoami").await, 401);
 
         let lines = fix_lines(capture);
         assert_eq!(lines.len(), 1, "logged once: {lines:?}");

@@ -7,9 +7,7 @@ mod common;
 
 use mtls_testing::{counters, Counter};
 use mtls_tower::metrics as names;
-use mtls_tower::{
-    AuthorizeRequest, Caller, CompiledPolicy, PolicyFile, PolicyFileOptions, PolicyMode,
-};
+use mtls_tower::{CompiledPolicy, PolicyFile, PolicyFileOptions, PolicyMode};
 
 const POLICY: &str = r#"
 version = 1
@@ -39,9 +37,7 @@ fn reloads_decisions_audits_and_learning_are_counted() {
     let pki = common::Pki::new("example.org");
     let peer = pki.peer(common::FRONTEND);
     let ask = |file: &PolicyFile, path: &str| {
-        let req = http::Request::get(path).body(()).unwrap();
-        file.authorize_request(Caller::X509(&peer), (&req).into())
-            .is_ok()
+        common::allows(file, &peer, &http::Request::get(path).body(()).unwrap())
     };
     let policy = CompiledPolicy::from_toml(POLICY, "p.toml").unwrap();
     let enforce = PolicyFile::new(policy.clone());

@@ -16,21 +16,12 @@ use axum::Router;
 use common::*;
 use mtls_tower::{AuthorizeLayer, PeerId, PolicyFile, PolicyFileOptions};
 
-const INTRUDER_TOO: &str = r#"
-version = 1
-[[rule]]
-action = "allow"
-callers = ["spiffe://example.org/frontend", "spiffe://example.org/intruder"]
-paths = ["/whoami"]
-"#;
-
-const FRONTEND_ONLY: &str = r#"
-version = 1
-[[rule]]
-action = "allow"
-callers = ["spiffe://example.org/frontend"]
-paths = ["/whoami"]
-"#;
+/// A policy letting `callers`, and nobody else, call `/whoami`.
+fn whoami_for(callers: &[&str]) -> String {
+    format!(
+        "version = 1\n[[rule]]\naction = \"allow\"\ncallers = {callers:?}\npaths = [\"/whoami\"]\n"
+    )
+}
 
 struct TempDir(PathBuf);
 
@@ -70,15 +61,17 @@ fn app(policy: PolicyFile) -> Router {
 async fn hot_reload_under_load_fails_no_request_and_keeps_the_last_good_policy() {
     let dir = TempDir::new("policy-reload");
     let path = dir.0.join("policy.toml");
-    std::fs::write(&path, FRONTEND_ONLY).unwrap();
+    let frontend_only = whoami_for(&[FRONTEND]);
+    let intruder_too = whoami_for(&[FRONTEND, INTRUDER]);
+    std::fs::write(&path, &frontend_only).unwrap();
     let policy = PolicyFileOptions::new()
         .poll_interval(Duration::from_millis(20))
         .open(&path)
         .unwrap();
     let pki = Pki::new("example.org");
     let server = serve(pki.server_config(), app(policy.clone())).await;
-    let frontend = http_client(pki.client_config(pki.svid(FRONTEND), H2));
-    let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H2));
+    let frontend = pki.http_client(FRONTEND, H2);
+    let intruder = pki.http_client(INTRUDER, H2);
 
     // The frontend calls without pause all along: every call must pass.
     let stop = Arc::new(AtomicBool::new(false));
@@ -124,7 +117,7 @@ async fn hot_reload_under_load_fails_no_request_and_keeps_the_last_good_policy()
     assert_eq!(status(&intruder).await, 403);
 
     for round in 0..3 {
-        replace(&path, INTRUDER_TOO);
+        replace(&path, &intruder_too);
         until(200).await;
         // A bad file: reported, counted, and the last good policy serves on.
         let failures = policy.failures();
@@ -143,7 +136,7 @@ async fn hot_reload_under_load_fails_no_request_and_keeps_the_last_good_policy()
         for _ in 0..5 {
             assert_eq!(status(&intruder).await, 200, "round {round}");
         }
-        replace(&path, FRONTEND_ONLY);
+        replace(&path, &frontend_only);
         until(403).await;
     }
     // An unreadable file is no policy either.
@@ -171,21 +164,12 @@ async fn learn_then_enforce_the_learned_file() {
     let pki = Pki::new("example.org");
     let learning = PolicyFile::learn();
     let server = serve(pki.server_config(), app(learning.clone())).await;
-    let frontend = http_client(pki.client_config(pki.svid(FRONTEND), H2));
-    let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H1));
+    let frontend = pki.http_client(FRONTEND, H2);
+    let intruder = pki.http_client(INTRUDER, H1);
     for path in ["/whoami", "/orders/1", "/orders/2"] {
-        assert_eq!(
-            fetch(&frontend, server.url(path)).await.unwrap().status,
-            200
-        );
+        assert_eq!(server.status(&frontend, path).await, 200, "{path}");
     }
-    assert_eq!(
-        fetch(&intruder, server.url("/orders/3"))
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(server.status(&intruder, "/orders/3").await, 200);
     let learned = dir.0.join("learned.toml");
     learning.write_learned(&learned).unwrap();
     drop(server);
@@ -193,7 +177,7 @@ async fn learn_then_enforce_the_learned_file() {
     let enforce = PolicyFile::open(&learned).unwrap();
     assert_eq!(enforce.current().len(), 2, "{}", learning.learned_policy());
     let server = serve(pki.server_config(), app(enforce)).await;
-    let backend = http_client(pki.client_config(pki.svid(BACKEND), H2));
+    let backend = pki.http_client(BACKEND, H2);
     for (client, path, want) in [
         (&frontend, "/whoami", 200),
         (&frontend, "/orders/77", 200),
@@ -203,10 +187,6 @@ async fn learn_then_enforce_the_learned_file() {
         (&backend, "/whoami", 403),
         (&backend, "/orders/1", 403),
     ] {
-        assert_eq!(
-            fetch(client, server.url(path)).await.unwrap().status,
-            want,
-            "{path}"
-        );
+        assert_eq!(server.status(client, path).await, want, "{path}");
     }
 }

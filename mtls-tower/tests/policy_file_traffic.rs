@@ -9,9 +9,7 @@ use std::collections::BTreeSet;
 
 use mtls_core::PeerIdentity;
 use mtls_tower::metrics as names;
-use mtls_tower::{
-    AuthorizeRequest, Caller, CompiledPolicy, PolicyFile, PolicyFileOptions, PolicyMode,
-};
+use mtls_tower::{CompiledPolicy, PolicyFile, PolicyFileOptions, PolicyMode};
 
 const POLICY: &str = r#"
 version = 1
@@ -55,9 +53,7 @@ fn ask(file: &PolicyFile, peer: &PeerIdentity, path: &str, grpc: bool) -> bool {
     if grpc {
         req = req.header("content-type", "application/grpc");
     }
-    let req = req.body(()).unwrap();
-    file.authorize_request(Caller::X509(peer), (&req).into())
-        .is_ok()
+    common::allows(file, peer, &req.body(()).unwrap())
 }
 
 // One test: the recorder is global and snapshots reset what they read.

@@ -191,7 +191,7 @@ async fn an_authorizer_denial_is_logged_with_the_peer_and_its_reason() {
             .build()
             .unwrap();
         let server = serve(config, app()).await;
-        let intruder = http_client(pki.client_config(pki.svid(INTRUDER), H1));
+        let intruder = pki.http_client(INTRUDER, H1);
         assert!(fetch(&intruder, server.url("/whoami")).await.is_err());
         assert!(eventually(TEST_TIMEOUT, || server.stats.failed() == 1).await);
         let lines = logs.warnings_with(&[
@@ -282,8 +282,7 @@ async fn a_client_is_told_which_server_it_refused_and_why() {
 #[tokio::test]
 async fn a_client_whose_own_svid_expired_is_told_so_before_dialling() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
+        let (pki, server) = backend(app()).await;
         let svid = pki.svid_ttl(FRONTEND, Duration::from_secs(1));
         let client = pki.client_config(svid, H2);
         sleep_past(

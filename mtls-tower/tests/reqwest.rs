@@ -44,8 +44,7 @@ fn server_config(pki: &Pki, svid: X509Svid) -> MtlsServerConfig {
 #[tokio::test]
 async fn calls_a_real_server_over_h2_and_sees_its_spiffe_id() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
+        let (pki, server) = backend(app()).await;
         // No ALPN in the config: reqwest_builder offers h2 then http/1.1.
         let client = reqwest_client(&pki.client_config(pki.svid(FRONTEND), &[])).unwrap();
         let url = format!("https://{}/whoami", server.addr);
@@ -74,8 +73,7 @@ async fn calls_a_real_server_over_h2_and_sees_its_spiffe_id() {
 #[tokio::test]
 async fn a_rotated_client_svid_is_presented_on_the_next_connection() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
+        let (pki, server) = backend(app()).await;
         let first = pki.svid(FRONTEND);
         let svids = SharedSvid::new(first.clone());
         let config = client_config(svids.clone(), pki.bundles(), &[]);
@@ -107,24 +105,18 @@ async fn impostor_servers_are_refused_by_our_verifier() {
         // Same CA, another SPIFFE ID: the authorizer refuses it (a
         // webpki or platform verifier would not know about SPIFFE IDs).
         let intruder = serve(server_config(&pki, pki.svid(INTRUDER)), app()).await;
-        let err = client
-            .get(format!("https://{}/whoami", intruder.addr))
-            .send()
-            .await
-            .unwrap_err();
-        assert!(err.is_connect(), "{err:?}");
-        assert_eq!(intruder.stats.accepted(), 0);
-
         // The backend's ID from another CA: its chain does not verify.
         let rogue = Pki::new("example.org");
         let impostor = serve(server_config(&rogue, rogue.svid(BACKEND)), app()).await;
-        let err = client
-            .get(format!("https://{}/whoami", impostor.addr))
-            .send()
-            .await
-            .unwrap_err();
-        assert!(err.is_connect(), "{err:?}");
-        assert_eq!(impostor.stats.accepted(), 0);
+        for (name, server) in [("intruder", &intruder), ("impostor", &impostor)] {
+            let err = client
+                .get(format!("https://{}/whoami", server.addr))
+                .send()
+                .await
+                .unwrap_err();
+            assert!(err.is_connect(), "{name}: {err:?}");
+            assert_eq!(server.stats.accepted(), 0, "{name}");
+        }
 
         // The real backend is fine with the same client.
         let backend = serve(pki.server_config(), app()).await;

@@ -111,6 +111,13 @@ fn resuming_member_server(
     )
 }
 
+/// [`resuming_member_server`] trusting a shared copy of `pki`'s bundles,
+/// which the test then changes.
+fn resuming_member_server_shared(pki: &Pki) -> (SharedBundles, MtlsServerConfig) {
+    let bundles = SharedBundles::new(pki.bundles());
+    (bundles.clone(), resuming_member_server(pki, bundles))
+}
+
 /// Serves [`app`] with `config`; a resuming client with `svid` is admitted
 /// on a full and on a resumed handshake ([`establish`]).
 async fn established(
@@ -142,8 +149,7 @@ async fn assert_resumed_and_refused(connector: &TlsConnector, server: &Server, f
 async fn resumed_session_refused_after_client_ca_removed_from_bundle() {
     bounded(async {
         let pki = Pki::new("example.org");
-        let bundles = SharedBundles::new(pki.bundles());
-        let config = resuming_member_server(&pki, bundles.clone());
+        let (bundles, config) = resuming_member_server_shared(&pki);
         let (server, connector) = established(&pki, config, pki.svid(FRONTEND)).await;
 
         // The trust domain moves to a new CA: the client's CA is gone from
@@ -173,8 +179,7 @@ async fn resumed_session_refused_after_client_ca_removed_from_bundle() {
 async fn resumed_session_refused_after_trust_domain_removed() {
     bounded(async {
         let pki = Pki::new("example.org");
-        let bundles = SharedBundles::new(pki.bundles());
-        let config = resuming_member_server(&pki, bundles.clone());
+        let (bundles, config) = resuming_member_server_shared(&pki);
         let (server, connector) = established(&pki, config, pki.svid(FRONTEND)).await;
 
         bundles.set(BundleSet::new());
@@ -265,8 +270,7 @@ async fn resumed_session_refused_after_client_svid_expired() {
 async fn tls12_resumed_session_is_verified_again_too() {
     bounded(async {
         let pki = Pki::new("example.org");
-        let bundles = SharedBundles::new(pki.bundles());
-        let config = resuming_member_server(&pki, bundles.clone());
+        let (bundles, config) = resuming_member_server_shared(&pki);
         let server = serve(config, app()).await;
         // A plain rustls TLS 1.2 client (session-ID resumption).
         let svid = pki.svid(FRONTEND);
@@ -287,8 +291,7 @@ async fn tls12_resumed_session_is_verified_again_too() {
 #[tokio::test]
 async fn resumption_off_on_the_server_means_full_handshakes() {
     bounded(async {
-        let pki = Pki::new("example.org");
-        let server = serve(pki.server_config(), app()).await;
+        let (pki, server) = backend(app()).await;
         let connector = resuming_connector(&pki, pki.svid(FRONTEND));
         for _ in 0..3 {
             assert_served(&connector, &server, HandshakeKind::Full, FRONTEND).await;
@@ -306,8 +309,7 @@ async fn resumption_off_on_the_server_means_full_handshakes() {
 async fn rustls_alone_would_admit_the_resumed_session() {
     bounded(async {
         let pki = Pki::new("example.org");
-        let bundles = SharedBundles::new(pki.bundles());
-        let config = resuming_member_server(&pki, bundles.clone());
+        let (bundles, config) = resuming_member_server_shared(&pki);
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(config.rustls_config());

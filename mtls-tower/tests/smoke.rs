@@ -12,9 +12,7 @@ use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{
     authorize, BundleSet, MtlsClientConfig, MtlsServerConfig, PeerIdentity, SpiffeId, TrustDomain,
 };
-use mtls_tower::{
-    AuthorizeLayer, MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId, RoutePolicy,
-};
+use mtls_tower::{AuthorizeLayer, MtlsConnector, MtlsListener, PeerId, RoutePolicy};
 
 #[tokio::test]
 async fn axum_end_to_end() {
@@ -51,14 +49,7 @@ async fn axum_end_to_end() {
         .layer(AuthorizeLayer::new(policy));
     let listener = MtlsListener::bind("127.0.0.1:0", server).await.unwrap();
     let addr = listener.local_addr();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<MtlsConnectInfo>(),
-        )
-        .await
-        .unwrap()
-    });
+    tokio::spawn(async move { mtls_tower::serve(listener, app).await.unwrap() });
 
     for (who, path, status) in [
         ("frontend", "/whoami", 200),

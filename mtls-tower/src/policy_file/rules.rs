@@ -254,15 +254,10 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Vec<Rule>, PolicyFileErr
         };
         if let Some(list) = nonempty(r.callers, "callers", &err)? {
             for entry in list {
-                let (negated, pattern) = parse_caller(entry.get_ref()).map_err(|reason| {
-                    err(
-                        entry.span().start,
-                        PolicyProblem::Caller {
-                            entry: shown(entry.get_ref()),
-                            reason,
-                        },
-                    )
-                })?;
+                let (negated, pattern) =
+                    parse_entry(&entry, parse_caller, &err, |entry, reason| {
+                        PolicyProblem::Caller { entry, reason }
+                    })?;
                 let text = entry.into_inner();
                 if negated {
                     rule.not_callers.push((pattern, text));
@@ -322,37 +317,33 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Vec<Rule>, PolicyFileErr
             }
             rule.methods = Some(bits);
         }
-        if let Some(list) = nonempty(r.paths, "paths", &err)? {
-            for entry in list {
-                let target = parse_path(entry.get_ref()).map_err(|reason| {
-                    err(
-                        entry.span().start,
-                        PolicyProblem::Path {
-                            entry: shown(entry.get_ref()),
-                            reason,
-                        },
-                    )
-                })?;
-                rule.targets.push(target);
-            }
+        for entry in nonempty(r.paths, "paths", &err)?.unwrap_or_default() {
+            let target = parse_entry(&entry, parse_path, &err, |entry, reason| {
+                PolicyProblem::Path { entry, reason }
+            })?;
+            rule.targets.push(target);
         }
-        if let Some(list) = nonempty(r.grpc, "grpc", &err)? {
-            for entry in list {
-                let target = parse_grpc(entry.get_ref()).map_err(|reason| {
-                    err(
-                        entry.span().start,
-                        PolicyProblem::Grpc {
-                            entry: shown(entry.get_ref()),
-                            reason,
-                        },
-                    )
-                })?;
-                rule.targets.push(target);
-            }
+        for entry in nonempty(r.grpc, "grpc", &err)?.unwrap_or_default() {
+            let target = parse_entry(&entry, parse_grpc, &err, |entry, reason| {
+                PolicyProblem::Grpc { entry, reason }
+            })?;
+            rule.targets.push(target);
         }
         rules.push(rule);
     }
     Ok(rules)
+}
+
+/// One entry of a list, parsed by `parse`; its refusal names the entry
+/// (as `problem(shown entry, reason)`) at the entry's position.
+fn parse_entry<T, E>(
+    entry: &Spanned<String>,
+    parse: fn(&str) -> Result<T, String>,
+    err: &impl Fn(usize, PolicyProblem) -> E,
+    problem: fn(String, String) -> PolicyProblem,
+) -> Result<T, E> {
+    parse(entry.get_ref())
+        .map_err(|reason| err(entry.span().start, problem(shown(entry.get_ref()), reason)))
 }
 
 fn nonempty<E>(

@@ -22,7 +22,7 @@ use mtls_core::{
     TrustDomain, X509Svid,
 };
 use mtls_tower::{
-    ListenerConfig, ListenerStats, MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId,
+    AuthorizeRequest, Caller, ListenerConfig, ListenerStats, MtlsConnector, MtlsListener, PeerId,
 };
 use tokio::net::TcpListener;
 
@@ -86,6 +86,20 @@ impl Pki {
     pub fn client_config(&self, svid: X509Svid, alpn: &[&[u8]]) -> MtlsClientConfig {
         client_config(svid, self.bundles(), alpn)
     }
+
+    /// An HTTP client presenting a fresh SVID for `spiffe_id`, offering
+    /// `alpn`, expecting the backend.
+    pub fn http_client(&self, spiffe_id: &str, alpn: &[&[u8]]) -> HttpClient {
+        http_client(self.client_config(self.svid(spiffe_id), alpn))
+    }
+}
+
+/// A development CA for example.org, and the backend serving `app` on
+/// loopback with its [`Pki::server_config`].
+pub async fn backend(app: Router) -> (Pki, Server) {
+    let pki = Pki::new("example.org");
+    let server = serve(pki.server_config(), app).await;
+    (pki, server)
 }
 
 pub fn client_config(
@@ -122,6 +136,17 @@ pub fn whoami_router() -> Router {
     )
 }
 
+/// Whether `policy` lets `peer`, authenticated by mTLS, make `req`.
+pub fn allows<B>(
+    policy: &impl AuthorizeRequest,
+    peer: &PeerIdentity,
+    req: &http::Request<B>,
+) -> bool {
+    policy
+        .authorize_request(Caller::X509(peer), req.into())
+        .is_ok()
+}
+
 pub const H2: &[&[u8]] = &[b"h2"];
 pub const H1: &[&[u8]] = &[b"http/1.1"];
 
@@ -152,6 +177,20 @@ impl Server {
     pub fn url(&self, path: &str) -> http::Uri {
         format!("https://{}{path}", self.addr).parse().unwrap()
     }
+
+    /// The status of `client`'s GET of `path` (which must be answered).
+    pub async fn status(&self, client: &HttpClient, path: &str) -> u16 {
+        fetch(client, self.url(path)).await.unwrap().status
+    }
+
+    /// `client`'s GET of `/whoami` fails at the handshake: this server has
+    /// then failed `failed` handshakes in all, and accepted none.
+    pub async fn assert_refuses(&self, client: &HttpClient, failed: u64) {
+        let err = fetch(client, self.url("/whoami")).await.err();
+        assert!(err.is_some(), "the handshake must fail");
+        assert!(eventually(TEST_TIMEOUT, || self.stats.failed() == failed).await);
+        assert_eq!(self.stats.accepted(), 0);
+    }
 }
 
 /// Serves `app` on loopback with connect info (the normal setup).
@@ -174,12 +213,7 @@ pub fn serve_on(
     let addr = listener.local_addr();
     let stats = listener.stats();
     let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<MtlsConnectInfo>(),
-        )
-        .await
-        .unwrap();
+        mtls_tower::serve(listener, app).await.unwrap();
     });
     Server { addr, stats, task }
 }
