@@ -13,6 +13,8 @@ use rcgen::{
 };
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
+use super::frame::byte_coded;
+
 pub const TRUST_DOMAIN: &str = "example.org";
 
 /// The SPIFFE ID of the fixed leaf.
@@ -100,36 +102,20 @@ pub struct Fixtures {
     pub bundle: BundleSet,
 }
 
-/// Who re-signs a mutated structure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signer {
-    /// Nobody: the bytes are used as they are.
-    Keep,
-    Root,
-    Intermediate,
-    Stranger,
-    Leaf,
-    Csr,
+byte_coded! {
+    /// Who re-signs a mutated structure.
+    pub enum Signer {
+        /// Nobody: the bytes are used as they are.
+        Keep,
+        Root,
+        Intermediate,
+        Stranger,
+        Leaf,
+        Csr,
+    }
 }
 
 impl Signer {
-    pub const ALL: [Signer; 6] = [
-        Signer::Keep,
-        Signer::Root,
-        Signer::Intermediate,
-        Signer::Stranger,
-        Signer::Leaf,
-        Signer::Csr,
-    ];
-
-    pub fn from_byte(b: u8) -> Self {
-        Self::ALL[usize::from(b) % Self::ALL.len()]
-    }
-
-    pub fn byte(self) -> u8 {
-        Self::ALL.iter().position(|&s| s == self).unwrap_or(0) as u8
-    }
-
     pub fn key(self) -> Option<&'static KeyPair> {
         let f = get();
         match self {

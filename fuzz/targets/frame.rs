@@ -123,3 +123,34 @@ impl Writer {
         self.out
     }
 }
+
+/// A fieldless enum an input picks a variant of with one byte: `ALL`, the
+/// variants in order; `from_byte`, the variant a byte picks (any byte
+/// picks one, modulo their number); `byte`, the byte that picks a variant.
+macro_rules! byte_coded {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn from_byte(b: u8) -> Self {
+                Self::ALL[usize::from(b) % Self::ALL.len()]
+            }
+
+            pub fn byte(self) -> u8 {
+                self as u8
+            }
+        }
+    };
+}
+pub(crate) use byte_coded;

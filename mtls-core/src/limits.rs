@@ -63,40 +63,39 @@ pub(crate) const MAX_RSA_BITS: usize = 8192;
 /// message, in characters.
 pub(crate) const MAX_QUOTED_CHARS: usize = 128;
 
-// Federation (feature `federation`): the bounds of a bundle endpoint
-// client and server (SPIFFE_Federation.md).
-
-/// Largest bundle endpoint response body a federation client reads, in
-/// bytes; a larger one is refused before it is parsed. A bundle of a
-/// hundred RSA-4096 authorities is under 300 KiB.
+/// Federation (feature `federation`): the bounds of a bundle endpoint
+/// client and server (SPIFFE_Federation.md).
 #[cfg(feature = "federation")]
-pub const MAX_FEDERATION_RESPONSE_BYTES: usize = 1024 * 1024;
+mod federation {
+    use std::time::Duration;
 
-/// How many redirects a federation client follows in one fetch (only
-/// temporary ones: 302, 303, 307).
-#[cfg(feature = "federation")]
-pub const MAX_FEDERATION_REDIRECTS: usize = 3;
+    /// Largest bundle endpoint response body a federation client reads, in
+    /// bytes; a larger one is refused before it is parsed. A bundle of a
+    /// hundred RSA-4096 authorities is under 300 KiB.
+    pub const MAX_FEDERATION_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// How long a federation client waits for a TCP connection and the TLS
-/// handshake of each hop, by default.
-#[cfg(feature = "federation")]
-pub const FEDERATION_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+    /// How many redirects a federation client follows in one fetch (only
+    /// temporary ones: 302, 303, 307).
+    pub const MAX_FEDERATION_REDIRECTS: usize = 3;
 
-/// How long a whole fetch may take (every hop, headers and body), by
-/// default.
-#[cfg(feature = "federation")]
-pub const FEDERATION_TOTAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+    /// How long a federation client waits for a TCP connection and the TLS
+    /// handshake of each hop, by default.
+    pub const FEDERATION_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A bundle endpoint server's bound on concurrent connections, by default.
-#[cfg(feature = "federation")]
-pub const FEDERATION_MAX_CONNECTIONS: usize = 256;
+    /// How long a whole fetch may take (every hop, headers and body), by
+    /// default.
+    pub const FEDERATION_TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a bundle endpoint server gives a client for the TLS handshake,
-/// by default.
-#[cfg(feature = "federation")]
-pub const FEDERATION_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+    /// A bundle endpoint server's bound on concurrent connections, by default.
+    pub const FEDERATION_MAX_CONNECTIONS: usize = 256;
 
-/// How long a bundle endpoint server keeps one connection at most (request
-/// headers, answer), by default.
+    /// How long a bundle endpoint server gives a client for the TLS handshake,
+    /// by default.
+    pub const FEDERATION_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// How long a bundle endpoint server keeps one connection at most (request
+    /// headers, answer), by default.
+    pub const FEDERATION_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+}
 #[cfg(feature = "federation")]
-pub const FEDERATION_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub use federation::*;

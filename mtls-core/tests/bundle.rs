@@ -15,7 +15,7 @@ use mtls_core::{
     JwtKeyType, PeerRole, SpiffeBundle, TrustDomain, VerifyError, X509Bundle, MAX_BUNDLE_BYTES,
     MAX_CERTIFICATE_BYTES, MAX_CRL_BYTES,
 };
-use mtls_testing::TestCa;
+use mtls_testing::{client_identity, client_rejection, TestCa};
 use rcgen::{Issuer, KeyPair};
 use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
@@ -343,22 +343,13 @@ fn add_and_remove_authorities() {
     let ca = TestCa::root(TD);
     bundle.add_authority(ca.root.clone()).unwrap();
     let leaf = ca.leaf(ID);
-    let verify_with = |bundle: &X509Bundle| {
-        let set = BundleSet::from(bundle.clone());
-        verify(
-            &leaf.chain,
-            &set,
-            SystemTime::now(),
-            &CrlSet::new(),
-            PeerRole::Client,
-        )
-    };
-    verify_with(&bundle).unwrap();
+    let set = |bundle: &X509Bundle| BundleSet::from(bundle.clone());
+    client_identity(&leaf.chain, &set(&bundle));
     assert!(bundle.remove_authority(&c[0]));
     assert!(!bundle.remove_authority(&c[0]));
-    verify_with(&bundle).unwrap();
+    client_identity(&leaf.chain, &set(&bundle));
     assert!(bundle.remove_authority(&ca.root));
-    let err = verify_with(&bundle).unwrap_err();
+    let err = client_rejection(&leaf.chain, &set(&bundle));
     assert!(
         matches!(err, VerifyError::UntrustedIssuer { .. }),
         "{err:?}"
@@ -489,14 +480,7 @@ fn jwks_empty_keys_trusts_nothing() {
     let bundle = X509Bundle::from_jwks(td(), br#"{"keys": []}"#).unwrap();
     assert!(bundle.is_empty());
     let set = BundleSet::from(bundle);
-    let err = verify(
-        &leaf.chain,
-        &set,
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap_err();
+    let err = client_rejection(&leaf.chain, &set);
     assert!(
         matches!(&err, VerifyError::UntrustedIssuer { id, trust_domain } if id.as_str() == ID && trust_domain.name() == TD),
         "{err:?}"
@@ -1365,14 +1349,7 @@ fn bug_a_leaf_in_a_bundle_is_refused_whole() {
     let forged = fake_root.leaf("spiffe://example.org/admin");
     assert!(X509Bundle::from_authorities(td(), [fake_root.root.clone()]).is_err());
     let honest = BundleSet::from(ca.bundle());
-    assert!(verify(
-        &forged.chain,
-        &honest,
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client
-    )
-    .is_err());
+    client_rejection(&forged.chain, &honest);
 }
 
 #[test]

@@ -6,13 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::error::Error;
-use std::time::SystemTime;
 
 use mtls_core::{
-    verify, BundleSet, CrlSet, ErrorChain, FilePaths, FileSource, IssueError, PeerRole, SpiffeId,
-    SvidIssuer, SvidSpec, X509Svid,
+    BundleSet, ErrorChain, FilePaths, FileSource, IssueError, SpiffeId, SvidIssuer, SvidSpec,
+    X509Svid,
 };
-use mtls_testing::TestCa;
+use mtls_testing::{client_rejection, TestCa};
 use rcgen::SanType;
 
 /// Asserts that no error of `e`'s chain repeats its source's message, and
@@ -59,29 +58,28 @@ async fn errors_say_their_cause_once() {
     std::fs::write(&chain, svid.chain_pem()).unwrap();
     std::fs::write(&key, svid.private_key_pem()).unwrap();
 
+    let load_fails_with = |case: &str, prefix: String| {
+        let e = FileSource::load(FilePaths::new(&chain, &key, &bundle)).unwrap_err();
+        let text = assert_said_once(case, &e, 2);
+        assert!(text.starts_with(&prefix), "{case}: {text}");
+    };
+
     // A file source whose bundle file holds the leaf, not a CA.
     std::fs::write(&bundle, svid.chain_pem()).unwrap();
-    let e = FileSource::load(FilePaths::new(&chain, &key, &bundle)).unwrap_err();
-    let text = assert_said_once("bundle file", &e, 2);
-    assert!(
-        text.starts_with(&format!(
+    load_fails_with(
+        "bundle file",
+        format!(
             "file source: cannot load the bundle {}: bundle for example.org: ",
             bundle.display()
-        )),
-        "{text}"
+        ),
     );
 
     // A file source whose key file is not a key.
     std::fs::write(&bundle, ca.bundle().to_pem()).unwrap();
     std::fs::write(&key, "not a key").unwrap();
-    let e = FileSource::load(FilePaths::new(&chain, &key, &bundle)).unwrap_err();
-    let text = assert_said_once("key file", &e, 2);
-    assert!(
-        text.starts_with(&format!(
-            "file source: cannot load the SVID in {}: ",
-            chain.display()
-        )),
-        "{text}"
+    load_fails_with(
+        "key file",
+        format!("file source: cannot load the SVID in {}: ", chain.display()),
     );
 
     // An issuer that is down.
@@ -100,14 +98,7 @@ async fn errors_say_their_cause_once() {
         )];
     });
     let bundles = BundleSet::from(ca.bundle());
-    let e = verify(
-        &bad.chain,
-        &bundles,
-        SystemTime::now(),
-        &CrlSet::new(),
-        PeerRole::Client,
-    )
-    .unwrap_err();
+    let e = client_rejection(&bad.chain, &bundles);
     let text = assert_said_once("URI SAN", &e, 2);
     assert!(
         text.starts_with(

@@ -9,6 +9,7 @@ use super::jwt::{JwtKey, JwtKeyError};
 use super::x509::check_size;
 use super::{BundleError, X509Bundle};
 use crate::id::TrustDomain;
+use crate::jwt::JwtBundle;
 
 /// The SPIFFE bundle of one trust domain, as the SPIFFE bundle format
 /// (a JWKS document) defines it: its X.509 authorities, its JWT authorities
@@ -55,15 +56,16 @@ pub struct SpiffeBundle {
     /// The X.509 authorities, sequence and refresh hint (with no untyped
     /// JWT entries: the typed ones are below).
     x509: X509Bundle,
-    jwt: Vec<JwtKey>,
+    /// The JWT authorities, of the same trust domain.
+    jwt: JwtBundle,
 }
 
 impl SpiffeBundle {
     /// An empty bundle (trusts nothing) of `trust_domain`.
     pub fn new(trust_domain: TrustDomain) -> Self {
         Self {
+            jwt: JwtBundle::new(trust_domain.clone()),
             x509: X509Bundle::new(trust_domain),
-            jwt: Vec::new(),
         }
     }
 
@@ -76,14 +78,10 @@ impl SpiffeBundle {
     where
         I: IntoIterator<Item = JwtKey>,
     {
-        let mut bundle = Self {
+        Ok(Self {
+            jwt: JwtBundle::from_keys(x509.trust_domain().clone(), jwt_authorities)?,
             x509: x509.without_untyped_jwt_keys(),
-            jwt: Vec::new(),
-        };
-        for key in jwt_authorities {
-            bundle.add_jwt_authority(key)?;
-        }
-        Ok(bundle)
+        })
     }
 
     /// Reads a bundle in the SPIFFE bundle format (a JWKS document), at most
@@ -98,8 +96,8 @@ impl SpiffeBundle {
         x509.set_sequence(doc.sequence);
         x509.set_refresh_hint(doc.refresh_hint);
         let mut bundle = Self {
+            jwt: JwtBundle::new(x509.trust_domain().clone()),
             x509,
-            jwt: Vec::with_capacity(doc.jwt.len()),
         };
         for (index, jwk) in doc.jwt {
             let key_id = match jwk.get("kid") {
@@ -112,10 +110,11 @@ impl SpiffeBundle {
                 source,
             };
             if let Some(key) = JwtKey::from_jwk(&jwk).map_err(invalid)? {
-                if bundle.jwt_authority(key.key_id()).is_some() {
-                    return Err(invalid(JwtKeyError::DuplicateKeyId));
-                }
-                bundle.jwt.push(key);
+                // Refused only for a key ID already there.
+                bundle
+                    .jwt
+                    .add_authority(key)
+                    .map_err(|_| invalid(JwtKeyError::DuplicateKeyId))?;
             }
         }
         Ok(bundle)
@@ -127,7 +126,7 @@ impl SpiffeBundle {
     pub fn to_jwks(&self) -> Result<String, BundleError> {
         super::jwks::emit(
             self.x509.authorities(),
-            self.jwt.iter().map(JwtKey::to_jwk),
+            self.jwt.authorities().iter().map(JwtKey::to_jwk),
             self.x509.sequence(),
             self.x509.refresh_hint(),
         )
@@ -157,31 +156,28 @@ impl SpiffeBundle {
 
     /// The JWT authorities, in document order.
     pub fn jwt_authorities(&self) -> &[JwtKey] {
-        &self.jwt
+        self.jwt.authorities()
     }
 
     /// The JWT authority of key ID `key_id`.
     pub fn jwt_authority(&self, key_id: &str) -> Option<&JwtKey> {
-        self.jwt.iter().find(|k| k.key_id() == key_id)
+        self.jwt.authority(key_id)
     }
 
     /// Adds a JWT authority; one with the same key ID is an error.
     pub fn add_jwt_authority(&mut self, key: JwtKey) -> Result<(), BundleError> {
-        if self.jwt_authority(key.key_id()).is_some() {
-            return Err(BundleError::InvalidJwtKey {
-                index: self.jwt.len(),
-                key_id: Some(crate::x509::escape_untrusted(key.key_id())),
-                source: JwtKeyError::DuplicateKeyId,
-            });
-        }
-        self.jwt.push(key);
-        Ok(())
+        self.jwt.add_authority(key)
     }
 
     /// Removes the JWT authority of key ID `key_id`, returning it.
     pub fn remove_jwt_authority(&mut self, key_id: &str) -> Option<JwtKey> {
-        let index = self.jwt.iter().position(|k| k.key_id() == key_id)?;
-        Some(self.jwt.remove(index))
+        self.jwt.remove_authority(key_id)
+    }
+
+    /// The JWT view: the authorities JWT-SVIDs of this trust domain are
+    /// validated against.
+    pub(crate) fn jwt_bundle(&self) -> &JwtBundle {
+        &self.jwt
     }
 
     /// Whether the bundle has no authority at all, X.509 or JWT (and so

@@ -11,7 +11,7 @@ use super::client::Fetcher;
 use super::{EndpointConfig, FederationError};
 use crate::bundle::{BundleSet, SpiffeBundle};
 use crate::jwt::{JwtBundle, JwtBundleSet};
-use crate::source::{BundleSource, JwtBundleSource, Published, SourceStatus};
+use crate::source::{tracked_source, BundleSource, JwtBundleSource, Published, SourceStatus};
 
 /// The refresh interval used while the bundle held has no
 /// `spiffe_refresh_hint` (SPIFFE_Federation.md 4.1 recommends five
@@ -341,36 +341,19 @@ async fn poll(
     }
 }
 
-impl BundleSource for FederatedBundleSource {
-    fn current_bundles(&self) -> BundleSet {
-        self.shared.published.load().set.clone()
+tracked_source!(FederatedBundleSource, BundleSource, fn current_bundles(this) -> BundleSet {
+    this.shared.published.load().set.clone()
+});
+tracked_source!(
+    /// The partner's JWT authorities, for validating its workloads' JWT-SVIDs
+    /// (empty until the first fetch succeeds); the same generation as the
+    /// X.509 side.
+    FederatedBundleSource,
+    JwtBundleSource,
+    fn current_jwt_bundles(this) -> JwtBundleSet {
+        this.shared.published.load().jwt.clone()
     }
-
-    fn generation(&self) -> Option<u64> {
-        Some(self.shared.published.generation())
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.shared.published.changes())
-    }
-}
-
-/// The partner's JWT authorities, for validating its workloads' JWT-SVIDs
-/// (empty until the first fetch succeeds); the same generation as the
-/// X.509 side.
-impl JwtBundleSource for FederatedBundleSource {
-    fn current_jwt_bundles(&self) -> JwtBundleSet {
-        self.shared.published.load().jwt.clone()
-    }
-
-    fn generation(&self) -> Option<u64> {
-        Some(self.shared.published.generation())
-    }
-
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.shared.published.changes())
-    }
-}
+);
 
 impl fmt::Debug for FederatedBundleSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

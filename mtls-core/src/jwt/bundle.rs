@@ -111,9 +111,6 @@ impl From<SpiffeBundle> for JwtBundle {
 
 impl From<&SpiffeBundle> for JwtBundle {
     fn from(bundle: &SpiffeBundle) -> Self {
-        Self {
-            trust_domain: bundle.trust_domain().clone(),
-            keys: bundle.jwt_authorities().to_vec(),
-        }
+        bundle.jwt_bundle().clone()
     }
 }

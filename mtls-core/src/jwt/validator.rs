@@ -252,24 +252,22 @@ impl JwtSvidValidator {
                 leeway,
             });
         }
+        // A time after `now` plus the leeway (or any, when that overflows).
         let latest = now.checked_add(leeway);
-        if let Some(not_before) = not_before {
-            if latest.is_none_or(|latest| latest < not_before) {
-                return Err(JwtSvidError::NotYetValid {
-                    not_before,
-                    now,
-                    leeway,
-                });
-            }
+        let in_future = |t: Option<SystemTime>| t.filter(|&t| latest.is_none_or(|l| l < t));
+        if let Some(not_before) = in_future(not_before) {
+            return Err(JwtSvidError::NotYetValid {
+                not_before,
+                now,
+                leeway,
+            });
         }
-        if let Some(issued_at) = issued_at {
-            if latest.is_none_or(|latest| latest < issued_at) {
-                return Err(JwtSvidError::IssuedInFuture {
-                    issued_at,
-                    now,
-                    leeway,
-                });
-            }
+        if let Some(issued_at) = in_future(issued_at) {
+            return Err(JwtSvidError::IssuedInFuture {
+                issued_at,
+                now,
+                leeway,
+            });
         }
         Ok(())
     }

@@ -56,9 +56,11 @@ use crate::svid::X509Svid;
 
 /// Implements a source trait for a type of this crate whose inherent
 /// `generation()` and `changes()` track what `$method` returns:
-/// `tracked_source!(Type, Trait, fn method(this) -> Output { body })`.
+/// `tracked_source!(Type, Trait, fn method(this) -> Output { body })`, with
+/// the impl's doc comment, if any, first.
 macro_rules! tracked_source {
-    ($ty:ty, $trait:ident, fn $method:ident($this:ident) -> $out:ty $body:block) => {
+    ($(#[$doc:meta])* $ty:ty, $trait:ident, fn $method:ident($this:ident) -> $out:ty $body:block) => {
+        $(#[$doc])*
         impl $trait for $ty {
             fn $method(&self) -> $out {
                 let $this = self;
@@ -75,6 +77,8 @@ macro_rules! tracked_source {
         }
     };
 }
+#[cfg(feature = "federation")]
+pub(crate) use tracked_source;
 
 mod compose;
 #[cfg(feature = "file-source")]

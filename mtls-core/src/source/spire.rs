@@ -2,6 +2,7 @@
 //! it (feature `spire`).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -184,13 +185,7 @@ impl SpireSourceBuilder {
                     last_error = Some(e);
                 }
             }
-            let changed = match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, updates.changed())
-                    .await
-                    .ok(),
-                None => Some(updates.changed().await),
-            };
-            match changed {
+            match until(deadline, updates.changed()).await {
                 Some(Ok(_)) => {}
                 Some(Err(_)) => return Err(last_error.unwrap_or(SpireSourceError::Closed)),
                 None => {
@@ -465,13 +460,7 @@ impl SpireSource {
         };
         let mut changes = published.changes();
         while published.load().is_empty() {
-            let changed = match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, changes.changed())
-                    .await
-                    .ok(),
-                None => Some(changes.changed().await),
-            };
-            match changed {
+            match until(deadline, changes.changed()).await {
                 Some(Ok(())) => {}
                 Some(Err(_)) => return Err(SpireSourceError::Closed),
                 None => {
@@ -485,6 +474,14 @@ impl SpireSource {
             }
         }
         Ok(())
+    }
+}
+
+/// The output of `wait`, or `None` when `deadline` (if any) comes first.
+async fn until<F: Future>(deadline: Option<tokio::time::Instant>, wait: F) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, wait).await.ok(),
+        None => Some(wait.await),
     }
 }
 

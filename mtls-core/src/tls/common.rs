@@ -48,26 +48,12 @@ pub(crate) fn not_fips_reason(provider: &CryptoProvider, require_ems: bool) -> O
     if !provider.secure_random.fips() || !provider.key_provider.fips() {
         reasons.push("the crypto library is not aws-lc's FIPS module in FIPS mode (build with the `fips` feature of mtls-core, mtls-tower or mtls-ca)".to_owned());
     }
-    let suites: Vec<String> = provider
-        .cipher_suites
-        .iter()
-        .filter(|s| !s.fips())
-        .map(|s| format!("{:?}", s.suite()))
-        .collect();
-    if !suites.is_empty() {
-        reasons.push(format!("cipher suites not approved: {}", suites.join(", ")));
-    }
-    let groups: Vec<String> = provider
-        .kx_groups
-        .iter()
-        .filter(|g| !g.fips())
-        .map(|g| format!("{:?}", g.name()))
-        .collect();
-    if !groups.is_empty() {
-        reasons.push(format!(
-            "key exchange groups not approved: {}",
-            groups.join(", ")
-        ));
+    let suites = unapproved(&provider.cipher_suites, |s| (s.fips(), s.suite()));
+    let groups = unapproved(&provider.kx_groups, |g| (g.fips(), g.name()));
+    for (what, names) in [("cipher suites", suites), ("key exchange groups", groups)] {
+        if !names.is_empty() {
+            reasons.push(format!("{what} not approved: {}", names.join(", ")));
+        }
     }
     if !provider.signature_verification_algorithms.fips() {
         reasons.push("signature verification algorithms not all approved".to_owned());
@@ -80,6 +66,19 @@ pub(crate) fn not_fips_reason(provider: &CryptoProvider, require_ems: bool) -> O
     } else {
         Some(reasons.join("; "))
     }
+}
+
+/// The names of the `items` that `fips_and_name` says are not FIPS-approved.
+fn unapproved<T, N: fmt::Debug>(
+    items: &[T],
+    fips_and_name: impl Fn(&T) -> (bool, N),
+) -> Vec<String> {
+    items
+        .iter()
+        .map(fips_and_name)
+        .filter(|(fips, _)| !fips)
+        .map(|(_, name)| format!("{name:?}"))
+        .collect()
 }
 
 /// Refuses a config that is not FIPS-approved when FIPS was required.

@@ -8,6 +8,7 @@
 //! - [`TestJwtIssuer`]: JWT-SVIDs (ES256) and the JWT bundle to check them;
 //! - [`id`]: a [`SpiffeId`] from a literal;
 //! - [`client_identity`]: the identity a chain proves to a server now;
+//!   [`client_rejection`]: why a server refuses it;
 //! - [`AcceptAnyServer`]: a rustls verifier for raw clients whose test is
 //!   about the server's view;
 //! - [`serve_hi`] / [`call_hi`]: a TLS server and client on loopback;
@@ -62,7 +63,7 @@ pub use x509::dns_names;
 use std::time::SystemTime;
 
 use mtls_core::rustls::pki_types::CertificateDer;
-use mtls_core::{BundleSet, CrlSet, PeerIdentity, PeerRole, SpiffeId};
+use mtls_core::{BundleSet, CrlSet, PeerIdentity, PeerRole, SpiffeId, VerifyError};
 
 /// The messages of `e` and of every error down its `source()` chain, one
 /// per line.
@@ -103,6 +104,32 @@ pub fn id(s: &str) -> SpiffeId {
 /// ```
 #[track_caller]
 pub fn client_identity(chain: &[CertificateDer<'_>], bundles: &BundleSet) -> PeerIdentity {
+    verify_as_client(chain, bundles)
+        .unwrap_or_else(|e| panic!("a test client chain that does not verify: {e}"))
+}
+
+/// Why a server trusting `bundles` refuses `chain` as a client's, now and
+/// with no CRLs; panics when the chain verifies.
+///
+/// ```
+/// let ca = mtls_testing::TestCa::root("example.org");
+/// let other = mtls_testing::TestCa::root("example.org");
+/// let svid = ca.leaf("spiffe://example.org/web").svid();
+/// let e = mtls_testing::client_rejection(svid.chain(), &other.bundle_set());
+/// assert!(matches!(e, mtls_core::VerifyError::UntrustedIssuer { .. }));
+/// ```
+#[track_caller]
+pub fn client_rejection(chain: &[CertificateDer<'_>], bundles: &BundleSet) -> VerifyError {
+    match verify_as_client(chain, bundles) {
+        Ok(peer) => panic!("a test client chain that should not verify proved {peer:?}"),
+        Err(e) => e,
+    }
+}
+
+fn verify_as_client(
+    chain: &[CertificateDer<'_>],
+    bundles: &BundleSet,
+) -> Result<PeerIdentity, VerifyError> {
     mtls_core::verify(
         chain,
         bundles,
@@ -110,5 +137,4 @@ pub fn client_identity(chain: &[CertificateDer<'_>], bundles: &BundleSet) -> Pee
         &CrlSet::new(),
         PeerRole::Client,
     )
-    .unwrap_or_else(|e| panic!("a test client chain that does not verify: {e}"))
 }
