@@ -18,9 +18,14 @@ use std::time::{Duration, Instant};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{SpiffeId, TrustDomain};
 
-/// The example clients.
+/// The example servers and clients.
+pub(crate) const AXUM_SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
+pub(crate) const TONIC_SERVER: &str = env!("CARGO_BIN_EXE_tonic-server");
 pub(crate) const AXUM_CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
 pub(crate) const TONIC_CLIENT: &str = env!("CARGO_BIN_EXE_tonic-client");
+
+/// The SPIFFE ID of the example server in [`Fixture`].
+pub(crate) const SERVER_ID: &str = "spiffe://example.org/server";
 
 /// How long a server may take to print `listening on ADDR`.
 const STARTUP: Duration = Duration::from_secs(15);
@@ -117,11 +122,11 @@ pub(crate) struct Fixture {
 }
 
 impl Fixture {
-    /// Issues the three identities; the server's is `server_id`.
-    pub(crate) fn new(exe: &'static str, server_id: &str) -> Self {
+    /// Issues the three identities; the server's is [`SERVER_ID`].
+    pub(crate) fn new(exe: &'static str) -> Self {
         let pki = Pki::new();
         let example = pki.domain("example", "example.org");
-        let server = pki.issue(&example, "server", server_id);
+        let server = pki.issue(&example, "server", SERVER_ID);
         let client = pki.issue(&example, "client", "spiffe://example.org/client");
         let admin = pki.issue(&example, "admin", "spiffe://example.org/admin");
         Self {
@@ -376,6 +381,16 @@ impl Server {
             .map(|h| h.join().unwrap_or_default())
             .unwrap_or_default()
     }
+
+    /// Kills the server and asserts that it wrote each of `needles` on
+    /// stderr.
+    #[track_caller]
+    pub(crate) fn assert_logged(&mut self, needles: &[&str]) {
+        let log = self.stderr();
+        for needle in needles {
+            assert!(log.contains(needle), "{needle:?} not in the log:\n{log}");
+        }
+    }
 }
 
 impl Drop for Server {
@@ -423,6 +438,18 @@ impl Outcome {
     pub(crate) fn assert_refused(&self) -> &Self {
         self.assert_exit(1);
         assert_eq!(self.stdout, "", "{self:#?}");
+        self
+    }
+
+    /// Asserts that each of `needles` is on stderr.
+    #[track_caller]
+    pub(crate) fn assert_stderr_has(&self, needles: &[&str]) -> &Self {
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "{needle:?} not on stderr: {self:#?}"
+            );
+        }
         self
     }
 }
