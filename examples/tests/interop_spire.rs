@@ -26,7 +26,7 @@ use mtls_core::{
     authorize, Authorizer, MtlsClientConfig, MtlsServerConfig, SourceState, SpireSource,
     WithdrawalPolicy,
 };
-use mtls_testing::id;
+use mtls_testing::{eventually, id};
 use mtls_tower::{MtlsConnectInfo, MtlsListener, PeerId};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -188,20 +188,6 @@ async fn get(config: &MtlsClientConfig, addr: SocketAddr, path: &str) -> Result<
     tokio::time::timeout(REQUEST, attempt)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {REQUEST:?}")))
-}
-
-/// Waits, 200 ms at a time, until `done()`; fails with `failure()` once
-/// `within` has passed.
-async fn wait_until(
-    within: Duration,
-    mut done: impl FnMut() -> bool,
-    failure: impl Fn() -> String,
-) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < within, "{}", failure());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// `GET /whoami` with `config`, every 200 ms while `more()` holds, each
@@ -380,17 +366,11 @@ async fn agent_outage_keeps_the_last_good_svid_and_recovers() {
 
     // The agent comes back: the source reconnects and takes the next SVID.
     d.agent.restart();
-    wait_until(
-        Duration::from_secs(60),
-        || serial_of(&frontend) != before,
-        || {
-            format!(
-                "no new SVID after the agent came back; agent log:\n{}",
-                d.agent.log()
-            )
-        },
-    )
-    .await;
+    assert!(
+        eventually(Duration::from_secs(60), || serial_of(&frontend) != before).await,
+        "no new SVID after the agent came back; agent log:\n{}",
+        d.agent.log()
+    );
     assert_eq!(frontend.status().state, SourceState::Ready);
     let r = get(&config, backend.addr, "/whoami").await.unwrap();
     assert_eq!(r.status, 200);
@@ -411,22 +391,18 @@ async fn a_deleted_entry_is_withdrawn_as_each_policy_says() {
     get(&closed_config, backend.addr, "/whoami").await.unwrap();
 
     d.server.unregister(&frontend_entry);
-    wait_until(
-        Duration::from_secs(60),
-        || {
-            keep.status().state == SourceState::Withdrawn
-                && closed.status().state == SourceState::Withdrawn
-        },
-        || {
-            format!(
-                "not withdrawn within 60 s: {:?} / {:?}; agent log:\n{}",
-                keep.status(),
-                closed.status(),
-                d.agent.log()
-            )
-        },
-    )
+    let withdrawn = eventually(Duration::from_secs(60), || {
+        keep.status().state == SourceState::Withdrawn
+            && closed.status().state == SourceState::Withdrawn
+    })
     .await;
+    assert!(
+        withdrawn,
+        "not withdrawn within 60 s: {:?} / {:?}; agent log:\n{}",
+        keep.status(),
+        closed.status(),
+        d.agent.log()
+    );
     assert!(keep.withdrawal().is_some());
     // KeepServing: the last good SVID still serves; FailClosed: nothing does.
     assert!(keep.svid().is_some());
@@ -441,12 +417,11 @@ async fn a_deleted_entry_is_withdrawn_as_each_policy_says() {
     // Registered again: both serve again.
     d.server
         .register(FRONTEND, &path_selector(&this_exe()), &[]);
-    wait_until(
-        Duration::from_secs(60),
-        || keep.status().state == SourceState::Ready && closed.svid().is_some(),
-        || format!("not back within 60 s: {:?}", closed.status()),
-    )
+    let back = eventually(Duration::from_secs(60), || {
+        keep.status().state == SourceState::Ready && closed.svid().is_some()
+    })
     .await;
+    assert!(back, "not back within 60 s: {:?}", closed.status());
     get(&closed_config, backend.addr, "/whoami").await.unwrap();
     get(&keep_config, backend.addr, "/whoami").await.unwrap();
 }
