@@ -296,13 +296,7 @@ impl Server {
     /// Starts `command` and waits up to `startup` for its `listening on
     /// ADDR` line (earlier lines are skipped).
     pub(crate) fn spawn_within(command: &mut Command, startup: Duration) -> Self {
-        let exe = command.get_program().to_string_lossy().into_owned();
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        let (mut child, exe) = spawn_piped(command);
         let stdout = child.stdout.take().unwrap();
         let stderr = read_in_background(child.stderr.take().unwrap());
         let (tx, rx) = mpsc::channel();
@@ -454,6 +448,19 @@ impl Outcome {
     }
 }
 
+/// Starts `command` with stdin closed and stdout and stderr piped; returns
+/// the child and the program's name, for messages.
+fn spawn_piped(command: &mut Command) -> (Child, String) {
+    let exe = command.get_program().to_string_lossy().into_owned();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+    (child, exe)
+}
+
 /// Reads `pipe` to its end on a thread of its own (so that the child never
 /// blocks on a full pipe); joining the thread gives the text read.
 fn read_in_background(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
@@ -471,17 +478,11 @@ pub(crate) fn run(exe: &str, args: &[String]) -> Outcome {
 
 /// Runs `command` to its end, killing it past the deadline.
 pub(crate) fn run_with(command: &mut Command) -> Outcome {
-    let exe = command.get_program().to_string_lossy().into_owned();
+    let (mut child, exe) = spawn_piped(command);
     let args: Vec<String> = command
         .get_args()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
     let out = read_in_background(child.stdout.take().unwrap());
     let err = read_in_background(child.stderr.take().unwrap());
     let start = Instant::now();
