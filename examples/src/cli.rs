@@ -51,24 +51,9 @@ pub struct BundleArg {
 /// otherwise the whole value is a path, so a path containing `=` can be
 /// written `./a=b.pem`.
 pub fn parse_bundle_arg(s: &str) -> Result<BundleArg, String> {
-    if let Some((td, path)) = s.split_once('=') {
-        if let Ok(td) = TrustDomain::from_id_or_name(td) {
-            if path.is_empty() {
-                return Err(format!("{s:?}: no file after '='"));
-            }
-            return Ok(BundleArg {
-                trust_domain: Some(td),
-                path: PathBuf::from(path),
-            });
-        }
-    }
-    if s.is_empty() {
-        return Err("empty bundle file name".into());
-    }
-    Ok(BundleArg {
-        trust_domain: None,
-        path: PathBuf::from(s),
-    })
+    // The syntax of `mtls-ca verify --bundle`, parsed by the same code.
+    let (trust_domain, path) = mtls_ca::cli::split_bundle_arg(s)?;
+    Ok(BundleArg { trust_domain, path })
 }
 
 /// Parses a trust domain given as a name or as `spiffe://name`.

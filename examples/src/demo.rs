@@ -1,6 +1,6 @@
 //! Helpers shared by the in-process demo examples (`federation`,
-//! `renewing-identity`, `cert-manager-files`: programs that run a server
-//! and its clients in one process).
+//! `renewing-identity`, `cert-manager-files`, `jwt-proxy`, `quickstart`:
+//! programs that run a server and its clients in one process).
 //!
 //! ```no_run
 //! use examples::demo::{serve_whoami, whoami};
@@ -35,10 +35,26 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use mtls_ca::CertificateAuthority;
 use mtls_core::{MtlsClientConfig, MtlsServerConfig, PeerIdentity};
 use mtls_tower::{MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId};
 
 use crate::BoxError;
+
+/// A plain rustls client config, web PKI style: it trusts the roots of
+/// `ca`, checks the server's DNS name, and presents no certificate.
+pub fn web_pki_client_config(ca: &CertificateAuthority) -> Result<rustls::ClientConfig, BoxError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for anchor in ca.trust_anchors() {
+        roots.add(anchor.clone())?;
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(mtls_core::default_crypto_provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
 
 /// Serves `GET /whoami` (the caller's SPIFFE ID) on a loopback port.
 pub async fn serve_whoami(server: MtlsServerConfig) -> Result<SocketAddr, BoxError> {

@@ -27,6 +27,7 @@ pub mod cli;
 pub mod demo;
 pub mod federate;
 pub mod identity_proto;
+pub mod identity_service;
 
 /// The repository's README: its Rust code blocks are compiled as doctests
 /// (`cargo test -p examples --doc`), so the first thing a user copies builds.

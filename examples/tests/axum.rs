@@ -7,18 +7,13 @@
 
 mod common;
 
-use common::{args, bundle, curl, run, s, Fixture, Identity, Server, AXUM_CLIENT};
-
-const SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
-const SERVER_ID: &str = "spiffe://example.org/server";
-
-fn fixture() -> Fixture {
-    Fixture::new(SERVER, SERVER_ID)
-}
+use common::{
+    args, bundle, curl, run, s, Fixture, Identity, Server, AXUM_CLIENT, AXUM_SERVER, TONIC_SERVER,
+};
 
 #[test]
 fn whoami_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
-    let f = fixture();
+    let f = Fixture::new(AXUM_SERVER);
     let server = f.start(&s(&["--admin", &f.admin.id]));
 
     f.axum_get(&server, &f.client, "/whoami")
@@ -30,8 +25,7 @@ fn whoami_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
     // A non-admin: 403 from the route policy; status and body on stderr.
     let out = f.axum_get(&server, &f.client, "/admin");
     out.assert_refused();
-    assert!(out.stderr.contains("403"), "{out:#?}");
-    assert!(out.stderr.contains("permission denied"), "{out:#?}");
+    out.assert_stderr_has(&["403", "permission denied"]);
 
     f.axum_get(&server, &f.admin, "/admin")
         .assert_stdout("welcome, admin\n");
@@ -44,7 +38,7 @@ fn whoami_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
 
 #[test]
 fn without_admin_flags_nobody_is_admin() {
-    let f = fixture();
+    let f = Fixture::new(AXUM_SERVER);
     let server = f.start(&[]);
     f.axum_get(&server, &f.admin, "/admin").assert_exit(1);
     f.axum_get(&server, &f.admin, "/whoami").assert_ok();
@@ -53,7 +47,7 @@ fn without_admin_flags_nobody_is_admin() {
 #[test]
 fn curl_is_an_independent_client() {
     let curl = curl();
-    let f = fixture();
+    let f = Fixture::new(AXUM_SERVER);
     let server = f.start(&s(&["--admin", &f.admin.id]));
     let url = |path: &str| format!("https://localhost:{}{path}", server.port());
     let base = |who: Option<&Identity>, path: &str| {
@@ -90,7 +84,7 @@ fn curl_is_an_independent_client() {
 
 #[test]
 fn another_trust_domain_is_refused_during_the_handshake() {
-    let f = fixture();
+    let f = Fixture::new(AXUM_SERVER);
     let stranger = f.stranger();
 
     let mut server = f.start(&[]);
@@ -102,9 +96,7 @@ fn another_trust_domain_is_refused_during_the_handshake() {
     );
     out.assert_refused();
     assert!(!out.stderr.contains("rejected the server"), "{out:#?}");
-    let log = server.stderr();
-    assert!(log.contains("rejected a client"), "{log}");
-    assert!(log.contains("other.org"), "{log}");
+    server.assert_logged(&["rejected a client", "other.org"]);
 
     // Federated: with other.org's bundle and other.org allowed, it gets in.
     let server = f.start(&stranger.admitted());
@@ -116,7 +108,7 @@ fn another_trust_domain_is_refused_during_the_handshake() {
 
 #[test]
 fn an_impostor_from_another_ca_of_the_same_trust_domain_is_refused() {
-    let f = fixture();
+    let f = Fixture::new(AXUM_SERVER);
     let rogue = f.pki.domain("rogue", "example.org");
     let impostor = f
         .pki
@@ -128,7 +120,7 @@ fn an_impostor_from_another_ca_of_the_same_trust_domain_is_refused() {
 
 #[test]
 fn allow_lists_ids_and_trust_domains() {
-    let f = fixture();
+    let f = Fixture::new(AXUM_SERVER);
     let server = f.start(&s(&["--allow", &f.client.id]));
     f.axum_get(&server, &f.client, "/whoami").assert_ok();
     // example.org/admin is a member of the trust domain but not listed.
@@ -145,7 +137,7 @@ fn allow_lists_ids_and_trust_domains() {
 
 #[test]
 fn the_client_refuses_a_server_with_another_spiffe_id() {
-    let f = fixture();
+    let f = Fixture::new(AXUM_SERVER);
     let server = f.start(&[]);
     let url = format!("https://{}/whoami", server.addr);
     f.assert_refuses_another_server(AXUM_CLIENT, &["--url", &url]);
@@ -153,17 +145,17 @@ fn the_client_refuses_a_server_with_another_spiffe_id() {
 
 #[test]
 fn bundles_may_be_spiffe_jwks() {
-    let f = fixture();
+    let f = Fixture::new(AXUM_SERVER);
     let jwks = f.pki.path("example-bundle.json");
     std::fs::write(&jwks, f.example.ca.bundle().unwrap().to_jwks().unwrap()).unwrap();
-    let server = Server::start(SERVER, &args([f.server.args(), bundle(&jwks)]));
+    let server = Server::start(AXUM_SERVER, &args([f.server.args(), bundle(&jwks)]));
     f.axum_get_with(&server, &f.client, "/whoami", bundle(&jwks))
         .assert_stdout("spiffe://example.org/client\n");
 }
 
 #[test]
 fn a_revoked_client_is_refused_with_crl() {
-    let f = fixture();
+    let f = Fixture::new(AXUM_SERVER);
     let pem = std::fs::read(&f.client.cert).unwrap();
     let (_, leaf) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
     let cert = leaf.parse_x509().unwrap();
@@ -183,7 +175,7 @@ fn a_revoked_client_is_refused_with_crl() {
 
 #[test]
 fn unreadable_or_garbage_files_are_clear_errors() {
-    let f = fixture();
+    let f = Fixture::new(AXUM_SERVER);
     let garbage = f.pki.path("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").unwrap();
     let missing = f.pki.path("missing.pem");
@@ -227,7 +219,7 @@ fn unreadable_or_garbage_files_are_clear_errors() {
             "two bundles",
         ),
     ] {
-        for exe in [SERVER, env!("CARGO_BIN_EXE_tonic-server")] {
+        for exe in [AXUM_SERVER, TONIC_SERVER] {
             let out = run(exe, &args([listen.clone(), flags.clone()]));
             out.assert_exit(1);
             assert_eq!(out.stdout, "", "{flags:?}");
@@ -236,6 +228,6 @@ fn unreadable_or_garbage_files_are_clear_errors() {
     }
 
     // Usage errors are exit 2.
-    run(SERVER, &s(&["--cert", &cert])).assert_exit(2);
+    run(AXUM_SERVER, &s(&["--cert", &cert])).assert_exit(2);
     run(AXUM_CLIENT, &s(&["--url", "http://localhost:1/"])).assert_exit(2);
 }

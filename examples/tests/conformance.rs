@@ -129,6 +129,12 @@ async fn control(
     )
 }
 
+/// `POST /v1/x509/dial`: the harness, as a client, dials `address`.
+async fn dial(control_addr: SocketAddr, address: SocketAddr) -> (u16, serde_json::Value) {
+    let body = format!("{{\"address\":\"{address}\"}}");
+    control(control_addr, "POST", "/v1/x509/dial", &body).await
+}
+
 /// A TLS server presenting `svid` for the harness to dial; it accepts any
 /// client (the dial tests the harness as a client).
 async fn peer_server(svid: X509Svid, ca: &CertificateAuthority) -> SocketAddr {
@@ -207,38 +213,20 @@ async fn harness_follows_the_contract() {
 
     // Control port: dial a good server, a server from an untrusted CA, a closed port.
     let good = peer_server(issue(&ca, "spiffe://example.org/peer"), &ca).await;
-    let (status, body) = control(
-        harness.control,
-        "POST",
-        "/v1/x509/dial",
-        &format!("{{\"address\":\"{good}\"}}"),
-    )
-    .await;
+    let (status, body) = dial(harness.control, good).await;
     assert_eq!(
         (status, body["status"].as_str(), body["spiffe_id"].as_str()),
         (200, Some("ok"), Some("spiffe://example.org/peer"))
     );
     let bad = peer_server(issue(&rogue, "spiffe://example.org/peer"), &rogue).await;
-    let (status, body) = control(
-        harness.control,
-        "POST",
-        "/v1/x509/dial",
-        &format!("{{\"address\":\"{bad}\"}}"),
-    )
-    .await;
+    let (status, body) = dial(harness.control, bad).await;
     assert_eq!((status, body["status"].as_str()), (422, Some("rejected")));
     let closed = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
         .local_addr()
         .unwrap();
-    let (status, body) = control(
-        harness.control,
-        "POST",
-        "/v1/x509/dial",
-        &format!("{{\"address\":\"{closed}\"}}"),
-    )
-    .await;
+    let (status, body) = dial(harness.control, closed).await;
     assert_eq!((status, body["status"].as_str()), (500, Some("error")));
     for path in ["/v1/jwt/validate", "/v1/jwt/fetch"] {
         let (status, body) = control(harness.control, "POST", path, "{}").await;

@@ -1,7 +1,8 @@
 //! Run with: `cargo test -p examples --test demos`
 //!
-//! The self-checking demo programs exit 0 only when everything behaved as
-//! they show; `spire-app` is run against the test Workload API server.
+//! The self-checking demo programs (the README's `quickstart` among them)
+//! exit 0 only when everything behaved as they show; `spire-app` is run
+//! against the test Workload API server.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -26,20 +27,56 @@ fn run_demo(exe: &str) -> String {
     stdout
 }
 
+/// The demos that count their steps: each prints `[ok]` once a step and
+/// each of its lines (and, as every demo, exits 0 and prints no `FAIL`).
 #[test]
-fn federation_demo() {
-    let out = run_demo(env!("CARGO_BIN_EXE_federation"));
-    // Scene 1: three callers; scene 2: six steps of live federation.
-    assert_eq!(out.matches("[ok]").count(), 9, "{out}");
-    assert!(
-        out.contains("example.org fetched its bundle with both roots"),
-        "{out}"
-    );
-    assert!(
-        out.contains("example.org fetched the bundle holding the new root only"),
-        "{out}"
-    );
-    assert!(out.contains(" 0 failed calls, no restart"), "{out}");
+fn counted_demos_print_every_step() {
+    let demos: [(&str, usize, &[&str]); 3] = [
+        // Scene 1: three callers; scene 2: six steps of live federation.
+        (
+            env!("CARGO_BIN_EXE_federation"),
+            9,
+            &[
+                "example.org fetched its bundle with both roots",
+                "example.org fetched the bundle holding the new root only",
+                " 0 failed calls, no restart",
+            ],
+        ),
+        // The README's first command must keep working.
+        (
+            env!("CARGO_BIN_EXE_quickstart"),
+            6,
+            &[
+                "DEVELOPMENT root",
+                "HTTP 200: orders for spiffe://example.org/frontend",
+                "HTTP 403",
+                "not signed by an authority of trust domain example.org",
+                "CertificateRequired",
+                "new serial",
+                "zero-trust mTLS with SPIFFE IDs works",
+            ],
+        ),
+        // A call through a TLS-terminating proxy is authenticated by its
+        // JWT-SVID; without one, with one for another audience, or for a
+        // workload the policy refuses, it is not.
+        (
+            env!("CARGO_BIN_EXE_jwt-proxy"),
+            4,
+            &[
+                "HTTP 200 OK: spiffe://example.org/frontend",
+                "HTTP 401 Unauthorized: JWT-SVID required",
+                "HTTP 401 Unauthorized: invalid JWT-SVID",
+                "HTTP 403 Forbidden",
+            ],
+        ),
+    ];
+    for (exe, oks, lines) in demos {
+        let out = run_demo(exe);
+        assert_eq!(out.matches("[ok]").count(), oks, "{exe}:\n{out}");
+        for line in lines {
+            assert!(out.contains(line), "{exe}: {line:?} missing:\n{out}");
+        }
+    }
 }
 
 #[test]

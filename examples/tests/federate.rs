@@ -14,16 +14,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{args, bundle, federated, path_str, run, s, Identity, Pki, Server};
+use common::{
+    args, bundle, federated, path_str, run, s, Identity, Pki, Server, AXUM_CLIENT, AXUM_SERVER,
+    SERVER_ID,
+};
 use mtls_ca::{CaOptions, CertificateAuthority, RotatingCa, SvidRequest};
 use mtls_core::federation::{serve, BundleEndpoint, BundleServer, ServerProfile};
 use mtls_core::{to_pem, RenewingSvid, SpiffeId, SvidSpec, TrustDomain};
 use mtls_testing::TestCa;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
-const SERVER_ID: &str = "spiffe://example.org/server";
 const ENDPOINT_ID: &str = "spiffe://partner.org/bundle-endpoint";
 
 /// partner.org: its CA and its bundle endpoint, on a runtime of the test.
@@ -115,7 +115,7 @@ impl Partner {
 fn served(server: &Server, example_bundle: &Path, who: &Identity, own: &Path) -> bool {
     let url = format!("https://{}/whoami", server.addr);
     let out = run(
-        CLIENT,
+        AXUM_CLIENT,
         &args([
             s(&["--url", &url, "--server-id", SERVER_ID]),
             who.args(),
@@ -143,7 +143,7 @@ fn start_server(pki: &Pki, example_bundle: &Path, federate: &str) -> Server {
         key: pki.path("server.key"),
     };
     Server::start(
-        SERVER,
+        AXUM_SERVER,
         &args([
             server_id.args(),
             bundle(example_bundle),
@@ -265,7 +265,7 @@ fn run_server<const N: usize>(
     let listen = s(&["--listen", "127.0.0.1:0"]);
     let mut all = args([listen, id.args(), bundle(bundle_file)]);
     all.extend(more.into_iter().flatten());
-    run(SERVER, &all)
+    run(AXUM_SERVER, &all)
 }
 
 #[test]

@@ -16,11 +16,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::interop::{peers, GO_SPIFFE_PEER};
-use common::{args, bundle, path_str, run, s, Domain, Identity, Outcome, Pki, Server};
+use common::{
+    args, bundle, path_str, run, s, Domain, Identity, Outcome, Pki, Server, AXUM_CLIENT,
+    AXUM_SERVER, SERVER_ID,
+};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
-const CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
-const SERVER_ID: &str = "spiffe://example.org/server";
 const GO_SERVER_ID: &str = "spiffe://example.org/go-server";
 
 /// example.org with our server and client and go-spiffe's, and a member of
@@ -93,7 +93,7 @@ impl Fixture {
     fn our_call(&self, server: &Server, who: &Identity, server_id: &str) -> Outcome {
         let url = format!("https://localhost:{}/", server.port());
         run(
-            CLIENT,
+            AXUM_CLIENT,
             &args([
                 s(&["--url", &url, "--server-id", server_id]),
                 who.args(),
@@ -108,7 +108,10 @@ fn go_spiffe_client_calls_our_axum_server() {
     let Some(f) = fixture("go_spiffe_client_calls_our_axum_server") else {
         return;
     };
-    let server = Server::start(SERVER, &args([f.server.args(), bundle(&f.example.bundle)]));
+    let server = Server::start(
+        AXUM_SERVER,
+        &args([f.server.args(), bundle(&f.example.bundle)]),
+    );
     let url = format!("https://127.0.0.1:{}/whoami", server.port());
     let trust = go_bundle("example.org", &f.example.bundle);
 
@@ -131,8 +134,7 @@ fn go_spiffe_client_calls_our_axum_server() {
         "id:spiffe://example.org/not-the-server",
     );
     out.assert_refused();
-    assert!(out.stderr.contains("unexpected ID"), "{out:#?}");
-    assert!(out.stderr.contains(SERVER_ID), "{out:#?}");
+    out.assert_stderr_has(&["unexpected ID", SERVER_ID]);
 
     // go-spiffe refuses us when it has no bundle for our trust domain.
     let out = f.go_call(
@@ -158,7 +160,7 @@ fn our_axum_server_refuses_go_spiffe_clients_it_does_not_authorize() {
 
     // Our authorizer wants another member of example.org.
     let mut server = Server::start(
-        SERVER,
+        AXUM_SERVER,
         &args([
             f.server.args(),
             bundle(&f.example.bundle),
@@ -168,18 +170,17 @@ fn our_axum_server_refuses_go_spiffe_clients_it_does_not_authorize() {
     let url = format!("https://127.0.0.1:{}/whoami", server.port());
     f.go_call(&url, &f.go_client, trust_both.clone(), &rule)
         .assert_refused();
-    let log = server.stderr();
-    assert!(log.contains("rejected a client"), "{log}");
-    assert!(log.contains("spiffe://example.org/go-client"), "{log}");
+    server.assert_logged(&["rejected a client", "spiffe://example.org/go-client"]);
 
     // A member of partner.test, whose bundle our server does not hold.
-    let mut server = Server::start(SERVER, &args([f.server.args(), bundle(&f.example.bundle)]));
+    let mut server = Server::start(
+        AXUM_SERVER,
+        &args([f.server.args(), bundle(&f.example.bundle)]),
+    );
     let url = format!("https://127.0.0.1:{}/whoami", server.port());
     f.go_call(&url, &f.stranger, trust_both, &rule)
         .assert_refused();
-    let log = server.stderr();
-    assert!(log.contains("rejected a client"), "{log}");
-    assert!(log.contains("partner.test"), "{log}");
+    server.assert_logged(&["rejected a client", "partner.test"]);
 }
 
 #[test]
@@ -200,16 +201,13 @@ fn our_client_calls_a_go_spiffe_server() {
     // We refuse a server that is not the one we expect.
     let out = f.our_call(&server, &f.client, "spiffe://example.org/another-server");
     out.assert_refused();
-    assert!(out.stderr.contains("rejected the server"), "{out:#?}");
-    assert!(out.stderr.contains(GO_SERVER_ID), "{out:#?}");
+    out.assert_stderr_has(&["rejected the server", GO_SERVER_ID]);
 
     // go-spiffe refuses a client its authorizer does not name.
     let mut server = f.go_server(&f.go_server, trust.clone(), "id:spiffe://example.org/admin");
     f.our_call(&server, &f.client, GO_SERVER_ID)
         .assert_refused();
-    let log = server.stderr();
-    assert!(log.contains("TLS handshake error"), "{log}");
-    assert!(log.contains("unexpected ID"), "{log}");
+    server.assert_logged(&["TLS handshake error", "unexpected ID"]);
 }
 
 #[test]
@@ -229,8 +227,7 @@ fn trust_domains_without_a_bundle_are_refused_both_ways() {
         "spiffe://partner.test/stranger",
     );
     out.assert_refused();
-    assert!(out.stderr.contains("rejected the server"), "{out:#?}");
-    assert!(out.stderr.contains("partner.test"), "{out:#?}");
+    out.assert_stderr_has(&["rejected the server", "partner.test"]);
 
     // A go-spiffe server that trusts only partner.test refuses our client.
     let mut server = f.go_server(
@@ -240,9 +237,7 @@ fn trust_domains_without_a_bundle_are_refused_both_ways() {
     );
     let out = f.our_call(&server, &f.client, GO_SERVER_ID);
     out.assert_exit(1);
-    let log = server.stderr();
-    assert!(log.contains("TLS handshake error"), "{log}");
-    assert!(log.contains("example.org"), "{log}");
+    server.assert_logged(&["TLS handshake error", "example.org"]);
     drop(f.pki);
 }
 

@@ -26,7 +26,7 @@ use mtls_core::{
     authorize, Authorizer, MtlsClientConfig, MtlsServerConfig, SourceState, SpireSource,
     WithdrawalPolicy,
 };
-use mtls_testing::id;
+use mtls_testing::{eventually, id};
 use mtls_tower::{MtlsConnectInfo, MtlsListener, PeerId};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,11 +46,16 @@ struct Deployment {
     _dir: tempfile::TempDir,
 }
 
-fn deployment(test: &str, options: &ServerOptions) -> Option<Deployment> {
+fn deployment(test: &str) -> Option<Deployment> {
     let [server_exe, agent_exe, go_peer] =
         peers(test, [SPIRE_SERVER, SPIRE_AGENT, GO_SPIFFE_PEER])?;
     let dir = tempfile::tempdir().unwrap();
-    let server = SpireServer::start(&server_exe, dir.path(), "example.org", options);
+    let server = SpireServer::start(
+        &server_exe,
+        dir.path(),
+        "example.org",
+        &ServerOptions::default(),
+    );
     let agent = SpireAgent::start(&agent_exe, dir.path(), &server);
     Some(Deployment {
         go_peer,
@@ -87,6 +92,17 @@ impl Deployment {
                 .env("SPIFFE_ENDPOINT_SOCKET", self.agent.endpoint()),
             SPIRE_READY,
         )
+    }
+
+    /// Registers every workload with `extra` entry flags, then starts the
+    /// backend and connects the frontend: the backend, the frontend's
+    /// source and its client config for the backend.
+    async fn frontend_to_backend(&self, extra: &[&str]) -> (Server, SpireSource, MtlsClientConfig) {
+        self.register_all(extra);
+        let backend = self.backend();
+        let frontend = self.source(WithdrawalPolicy::default()).await;
+        let config = client(&frontend, authorize::exact(id(BACKEND)));
+        (backend, frontend, config)
     }
 
     /// A `SpireSource` of this process on the agent.
@@ -174,6 +190,23 @@ async fn get(config: &MtlsClientConfig, addr: SocketAddr, path: &str) -> Result<
         .unwrap_or_else(|_| Err(format!("no answer within {REQUEST:?}")))
 }
 
+/// `GET /whoami` with `config`, every 200 ms while `more()` holds, each
+/// answered 200: how many requests were made.
+async fn requests_while(
+    config: &MtlsClientConfig,
+    addr: SocketAddr,
+    mut more: impl FnMut() -> bool,
+) -> u32 {
+    let mut requests = 0;
+    while more() {
+        let r = get(config, addr, "/whoami").await.unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    requests
+}
+
 /// The serial of the SVID a source serves now.
 fn serial_of(source: &SpireSource) -> String {
     let svid = source.svid().expect("an SVID");
@@ -183,21 +216,15 @@ fn serial_of(source: &SpireSource) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn spire_end_to_end_backend_and_clients_on_spire() {
-    let Some(d) = deployment(
-        "spire_end_to_end_backend_and_clients_on_spire",
-        &ServerOptions::default(),
-    ) else {
+    let Some(d) = deployment("spire_end_to_end_backend_and_clients_on_spire") else {
         return;
     };
-    d.register_all(&[]);
-    let backend = d.backend();
-    let frontend = d.source(WithdrawalPolicy::default()).await;
+    let (backend, frontend, config) = d.frontend_to_backend(&[]).await;
     assert_eq!(frontend.svid().unwrap().spiffe_id(), &id(FRONTEND));
     assert!(frontend.bundles().contains("example.org"));
 
     // Our client on SPIRE → our backend on SPIRE: the handler sees the
     // frontend's ID; the route policy allows /whoami and denies /admin.
-    let config = client(&frontend, authorize::exact(id(BACKEND)));
     let r = get(&config, backend.addr, "/whoami").await.unwrap();
     assert_eq!(
         (r.status, r.body.as_str()),
@@ -267,22 +294,17 @@ async fn spire_end_to_end_backend_and_clients_on_spire() {
     );
     assert!(get(&to_go, picky.addr, "/").await.is_err());
     // go-spiffe saw our refusal as the alert we sent.
-    let log = go_server.stderr();
-    assert!(log.contains("remote error: tls: access denied"), "{log}");
+    go_server.assert_logged(&["remote error: tls: access denied"]);
     drop(d);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn spire_rotations_cause_no_failed_request() {
-    let options = ServerOptions::default();
-    let Some(d) = deployment("spire_rotations_cause_no_failed_request", &options) else {
+    let Some(d) = deployment("spire_rotations_cause_no_failed_request") else {
         return;
     };
     // A short SVID lifetime: the agent renews at about half of it.
-    d.register_all(&["-x509SVIDTTL", "20"]);
-    let backend = d.backend();
-    let frontend = d.source(WithdrawalPolicy::default()).await;
-    let config = client(&frontend, authorize::exact(id(BACKEND)));
+    let (backend, frontend, config) = d.frontend_to_backend(&["-x509SVIDTTL", "20"]).await;
 
     let mut server_serials = BTreeSet::new();
     let mut own_serials = BTreeSet::new();
@@ -317,16 +339,10 @@ async fn spire_rotations_cause_no_failed_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_outage_keeps_the_last_good_svid_and_recovers() {
-    let Some(mut d) = deployment(
-        "agent_outage_keeps_the_last_good_svid_and_recovers",
-        &ServerOptions::default(),
-    ) else {
+    let Some(mut d) = deployment("agent_outage_keeps_the_last_good_svid_and_recovers") else {
         return;
     };
-    d.register_all(&["-x509SVIDTTL", "30"]);
-    let backend = d.backend();
-    let frontend = d.source(WithdrawalPolicy::default()).await;
-    let config = client(&frontend, authorize::exact(id(BACKEND)));
+    let (backend, frontend, config) = d.frontend_to_backend(&["-x509SVIDTTL", "30"]).await;
     get(&config, backend.addr, "/whoami").await.unwrap();
     let before = serial_of(&frontend);
     let errors_before = frontend.workload_api_errors();
@@ -334,11 +350,10 @@ async fn agent_outage_keeps_the_last_good_svid_and_recovers() {
     // The agent goes away: both sides keep serving their last good SVIDs.
     d.agent.stop();
     let outage = Instant::now();
-    while outage.elapsed() < Duration::from_secs(5) {
-        let r = get(&config, backend.addr, "/whoami").await.unwrap();
-        assert_eq!(r.status, 200);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    requests_while(&config, backend.addr, || {
+        outage.elapsed() < Duration::from_secs(5)
+    })
+    .await;
     assert!(
         frontend.workload_api_errors() > errors_before,
         "the source noticed the outage"
@@ -351,15 +366,11 @@ async fn agent_outage_keeps_the_last_good_svid_and_recovers() {
 
     // The agent comes back: the source reconnects and takes the next SVID.
     d.agent.restart();
-    let back = Instant::now();
-    while serial_of(&frontend) == before {
-        assert!(
-            back.elapsed() < Duration::from_secs(60),
-            "no new SVID after the agent came back; agent log:\n{}",
-            d.agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(60), || serial_of(&frontend) != before).await,
+        "no new SVID after the agent came back; agent log:\n{}",
+        d.agent.log()
+    );
     assert_eq!(frontend.status().state, SourceState::Ready);
     let r = get(&config, backend.addr, "/whoami").await.unwrap();
     assert_eq!(r.status, 200);
@@ -367,10 +378,7 @@ async fn agent_outage_keeps_the_last_good_svid_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_entry_is_withdrawn_as_each_policy_says() {
-    let Some(d) = deployment(
-        "a_deleted_entry_is_withdrawn_as_each_policy_says",
-        &ServerOptions::default(),
-    ) else {
+    let Some(d) = deployment("a_deleted_entry_is_withdrawn_as_each_policy_says") else {
         return;
     };
     let [_, frontend_entry, _] = d.register_all(&[]);
@@ -383,19 +391,18 @@ async fn a_deleted_entry_is_withdrawn_as_each_policy_says() {
     get(&closed_config, backend.addr, "/whoami").await.unwrap();
 
     d.server.unregister(&frontend_entry);
-    let start = Instant::now();
-    while keep.status().state != SourceState::Withdrawn
-        || closed.status().state != SourceState::Withdrawn
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "not withdrawn within 60 s: {:?} / {:?}; agent log:\n{}",
-            keep.status(),
-            closed.status(),
-            d.agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let withdrawn = eventually(Duration::from_secs(60), || {
+        keep.status().state == SourceState::Withdrawn
+            && closed.status().state == SourceState::Withdrawn
+    })
+    .await;
+    assert!(
+        withdrawn,
+        "not withdrawn within 60 s: {:?} / {:?}; agent log:\n{}",
+        keep.status(),
+        closed.status(),
+        d.agent.log()
+    );
     assert!(keep.withdrawal().is_some());
     // KeepServing: the last good SVID still serves; FailClosed: nothing does.
     assert!(keep.svid().is_some());
@@ -410,31 +417,21 @@ async fn a_deleted_entry_is_withdrawn_as_each_policy_says() {
     // Registered again: both serve again.
     d.server
         .register(FRONTEND, &path_selector(&this_exe()), &[]);
-    let start = Instant::now();
-    while keep.status().state != SourceState::Ready || closed.svid().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "not back within 60 s: {:?}",
-            closed.status()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let back = eventually(Duration::from_secs(60), || {
+        keep.status().state == SourceState::Ready && closed.svid().is_some()
+    })
+    .await;
+    assert!(back, "not back within 60 s: {:?}", closed.status());
     get(&closed_config, backend.addr, "/whoami").await.unwrap();
     get(&keep_config, backend.addr, "/whoami").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_spire_ca_causes_no_failed_request() {
-    let Some(d) = deployment(
-        "a_rotated_spire_ca_causes_no_failed_request",
-        &ServerOptions::default(),
-    ) else {
+    let Some(d) = deployment("a_rotated_spire_ca_causes_no_failed_request") else {
         return;
     };
-    d.register_all(&["-x509SVIDTTL", "20"]);
-    let backend = d.backend();
-    let frontend = d.source(WithdrawalPolicy::default()).await;
-    let config = client(&frontend, authorize::exact(id(BACKEND)));
+    let (backend, frontend, config) = d.frontend_to_backend(&["-x509SVIDTTL", "20"]).await;
     let issuer = |source: &SpireSource| {
         let svid = source.svid().unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(svid.leaf().as_ref()).unwrap();
@@ -464,42 +461,36 @@ async fn a_rotated_spire_ca_causes_no_failed_request() {
         .must(&["localauthority", "x509", "prepare"], &["-output", "json"]);
     let authority_id = json_field(&prepared, "authority_id")
         .unwrap_or_else(|| panic!("no authority_id in {prepared}"));
-    let mut requests = 0u32;
     let start = Instant::now();
-    while authorities(&frontend) < 2 {
+    let mut requests = requests_while(&config, backend.addr, || {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "bundle did not grow"
         );
-        get(&config, backend.addr, "/whoami").await.unwrap();
-        requests += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        authorities(&frontend) < 2
+    })
+    .await;
     // Activate it: new SVIDs come from the new CA; no request fails.
     d.server.must(
         &["localauthority", "x509", "activate"],
         &["-authorityID", &authority_id],
     );
     let start = Instant::now();
-    while issuer(&frontend) == old_issuer {
+    requests += requests_while(&config, backend.addr, || {
         assert!(
             start.elapsed() < Duration::from_secs(90),
             "no SVID from the new CA within 90 s; server log:\n{}",
             d.server.log()
         );
-        let r = get(&config, backend.addr, "/whoami").await.unwrap();
-        assert_eq!(r.status, 200);
-        requests += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        issuer(&frontend) == old_issuer
+    })
+    .await;
     // Until the backend also moved, and a little after.
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(25) {
-        let r = get(&config, backend.addr, "/whoami").await.unwrap();
-        assert_eq!(r.status, 200);
-        requests += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    requests += requests_while(&config, backend.addr, || {
+        start.elapsed() < Duration::from_secs(25)
+    })
+    .await;
     assert!(requests > 10);
 }
 
@@ -656,10 +647,7 @@ async fn two_federated_spire_servers_call_each_other_through_our_crates() {
 async fn jwt_svids_minted_by_spire_are_validated_by_ours() {
     use mtls_core::{JwtBundle, JwtBundleSet, JwtSvidError, JwtSvidValidator, TrustDomain};
 
-    let Some(spire) = deployment(
-        "jwt_svids_minted_by_spire_are_validated_by_ours",
-        &ServerOptions::default(),
-    ) else {
+    let Some(spire) = deployment("jwt_svids_minted_by_spire_are_validated_by_ours") else {
         return;
     };
     let audience = "spiffe://example.org/backend";
@@ -841,10 +829,8 @@ async fn spire_and_our_bundle_endpoints_federate_both_ways() {
 async fn jwt_svids_from_the_agent_validate_with_ours_and_with_go_spiffe() {
     use mtls_core::{JwtBundleSource, JwtSvidSource, JwtSvidValidator};
 
-    let Some(spire) = deployment(
-        "jwt_svids_from_the_agent_validate_with_ours_and_with_go_spiffe",
-        &ServerOptions::default(),
-    ) else {
+    let Some(spire) = deployment("jwt_svids_from_the_agent_validate_with_ours_and_with_go_spiffe")
+    else {
         return;
     };
     spire.register_all(&[]);

@@ -14,11 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{args, bundle, path_str, run, s, Fixture, Identity, Outcome, Server, AXUM_CLIENT};
-
-const AXUM_SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
-const TONIC_SERVER: &str = env!("CARGO_BIN_EXE_tonic-server");
-const SERVER_ID: &str = "spiffe://example.org/server";
+use common::{
+    args, bundle, path_str, run, s, Fixture, Identity, Outcome, Server, AXUM_CLIENT, AXUM_SERVER,
+    SERVER_ID, TONIC_SERVER,
+};
 
 #[track_caller]
 fn assert_403(out: &Outcome) {
@@ -36,7 +35,7 @@ fn assert_permission_denied(out: &Outcome) {
 /// the returned path; and a member of example.org it never sees (the
 /// newcomer, second).
 fn learning(exe: &'static str) -> (Fixture, Identity, String, Server) {
-    let f = Fixture::new(exe, SERVER_ID);
+    let f = Fixture::new(exe);
     let newcomer = f
         .pki
         .issue(&f.example, "newcomer", "spiffe://example.org/newcomer");
@@ -109,7 +108,7 @@ paths = ["/whoami"]
 
 #[test]
 fn axum_audit_mode_never_refuses() {
-    let f = Fixture::new(AXUM_SERVER, SERVER_ID);
+    let f = Fixture::new(AXUM_SERVER);
     let policy = f.pki.path("policy.toml");
     std::fs::write(&policy, ONLY_CLIENT_WHOAMI).unwrap();
     let mut server = f.start(&s(&[
@@ -125,9 +124,7 @@ fn axum_audit_mode_never_refuses() {
     // Unrouted: the policy lets it through, the router answers 404.
     let out = f.axum_get(&server, &f.admin, "/nowhere");
     assert!(out.stderr.contains("404"), "{out:#?}");
-    let log = server.stderr();
-    assert!(log.contains("would deny"), "{log}");
-    assert!(log.contains("spiffe://example.org/admin"), "{log}");
+    server.assert_logged(&["would deny", "spiffe://example.org/admin"]);
 
     // The same file enforced refuses what audit mode let through.
     let server = f.start(&s(&["--policy", &path_str(&policy)]));
@@ -138,7 +135,7 @@ fn axum_audit_mode_never_refuses() {
 
 #[test]
 fn axum_hot_reload_under_load_fails_no_request_and_survives_a_bad_file() {
-    let f = Arc::new(Fixture::new(AXUM_SERVER, SERVER_ID));
+    let f = Arc::new(Fixture::new(AXUM_SERVER));
     let policy = f.pki.path("policy.toml");
     std::fs::write(&policy, ONLY_CLIENT_WHOAMI).unwrap();
     let mut server = f.start(&s(&["--policy", &path_str(&policy)]));
@@ -222,9 +219,7 @@ fn axum_hot_reload_under_load_fails_no_request_and_survives_a_bad_file() {
     );
     assert!(done.load(Ordering::Relaxed) >= 4, "the load ran");
 
-    let log = server.stderr();
-    assert!(log.contains("policy not reloaded"), "{log}");
-    assert!(log.contains("policy.toml:4:"), "FILE:LINE:COLUMN in {log}");
+    server.assert_logged(&["policy not reloaded", "policy.toml:4:"]);
 }
 
 #[test]
@@ -257,7 +252,7 @@ fn tonic_learn_then_enforce_allows_exactly_the_observed_methods() {
 
 #[test]
 fn learn_mode_writes_periodically() {
-    let f = Fixture::new(AXUM_SERVER, SERVER_ID);
+    let f = Fixture::new(AXUM_SERVER);
     let learned = f.pki.path("learned.toml");
     let server = f.start(&s(&[
         "--policy-mode",
@@ -282,7 +277,7 @@ fn learn_mode_writes_periodically() {
 
 #[test]
 fn bad_policy_flags_are_usage_errors() {
-    let f = Fixture::new(AXUM_SERVER, SERVER_ID);
+    let f = Fixture::new(AXUM_SERVER);
     let policy = f.pki.path("policy.toml");
     std::fs::write(&policy, ONLY_CLIENT_WHOAMI).unwrap();
     let policy = path_str(&policy);

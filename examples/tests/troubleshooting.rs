@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use examples::identity_proto::identity_client::IdentityClient;
-use examples::identity_proto::identity_server::{Identity, IdentityServer};
-use examples::identity_proto::{AdminReply, AdminRequest, WhoAmIReply, WhoAmIRequest};
+use examples::identity_proto::identity_server::IdentityServer;
+use examples::identity_proto::WhoAmIRequest;
+use examples::identity_service::IdentityService;
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::rustls;
 use mtls_core::{
@@ -19,9 +20,8 @@ use mtls_core::{
     X509Svid,
 };
 use mtls_testing::error_lines;
-use mtls_tower::{tonic_peer, MtlsConnector, MtlsListener};
+use mtls_tower::{MtlsConnector, MtlsListener};
 use tonic::transport::Endpoint;
-use tonic::{Request, Response, Status};
 
 const BACKEND: &str = "spiffe://example.org/backend";
 const FRONTEND: &str = "spiffe://example.org/frontend";
@@ -52,26 +52,6 @@ impl Ca {
         self.ca
             .issue(&SvidRequest::new(id(spiffe_id)).ttl(ttl))
             .unwrap()
-    }
-}
-
-#[derive(Debug, Default)]
-struct IdentityService;
-
-#[tonic::async_trait]
-impl Identity for IdentityService {
-    async fn who_am_i(
-        &self,
-        request: Request<WhoAmIRequest>,
-    ) -> Result<Response<WhoAmIReply>, Status> {
-        let peer = tonic_peer(&request)?;
-        Ok(Response::new(WhoAmIReply {
-            spiffe_id: peer.spiffe_id().to_string(),
-        }))
-    }
-
-    async fn admin(&self, _: Request<AdminRequest>) -> Result<Response<AdminReply>, Status> {
-        Err(Status::unimplemented("not here"))
     }
 }
 

@@ -57,17 +57,20 @@ async fn a_minted_token_validates_against_the_cas_jwt_bundle() {
     assert_eq!(svid.expiry(), token.expiry());
 }
 
+/// The CA's own error behind a source's refusal.
+fn ca_error(err: &JwtSourceError) -> Option<&CaError> {
+    err.upstream_error()
+        .and_then(|e| e.downcast_ref::<CaError>())
+}
+
 #[tokio::test]
 async fn the_policy_refusals_come_back_typed() {
     let ca = ca();
     // Another trust domain than the CA's.
     let foreign = CaJwtSource::new(ca.clone(), id("spiffe://other.org/web"));
     let err = foreign.fetch_jwt_svid(&aud(&[API])).await.unwrap_err();
-    let ca_err = err
-        .upstream_error()
-        .and_then(|e| e.downcast_ref::<CaError>());
     assert!(
-        matches!(ca_err, Some(CaError::WrongTrustDomain { .. })),
+        matches!(ca_error(&err), Some(CaError::WrongTrustDomain { .. })),
         "{err}"
     );
     // A lifetime past the policy's.
@@ -81,11 +84,7 @@ async fn the_policy_refusals_come_back_typed() {
     assert!(matches!(err, JwtSourceError::NoAudience), "{err}");
     let err = web.fetch_jwt_svid(&aud(&[""])).await.unwrap_err();
     assert!(
-        matches!(
-            err.upstream_error()
-                .and_then(|e| e.downcast_ref::<CaError>()),
-            Some(CaError::InvalidAudience)
-        ),
+        matches!(ca_error(&err), Some(CaError::InvalidAudience)),
         "{err}"
     );
 }

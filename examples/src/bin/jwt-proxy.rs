@@ -81,15 +81,7 @@ async fn run() -> Result<bool, BoxError> {
 
     // The frontend trusts the proxy's certificate through the CA's root
     // (web PKI style: it checks the name `localhost`).
-    let mut roots = rustls::RootCertStore::empty();
-    for anchor in ca.trust_anchors() {
-        roots.add(anchor.clone())?;
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(mtls_core::default_crypto_provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tls = Arc::new(tls);
+    let tls = Arc::new(demo::web_pki_client_config(&ca)?);
 
     let mint = |id: &str, audience: &str| -> Result<String, BoxError> {
         Ok(ca.mint_jwt_svid(

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use examples::{error_chain, BoxError};
+use examples::{demo, error_chain, BoxError};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -232,14 +232,7 @@ async fn plain_tls_client(
     ca: &CertificateAuthority,
     addr: SocketAddr,
 ) -> Result<(u16, String), BoxError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for anchor in ca.trust_anchors() {
-        roots.add(anchor.clone())?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(mtls_core::default_crypto_provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = demo::web_pki_client_config(ca)?;
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let mut tls = connector

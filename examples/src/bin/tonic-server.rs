@@ -32,14 +32,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use mtls_core::authorize;
 use mtls_tower::{
-    tonic_peer, AuthorizeLayer, AuthorizeRequest, Caller, Denial, PolicyFile, RequestHead,
-    RoutePolicy,
+    AuthorizeLayer, AuthorizeRequest, Caller, Denial, PolicyFile, RequestHead, RoutePolicy,
 };
-use tonic::{Request, Response, Status};
 
 use examples::cli::{self, PolicyArgs, ServerArgs};
-use examples::identity_proto::identity_server::{Identity, IdentityServer};
-use examples::identity_proto::{self, AdminReply, AdminRequest, WhoAmIReply, WhoAmIRequest};
+use examples::identity_proto::{self, identity_server::IdentityServer};
+use examples::identity_service::IdentityService;
 use examples::BoxError;
 
 const PROGRAM: &str = "tonic-server";
@@ -71,32 +69,6 @@ impl AuthorizeRequest for Decider {
             Self::Routes(p) => p.authorize_request(caller, request),
             Self::File(p) => p.authorize_request(caller, request),
         }
-    }
-}
-
-/// The `Identity` service.
-#[derive(Debug, Default)]
-struct IdentityService;
-
-#[tonic::async_trait]
-impl Identity for IdentityService {
-    async fn who_am_i(
-        &self,
-        request: Request<WhoAmIRequest>,
-    ) -> Result<Response<WhoAmIReply>, Status> {
-        let peer = tonic_peer(&request)?;
-        Ok(Response::new(WhoAmIReply {
-            spiffe_id: peer.spiffe_id().to_string(),
-        }))
-    }
-
-    /// Reached only by the `--admin` IDs: the layer answers
-    /// `PERMISSION_DENIED` to the others.
-    async fn admin(&self, request: Request<AdminRequest>) -> Result<Response<AdminReply>, Status> {
-        tonic_peer(&request)?;
-        Ok(Response::new(AdminReply {
-            message: "welcome, admin".to_owned(),
-        }))
     }
 }
 

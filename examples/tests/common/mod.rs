@@ -18,9 +18,14 @@ use std::time::{Duration, Instant};
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{SpiffeId, TrustDomain};
 
-/// The example clients.
+/// The example servers and clients.
+pub(crate) const AXUM_SERVER: &str = env!("CARGO_BIN_EXE_axum-server");
+pub(crate) const TONIC_SERVER: &str = env!("CARGO_BIN_EXE_tonic-server");
 pub(crate) const AXUM_CLIENT: &str = env!("CARGO_BIN_EXE_axum-client");
 pub(crate) const TONIC_CLIENT: &str = env!("CARGO_BIN_EXE_tonic-client");
+
+/// The SPIFFE ID of the example server in [`Fixture`].
+pub(crate) const SERVER_ID: &str = "spiffe://example.org/server";
 
 /// How long a server may take to print `listening on ADDR`.
 const STARTUP: Duration = Duration::from_secs(15);
@@ -117,11 +122,11 @@ pub(crate) struct Fixture {
 }
 
 impl Fixture {
-    /// Issues the three identities; the server's is `server_id`.
-    pub(crate) fn new(exe: &'static str, server_id: &str) -> Self {
+    /// Issues the three identities; the server's is [`SERVER_ID`].
+    pub(crate) fn new(exe: &'static str) -> Self {
         let pki = Pki::new();
         let example = pki.domain("example", "example.org");
-        let server = pki.issue(&example, "server", server_id);
+        let server = pki.issue(&example, "server", SERVER_ID);
         let client = pki.issue(&example, "client", "spiffe://example.org/client");
         let admin = pki.issue(&example, "admin", "spiffe://example.org/admin");
         Self {
@@ -291,13 +296,7 @@ impl Server {
     /// Starts `command` and waits up to `startup` for its `listening on
     /// ADDR` line (earlier lines are skipped).
     pub(crate) fn spawn_within(command: &mut Command, startup: Duration) -> Self {
-        let exe = command.get_program().to_string_lossy().into_owned();
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        let (mut child, exe) = spawn_piped(command);
         let stdout = child.stdout.take().unwrap();
         let stderr = read_in_background(child.stderr.take().unwrap());
         let (tx, rx) = mpsc::channel();
@@ -376,6 +375,16 @@ impl Server {
             .map(|h| h.join().unwrap_or_default())
             .unwrap_or_default()
     }
+
+    /// Kills the server and asserts that it wrote each of `needles` on
+    /// stderr.
+    #[track_caller]
+    pub(crate) fn assert_logged(&mut self, needles: &[&str]) {
+        let log = self.stderr();
+        for needle in needles {
+            assert!(log.contains(needle), "{needle:?} not in the log:\n{log}");
+        }
+    }
 }
 
 impl Drop for Server {
@@ -425,6 +434,31 @@ impl Outcome {
         assert_eq!(self.stdout, "", "{self:#?}");
         self
     }
+
+    /// Asserts that each of `needles` is on stderr.
+    #[track_caller]
+    pub(crate) fn assert_stderr_has(&self, needles: &[&str]) -> &Self {
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "{needle:?} not on stderr: {self:#?}"
+            );
+        }
+        self
+    }
+}
+
+/// Starts `command` with stdin closed and stdout and stderr piped; returns
+/// the child and the program's name, for messages.
+fn spawn_piped(command: &mut Command) -> (Child, String) {
+    let exe = command.get_program().to_string_lossy().into_owned();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+    (child, exe)
 }
 
 /// Reads `pipe` to its end on a thread of its own (so that the child never
@@ -444,17 +478,11 @@ pub(crate) fn run(exe: &str, args: &[String]) -> Outcome {
 
 /// Runs `command` to its end, killing it past the deadline.
 pub(crate) fn run_with(command: &mut Command) -> Outcome {
-    let exe = command.get_program().to_string_lossy().into_owned();
+    let (mut child, exe) = spawn_piped(command);
     let args: Vec<String> = command
         .get_args()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
     let out = read_in_background(child.stdout.take().unwrap());
     let err = read_in_background(child.stderr.take().unwrap());
     let start = Instant::now();

@@ -129,51 +129,43 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(parse(""), Err(DurationError::Empty));
-        assert!(matches!(
-            parse("90"),
-            Err(DurationError::MissingUnit { number: 90, .. })
-        ));
-        assert!(matches!(
-            parse("1h30"),
-            Err(DurationError::MissingUnit { number: 30, .. })
-        ));
-        assert!(matches!(
-            parse("5y"),
-            Err(DurationError::UnknownUnit { .. })
-        ));
-        assert!(matches!(
-            parse("5 h"),
-            Err(DurationError::UnknownUnit { .. })
-        ));
-        assert!(matches!(
-            parse("h"),
-            Err(DurationError::ExpectedNumber { found: 'h', .. })
-        ));
-        assert!(matches!(
-            parse("-1h"),
-            Err(DurationError::ExpectedNumber { found: '-', .. })
-        ));
-        assert!(matches!(parse("0s"), Err(DurationError::Zero { .. })));
-        assert!(matches!(
-            parse("36501d"),
-            Err(DurationError::TooLong { .. })
-        ));
-        assert!(matches!(
-            parse("99999999999999999999999s"),
-            Err(DurationError::TooLong { .. })
-        ));
-        assert!(matches!(
-            parse("999999999999999999d"),
-            Err(DurationError::TooLong { .. })
-        ));
-        // Multibyte input never splits a character.
-        assert!(matches!(
-            parse("1é"),
-            Err(DurationError::UnknownUnit { .. })
-        ));
-        assert!(matches!(
-            parse("é"),
-            Err(DurationError::ExpectedNumber { found: 'é', .. })
-        ));
+        // Each input and a check of the error it must give.
+        type Expected = fn(&DurationError) -> bool;
+        let cases: [(&str, Expected); 12] = [
+            ("90", |e| {
+                matches!(e, DurationError::MissingUnit { number: 90, .. })
+            }),
+            ("1h30", |e| {
+                matches!(e, DurationError::MissingUnit { number: 30, .. })
+            }),
+            ("5y", |e| matches!(e, DurationError::UnknownUnit { .. })),
+            ("5 h", |e| matches!(e, DurationError::UnknownUnit { .. })),
+            ("h", |e| {
+                matches!(e, DurationError::ExpectedNumber { found: 'h', .. })
+            }),
+            ("-1h", |e| {
+                matches!(e, DurationError::ExpectedNumber { found: '-', .. })
+            }),
+            ("0s", |e| matches!(e, DurationError::Zero { .. })),
+            ("36501d", |e| matches!(e, DurationError::TooLong { .. })),
+            ("99999999999999999999999s", |e| {
+                matches!(e, DurationError::TooLong { .. })
+            }),
+            ("999999999999999999d", |e| {
+                matches!(e, DurationError::TooLong { .. })
+            }),
+            // Multibyte input never splits a character.
+            ("1é", |e| matches!(e, DurationError::UnknownUnit { .. })),
+            ("é", |e| {
+                matches!(e, DurationError::ExpectedNumber { found: 'é', .. })
+            }),
+        ];
+        for (input, expected) in cases {
+            let result = parse(input);
+            assert!(
+                result.as_ref().is_err_and(expected),
+                "{input:?}: {result:?}"
+            );
+        }
     }
 }

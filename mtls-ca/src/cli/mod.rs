@@ -30,6 +30,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use mtls_core::{SpiffeId, TrustDomain};
 
 pub(crate) use failure::Failure;
+#[doc(hidden)]
+pub use verify::split_bundle_arg;
 
 const AFTER_HELP: &str = "\
 Exit status:

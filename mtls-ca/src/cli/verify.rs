@@ -15,27 +15,32 @@ pub(crate) struct BundleArg {
     path: PathBuf,
 }
 
-/// Parses `TD=FILE` (when the part before the first `=` is a valid trust
-/// domain) or `FILE`.
+/// Parses `TD=FILE` or `FILE` (see [`split_bundle_arg`]).
 pub(crate) fn parse_bundle_arg(s: &str) -> Result<BundleArg, String> {
+    let (trust_domain, path) = split_bundle_arg(s)?;
+    Ok(BundleArg { trust_domain, path })
+}
+
+/// Splits a `--bundle` value: `TD=FILE` when the part before the first `=`
+/// is a valid trust domain (`example.org` or `spiffe://example.org`),
+/// otherwise `FILE` (so a path containing `=` can be written `./a=b.pem`).
+///
+/// Not public API: the `examples` crate parses its `--bundle` with it, so
+/// that both tools take the same syntax.
+#[doc(hidden)]
+pub fn split_bundle_arg(s: &str) -> Result<(Option<TrustDomain>, PathBuf), String> {
     if let Some((td, path)) = s.split_once('=') {
         if let Ok(td) = TrustDomain::from_id_or_name(td) {
             if path.is_empty() {
                 return Err(format!("{s:?}: no file after '='"));
             }
-            return Ok(BundleArg {
-                trust_domain: Some(td),
-                path: PathBuf::from(path),
-            });
+            return Ok((Some(td), PathBuf::from(path)));
         }
     }
     if s.is_empty() {
         return Err("empty bundle file name".into());
     }
-    Ok(BundleArg {
-        trust_domain: None,
-        path: PathBuf::from(s),
-    })
+    Ok((None, PathBuf::from(s)))
 }
 
 /// Each `--bundle` with its trust domain (its own `TD=`, else

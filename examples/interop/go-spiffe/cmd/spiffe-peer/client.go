@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,19 +12,13 @@ import (
 )
 
 func runClient(args []string) error {
-	fs := flag.NewFlagSet("client", flag.ExitOnError)
-	var id identityFlags
-	id.register(fs)
+	fs, id := identityFlagSet("client")
 	url := fs.String("url", "", "https URL to GET")
 	_ = fs.Parse(args)
 	if *url == "" {
 		return fmt.Errorf("--url is required")
 	}
 
-	authorizer, err := id.authorizer()
-	if err != nil {
-		return err
-	}
 	source, err := id.load(context.Background())
 	if err != nil {
 		return err
@@ -35,7 +28,7 @@ func runClient(args []string) error {
 	client := &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
-			TLSClientConfig: tlsconfig.MTLSClientConfig(source.svid, source.bundles, authorizer),
+			TLSClientConfig: tlsconfig.MTLSClientConfig(source.svid, source.bundles, source.authorizer),
 		},
 	}
 	response, err := client.Get(*url)

@@ -29,6 +29,15 @@ type identityFlags struct {
 	authorize   string
 }
 
+// identityFlagSet is the flag set of a command that takes IDENTITY and
+// --authorize; the command adds its own flags.
+func identityFlagSet(name string) (*flag.FlagSet, *identityFlags) {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	id := &identityFlags{}
+	id.register(fs)
+	return fs, id
+}
+
 func (f *identityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.workloadAPI, "workload-api", "", "Workload API address (unix:///path)")
 	fs.StringVar(&f.cert, "cert", "", "X.509-SVID chain, PEM")
@@ -39,12 +48,18 @@ func (f *identityFlags) register(fs *flag.FlagSet) {
 
 // identity is what the TLS configs are built from.
 type identity struct {
-	svid    x509svid.Source
-	bundles x509bundle.Source
-	close   func()
+	svid       x509svid.Source
+	bundles    x509bundle.Source
+	authorizer tlsconfig.Authorizer
+	close      func()
 }
 
+// load checks --authorize, then loads the SVID and bundles.
 func (f *identityFlags) load(ctx context.Context) (*identity, error) {
+	authorizer, err := f.authorizer()
+	if err != nil {
+		return nil, err
+	}
 	if f.workloadAPI != "" {
 		if f.cert != "" || f.key != "" || len(f.bundles) > 0 {
 			return nil, fmt.Errorf("--workload-api excludes --cert, --key and --bundle")
@@ -56,7 +71,7 @@ func (f *identityFlags) load(ctx context.Context) (*identity, error) {
 		if err != nil {
 			return nil, fmt.Errorf("workload API %s: %w", f.workloadAPI, err)
 		}
-		return &identity{svid: source, bundles: source, close: func() { _ = source.Close() }}, nil
+		return &identity{svid: source, bundles: source, authorizer: authorizer, close: func() { _ = source.Close() }}, nil
 	}
 	if f.cert == "" || f.key == "" || len(f.bundles) == 0 {
 		return nil, fmt.Errorf("give --workload-api, or --cert, --key and at least one --bundle")
@@ -67,13 +82,9 @@ func (f *identityFlags) load(ctx context.Context) (*identity, error) {
 	}
 	set := x509bundle.NewSet()
 	for _, spec := range f.bundles {
-		td, path, ok := strings.Cut(spec, "=")
-		if !ok {
-			return nil, fmt.Errorf("--bundle %q: want TD=FILE", spec)
-		}
-		trustDomain, err := spiffeid.TrustDomainFromString(td)
+		trustDomain, path, err := bundleSpec("bundle", spec)
 		if err != nil {
-			return nil, fmt.Errorf("--bundle %q: %w", spec, err)
+			return nil, err
 		}
 		if strings.HasSuffix(path, ".json") {
 			b, err := spiffebundle.Load(trustDomain, path)
@@ -89,7 +100,20 @@ func (f *identityFlags) load(ctx context.Context) (*identity, error) {
 			set.Add(b)
 		}
 	}
-	return &identity{svid: svid, bundles: set, close: func() {}}, nil
+	return &identity{svid: svid, bundles: set, authorizer: authorizer, close: func() {}}, nil
+}
+
+// bundleSpec splits the TD=FILE value of the flag --name.
+func bundleSpec(name, spec string) (spiffeid.TrustDomain, string, error) {
+	td, path, ok := strings.Cut(spec, "=")
+	if !ok {
+		return spiffeid.TrustDomain{}, "", fmt.Errorf("--%s %q: want TD=FILE", name, spec)
+	}
+	trustDomain, err := spiffeid.TrustDomainFromString(td)
+	if err != nil {
+		return spiffeid.TrustDomain{}, "", fmt.Errorf("--%s %q: %w", name, spec, err)
+	}
+	return trustDomain, path, nil
 }
 
 func (f *identityFlags) authorizer() (tlsconfig.Authorizer, error) {

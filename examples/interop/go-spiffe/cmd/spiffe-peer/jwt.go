@@ -11,7 +11,6 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 )
@@ -50,13 +49,9 @@ func runJWTValidate(args []string) error {
 	case *workloadAPI == "" && len(bundles) > 0:
 		set := jwtbundle.NewSet()
 		for _, spec := range bundles {
-			td, path, ok := strings.Cut(spec, "=")
-			if !ok {
-				return fmt.Errorf("--jwt-bundle %q: want TD=FILE", spec)
-			}
-			trustDomain, err := spiffeid.TrustDomainFromString(td)
+			trustDomain, path, err := bundleSpec("jwt-bundle", spec)
 			if err != nil {
-				return fmt.Errorf("--jwt-bundle %q: %w", spec, err)
+				return err
 			}
 			// A SPIFFE bundle (X.509 and JWT authorities, as SPIRE's
 			// `bundle show -format spiffe` and mtls-ca's `bundle --format

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log"
 	"net"
@@ -16,23 +15,17 @@ import (
 )
 
 func runServer(args []string) error {
-	fs := flag.NewFlagSet("server", flag.ExitOnError)
-	var id identityFlags
-	id.register(fs)
+	fs, id := identityFlagSet("server")
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	_ = fs.Parse(args)
 
-	authorizer, err := id.authorizer()
-	if err != nil {
-		return err
-	}
 	source, err := id.load(context.Background())
 	if err != nil {
 		return err
 	}
 	defer source.close()
 
-	config := tlsconfig.MTLSServerConfig(source.svid, source.bundles, authorizer)
+	config := tlsconfig.MTLSServerConfig(source.svid, source.bundles, source.authorizer)
 	listener, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
