@@ -17,7 +17,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use crate::baseline::RawServerVerifier;
+use crate::baseline::raw_server_verifier;
 use crate::handshake::FleetClient;
 use crate::{BoxError, Side};
 
@@ -229,10 +229,10 @@ impl Fixture {
         resumption: bool,
         alpn: &[&[u8]],
     ) -> Result<ClientConfig, BoxError> {
-        let verifier = Arc::new(RawServerVerifier {
-            roots: self.raw_roots()?,
-            algs: self.provider.signature_verification_algorithms,
-        });
+        let verifier = raw_server_verifier(
+            self.raw_roots()?,
+            self.provider.signature_verification_algorithms,
+        );
         let mut config = ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(rustls::DEFAULT_VERSIONS)?
             .dangerous()

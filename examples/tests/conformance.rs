@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mtls_ca::{CaOptions, CertificateAuthority, SvidRequest};
 use mtls_core::{authorize, MtlsClientConfig, MtlsServerConfig, SpiffeId, TrustDomain, X509Svid};
-use mtls_testing::AcceptAnyServer;
+use mtls_testing::accept_any_server;
 use mtls_workload_api_testing::{svid_entry, WorkloadApiServer};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -197,9 +197,7 @@ async fn harness_follows_the_contract() {
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(
-            mtls_core::default_crypto_provider(),
-        )))
+        .with_custom_certificate_verifier(accept_any_server(&mtls_core::default_crypto_provider()))
         .with_no_client_auth();
     let tcp = TcpStream::connect(harness.x509).await.unwrap();
     let mut line = String::new();

@@ -307,9 +307,9 @@ async fn handshake_refusals_are_on_the_page() {
     // No certificate at all.
     let anonymous = rustls::ClientConfig::builder()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(mtls_testing::AcceptAnyServer(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))))
+        .with_custom_certificate_verifier(mtls_testing::accept_any_server(
+            &rustls::crypto::aws_lc_rs::default_provider(),
+        ))
         .with_no_client_auth();
     let client_error = raw_handshake(Arc::new(anonymous), server.addr).await;
     quoted(&client_error);

@@ -21,7 +21,7 @@ use mtls_core::{
     PeerIdentityError, PeerRole, Rejection, ServerConfigBuilder, SpiffeId, SpiffeIdError,
     SvidSource, VerifyError, X509Bundle, X509Svid,
 };
-use mtls_testing::{bounded, hours, id, now, AcceptAnyServer, TestCa, TestLeaf};
+use mtls_testing::{accept_any_server, bounded, hours, id, now, TestCa, TestLeaf};
 use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -116,7 +116,7 @@ fn raw_client(
         .with_protocol_versions(versions)
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)));
+        .with_custom_certificate_verifier(accept_any_server(&provider));
     let config = match bad {
         None => builder.with_no_client_auth(),
         Some(bad) if bad.unchecked => builder

@@ -193,12 +193,7 @@ impl SvidVerifier {
         ) {
             ::metrics::counter!(crate::metrics::VERIFIED_INTERMEDIATES, "intermediates" => "chain")
                 .increment(1);
-            let result = self
-                .authorizer
-                .authorize(peer.spiffe_id())
-                .map(|()| peer)
-                .map_err(Rejection::Denied);
-            return self.report(result);
+            return self.authorize_remembered(peer);
         }
         let none = CrlSet::new();
         let cached = self
@@ -311,6 +306,17 @@ impl SvidVerifier {
         Some(identity)
     }
 
+    /// A remembered chain's identity, once the authorizer (which may have
+    /// changed its mind since) allows it.
+    fn authorize_remembered(&self, peer: PeerIdentity) -> Result<PeerIdentity, Rejection> {
+        let result = self
+            .authorizer
+            .authorize(peer.spiffe_id())
+            .map(|()| peer)
+            .map_err(Rejection::Denied);
+        self.report(result)
+    }
+
     /// Tells the rejection hook of a refusal, and passes the result on.
     fn report(&self, result: Result<PeerIdentity, Rejection>) -> Result<PeerIdentity, Rejection> {
         if let Err(e) = &result {
@@ -364,12 +370,7 @@ impl SvidVerifier {
                 .map(|v| v.identity.clone())
         });
         if let Some(peer) = hit {
-            let result = self
-                .authorizer
-                .authorize(peer.spiffe_id())
-                .map(|()| peer)
-                .map_err(Rejection::Denied);
-            return self.report(result);
+            return self.authorize_remembered(peer);
         }
         let (bundles, crls) = read.unwrap_or_else(|| (self.bundle_snapshot(), self.crl_snapshot()));
         self.verify_against(
@@ -397,27 +398,23 @@ impl SvidVerifier {
 /// [`ServerCertVerifier`]: rustls' own checks with the provider's algorithms.
 macro_rules! handshake_signature_methods {
     () => {
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-        }
+        handshake_signature_methods!(verify_tls12_signature, verify_tls13_signature);
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
             self.algs.supported_schemes()
         }
+    };
+    ($($method:ident),+) => {
+        $(
+            fn $method(
+                &self,
+                message: &[u8],
+                cert: &CertificateDer<'_>,
+                dss: &DigitallySignedStruct,
+            ) -> Result<HandshakeSignatureValid, rustls::Error> {
+                rustls::crypto::$method(message, cert, dss, &self.algs)
+            }
+        )+
     };
 }
 

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 // Each test binary uses some of these.
 #[allow(unused_imports)]
 pub use mtls_testing::{
-    bounded, bounded_by, eventually, id, sleep_past, AcceptAnyServer, TEST_TIMEOUT,
+    accept_any_server, bounded, bounded_by, eventually, id, sleep_past, TEST_TIMEOUT,
 };
 
 pub const BACKEND: &str = "spiffe://example.org/backend";
@@ -271,7 +271,7 @@ pub fn raw_client_config(
         .with_protocol_versions(versions)
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)));
+        .with_custom_certificate_verifier(accept_any_server(&provider));
     let mut config = match svid {
         Some(svid) => builder
             .with_client_auth_cert(svid.chain().to_vec(), svid.private_key().clone_key())

@@ -56,7 +56,7 @@ pub use jwt::TestJwtIssuer;
 pub use loopback::{call_hi, loopback_handshake, serve_hi};
 pub use metrics::{counted, counters, snapshotter, Counter};
 pub use renew::first_renewal_of_4s_svid;
-pub use verifier::AcceptAnyServer;
+pub use verifier::{accept_any_server, ServerVerifier};
 pub use wait::{bounded, bounded_by, eventually, sleep_past, TEST_TIMEOUT};
 pub use x509::dns_names;
 
