@@ -941,6 +941,64 @@ async fn server_authorizer_denial_sends_access_denied() {
     .await;
 }
 
+/// A chain the server's verifier remembers (and so does not verify again)
+/// still has to be proven in each handshake: presented with another key,
+/// the handshake signature fails and the peer is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_chain_still_needs_its_key() {
+    bounded(async {
+        let ca = TestCa::root("example.org");
+        let server = MtlsServerConfig::builder(server_svid(&ca), ca.bundle_set())
+            .authorizer(authorize::any())
+            .build()
+            .unwrap();
+        let client = ca.leaf(CLIENT_ID);
+        let genuine = MtlsClientConfig::builder(client.svid(), ca.bundle_set())
+            .authorizer(authorize::any())
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let (mut tls, srv) = connect(&server, &genuine).await;
+            assert_eq!(client_talk(&mut tls).await.unwrap(), b"hello");
+            assert!(srv.await.unwrap().unwrap().peer.unwrap().is_ok());
+        }
+        // The remembered chain with a key of another leaf.
+        let stolen = Bad {
+            unchecked: true,
+            ..Bad::new(
+                TestLeaf {
+                    key: ca.leaf(CLIENT_ID).key,
+                    ..client
+                },
+                ca.bundle_set(),
+            )
+        };
+        let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
+        let refused = match dial(
+            raw_client(Some(&stolen), &[&rustls::version::TLS13]),
+            addr,
+            localhost(),
+        )
+        .await
+        {
+            Ok(mut tls) => client_talk(&mut tls).await.map(drop),
+            Err(e) => Err(e),
+        };
+        assert!(refused.is_err(), "the client was served");
+        let server_err = srv.await.unwrap().unwrap_err();
+        assert!(
+            matches!(
+                tls_error(&server_err),
+                Some(rustls::Error::InvalidCertificate(
+                    CertificateError::BadSignature
+                ))
+            ),
+            "{server_err:?}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_ca_client_gets_unknown_ca() {
     bounded(async {
