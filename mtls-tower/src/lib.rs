@@ -1,4 +1,8 @@
 #![doc = include_str!("../README.md")]
+// The docs link to the axum integration (`serve`, `PeerId`, `Peer`); a
+// build without feature `axum` has no such items and shows those links as
+// plain text.
+#![cfg_attr(not(feature = "axum"), allow(rustdoc::broken_intra_doc_links))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
