@@ -8,28 +8,20 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mtls-policy");
 
-const POLICY: &str = r#"version = 1
+/// A policy file of `tests/data` (the shop's policy, learned policies, the
+/// policies `diff` and `graph` compare).
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
 
-[[rule]]
-name = "shop-reads-orders"
-action = "allow"
-callers = ["prefix:spiffe://example.org/ns/shop"]
-methods = ["GET"]
-paths = ["/orders/{id}"]
+/// The text of [`data`] file `name`.
+fn data_text(name: &str) -> String {
+    std::fs::read_to_string(data(name)).unwrap()
+}
 
-[[rule]]
-name = "no-bad"
-action = "deny"
-callers = ["spiffe://example.org/ns/shop/sa/bad"]
-
-[[rule]]
-name = "partner-grpc"
-action = "allow"
-callers = ["trust-domain:partner.org"]
-authenticated_by = ["jwt-svid"]
-grpc = ["/shop.Orders/Get"]
-"#;
-
+/// `text` written to a temporary file `name`.
 fn file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mtls-policy-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -53,7 +45,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn check_accepts_a_valid_file() {
-    let path = file("good.toml", POLICY);
+    let path = data("shop.toml");
     let (code, out, err) = run(&["check", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ok: 3 rules"), "{out}");
@@ -63,7 +55,7 @@ fn check_accepts_a_valid_file() {
 fn check_refuses_a_bad_file_with_line_and_column() {
     let path = file(
         "bad.toml",
-        &POLICY.replace("\"/orders/{id}\"", "\"/orders/{id\""),
+        &data_text("shop.toml").replace("\"/orders/{id}\"", "\"/orders/{id\""),
     );
     let shown = path.to_str().unwrap();
     let (code, out, err) = run(&["check", shown]);
@@ -77,7 +69,7 @@ fn check_refuses_a_bad_file_with_line_and_column() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let path = file("usage.toml", POLICY);
+    let path = data("shop.toml");
     let p = path.to_str().unwrap();
     for args in [
         &[][..],
@@ -134,7 +126,7 @@ const WEB_GETS_AN_ORDER: &[&str] = &[
 
 #[test]
 fn explain_says_allow_or_deny_first_then_the_rule() {
-    let path = file("explain.toml", POLICY);
+    let path = data("shop.toml");
     let p = path.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (
@@ -207,36 +199,7 @@ fn explain_says_allow_or_deny_first_then_the_rule() {
     assert!(out.contains("by \"/orders/{id}\""), "{out}");
 }
 
-const LEARNED_A: &str = r#"version = 1
-[[rule]]
-name = "learned-1"
-action = "allow"
-callers = ["spiffe://example.org/web"]
-methods = ["GET"]
-paths = ["/orders/{id}"]
-[[rule]]
-name = "learned-2"
-action = "allow"
-callers = ["spiffe://example.org/web", "spiffe://example.org/batch"]
-grpc = ["/shop.Orders/Get"]
-"#;
-
-const LEARNED_B: &str = r#"version = 1
-[[rule]]
-name = "learned-1"
-action = "allow"
-callers = ["spiffe://example.org/admin"]
-methods = ["POST"]
-paths = ["/admin"]
-[[rule]]
-name = "learned-2"
-action = "allow"
-callers = ["spiffe://example.org/web"]
-methods = ["GET"]
-paths = ["/orders/{id}"]
-"#;
-
-/// The callers and routes of [`LEARNED_A`] and [`LEARNED_B`], as a graph
+/// The callers and routes of `learned-a.toml` and `learned-b.toml`, as a graph
 /// of them labels its nodes.
 const LEARNED_LABELS: [&str; 6] = [
     "spiffe://example.org/web",
@@ -249,9 +212,8 @@ const LEARNED_LABELS: [&str; 6] = [
 
 #[test]
 fn learn_merges_learned_files_into_one_policy() {
-    let a = file("learned-a.toml", LEARNED_A);
-    let b = file("learned-b.toml", LEARNED_B);
-    let out = a.with_file_name("merged.toml");
+    let (a, b) = (data("learned-a.toml"), data("learned-b.toml"));
+    let out = file("merged.toml", "");
     let (code, stdout, err) = run(&[
         "learn",
         a.to_str().unwrap(),
@@ -285,7 +247,7 @@ fn learn_merges_learned_files_into_one_policy() {
     assert!(explain("spiffe://example.org/other", &["--path", "/orders/9"]).starts_with("deny"));
 
     // A policy that is not a learned one is refused.
-    let hand = file("hand.toml", POLICY);
+    let hand = data("shop.toml");
     let (code, _, err) = run(&[
         "learn",
         hand.to_str().unwrap(),
@@ -299,15 +261,8 @@ fn learn_merges_learned_files_into_one_policy() {
 
 #[test]
 fn diff_lists_the_observed_calls_the_new_policy_would_deny() {
-    let observed = file("observed.toml", LEARNED_A);
-    let old = file(
-        "old.toml",
-        "version = 1\n[[rule]]\naction = \"allow\"\ncallers = [\"trust-domain:example.org\"]\n",
-    );
-    let new = file(
-        "new.toml",
-        "version = 1\n[[rule]]\nname = \"web-only\"\naction = \"allow\"\ncallers = [\"spiffe://example.org/web\"]\n[[rule]]\nname = \"no-grpc-for-web\"\naction = \"deny\"\ncallers = [\"spiffe://example.org/web\"]\ngrpc = [\"/shop.Orders\"]\n",
-    );
+    let observed = data("learned-a.toml");
+    let (old, new) = (data("diff-old.toml"), data("diff-new.toml"));
     let (code, out, err) = run(&[
         "diff",
         old.to_str().unwrap(),
@@ -342,19 +297,9 @@ fn diff_lists_the_observed_calls_the_new_policy_would_deny() {
 
 #[test]
 fn graph_draws_callers_to_routes_as_dot_and_svg() {
-    let a = file("graph-a.toml", LEARNED_A);
-    let b = file("graph-b.toml", LEARNED_B);
+    let (a, b) = (data("learned-a.toml"), data("learned-b.toml"));
     // Web may read orders; nobody else is allowed anything.
-    let policy = file(
-        "graph-policy.toml",
-        r#"version = 1
-[[rule]]
-action = "allow"
-callers = ["spiffe://example.org/web"]
-methods = ["GET"]
-paths = ["/orders/{id}"]
-"#,
-    );
+    let policy = data("web-reads-orders.toml");
     let (a, b, policy) = (
         a.to_str().unwrap(),
         b.to_str().unwrap(),
