@@ -9,8 +9,9 @@
 //! - [`id`]: a [`SpiffeId`] from a literal;
 //! - [`client_identity`]: the identity a chain proves to a server now;
 //!   [`client_rejection`]: why a server refuses it;
-//! - [`AcceptAnyServer`]: a rustls verifier for raw clients whose test is
-//!   about the server's view;
+//! - [`accept_any_server`]: a rustls verifier for raw clients whose test is
+//!   about the server's view; [`ServerVerifier`]: any check of the server's
+//!   chain beside rustls' handshake-signature checks;
 //! - [`serve_hi`] / [`call_hi`]: a TLS server and client on loopback;
 //!   [`loopback_handshake`]: one handshake between two configs;
 //! - [`snapshotter`]: metrics-util's debugging recorder, installed once;
