@@ -290,6 +290,23 @@ fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
+/// `e` is the TLS error `want`.
+fn assert_tls_error(e: &io::Error, want: rustls::Error) {
+    assert_eq!(tls_error(e), Some(&want), "{e:?}");
+}
+
+/// The error of a client of `config` that the server at `addr` refuses:
+/// from the handshake (TLS 1.2: the server's alert ends it), or, in TLS
+/// 1.3, from the first read after it.
+async fn refused_client(config: Arc<ClientConfig>, addr: SocketAddr) -> io::Error {
+    match dial(config, addr, localhost()).await {
+        Err(e) => e,
+        Ok(mut tls) => client_talk(&mut tls)
+            .await
+            .expect_err("the client was served"),
+    }
+}
+
 /// The server refused the client on `tls`: the client reads `alert`, the
 /// server fails with the certificate error `server_error`.
 async fn assert_client_refused(
@@ -302,11 +319,7 @@ async fn assert_client_refused(
     drop(tls); // closes our end, ending the server's linger
     assert_eq!(alert_received(&client_err), Some(alert), "{client_err:?}");
     let server_err = srv.await.unwrap().unwrap_err();
-    assert_eq!(
-        tls_error(&server_err),
-        Some(&rustls::Error::InvalidCertificate(server_error)),
-        "{server_err:?}"
-    );
+    assert_tls_error(&server_err, rustls::Error::InvalidCertificate(server_error));
 }
 
 /// [`assert_client_refused`] as signed by no authority the server trusts
@@ -892,23 +905,14 @@ async fn server_rejects_client_without_certificate() {
             &[&rustls::version::TLS12][..],
         ] {
             let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-            let client_err = match dial(raw_client(None, versions), addr, localhost()).await {
-                Err(e) => e, // TLS 1.2: the server's alert ends the handshake
-                Ok(mut tls) => client_talk(&mut tls).await.unwrap_err(),
-            };
+            let client_err = refused_client(raw_client(None, versions), addr).await;
             assert_eq!(
                 alert_received(&client_err),
                 Some(AlertDescription::CertificateRequired),
                 "{client_err:?}"
             );
             let server_err = srv.await.unwrap().unwrap_err();
-            assert!(
-                matches!(
-                    tls_error(&server_err),
-                    Some(rustls::Error::NoCertificatesPresented)
-                ),
-                "{server_err:?}"
-            );
+            assert_tls_error(&server_err, rustls::Error::NoCertificatesPresented);
         }
         // rustls refuses an empty certificate message before it asks the
         // verifier, so the hook is not told.
@@ -974,26 +978,11 @@ async fn a_remembered_chain_still_needs_its_key() {
             )
         };
         let (addr, srv) = spawn_server(server.rustls_config(), Some(server.clone())).await;
-        let refused = match dial(
-            raw_client(Some(&stolen), &[&rustls::version::TLS13]),
-            addr,
-            localhost(),
-        )
-        .await
-        {
-            Ok(mut tls) => client_talk(&mut tls).await.map(drop),
-            Err(e) => Err(e),
-        };
-        assert!(refused.is_err(), "the client was served");
+        refused_client(raw_client(Some(&stolen), &[&rustls::version::TLS13]), addr).await;
         let server_err = srv.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                tls_error(&server_err),
-                Some(rustls::Error::InvalidCertificate(
-                    CertificateError::BadSignature
-                ))
-            ),
-            "{server_err:?}"
+        assert_tls_error(
+            &server_err,
+            rustls::Error::InvalidCertificate(CertificateError::BadSignature),
         );
     })
     .await;
@@ -1044,14 +1033,9 @@ async fn client_authorizes_server_by_spiffe_id_not_by_name() {
         .unwrap();
         let (addr, srv) = spawn_server(impostor.rustls_config(), Some(impostor)).await;
         let client_err = dial(client.rustls_config(), addr, localhost()).await.unwrap_err();
-        assert!(
-            matches!(
-                tls_error(&client_err),
-                Some(rustls::Error::InvalidCertificate(
-                    CertificateError::ApplicationVerificationFailure
-                ))
-            ),
-            "{client_err:?}"
+        assert_tls_error(
+            &client_err,
+            rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure),
         );
         let server_err = srv.await.unwrap().unwrap_err();
         assert_eq!(alert_received(&server_err), Some(AlertDescription::AccessDenied), "{server_err:?}");
