@@ -77,14 +77,6 @@ impl SameSnapshot for CrlSet {
     }
 }
 
-impl<T> SourceMark<T> {
-    /// Whether the source still serves this value, by generation when both
-    /// have one.
-    pub(crate) fn current_by_generation(&self, now: Option<u64>) -> bool {
-        self.generation.is_some() && self.generation == now
-    }
-}
-
 impl<T: SameSnapshot> SourceMark<T> {
     pub(crate) fn matches(&self, now: &Self) -> bool {
         match (self.generation, now.generation) {

@@ -76,18 +76,11 @@ impl Verified {
 /// What a source returned, with the generation read just before.
 type Snapshot<T> = SourceMark<T>;
 
-/// Whether a CRL snapshot and what the source offers now agree: both
-/// absent, or both present and `same`.
-fn both_or_neither<A, B>(then: Option<A>, now: Option<B>, same: impl FnOnce(A, B) -> bool) -> bool {
-    match (then, now) {
-        (None, None) => true,
-        (Some(then), Some(now)) => same(then, now),
-        _ => false,
-    }
-}
-
+/// Whether `identity` was verified from exactly `chain`.
 fn same_chain(identity: &PeerIdentity, chain: &[CertificateDer<'_>]) -> bool {
-    identity.chain().len() == chain.len() && identity.chain().iter().zip(chain).all(|(a, b)| a == b)
+    chain
+        .split_first()
+        .is_some_and(|(leaf, intermediates)| same_parts(identity, leaf, intermediates))
 }
 
 /// [`same_chain`] for a chain given as its leaf and intermediates.
@@ -175,7 +168,8 @@ impl SvidVerifier {
     }
 
     /// [`verify`](Self::verify) against bundles and CRLs already read from
-    /// the sources; an accepted chain is remembered with them.
+    /// the sources: a chain remembered against them is only authorized
+    /// again, any other verified in full.
     fn verify_against(
         &self,
         leaf: &CertificateDer<'_>,
@@ -195,6 +189,20 @@ impl SvidVerifier {
                 .increment(1);
             return self.authorize_remembered(peer);
         }
+        self.verify_fully(leaf, intermediates, now, bundles, crls)
+    }
+
+    /// The whole verification against `bundles` and `crls` (under a cached
+    /// intermediate if there is one), then the authorizer; an accepted
+    /// chain is remembered with them.
+    fn verify_fully(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        bundles: Snapshot<BundleSet>,
+        crls: Option<Snapshot<CrlSet>>,
+    ) -> Result<PeerIdentity, Rejection> {
         let none = CrlSet::new();
         let cached = self
             .intermediates
@@ -338,42 +346,14 @@ impl SvidVerifier {
         // The same chain, verified against the very bundles and CRLs in
         // force now, and no certificate of its path expired since: the
         // verification would give the same answer. Only the authorizer
-        // (which may have changed its mind) runs again.
+        // (which may have changed its mind) runs again; that is not counted
+        // as a verification.
         let now = std::time::SystemTime::now();
-        // By generation, the sources need not even be read; otherwise what
-        // they return now is compared with what the chain was verified
-        // against.
-        let bundle_generation = self.bundles.generation();
-        let crl_generation = self.crls.as_ref().map(|c| c.generation());
-        let mut read: Option<(Snapshot<BundleSet>, Option<Snapshot<CrlSet>>)> = None;
-        let hit = self.recent.lock().ok().and_then(|recent| {
-            recent
-                .iter()
-                .rev()
-                .filter(|v| {
-                    v.valid_from <= now && now <= v.valid_until && same_chain(&v.identity, chain)
-                })
-                .find(|v| {
-                    let by_generation = v.bundles.current_by_generation(bundle_generation)
-                        && both_or_neither(v.crls.as_ref(), crl_generation, |then, now| {
-                            then.current_by_generation(now)
-                        });
-                    by_generation || {
-                        let (bundles, crls) = read
-                            .get_or_insert_with(|| (self.bundle_snapshot(), self.crl_snapshot()));
-                        v.bundles.value.ptr_eq(&bundles.value)
-                            && both_or_neither(v.crls.as_ref(), crls.as_ref(), |a, b| {
-                                a.value.ptr_eq(&b.value)
-                            })
-                    }
-                })
-                .map(|v| v.identity.clone())
-        });
-        if let Some(peer) = hit {
+        let (bundles, crls) = (self.bundle_snapshot(), self.crl_snapshot());
+        if let Some(peer) = self.remembered(leaf, intermediates, now, &bundles, crls.as_ref()) {
             return self.authorize_remembered(peer);
         }
-        let (bundles, crls) = read.unwrap_or_else(|| (self.bundle_snapshot(), self.crl_snapshot()));
-        self.verify_against(
+        self.verify_fully(
             leaf,
             intermediates,
             pki_from_system_time(now),
