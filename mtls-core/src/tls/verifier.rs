@@ -140,13 +140,7 @@ impl SvidVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<PeerIdentity, Rejection> {
-        self.verify_against(
-            leaf,
-            intermediates,
-            now,
-            self.bundle_snapshot(),
-            self.crl_snapshot(),
-        )
+        self.verify_at(leaf, intermediates, now, true)
     }
 
     fn bundle_snapshot(&self) -> Snapshot<BundleSet> {
@@ -167,17 +161,18 @@ impl SvidVerifier {
         })
     }
 
-    /// [`verify`](Self::verify) against bundles and CRLs already read from
-    /// the sources: a chain remembered against them is only authorized
-    /// again, any other verified in full.
-    fn verify_against(
+    /// [`verify`](Self::verify) against the bundles and CRLs the sources
+    /// serve now: a chain remembered against them is only authorized again
+    /// (counted as a repeat when `count_repeat`), any other verified in full
+    /// and remembered with them.
+    fn verify_at(
         &self,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-        bundles: Snapshot<BundleSet>,
-        crls: Option<Snapshot<CrlSet>>,
+        count_repeat: bool,
     ) -> Result<PeerIdentity, Rejection> {
+        let (bundles, crls) = (self.bundle_snapshot(), self.crl_snapshot());
         if let Some(peer) = self.remembered(
             leaf,
             intermediates,
@@ -185,24 +180,18 @@ impl SvidVerifier {
             &bundles,
             crls.as_ref(),
         ) {
-            ::metrics::counter!(crate::metrics::VERIFIED_INTERMEDIATES, "intermediates" => "chain")
-                .increment(1);
-            return self.authorize_remembered(peer);
+            if count_repeat {
+                ::metrics::counter!(crate::metrics::VERIFIED_INTERMEDIATES, "intermediates" => "chain")
+                    .increment(1);
+            }
+            // The authorizer may have changed its mind since.
+            let result = self
+                .authorizer
+                .authorize(peer.spiffe_id())
+                .map(|()| peer)
+                .map_err(Rejection::Denied);
+            return self.report(result);
         }
-        self.verify_fully(leaf, intermediates, now, bundles, crls)
-    }
-
-    /// The whole verification against `bundles` and `crls` (under a cached
-    /// intermediate if there is one), then the authorizer; an accepted
-    /// chain is remembered with them.
-    fn verify_fully(
-        &self,
-        leaf: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-        bundles: Snapshot<BundleSet>,
-        crls: Option<Snapshot<CrlSet>>,
-    ) -> Result<PeerIdentity, Rejection> {
         let none = CrlSet::new();
         let cached = self
             .intermediates
@@ -314,17 +303,6 @@ impl SvidVerifier {
         Some(identity)
     }
 
-    /// A remembered chain's identity, once the authorizer (which may have
-    /// changed its mind since) allows it.
-    fn authorize_remembered(&self, peer: PeerIdentity) -> Result<PeerIdentity, Rejection> {
-        let result = self
-            .authorizer
-            .authorize(peer.spiffe_id())
-            .map(|()| peer)
-            .map_err(Rejection::Denied);
-        self.report(result)
-    }
-
     /// Tells the rejection hook of a refusal, and passes the result on.
     fn report(&self, result: Result<PeerIdentity, Rejection>) -> Result<PeerIdentity, Rejection> {
         if let Err(e) = &result {
@@ -343,22 +321,14 @@ impl SvidVerifier {
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Err(Rejection::Verify(VerifyError::EmptyChain));
         };
-        // The same chain, verified against the very bundles and CRLs in
-        // force now, and no certificate of its path expired since: the
-        // verification would give the same answer. Only the authorizer
-        // (which may have changed its mind) runs again; that is not counted
+        // A chain remembered against the bundles and CRLs in force now
+        // (the usual case) is only authorized again, and that is not counted
         // as a verification.
-        let now = std::time::SystemTime::now();
-        let (bundles, crls) = (self.bundle_snapshot(), self.crl_snapshot());
-        if let Some(peer) = self.remembered(leaf, intermediates, now, &bundles, crls.as_ref()) {
-            return self.authorize_remembered(peer);
-        }
-        self.verify_fully(
+        self.verify_at(
             leaf,
             intermediates,
-            pki_from_system_time(now),
-            bundles,
-            crls,
+            pki_from_system_time(std::time::SystemTime::now()),
+            false,
         )
     }
 
