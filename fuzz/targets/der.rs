@@ -5,6 +5,7 @@
 //! get past the first signature check; re-signing the mutated `tbs` with
 //! one of the fixed keys lets the fuzzer reach every check after it.
 
+use mtls_core::der::tlv;
 use rcgen::{KeyPair, SigningKey};
 
 /// `AlgorithmIdentifier { id-Ed25519 }` (RFC 8410).
@@ -40,22 +41,6 @@ pub fn signed_part(der: &[u8]) -> Option<&[u8]> {
     content.get(..inner_header.checked_add(inner_len)?)
 }
 
-/// A TLV of `tag` around `content`.
-pub fn wrap(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
 /// `der` with its signed part signed again by `key` (Ed25519), or `der`
 /// unchanged when it is not shaped like a signed structure.
 pub fn resign(der: &[u8], key: &KeyPair) -> Vec<u8> {
@@ -67,6 +52,6 @@ pub fn resign(der: &[u8], key: &KeyPair) -> Vec<u8> {
     bits.extend_from_slice(&signature);
     let mut content = tbs.to_vec();
     content.extend_from_slice(&ED25519_ALGORITHM);
-    content.extend_from_slice(&wrap(0x03, &bits));
-    wrap(0x30, &content)
+    content.extend_from_slice(&tlv(0x03, &bits));
+    tlv(0x30, &content)
 }

@@ -6,6 +6,8 @@
 pub mod authorize;
 mod bundle;
 mod crl;
+#[doc(hidden)]
+pub mod der;
 mod error_chain;
 #[cfg(feature = "federation")]
 pub mod federation;

@@ -8,6 +8,7 @@ use base64::Engine;
 use rustls_pki_types::SubjectPublicKeyInfoDer;
 use serde_json::{Map, Value};
 
+use crate::der;
 use crate::limits::{MAX_RSA_BITS, MIN_RSA_BITS};
 
 /// The type of a JWT authority's public key.
@@ -235,9 +236,9 @@ impl JwtKey {
             return Err(JwtKeyError::BadRsaExponent);
         }
         // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
-        let mut integers = der_integer(&n);
-        integers.extend(der_integer(&e));
-        let rsa_public_key = der(0x30, &integers);
+        let mut integers = der::unsigned_integer(&n);
+        integers.extend(der::unsigned_integer(&e));
+        let rsa_public_key = der::tlv(0x30, &integers);
         // rsaEncryption, NULL parameters
         let algorithm = [
             0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
@@ -404,43 +405,14 @@ fn strip_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// A DER TLV.
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(bytes.len() - 1);
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// A DER INTEGER of a non-negative big-endian number without leading zeros.
-fn der_integer(magnitude: &[u8]) -> Vec<u8> {
-    let mut content = Vec::with_capacity(magnitude.len() + 1);
-    if magnitude.first().is_none_or(|&b| b & 0x80 != 0) {
-        content.push(0);
-    }
-    content.extend_from_slice(magnitude);
-    der(0x02, &content)
-}
-
 /// `SEQUENCE { SEQUENCE { algorithm }, BIT STRING key }`.
 fn spki_der(algorithm: &[u8], key: &[u8]) -> Vec<u8> {
     let mut bits = Vec::with_capacity(key.len() + 1);
     bits.push(0); // no unused bits
     bits.extend_from_slice(key);
-    let mut content = der(0x30, algorithm);
-    content.extend(der(0x03, &bits));
-    der(0x30, &content)
+    let mut content = der::tlv(0x30, algorithm);
+    content.extend(der::tlv(0x03, &bits));
+    der::tlv(0x30, &content)
 }
 
 /// Why a `jwt-svid` key of a SPIFFE bundle is refused.

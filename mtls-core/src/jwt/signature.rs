@@ -5,6 +5,7 @@ use rustls::crypto::CryptoProvider;
 
 use super::{JwsAlgorithm, JwtSvidError};
 use crate::bundle::JwtKey;
+use crate::der;
 use crate::id::TrustDomain;
 
 /// Checks `signature` over `message` with `key`, by `alg`, through the
@@ -58,40 +59,9 @@ pub(super) fn verify(
 /// `Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` (RFC 3279
 /// section 2.2.3) of big-endian `r` and `s`.
 fn ecdsa_sig_value(r: &[u8], s: &[u8]) -> Vec<u8> {
-    let mut integers = integer(r);
-    integers.extend(integer(s));
-    tlv(0x30, &integers)
-}
-
-/// A DER INTEGER of a non-negative big-endian number.
-fn integer(magnitude: &[u8]) -> Vec<u8> {
-    let start = magnitude
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(magnitude.len());
-    let magnitude = &magnitude[start..];
-    let mut content = Vec::with_capacity(magnitude.len() + 1);
-    if magnitude.first().is_none_or(|&b| b & 0x80 != 0) {
-        content.push(0);
-    }
-    content.extend_from_slice(magnitude);
-    tlv(0x02, &content)
-}
-
-/// A DER TLV whose content is shorter than 64 KiB.
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 4);
-    out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len < 0x100 {
-        out.extend([0x81, len as u8]);
-    } else {
-        out.extend([0x82, (len >> 8) as u8, len as u8]);
-    }
-    out.extend_from_slice(content);
-    out
+    let mut integers = der::unsigned_integer(r);
+    integers.extend(der::unsigned_integer(s));
+    der::tlv(0x30, &integers)
 }
 
 #[cfg(test)]

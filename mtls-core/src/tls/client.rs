@@ -3,14 +3,12 @@
 use std::sync::Arc;
 
 use rustls::client::Resumption;
-use rustls::{ClientConfig, CommonState};
+use rustls::ClientConfig;
 
-use super::common::{common_builder_methods, Common, ConfigError};
+use super::common::{common_builder_methods, config_methods, Common, ConfigError};
 use super::customize::{ClientCustomizer, ClientTweaks, Customizers};
-use super::peer::{reverify_if_resumed, PeerIdentityError};
 use super::verifier::SvidVerifier;
-use crate::peer::PeerIdentity;
-use crate::source::{BundleSource, SvidSource};
+use crate::source::SvidSource;
 use crate::svid::X509Svid;
 use crate::verify::PeerRole;
 
@@ -40,29 +38,19 @@ pub struct MtlsClientConfig {
 }
 
 impl MtlsClientConfig {
-    /// Starts a builder presenting the SVIDs of `svid` and verifying servers
-    /// against the bundles of `bundles`.
-    pub fn builder(
-        svid: impl SvidSource + 'static,
-        bundles: impl BundleSource + 'static,
-    ) -> ClientConfigBuilder {
-        ClientConfigBuilder {
-            common: Common::new(Arc::new(svid), Arc::new(bundles)),
-            customizers: Customizers::new(),
-        }
-    }
+    config_methods! {
+        /// Starts a builder presenting the SVIDs of `svid` and verifying servers
+        /// against the bundles of `bundles`.
+        builder() -> ClientConfigBuilder;
 
-    /// The rustls config, for `tokio_rustls::TlsConnector`, hyper or reqwest
-    /// (`use_preconfigured_tls`).
-    pub fn rustls_config(&self) -> Arc<ClientConfig> {
-        self.config.clone()
-    }
+        /// The rustls config, for `tokio_rustls::TlsConnector`, hyper or reqwest
+        /// (`use_preconfigured_tls`).
+        rustls_config() -> ClientConfig;
 
-    /// The authenticated server of a finished handshake made with this
-    /// config; a resumed session is verified again (see
-    /// [`MtlsServerConfig::peer_identity`](crate::MtlsServerConfig::peer_identity)).
-    pub fn peer_identity(&self, conn: &CommonState) -> Result<PeerIdentity, PeerIdentityError> {
-        reverify_if_resumed(&self.verifier, conn)
+        /// The authenticated server of a finished handshake made with this
+        /// config; a resumed session is verified again (see
+        /// [`MtlsServerConfig::peer_identity`](crate::MtlsServerConfig::peer_identity)).
+        peer_identity();
     }
 
     /// The SVID this config presents now (what its SVID source returns), so
@@ -131,22 +119,17 @@ impl ClientConfigBuilder {
     pub fn build(self) -> Result<MtlsClientConfig, ConfigError> {
         let svid = self.common.svid.clone();
         let (parts, alpn, resumption) = self.common.parts(PeerRole::Server)?;
-        let mut config = ClientConfig::builder_with_provider(parts.provider)
+        let mut config = ClientConfig::builder_with_provider(parts.provider.clone())
             .with_protocol_versions(parts.versions)?
             .dangerous()
             .with_custom_certificate_verifier(parts.verifier.clone())
-            .with_client_cert_resolver(parts.resolver);
+            .with_client_cert_resolver(parts.resolver.clone());
         config.alpn_protocols = alpn;
         if !resumption {
             config.resumption = Resumption::disabled();
         }
         self.customizers.apply(&mut config, resumption)?;
-        super::common::check_fips(
-            parts.require_fips,
-            config.fips(),
-            config.crypto_provider(),
-            config.require_ems,
-        )?;
+        parts.check_fips(config.fips(), config.crypto_provider(), config.require_ems)?;
         Ok(MtlsClientConfig {
             config: Arc::new(config),
             verifier: parts.verifier,

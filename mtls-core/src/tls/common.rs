@@ -81,21 +81,6 @@ fn unapproved<T, N: fmt::Debug>(
         .collect()
 }
 
-/// Refuses a config that is not FIPS-approved when FIPS was required.
-pub(crate) fn check_fips(
-    required: bool,
-    config_fips: bool,
-    provider: &CryptoProvider,
-    require_ems: bool,
-) -> Result<(), ConfigError> {
-    if !required || config_fips {
-        return Ok(());
-    }
-    let reason = not_fips_reason(provider, require_ems)
-        .unwrap_or_else(|| "rustls does not judge it FIPS-approved".to_owned());
-    Err(ConfigError::NotFips { reason })
-}
-
 static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
 
 pub(crate) struct Common {
@@ -118,6 +103,24 @@ pub(crate) struct Parts {
     pub(crate) verifier: Arc<SvidVerifier>,
     pub(crate) resolver: Arc<SvidResolver>,
     pub(crate) require_fips: bool,
+}
+
+impl Parts {
+    /// Refuses a built config that is not FIPS-approved (what rustls'
+    /// `fips()` on it says) when FIPS was required.
+    pub(crate) fn check_fips(
+        &self,
+        config_fips: bool,
+        provider: &CryptoProvider,
+        require_ems: bool,
+    ) -> Result<(), ConfigError> {
+        if !self.require_fips || config_fips {
+            return Ok(());
+        }
+        let reason = not_fips_reason(provider, require_ems)
+            .unwrap_or_else(|| "rustls does not judge it FIPS-approved".to_owned());
+        Err(ConfigError::NotFips { reason })
+    }
 }
 
 impl Common {
@@ -342,3 +345,40 @@ macro_rules! common_builder_methods {
 }
 
 pub(crate) use common_builder_methods;
+
+/// The methods both configs offer, written once: starting a builder, the
+/// rustls config, and the peer of a finished handshake. Their documentation
+/// differs per side and comes from the caller, with the side's types.
+macro_rules! config_methods {
+    (
+        $(#[$builder_doc:meta])* builder() -> $builder:ident;
+        $(#[$rustls_doc:meta])* rustls_config() -> $config:ty;
+        $(#[$peer_doc:meta])* peer_identity();
+    ) => {
+        $(#[$builder_doc])*
+        pub fn builder(
+            svid: impl $crate::SvidSource + 'static,
+            bundles: impl $crate::BundleSource + 'static,
+        ) -> $builder {
+            $builder {
+                common: Common::new(Arc::new(svid), Arc::new(bundles)),
+                customizers: Customizers::new(),
+            }
+        }
+
+        $(#[$rustls_doc])*
+        pub fn rustls_config(&self) -> Arc<$config> {
+            self.config.clone()
+        }
+
+        $(#[$peer_doc])*
+        pub fn peer_identity(
+            &self,
+            conn: &rustls::CommonState,
+        ) -> Result<$crate::PeerIdentity, $crate::PeerIdentityError> {
+            super::peer::reverify_if_resumed(&self.verifier, conn)
+        }
+    };
+}
+
+pub(crate) use config_methods;

@@ -3,14 +3,11 @@
 use std::sync::Arc;
 
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
-use rustls::{CommonState, ServerConfig};
+use rustls::ServerConfig;
 
-use super::common::{common_builder_methods, Common, ConfigError};
+use super::common::{common_builder_methods, config_methods, Common, ConfigError};
 use super::customize::{Customizers, ServerCustomizer, ServerTweaks};
-use super::peer::{reverify_if_resumed, PeerIdentityError};
 use super::verifier::SvidVerifier;
-use crate::peer::PeerIdentity;
-use crate::source::{BundleSource, SvidSource};
 use crate::verify::PeerRole;
 
 /// A rustls `ServerConfig` that requires a client certificate and admits
@@ -38,30 +35,20 @@ pub struct MtlsServerConfig {
 }
 
 impl MtlsServerConfig {
-    /// Starts a builder presenting the SVIDs of `svid` and verifying clients
-    /// against the bundles of `bundles`.
-    pub fn builder(
-        svid: impl SvidSource + 'static,
-        bundles: impl BundleSource + 'static,
-    ) -> ServerConfigBuilder {
-        ServerConfigBuilder {
-            common: Common::new(Arc::new(svid), Arc::new(bundles)),
-            customizers: Customizers::new(),
-        }
-    }
+    config_methods! {
+        /// Starts a builder presenting the SVIDs of `svid` and verifying clients
+        /// against the bundles of `bundles`.
+        builder() -> ServerConfigBuilder;
 
-    /// The rustls config, for `tokio_rustls::TlsAcceptor` and the like.
-    pub fn rustls_config(&self) -> Arc<ServerConfig> {
-        self.config.clone()
-    }
+        /// The rustls config, for `tokio_rustls::TlsAcceptor` and the like.
+        rustls_config() -> ServerConfig;
 
-    /// The authenticated client of a finished handshake made with this
-    /// config. A resumed session is verified again against the current
-    /// bundles, CRLs and authorizer, because rustls restores a resumed
-    /// peer's chain without calling the verifier: a resumed handshake never
-    /// admits a peer a full handshake would reject.
-    pub fn peer_identity(&self, conn: &CommonState) -> Result<PeerIdentity, PeerIdentityError> {
-        reverify_if_resumed(&self.verifier, conn)
+        /// The authenticated client of a finished handshake made with this
+        /// config. A resumed session is verified again against the current
+        /// bundles, CRLs and authorizer, because rustls restores a resumed
+        /// peer's chain without calling the verifier: a resumed handshake never
+        /// admits a peer a full handshake would reject.
+        peer_identity();
     }
 }
 
@@ -130,10 +117,10 @@ impl ServerConfigBuilder {
     /// Builds the config; fails if no authorizer was chosen.
     pub fn build(self) -> Result<MtlsServerConfig, ConfigError> {
         let (parts, alpn, resumption) = self.common.parts(PeerRole::Client)?;
-        let mut config = ServerConfig::builder_with_provider(parts.provider)
+        let mut config = ServerConfig::builder_with_provider(parts.provider.clone())
             .with_protocol_versions(parts.versions)?
             .with_client_cert_verifier(parts.verifier.clone())
-            .with_cert_resolver(parts.resolver);
+            .with_cert_resolver(parts.resolver.clone());
         config.alpn_protocols = alpn;
         if resumption {
             config.session_storage = ServerSessionMemoryCache::new(1024);
@@ -149,12 +136,7 @@ impl ServerConfigBuilder {
             config.send_tls13_tickets = 0;
         }
         self.customizers.apply(&mut config, resumption)?;
-        super::common::check_fips(
-            parts.require_fips,
-            config.fips(),
-            config.crypto_provider(),
-            config.require_ems,
-        )?;
+        parts.check_fips(config.fips(), config.crypto_provider(), config.require_ems)?;
         Ok(MtlsServerConfig {
             config: Arc::new(config),
             verifier: parts.verifier,

@@ -5,10 +5,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::DistinguishedName;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::intermediates::{both_match, IntermediateCache, SourceMark};
@@ -344,13 +344,19 @@ impl SvidVerifier {
     }
 }
 
-/// The handshake-signature methods, the same in [`ClientCertVerifier`] and
-/// [`ServerCertVerifier`]: rustls' own checks with the provider's algorithms.
-macro_rules! handshake_signature_methods {
+/// The handshake-signature methods of a rustls certificate verifier, the
+/// same in [`ClientCertVerifier`] and [`ServerCertVerifier`]: rustls' own
+/// checks with the algorithms in the verifier's field `algs`
+/// (`WebPkiSupportedAlgorithms`). Not API: exported for the workspace's
+/// test verifiers (`mtls-testing`), which must check handshake signatures
+/// exactly as this crate does.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __handshake_signature_methods {
     () => {
-        handshake_signature_methods!(verify_tls12_signature, verify_tls13_signature);
+        $crate::__handshake_signature_methods!(verify_tls12_signature, verify_tls13_signature);
 
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        fn supported_verify_schemes(&self) -> Vec<$crate::rustls::SignatureScheme> {
             self.algs.supported_schemes()
         }
     };
@@ -359,10 +365,10 @@ macro_rules! handshake_signature_methods {
             fn $method(
                 &self,
                 message: &[u8],
-                cert: &CertificateDer<'_>,
-                dss: &DigitallySignedStruct,
-            ) -> Result<HandshakeSignatureValid, rustls::Error> {
-                rustls::crypto::$method(message, cert, dss, &self.algs)
+                cert: &$crate::rustls::pki_types::CertificateDer<'_>,
+                dss: &$crate::rustls::DigitallySignedStruct,
+            ) -> Result<$crate::rustls::client::danger::HandshakeSignatureValid, $crate::rustls::Error> {
+                $crate::rustls::crypto::$method(message, cert, dss, &self.algs)
             }
         )+
     };
@@ -388,7 +394,7 @@ impl ClientCertVerifier for SvidVerifier {
         true
     }
 
-    handshake_signature_methods!();
+    crate::__handshake_signature_methods!();
 }
 
 impl ServerCertVerifier for SvidVerifier {
@@ -408,7 +414,7 @@ impl ServerCertVerifier for SvidVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    handshake_signature_methods!();
+    crate::__handshake_signature_methods!();
 }
 
 impl fmt::Debug for SvidVerifier {

@@ -20,12 +20,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use mtls_core::rustls::client::danger::{
-    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
-};
+use mtls_core::rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use mtls_core::rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use mtls_core::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use mtls_core::rustls::{DigitallySignedStruct, Error, SignatureScheme};
+use mtls_core::rustls::Error;
 
 /// A server-certificate verifier whose decision on the server's chain
 /// (leaf, intermediates, time) is `check`; the server's handshake
@@ -55,21 +53,6 @@ pub fn accept_any_server(provider: &CryptoProvider) -> Arc<dyn ServerCertVerifie
     ))
 }
 
-macro_rules! handshake_signature_methods {
-    ($($method:ident),+) => {
-        $(
-            fn $method(
-                &self,
-                message: &[u8],
-                cert: &CertificateDer<'_>,
-                dss: &DigitallySignedStruct,
-            ) -> Result<HandshakeSignatureValid, Error> {
-                mtls_core::rustls::crypto::$method(message, cert, dss, &self.algs)
-            }
-        )+
-    };
-}
-
 impl<F> ServerCertVerifier for ServerVerifier<F>
 where
     F: Fn(&CertificateDer<'_>, &[CertificateDer<'_>], UnixTime) -> Result<(), Error> + Send + Sync,
@@ -85,11 +68,7 @@ where
         (self.check)(end_entity, intermediates, now).map(|()| ServerCertVerified::assertion())
     }
 
-    handshake_signature_methods!(verify_tls12_signature, verify_tls13_signature);
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+    mtls_core::__handshake_signature_methods!();
 }
 
 impl<F> fmt::Debug for ServerVerifier<F> {
