@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mtls_core::{BundleSet, TrustDomain, X509Bundle};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
@@ -212,19 +212,11 @@ fn build() -> Fixtures {
         .clone();
     let intermediate_issuer = Issuer::from_params(&intermediate_params, &intermediate_key);
 
-    let mut leaf_params = CertificateParams::default();
-    leaf_params.distinguished_name = DistinguishedName::new();
-    leaf_params.is_ca = IsCa::ExplicitNoCa;
-    leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf_params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    leaf_params.subject_alt_names = vec![SanType::URI(LEAF_ID.try_into().expect("URI"))];
+    // A good X509-SVID leaf, as the tests build them, at fixed dates and serial.
+    let mut leaf_params = mtls_testing::leaf_params(LEAF_ID);
     leaf_params.not_before = date(2020);
     leaf_params.not_after = date(2100);
     leaf_params.serial_number = Some(SerialNumber::from_slice(&LEAF_SERIAL));
-    leaf_params.use_authority_key_identifier_extension = true;
     let leaf = leaf_params
         .signed_by(&leaf_key, &intermediate_issuer)
         .expect("leaf")
