@@ -35,6 +35,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use http::request::Parts;
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
@@ -48,8 +49,10 @@ use mtls_core::{Denied, JwtSvid, PeerIdentity, SpiffeId};
 /// authenticated and unexpired (others get 401), so an implementation
 /// judges the path the handlers will see.
 ///
-/// Implemented by [`RoutePolicy`](crate::RoutePolicy), by [`AuthorizeFn`]
-/// and by closures `Fn(Caller<'_>, RequestHead<'_>) -> Result<(), Denial>`.
+/// Implemented by [`RoutePolicy`](crate::RoutePolicy), by [`AuthorizeFn`],
+/// by closures `Fn(Caller<'_>, RequestHead<'_>) -> Result<(), Denial>`, and
+/// by `Arc<P>` of any of them (`Arc<dyn AuthorizeRequest>` too, to choose
+/// a policy at run time).
 /// It runs on every request: allocate only to explain a denial.
 pub trait AuthorizeRequest: Send + Sync {
     /// `Ok(())` to let `caller` make `request`, or a [`Denial`] with the
@@ -238,6 +241,36 @@ impl From<Denied> for Denial {
     }
 }
 
+/// A shared policy decides as the policy itself. `Arc<dyn
+/// AuthorizeRequest>` chooses a policy at run time, for instance from
+/// configuration, without an enum of the candidates:
+///
+/// ```
+/// use std::sync::Arc;
+/// use mtls_tower::{authorize_fn, AuthorizeLayer, AuthorizeRequest, Denial, RoutePolicy};
+///
+/// # fn f(routes: RoutePolicy, read_only: bool) {
+/// let policy: Arc<dyn AuthorizeRequest> = if read_only {
+///     Arc::new(authorize_fn(|_caller, request| match *request.method() {
+///         http::Method::GET | http::Method::HEAD => Ok(()),
+///         _ => Err(Denial::new("read-only service")),
+///     }))
+/// } else {
+///     Arc::new(routes)
+/// };
+/// let layer = AuthorizeLayer::new(policy);
+/// # let _ = layer; }
+/// ```
+impl<P: AuthorizeRequest + ?Sized> AuthorizeRequest for Arc<P> {
+    fn authorize_request(
+        &self,
+        caller: Caller<'_>,
+        request: RequestHead<'_>,
+    ) -> Result<(), Denial> {
+        (**self).authorize_request(caller, request)
+    }
+}
+
 impl<F> AuthorizeRequest for F
 where
     F: Fn(Caller<'_>, RequestHead<'_>) -> Result<(), Denial> + Send + Sync,
@@ -275,16 +308,15 @@ where
     AuthorizeFn(f)
 }
 
-impl<F> AuthorizeRequest for AuthorizeFn<F>
-where
-    F: Fn(Caller<'_>, RequestHead<'_>) -> Result<(), Denial> + Send + Sync,
-{
+/// The closure's own decision (closures are [`AuthorizeRequest`]s
+/// themselves; the wrapper only names them and adds `Debug`).
+impl<F: AuthorizeRequest> AuthorizeRequest for AuthorizeFn<F> {
     fn authorize_request(
         &self,
         caller: Caller<'_>,
         request: RequestHead<'_>,
     ) -> Result<(), Denial> {
-        (self.0)(caller, request)
+        self.0.authorize_request(caller, request)
     }
 }
 

@@ -4,17 +4,14 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body::Body;
 use http_body_util::Full;
 use mtls_core::{JwtBundleSource, JwtSvidValidator};
 use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::layer::{is_grpc, refusal_response, ResponseBody, ResponseFuture};
+use crate::layer::{is_grpc, refusal_response};
 
 /// Authenticates every request by the JWT-SVID in its `Authorization:
 /// Bearer` header, validated by a [`JwtSvidValidator`] (its audience, its
@@ -158,29 +155,22 @@ fn credentials(headers: &HeaderMap) -> Credentials<'_> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for JwtSvidAuth<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Body<Data = Bytes>,
-{
-    type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+refusing_service!(JwtSvidAuth<S>);
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let grpc = is_grpc(&req);
+impl<S> JwtSvidAuth<S> {
+    /// Lets `req` through with its validated JWT-SVID in its extensions
+    /// (or, optional, without an `Authorization` header), or refuses it.
+    // The refusal goes as it is into the response future (as tower-http's
+    // `ValidateRequest` returns it): not worth a box.
+    #[allow(clippy::result_large_err)]
+    fn check<B>(&self, req: &mut Request<B>) -> Result<(), Response<Full<Bytes>>> {
+        let grpc = is_grpc(req);
         let result = match credentials(req.headers()) {
-            Credentials::None if self.layer.optional => {
-                return ResponseFuture::inner(self.inner.call(req))
-            }
-            Credentials::None => return ResponseFuture::refused(refusal(false, grpc)),
+            Credentials::None if self.layer.optional => return Ok(()),
+            Credentials::None => return Err(refusal(false, grpc)),
             Credentials::Malformed => {
                 tracing::debug!("mtls: request refused, malformed Authorization header");
-                return ResponseFuture::refused(refusal(true, grpc));
+                return Err(refusal(true, grpc));
             }
             Credentials::Bearer(token) => self
                 .layer
@@ -190,11 +180,11 @@ where
         match result {
             Ok(svid) => {
                 req.extensions_mut().insert(svid);
-                ResponseFuture::inner(self.inner.call(req))
+                Ok(())
             }
             Err(e) => {
                 tracing::debug!(reason = %mtls_core::ErrorChain(&e), "mtls: request refused, invalid JWT-SVID");
-                ResponseFuture::refused(refusal(true, grpc))
+                Err(refusal(true, grpc))
             }
         }
     }

@@ -12,7 +12,6 @@ use http_body_util::Full;
 use mtls_core::JwtSvid;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::authorize::{AuthorizeFn, AuthorizeRequest, Caller, Denial, RequestHead};
 use crate::peer::peer_identity;
@@ -204,30 +203,22 @@ enum Refusal {
     Denied,
 }
 
-impl<S, P, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S, P>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    P: AuthorizeRequest,
-    ResBody: Body<Data = Bytes>,
-{
-    type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+refusing_service!(Authorize<S, P> where P: AuthorizeRequest);
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+impl<S, P: AuthorizeRequest> Authorize<S, P> {
+    /// Lets `req` through, or refuses it: not in normal form,
+    /// unauthenticated, expired, or denied by the policy.
+    // The refusal goes as it is into the response future (as tower-http's
+    // `ValidateRequest` returns it): not worth a box.
+    #[allow(clippy::result_large_err)]
+    fn check<B>(&self, req: &mut Request<B>) -> Result<(), Response<Full<Bytes>>> {
         // Whether to answer with a gRPC status: read on refusal only.
-        let grpc = |req: &Request<ReqBody>| is_grpc(req);
+        let grpc = |req: &Request<B>| is_grpc(req);
         // Before any policy: whatever implements it never sees a path
         // handlers would decode into another one.
         let normal = match crate::path::check(req.uri().path()) {
             Ok(normal) => normal,
-            Err(invalid) => {
-                return ResponseFuture::refused(crate::path::refusal(&invalid, grpc(&req)))
-            }
+            Err(invalid) => return Err(crate::path::refusal(&invalid, grpc(req))),
         };
         // A JWT-SVID is put there by a `JwtSvidLayer` outside this layer,
         // which validated it for this very request.
@@ -248,23 +239,23 @@ where
                     if x509.is_none() {
                         crate::peer::report_missing_connect_info(req.extensions());
                     }
-                    return ResponseFuture::refused(refusal(Refusal::Unauthenticated, grpc(&req)));
+                    return Err(refusal(Refusal::Unauthenticated, grpc(req)));
                 }
             },
         };
         if let Some(peer) = caller.x509().filter(|p| p.is_expired_at(SystemTime::now())) {
             tracing::info!(peer = %peer.spiffe_id(), "mtls: request refused, the peer's certificate has expired; ending the connection");
             crate::peer::end_expired_connection(req.extensions());
-            let mut response = refusal(Refusal::Expired, grpc(&req));
+            let mut response = refusal(Refusal::Expired, grpc(req));
             if req.version() <= http::Version::HTTP_11 {
                 response
                     .headers_mut()
                     .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             }
-            return ResponseFuture::refused(response);
+            return Err(response);
         }
         // The request's head by reference: nothing copied or allocated.
-        let mut head = RequestHead::from(&req);
+        let mut head = RequestHead::from(&*req);
         head.path_checked = Some(normal);
         let decision = self
             .policy
@@ -284,11 +275,11 @@ where
                     // peer (`Authentication::JwtSvid`): `PeerId` says so.
                     req.extensions_mut().insert(crate::peer::JwtCaller);
                 }
-                ResponseFuture::inner(self.inner.call(req))
+                Ok(())
             }
             Err(denial) => {
                 tracing::debug!(method = %req.method(), path = req.uri().path(), peer = %caller.spiffe_id(), jwt_svid = second.map(|c| tracing::field::display(c.spiffe_id())), reason = %denial, "mtls: request denied");
-                ResponseFuture::refused(refusal(Refusal::Denied, grpc(&req)))
+                Err(refusal(Refusal::Denied, grpc(req)))
             }
         }
     }

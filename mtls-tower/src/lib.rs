@@ -28,6 +28,44 @@ macro_rules! inner_service_accessors {
     };
 }
 
+/// `Service` for a middleware service that lets each request through to
+/// its field `inner` (of type `S`) or answers it itself: its method
+/// `fn check<B>(&self, req: &mut Request<B>) -> Result<(), Response<Full<Bytes>>>`
+/// decides, and a refusal is sent as the shared
+/// [`ResponseFuture`](crate::ResponseFuture) and
+/// [`ResponseBody`](crate::ResponseBody). Written once for
+/// [`Authorize`](crate::Authorize) and [`JwtSvidAuth`](crate::JwtSvidAuth):
+/// `refusing_service!(Authorize<S, P> where P: AuthorizeRequest);`.
+macro_rules! refusing_service {
+    ($service:ident<S $(, $param:ident)*> $(where $($bound:tt)+)?) => {
+        impl<S, $($param,)* ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>>
+            for $service<S $(, $param)*>
+        where
+            S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+            ResBody: http_body::Body<Data = bytes::Bytes>,
+            $($($bound)+)?
+        {
+            type Response = http::Response<crate::layer::ResponseBody<ResBody>>;
+            type Error = S::Error;
+            type Future = crate::layer::ResponseFuture<S::Future>;
+
+            fn poll_ready(
+                &mut self,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                self.inner.poll_ready(cx)
+            }
+
+            fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+                match self.check(&mut req) {
+                    Ok(()) => crate::layer::ResponseFuture::inner(self.inner.call(req)),
+                    Err(refusal) => crate::layer::ResponseFuture::refused(refusal),
+                }
+            }
+        }
+    };
+}
+
 mod authorize;
 mod client;
 mod jwt;

@@ -517,6 +517,40 @@ async fn a_struct_policy_answers_grpc_permission_denied() {
     .await;
 }
 
+/// A policy chosen at run time, as `Arc<dyn AuthorizeRequest>` (here the
+/// route policy or the struct policy): each decides as itself, with its
+/// own reasons.
+#[tokio::test]
+async fn a_shared_policy_chosen_at_run_time_decides_as_itself() {
+    bounded(async {
+        let f = fixture();
+        let methods = GrpcMethods(Arc::new(vec![(id(INTRUDER), "/orders")]));
+        let choices: [(Arc<dyn AuthorizeRequest>, StatusCode, StatusCode); 2] = [
+            (
+                Arc::new(f.policy.clone()),
+                StatusCode::OK,
+                StatusCode::FORBIDDEN,
+            ),
+            (Arc::new(methods), StatusCode::FORBIDDEN, StatusCode::OK),
+        ];
+        for (policy, frontend, intruder) in &choices {
+            let a = f.get_as(policy, "/orders", &f.frontend).await;
+            assert_eq!(a.status, *frontend);
+            let a = f.get_as(policy, "/orders", &f.intruder).await;
+            assert_eq!(a.status, *intruder);
+        }
+        assert_eq!(f.calls.load(Ordering::SeqCst), 2);
+
+        let request = get("/orders", Attach::None);
+        let denial = choices[1]
+            .0
+            .authorize_request(Caller::X509(&f.frontend), (&request).into())
+            .unwrap_err();
+        assert_eq!(denial.reason(), format!("{FRONTEND} may not call /orders"));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_closure_allows_and_denies_real_mtls_requests() {
     bounded(async {

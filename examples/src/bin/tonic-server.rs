@@ -28,12 +28,11 @@
 //! on usage errors.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use mtls_core::authorize;
-use mtls_tower::{
-    AuthorizeLayer, AuthorizeRequest, Caller, Denial, PolicyFile, RequestHead, RoutePolicy,
-};
+use mtls_tower::{AuthorizeLayer, AuthorizeRequest, RoutePolicy};
 
 use examples::cli::{self, PolicyArgs, ServerArgs};
 use examples::identity_proto::{self, identity_server::IdentityServer};
@@ -52,26 +51,6 @@ struct Cli {
     policy: PolicyArgs,
 }
 
-/// Who decides each call: the built-in route policy, or a policy file.
-#[derive(Debug, Clone)]
-enum Decider {
-    Routes(RoutePolicy),
-    File(PolicyFile),
-}
-
-impl AuthorizeRequest for Decider {
-    fn authorize_request(
-        &self,
-        caller: Caller<'_>,
-        request: RequestHead<'_>,
-    ) -> Result<(), Denial> {
-        match self {
-            Self::Routes(p) => p.authorize_request(caller, request),
-            Self::File(p) => p.authorize_request(caller, request),
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -85,12 +64,14 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let server = args.server_config(PROGRAM, &[b"h2"])?;
 
     let served = cli.policy.load()?;
-    let decider = match &served {
+    // Who decides each call, chosen here: a policy file, or the built-in
+    // route policy.
+    let decider: Arc<dyn AuthorizeRequest> = match &served {
         // A policy file (enforce, audit or learn) decides every call.
-        Some(served) => Decider::File(served.file.clone()),
+        Some(served) => Arc::new(served.file.clone()),
         // Per call: Admin for the admins only, WhoAmI for anyone who got
         // through the handshake; anything else: PERMISSION_DENIED.
-        None => Decider::Routes(
+        None => Arc::new(
             RoutePolicy::builder()
                 .route(identity_proto::ADMIN_PATH, args.admin_authorizer())
                 .route(identity_proto::WHO_AM_I_PATH, authorize::any())

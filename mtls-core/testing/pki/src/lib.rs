@@ -19,7 +19,8 @@
 //! - [`first_renewal_of_4s_svid`]: a `RenewingSvid`'s first renewal, timed;
 //! - [`rules`]: numbered trust domains and IDs for many-rule authorizers;
 //! - [`dns_names`]: the DNS names of a parsed certificate;
-//! - [`error_lines`]: an error and its `source()` chain, one per line.
+//! - [`error_lines`]: an error and its `source()` chain, one per line;
+//!   [`assert_mentions`]: that a text says each of what it must.
 //!
 //! mtls-core's integration tests use this crate too (a dev-dependency
 //! cycle): they link the same mtls-core library as this crate, so the
@@ -46,6 +47,7 @@ mod loopback;
 mod metrics;
 mod renew;
 pub mod rules;
+mod text;
 mod verifier;
 mod wait;
 mod x509;
@@ -57,6 +59,7 @@ pub use jwt::TestJwtIssuer;
 pub use loopback::{call_hi, loopback_handshake, serve_hi};
 pub use metrics::{counted, counters, snapshotter, Counter};
 pub use renew::first_renewal_of_4s_svid;
+pub use text::assert_mentions;
 pub use verifier::{accept_any_server, ServerVerifier};
 pub use wait::{bounded, bounded_by, eventually, sleep_past, TEST_TIMEOUT};
 pub use x509::dns_names;
