@@ -15,6 +15,23 @@ use std::path::{Path, PathBuf};
 /// A target: its name and its body.
 pub type Body = (&'static str, fn(&[u8]));
 
+/// The two replay tests of a crate's targets (a `&[Body]`), with the
+/// regression inputs still awaiting their fix: every committed seed and
+/// regression input replays, and mutations of every seed never fail.
+macro_rules! replay_tests {
+    ($targets:expr, awaiting_fix: $awaiting_fix:expr) => {
+        #[test]
+        fn every_seed_and_regression_input_replays() {
+            replay::replay_inputs($targets, $awaiting_fix);
+        }
+
+        #[test]
+        fn mutated_seeds_never_fail() {
+            replay::replay_mutations($targets);
+        }
+    };
+}
+
 /// `fuzz/`, seen from a crate one level below the repository root.
 pub fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")

@@ -17,6 +17,7 @@ mod targets;
 #[path = "../../fuzz/targets/ca.rs"]
 mod ca;
 
+#[macro_use]
 #[path = "../../fuzz/targets/replay.rs"]
 mod replay;
 
@@ -36,15 +37,7 @@ use targets::frame::Writer;
 /// yet, with the bug (see `replay::replay_inputs`).
 const AWAITING_FIX: &[(&str, &str)] = &[];
 
-#[test]
-fn every_seed_and_regression_input_replays() {
-    replay::replay_inputs(ca::CA_TARGETS, AWAITING_FIX);
-}
-
-#[test]
-fn mutated_seeds_never_fail() {
-    replay::replay_mutations(ca::CA_TARGETS);
-}
+replay_tests!(ca::CA_TARGETS, awaiting_fix: AWAITING_FIX);
 
 /// The names of every target, mtls-core's and the CA's, in seed order.
 fn all_targets() -> Vec<&'static str> {

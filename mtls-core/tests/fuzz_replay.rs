@@ -8,6 +8,7 @@
 #[path = "../../fuzz/targets/mod.rs"]
 mod targets;
 
+#[macro_use]
 #[path = "../../fuzz/targets/replay.rs"]
 mod replay;
 
@@ -17,15 +18,7 @@ use targets::TARGETS;
 /// yet, with the bug (see `replay::replay_inputs`).
 const AWAITING_FIX: &[(&str, &str)] = &[];
 
-#[test]
-fn every_seed_and_regression_input_replays() {
-    replay::replay_inputs(TARGETS, AWAITING_FIX);
-}
-
-#[test]
-fn mutated_seeds_never_fail() {
-    replay::replay_mutations(TARGETS);
-}
+replay_tests!(TARGETS, awaiting_fix: AWAITING_FIX);
 
 #[test]
 fn fuzz_binaries_match_the_targets() {

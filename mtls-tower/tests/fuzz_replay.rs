@@ -7,20 +7,13 @@
 #[path = "../../fuzz/targets/policy.rs"]
 mod policy;
 
+#[macro_use]
 #[path = "../../fuzz/targets/replay.rs"]
 mod replay;
 
 use policy::POLICY_TARGETS;
 
-#[test]
-fn every_seed_and_regression_input_replays() {
-    replay::replay_inputs(POLICY_TARGETS, &[]);
-}
-
-#[test]
-fn mutated_seeds_never_fail() {
-    replay::replay_mutations(POLICY_TARGETS);
-}
+replay_tests!(POLICY_TARGETS, awaiting_fix: &[]);
 
 #[test]
 fn fuzz_binaries_match_the_targets() {
