@@ -26,6 +26,7 @@ mod x509;
 pub use error::BundleError;
 pub(crate) use jwks::StrictValue;
 pub use jwt::{JwtKey, JwtKeyError, JwtKeyType};
+pub(crate) use set::trust_domain_set;
 pub use set::BundleSet;
 pub use spiffe::SpiffeBundle;
 pub use x509::X509Bundle;
