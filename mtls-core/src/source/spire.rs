@@ -89,12 +89,11 @@ impl SpireSourceBuilder {
         self
     }
 
-    /// How long [`connect`](Self::connect) waits for the first SVID that
-    /// passes every check; `None` waits for ever. Default
-    /// [`DEFAULT_INITIAL_TIMEOUT`].
-    pub fn initial_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.initial_timeout = timeout;
-        self
+    crate::__setters! {
+        /// How long [`connect`](Self::connect) waits for the first SVID that
+        /// passes every check; `None` waits for ever. Default
+        /// [`DEFAULT_INITIAL_TIMEOUT`].
+        initial_timeout: Option<Duration>;
     }
 
     /// Serves the SVID of this SPIFFE ID when the Workload API hands out
@@ -121,15 +120,14 @@ impl SpireSourceBuilder {
         self
     }
 
-    /// Also follows the Workload API's JWT bundles (`FetchJWTBundles`), so
-    /// that the source is a [`JwtBundleSource`] for validating JWT-SVIDs:
-    /// [`connect`](Self::connect) then waits (within the initial timeout)
-    /// for the first JWT bundles too. Off by default: the source then
-    /// serves no JWT bundle (and validates no token), and opens no JWT
-    /// bundle stream. Fetching JWT-SVIDs to send needs no option.
-    pub fn jwt_bundles(mut self, watch: bool) -> Self {
-        self.jwt_bundles = watch;
-        self
+    crate::__setters! {
+        /// Also follows the Workload API's JWT bundles (`FetchJWTBundles`), so
+        /// that the source is a [`JwtBundleSource`] for validating JWT-SVIDs:
+        /// [`connect`](Self::connect) then waits (within the initial timeout)
+        /// for the first JWT bundles too. Off by default: the source then
+        /// serves no JWT bundle (and validates no token), and opens no JWT
+        /// bundle stream. Fetching JWT-SVIDs to send needs no option.
+        jwt_bundles: bool;
     }
 
     /// Connects, waits for the first SVID and bundles that pass every
