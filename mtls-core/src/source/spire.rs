@@ -21,7 +21,7 @@ use crate::crl::CrlSet;
 use crate::id::{SpiffeId, SpiffeIdError, TrustDomain};
 use crate::jwt::JwtBundleSet;
 use crate::source::{
-    BundleSource, JwtBundleSource, Published, SourceState, SourceStatus, SvidSource,
+    AbortOnDrop, BundleSource, JwtBundleSource, Published, SourceState, SourceStatus, SvidSource,
 };
 use crate::svid::{SvidError, X509Svid};
 use crate::verify::{PeerRole, VerifyError};
@@ -222,7 +222,7 @@ impl SpireSourceBuilder {
             inner: Arc::new(Inner {
                 shared,
                 _x509: x509,
-                task: task.abort_handle(),
+                _task: AbortOnDrop(task.abort_handle()),
                 jwt,
             }),
         };
@@ -319,17 +319,11 @@ struct Inner {
     /// Kept so the connection lives as long as a clone of the source does,
     /// even once the task is gone.
     _x509: X509Source,
-    task: tokio::task::AbortHandle,
+    /// The task holds the other handle of the `X509Source`; once both are
+    /// dropped the `spiffe` crate cancels its supervisor.
+    _task: AbortOnDrop,
     /// JWT-SVIDs (cached) and JWT bundles (if watched).
     jwt: SpireJwt,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The task holds the other handle of the `X509Source`; once both are
-        // dropped the `spiffe` crate cancels its supervisor.
-        self.task.abort();
-    }
 }
 
 struct Shared {
@@ -501,7 +495,7 @@ fn connect_jwt(
     SpireJwt {
         svids,
         bundles,
-        task,
+        _task: task,
     }
 }
 
