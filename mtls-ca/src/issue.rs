@@ -59,16 +59,11 @@ impl SvidRequest {
         self
     }
 
-    /// The lifetime (never beyond the CA's own expiry).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// The key type of the generated key (ignored when signing a CSR).
-    pub fn key_type(mut self, key_type: KeyType) -> Self {
-        self.key_type = key_type;
-        self
+    mtls_core::__setters! {
+        /// The lifetime (never beyond the CA's own expiry).
+        ttl: Duration;
+        /// The key type of the generated key (ignored when signing a CSR).
+        key_type: KeyType;
     }
 
     /// A subject common name (default: an empty subject, which makes the

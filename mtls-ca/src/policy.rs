@@ -60,18 +60,13 @@ impl IssuancePolicy {
         self
     }
 
-    /// Sets the longest TTL allowed.
-    pub fn max_ttl(mut self, max_ttl: Duration) -> Self {
-        self.max_ttl = max_ttl;
-        self
-    }
-
-    /// Sets the longest JWT-SVID TTL allowed (default
-    /// [`DEFAULT_MAX_JWT_TTL`]). Retired JWT keys stay published this long
-    /// (plus clock skew) after a rotation.
-    pub fn max_jwt_ttl(mut self, max_jwt_ttl: Duration) -> Self {
-        self.max_jwt_ttl = max_jwt_ttl;
-        self
+    mtls_core::__setters! {
+        /// Sets the longest TTL allowed.
+        max_ttl: Duration;
+        /// Sets the longest JWT-SVID TTL allowed (default
+        /// [`DEFAULT_MAX_JWT_TTL`]). Retired JWT keys stay published this long
+        /// (plus clock skew) after a rotation.
+        max_jwt_ttl: Duration;
     }
 
     /// The trust domain the policy issues for.

@@ -18,6 +18,7 @@ pub mod metrics;
 mod peer;
 mod pem;
 mod provider;
+mod setters;
 pub mod source;
 mod svid;
 mod time_fmt;

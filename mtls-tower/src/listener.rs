@@ -45,10 +45,9 @@ impl Default for ListenerConfig {
 }
 
 impl ListenerConfig {
-    /// Sets [`handshake_timeout`](Self::handshake_timeout).
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
-        self
+    mtls_core::__setters! {
+        /// Sets [`handshake_timeout`](Self::handshake_timeout).
+        handshake_timeout: Duration;
     }
 
     /// Sets [`max_concurrent_handshakes`](Self::max_concurrent_handshakes) (at least 1).

@@ -82,11 +82,10 @@ impl JwtSvidRequest {
         self
     }
 
-    /// Sets the lifetime (at most the policy's
-    /// [`max_jwt_ttl`](crate::IssuancePolicy::max_jwt_ttl)).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
+    mtls_core::__setters! {
+        /// Sets the lifetime (at most the policy's
+        /// [`max_jwt_ttl`](crate::IssuancePolicy::max_jwt_ttl)).
+        ttl: Duration;
     }
 
     /// The subject.

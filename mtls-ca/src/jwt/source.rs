@@ -80,12 +80,11 @@ impl CaJwtSource {
         }
     }
 
-    /// Sets the lifetime of the tokens (at most the policy's
-    /// [`max_jwt_ttl`](crate::IssuancePolicy::max_jwt_ttl): a longer one
-    /// is refused by the CA).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
+    mtls_core::__setters! {
+        /// Sets the lifetime of the tokens (at most the policy's
+        /// [`max_jwt_ttl`](crate::IssuancePolicy::max_jwt_ttl): a longer one
+        /// is refused by the CA).
+        ttl: Duration;
     }
 
     /// The SPIFFE ID the tokens speak for.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use super::BundleSource;
+use super::{AbortOnDrop, BundleSource};
 use crate::bundle::BundleSet;
 use crate::id::TrustDomain;
 
@@ -61,7 +61,8 @@ struct Inner {
     /// Serializes recomputations and their notifications.
     changes: watch::Sender<u64>,
     rebuild: Mutex<()>,
-    tasks: Vec<tokio::task::AbortHandle>,
+    /// The watchers of the parts, aborted with the last clone.
+    _tasks: Vec<AbortOnDrop>,
 }
 
 struct Part {
@@ -139,7 +140,7 @@ impl ComposedBundlesBuilder {
         let set = compose(&parts);
         let (changes, _) = watch::channel(0);
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| Inner {
-            tasks: spawn_watchers(&parts, weak),
+            _tasks: spawn_watchers(&parts, weak),
             cached: ArcSwap::from_pointee(Cached {
                 parts: generations,
                 set,
@@ -155,7 +156,7 @@ impl ComposedBundlesBuilder {
 
 /// Inside a tokio runtime, one task per part that offers change
 /// notifications, recomputing the set when the part changes.
-fn spawn_watchers(parts: &[Part], weak: &Weak<Inner>) -> Vec<tokio::task::AbortHandle> {
+fn spawn_watchers(parts: &[Part], weak: &Weak<Inner>) -> Vec<AbortOnDrop> {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return Vec::new();
     };
@@ -164,14 +165,13 @@ fn spawn_watchers(parts: &[Part], weak: &Weak<Inner>) -> Vec<tokio::task::AbortH
         .filter_map(|part| part.source.changes())
         .map(|mut changes| {
             let weak = weak.clone();
-            runtime
-                .spawn(async move {
-                    while changes.changed().await.is_ok() {
-                        let Some(inner) = weak.upgrade() else { return };
-                        inner.current();
-                    }
-                })
-                .abort_handle()
+            let task = runtime.spawn(async move {
+                while changes.changed().await.is_ok() {
+                    let Some(inner) = weak.upgrade() else { return };
+                    inner.current();
+                }
+            });
+            AbortOnDrop(task.abort_handle())
         })
         .collect()
 }
@@ -290,14 +290,6 @@ impl BundleSource for ComposedBundles {
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {
         Some(self.inner.changes.subscribe())
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
     }
 }
 

@@ -147,22 +147,13 @@ impl Default for WatchOptions {
 }
 
 impl WatchOptions {
-    /// Sets [`poll_interval`](Self::poll_interval).
-    pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
-        self
-    }
-
-    /// Sets [`debounce`](Self::debounce).
-    pub fn debounce(mut self, debounce: Duration) -> Self {
-        self.debounce = debounce;
-        self
-    }
-
-    /// Sets [`read_timeout`](Self::read_timeout).
-    pub fn read_timeout(mut self, timeout: Duration) -> Self {
-        self.read_timeout = timeout;
-        self
+    crate::__setters! {
+        /// Sets [`poll_interval`](Self::poll_interval).
+        poll_interval: Duration;
+        /// Sets [`debounce`](Self::debounce).
+        debounce: Duration;
+        /// Sets [`read_timeout`](Self::read_timeout).
+        read_timeout: Duration;
     }
 }
 

@@ -125,10 +125,9 @@ impl SvidSpec {
         }
     }
 
-    /// Sets the lifetime asked for.
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
+    crate::__setters! {
+        /// Sets the lifetime asked for.
+        ttl: Duration;
     }
 
     /// Adds a DNS SAN.
@@ -137,10 +136,9 @@ impl SvidSpec {
         self
     }
 
-    /// Sets the key algorithm.
-    pub fn key_algorithm(mut self, algorithm: KeyAlgorithm) -> Self {
-        self.key_algorithm = algorithm;
-        self
+    crate::__setters! {
+        /// Sets the key algorithm.
+        key_algorithm: KeyAlgorithm;
     }
 }
 

@@ -80,6 +80,28 @@ macro_rules! tracked_source {
 #[cfg(feature = "federation")]
 pub(crate) use tracked_source;
 
+/// The two methods every source trait has beside the one that serves,
+/// with their defaults for sources that track no generation:
+/// `generation_methods!(serving_method, "what it serves")` in the trait.
+macro_rules! generation_methods {
+    ($method:ident, $what:literal) => {
+        #[doc = concat!(
+            "The generation of what [`", stringify!($method), "`](Self::", stringify!($method),
+            ")\nreturns: while it is the same, so is ", $what, ". `None` (the default)\n",
+            "when the source does not track one."
+        )]
+        fn generation(&self) -> Option<u64> {
+            None
+        }
+
+        /// A receiver woken whenever the generation changes, if the source
+        /// offers one.
+        fn changes(&self) -> Option<watch::Receiver<u64>> {
+            None
+        }
+    };
+}
+
 mod compose;
 #[cfg(feature = "file-source")]
 pub(crate) mod file;
@@ -113,18 +135,7 @@ pub trait SvidSource: Send + Sync {
     /// handshake then fails: nothing is presented).
     fn current_svid(&self) -> Option<X509Svid>;
 
-    /// The generation of what [`current_svid`](Self::current_svid)
-    /// returns: while it is the same, so is the SVID. `None` (the default)
-    /// when the source does not track one.
-    fn generation(&self) -> Option<u64> {
-        None
-    }
-
-    /// A receiver woken whenever the generation changes, if the source
-    /// offers one.
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        None
-    }
+    generation_methods!(current_svid, "the SVID");
 }
 
 /// Where the current trust bundles come from.
@@ -132,18 +143,7 @@ pub trait BundleSource: Send + Sync {
     /// The bundles to verify peers against now.
     fn current_bundles(&self) -> BundleSet;
 
-    /// The generation of what [`current_bundles`](Self::current_bundles)
-    /// returns: while it is the same, so is the set. `None` (the default)
-    /// when the source does not track one.
-    fn generation(&self) -> Option<u64> {
-        None
-    }
-
-    /// A receiver woken whenever the generation changes, if the source
-    /// offers one.
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        None
-    }
+    generation_methods!(current_bundles, "the set");
 }
 
 /// Where the current revocation lists come from.
@@ -151,18 +151,7 @@ pub trait CrlSource: Send + Sync {
     /// The CRLs to check peers against now.
     fn current_crls(&self) -> CrlSet;
 
-    /// The generation of what [`current_crls`](Self::current_crls)
-    /// returns: while it is the same, so is the set. `None` (the default)
-    /// when the source does not track one.
-    fn generation(&self) -> Option<u64> {
-        None
-    }
-
-    /// A receiver woken whenever the generation changes, if the source
-    /// offers one.
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        None
-    }
+    generation_methods!(current_crls, "the set");
 }
 
 /// Where the current JWT bundles come from: the JWT authorities that
@@ -180,19 +169,7 @@ pub trait JwtBundleSource: Send + Sync {
     /// The JWT bundles to validate tokens against now.
     fn current_jwt_bundles(&self) -> JwtBundleSet;
 
-    /// The generation of what
-    /// [`current_jwt_bundles`](Self::current_jwt_bundles) returns: while it
-    /// is the same, so is the set. `None` (the default) when the source
-    /// does not track one.
-    fn generation(&self) -> Option<u64> {
-        None
-    }
-
-    /// A receiver woken whenever the generation changes, if the source
-    /// offers one.
-    fn changes(&self) -> Option<watch::Receiver<u64>> {
-        None
-    }
+    generation_methods!(current_jwt_bundles, "the set");
 }
 
 /// A fixed value is a source of itself, at a generation that never
@@ -250,3 +227,13 @@ value_and_arc_sources!(
         set.clone()
     }
 );
+
+/// A background task of a source, aborted when the source (its last
+/// clone) is dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::issuer::{IssueError, SvidIssuer, SvidSpec};
 use super::published::Published;
 use super::status::SourceStatus;
-use super::SvidSource;
+use super::{AbortOnDrop, SvidSource};
 use crate::X509Svid;
 
 /// The fraction of an SVID's lifetime after which it is renewed (before
@@ -101,7 +101,7 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// ```
 pub struct RenewingSvid {
     shared: Arc<Shared>,
-    task: tokio::task::AbortHandle,
+    _task: AbortOnDrop,
 }
 
 /// The future of an erased issuer.
@@ -142,8 +142,11 @@ impl RenewingSvid {
             spec,
             published: Published::new((first, SystemTime::now())),
         });
-        let task = runtime.spawn(renew_loop(shared.clone())).abort_handle();
-        Ok(Self { shared, task })
+        let task = AbortOnDrop(runtime.spawn(renew_loop(shared.clone())).abort_handle());
+        Ok(Self {
+            shared,
+            _task: task,
+        })
     }
 
     /// The SVID serving now.
@@ -261,12 +264,6 @@ fn jitter() -> f64 {
 tracked_source!(RenewingSvid, SvidSource, fn current_svid(this) -> Option<X509Svid> {
     Some(this.svid())
 });
-
-impl Drop for RenewingSvid {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 impl fmt::Debug for RenewingSvid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

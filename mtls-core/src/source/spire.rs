@@ -21,7 +21,7 @@ use crate::crl::CrlSet;
 use crate::id::{SpiffeId, SpiffeIdError, TrustDomain};
 use crate::jwt::JwtBundleSet;
 use crate::source::{
-    BundleSource, JwtBundleSource, Published, SourceState, SourceStatus, SvidSource,
+    AbortOnDrop, BundleSource, JwtBundleSource, Published, SourceState, SourceStatus, SvidSource,
 };
 use crate::svid::{SvidError, X509Svid};
 use crate::verify::{PeerRole, VerifyError};
@@ -89,12 +89,11 @@ impl SpireSourceBuilder {
         self
     }
 
-    /// How long [`connect`](Self::connect) waits for the first SVID that
-    /// passes every check; `None` waits for ever. Default
-    /// [`DEFAULT_INITIAL_TIMEOUT`].
-    pub fn initial_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.initial_timeout = timeout;
-        self
+    crate::__setters! {
+        /// How long [`connect`](Self::connect) waits for the first SVID that
+        /// passes every check; `None` waits for ever. Default
+        /// [`DEFAULT_INITIAL_TIMEOUT`].
+        initial_timeout: Option<Duration>;
     }
 
     /// Serves the SVID of this SPIFFE ID when the Workload API hands out
@@ -121,15 +120,14 @@ impl SpireSourceBuilder {
         self
     }
 
-    /// Also follows the Workload API's JWT bundles (`FetchJWTBundles`), so
-    /// that the source is a [`JwtBundleSource`] for validating JWT-SVIDs:
-    /// [`connect`](Self::connect) then waits (within the initial timeout)
-    /// for the first JWT bundles too. Off by default: the source then
-    /// serves no JWT bundle (and validates no token), and opens no JWT
-    /// bundle stream. Fetching JWT-SVIDs to send needs no option.
-    pub fn jwt_bundles(mut self, watch: bool) -> Self {
-        self.jwt_bundles = watch;
-        self
+    crate::__setters! {
+        /// Also follows the Workload API's JWT bundles (`FetchJWTBundles`), so
+        /// that the source is a [`JwtBundleSource`] for validating JWT-SVIDs:
+        /// [`connect`](Self::connect) then waits (within the initial timeout)
+        /// for the first JWT bundles too. Off by default: the source then
+        /// serves no JWT bundle (and validates no token), and opens no JWT
+        /// bundle stream. Fetching JWT-SVIDs to send needs no option.
+        jwt_bundles: bool;
     }
 
     /// Connects, waits for the first SVID and bundles that pass every
@@ -224,7 +222,7 @@ impl SpireSourceBuilder {
             inner: Arc::new(Inner {
                 shared,
                 _x509: x509,
-                task: task.abort_handle(),
+                _task: AbortOnDrop(task.abort_handle()),
                 jwt,
             }),
         };
@@ -321,17 +319,11 @@ struct Inner {
     /// Kept so the connection lives as long as a clone of the source does,
     /// even once the task is gone.
     _x509: X509Source,
-    task: tokio::task::AbortHandle,
+    /// The task holds the other handle of the `X509Source`; once both are
+    /// dropped the `spiffe` crate cancels its supervisor.
+    _task: AbortOnDrop,
     /// JWT-SVIDs (cached) and JWT bundles (if watched).
     jwt: SpireJwt,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The task holds the other handle of the `X509Source`; once both are
-        // dropped the `spiffe` crate cancels its supervisor.
-        self.task.abort();
-    }
 }
 
 struct Shared {
@@ -503,7 +495,7 @@ fn connect_jwt(
     SpireJwt {
         svids,
         bundles,
-        task,
+        _task: task,
     }
 }
 

@@ -14,6 +14,7 @@ use super::jwt::{CachedJwtSvids, JwtSourceError, JwtSvidFuture, JwtSvidSource};
 use super::published::Published;
 use super::spire::{SpireSourceError, WithdrawalPolicy};
 use super::status::SourceState;
+use super::AbortOnDrop;
 use crate::bundle::BundleError;
 use crate::id::{SpiffeId, TrustDomain};
 use crate::jwt::{JwtBundle, JwtBundleSet, JwtToken};
@@ -106,25 +107,18 @@ pub(crate) struct SpireJwt {
     pub(crate) svids: CachedJwtSvids<WorkloadApiJwt>,
     /// `None` unless the builder asked to watch the JWT bundles.
     pub(crate) bundles: Option<Published<JwtBundleSet, SpireSourceError>>,
-    pub(crate) task: Option<tokio::task::AbortHandle>,
-}
-
-impl Drop for SpireJwt {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
+    /// The task following the JWT bundles, if watched.
+    pub(crate) _task: Option<AbortOnDrop>,
 }
 
 /// Starts following `FetchJWTBundles` on `endpoint`, publishing to
-/// `published`; returns the task's handle.
+/// `published`; returns the task, aborted when dropped.
 pub(crate) fn watch_bundles(
     endpoint: String,
     policy: WithdrawalPolicy,
     published: Published<JwtBundleSet, SpireSourceError>,
-) -> tokio::task::AbortHandle {
-    tokio::spawn(follow_bundles(endpoint, policy, published)).abort_handle()
+) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(follow_bundles(endpoint, policy, published)).abort_handle())
 }
 
 type BundleStream =

@@ -79,14 +79,30 @@ impl Pending {
     }
 }
 
-/// Declares a tweaks type over one rustls config: the struct, its `Debug`,
-/// the settings both configs share, and how its customizers are applied.
+/// Settings a tweaks type passes straight to its rustls config: each
+/// `name: Type;`, after its doc comment, becomes a method that sets the
+/// config's field of the same name.
+macro_rules! config_setters {
+    ($($(#[$attr:meta])* $name:ident: $ty:ty;)*) => {
+        $(
+            $(#[$attr])*
+            pub fn $name(&mut self, $name: $ty) -> &mut Self {
+                self.config.$name = $name;
+                self
+            }
+        )*
+    };
+}
+
+/// Declares the tweaks type over each rustls config: the struct, its
+/// `Debug`, the settings both configs share, and how its customizers are
+/// applied.
 macro_rules! tweaks {
-    (
+    ($(
         $(#[$meta:meta])*
         $name:ident, $config:ty, $customizer:ty,
-        builder: $builder:literal, peer: $peer:literal $(,)?
-    ) => {
+        builder: $builder:literal, peer: $peer:literal;
+    )+) => {$(
         $(#[$meta])*
         pub struct $name<'a> {
             config: &'a mut $config,
@@ -94,14 +110,13 @@ macro_rules! tweaks {
         }
 
         impl<'a> $name<'a> {
-            #[doc = concat!(
-                "ALPN protocols, most preferred first (as\n[`alpn_protocols`](crate::",
-                $builder,
-                "::alpn_protocols))."
-            )]
-            pub fn alpn_protocols(&mut self, protocols: Vec<Vec<u8>>) -> &mut Self {
-                self.config.alpn_protocols = protocols;
-                self
+            config_setters! {
+                #[doc = concat!(
+                    "ALPN protocols, most preferred first (as\n[`alpn_protocols`](crate::",
+                    $builder,
+                    "::alpn_protocols))."
+                )]
+                alpn_protocols: Vec<Vec<u8>>;
             }
 
             /// The largest TLS record to send, header included (32 to 16,389
@@ -112,54 +127,32 @@ macro_rules! tweaks {
                 self
             }
 
-            /// Where the TLS secrets of each connection are logged, for example
-            /// `rustls::KeyLogFile` (`SSLKEYLOGFILE`) to decrypt captures while
-            /// debugging. Anyone who can read that log can decrypt the traffic.
-            pub fn key_log(&mut self, key_log: Arc<dyn KeyLog>) -> &mut Self {
-                self.config.key_log = key_log;
-                self
-            }
+            config_setters! {
+                /// Where the TLS secrets of each connection are logged, for example
+                /// `rustls::KeyLogFile` (`SSLKEYLOGFILE`) to decrypt captures while
+                /// debugging. Anyone who can read that log can decrypt the traffic.
+                key_log: Arc<dyn KeyLog>;
 
-            /// Allow the traffic secrets to be extracted after the handshake (for
-            /// kernel TLS offload).
-            pub fn enable_secret_extraction(&mut self, enable: bool) -> &mut Self {
-                self.config.enable_secret_extraction = enable;
-                self
-            }
+                /// Allow the traffic secrets to be extracted after the handshake (for
+                /// kernel TLS offload).
+                enable_secret_extraction: bool;
 
-            /// Require the extended master secret extension (RFC 7627) on TLS 1.2.
-            pub fn require_ems(&mut self, require: bool) -> &mut Self {
-                self.config.require_ems = require;
-                self
-            }
+                /// Require the extended master secret extension (RFC 7627) on TLS 1.2.
+                require_ems: bool;
 
-            /// Certificate compression algorithms offered for our certificate
-            /// (RFC 8879; rustls' `brotli` and `zlib` features provide some).
-            pub fn cert_compressors(
-                &mut self,
-                compressors: Vec<&'static dyn CertCompressor>,
-            ) -> &mut Self {
-                self.config.cert_compressors = compressors;
-                self
-            }
+                /// Certificate compression algorithms offered for our certificate
+                /// (RFC 8879; rustls' `brotli` and `zlib` features provide some).
+                cert_compressors: Vec<&'static dyn CertCompressor>;
 
-            #[doc = concat!(
-                "Certificate decompression algorithms accepted for the ",
-                $peer,
-                "'s\ncertificate, which is verified after decompression as always."
-            )]
-            pub fn cert_decompressors(
-                &mut self,
-                decompressors: Vec<&'static dyn CertDecompressor>,
-            ) -> &mut Self {
-                self.config.cert_decompressors = decompressors;
-                self
-            }
+                #[doc = concat!(
+                    "Certificate decompression algorithms accepted for the ",
+                    $peer,
+                    "'s\ncertificate, which is verified after decompression as always."
+                )]
+                cert_decompressors: Vec<&'static dyn CertDecompressor>;
 
-            /// The cache of compressed certificates.
-            pub fn cert_compression_cache(&mut self, cache: Arc<CompressionCache>) -> &mut Self {
-                self.config.cert_compression_cache = cache;
-                self
+                /// The cache of compressed certificates.
+                cert_compression_cache: Arc<CompressionCache>;
             }
         }
 
@@ -187,7 +180,7 @@ macro_rules! tweaks {
                 tweaks.pending.finish(resumption)
             }
         }
-    };
+    )+};
 }
 
 tweaks! {
@@ -200,16 +193,25 @@ tweaks! {
     /// are checked at), 0-RTT early data (`max_early_data_size`) and half-RTT
     /// data (`send_half_rtt_data`).
     ServerTweaks, ServerConfig, ServerCustomizer,
-    builder: "ServerConfigBuilder", peer: "client",
+    builder: "ServerConfigBuilder", peer: "client";
+
+    /// The settings of a client config a customizer may change; see
+    /// [`ClientConfigBuilder::customize`](crate::ClientConfigBuilder::customize).
+    ///
+    /// Not offered, because they change who is admitted or let data flow
+    /// before the server is verified again: the server-certificate verifier
+    /// (`dangerous()`), the client certificate resolver, the time provider (the
+    /// clock certificates are checked at) and 0-RTT early data.
+    ClientTweaks, ClientConfig, ClientCustomizer,
+    builder: "ClientConfigBuilder", peer: "server";
 }
 
 /// The settings only a server config has.
 impl ServerTweaks<'_> {
-    /// Choose the cipher suite by the server's order of preference instead
-    /// of the client's.
-    pub fn ignore_client_order(&mut self, ignore: bool) -> &mut Self {
-        self.config.ignore_client_order = ignore;
-        self
+    config_setters! {
+        /// Choose the cipher suite by the server's order of preference instead
+        /// of the client's.
+        ignore_client_order: bool;
     }
 
     /// Where resumable sessions are kept (default with
@@ -245,24 +247,11 @@ impl ServerTweaks<'_> {
     }
 }
 
-tweaks! {
-    /// The settings of a client config a customizer may change; see
-    /// [`ClientConfigBuilder::customize`](crate::ClientConfigBuilder::customize).
-    ///
-    /// Not offered, because they change who is admitted or let data flow
-    /// before the server is verified again: the server-certificate verifier
-    /// (`dangerous()`), the client certificate resolver, the time provider (the
-    /// clock certificates are checked at) and 0-RTT early data.
-    ClientTweaks, ClientConfig, ClientCustomizer,
-    builder: "ClientConfigBuilder", peer: "server",
-}
-
 /// The settings only a client config has.
 impl ClientTweaks<'_> {
-    /// Send the server name dialled as SNI (default: on).
-    pub fn enable_sni(&mut self, enable: bool) -> &mut Self {
-        self.config.enable_sni = enable;
-        self
+    config_setters! {
+        /// Send the server name dialled as SNI (default: on).
+        enable_sni: bool;
     }
 
     /// Where resumable sessions are kept (default with

@@ -96,28 +96,15 @@ impl PolicyFileOptions {
         Self::default()
     }
 
-    /// Sets [`mode`](Self::mode).
-    pub fn mode(mut self, mode: PolicyMode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Sets [`poll_interval`](Self::poll_interval) (at least 10 ms).
-    pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
-        self
-    }
-
-    /// Sets [`max_observations`](Self::max_observations).
-    pub fn max_observations(mut self, max: usize) -> Self {
-        self.max_observations = max;
-        self
-    }
-
-    /// Sets [`label_limit`](Self::label_limit).
-    pub fn label_limit(mut self, limit: usize) -> Self {
-        self.label_limit = limit;
-        self
+    mtls_core::__setters! {
+        /// Sets [`mode`](Self::mode).
+        mode: PolicyMode;
+        /// Sets [`poll_interval`](Self::poll_interval) (at least 10 ms).
+        poll_interval: Duration;
+        /// Sets [`max_observations`](Self::max_observations).
+        max_observations: usize;
+        /// Sets [`label_limit`](Self::label_limit).
+        label_limit: usize;
     }
 
     /// Loads the policy file at `path` (it must be valid now), and
