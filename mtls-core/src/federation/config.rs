@@ -184,20 +184,16 @@ impl EndpointConfig {
         })
     }
 
-    /// Bound on the TCP connection and TLS handshake of each hop (default
-    /// [`FEDERATION_CONNECT_TIMEOUT`](crate::FEDERATION_CONNECT_TIMEOUT)).
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
+    crate::__setters! {
+        /// Bound on the TCP connection and TLS handshake of each hop (default
+        /// [`FEDERATION_CONNECT_TIMEOUT`](crate::FEDERATION_CONNECT_TIMEOUT)).
+        #[must_use]
+        connect_timeout: Duration;
 
-    /// Bound on a whole fetch, redirects and body included (default
-    /// [`FEDERATION_TOTAL_TIMEOUT`](crate::FEDERATION_TOTAL_TIMEOUT)).
-    #[must_use]
-    pub fn total_timeout(mut self, timeout: Duration) -> Self {
-        self.total_timeout = timeout;
-        self
+        /// Bound on a whole fetch, redirects and body included (default
+        /// [`FEDERATION_TOTAL_TIMEOUT`](crate::FEDERATION_TOTAL_TIMEOUT)).
+        #[must_use]
+        total_timeout: Duration;
     }
 
     /// Bound on the response body, at most

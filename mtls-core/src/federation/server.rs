@@ -122,21 +122,17 @@ impl ServeOptions {
         self
     }
 
-    /// Time given to a client for the TLS handshake (default
-    /// [`FEDERATION_HANDSHAKE_TIMEOUT`](crate::FEDERATION_HANDSHAKE_TIMEOUT)).
-    #[must_use]
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
+    crate::__setters! {
+        /// Time given to a client for the TLS handshake (default
+        /// [`FEDERATION_HANDSHAKE_TIMEOUT`](crate::FEDERATION_HANDSHAKE_TIMEOUT)).
+        #[must_use]
+        handshake_timeout: Duration;
 
-    /// Time a connection may last after its handshake (default
-    /// [`FEDERATION_CONNECTION_TIMEOUT`](crate::FEDERATION_CONNECTION_TIMEOUT));
-    /// one request is served per connection.
-    #[must_use]
-    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
-        self.connection_timeout = timeout;
-        self
+        /// Time a connection may last after its handshake (default
+        /// [`FEDERATION_CONNECTION_TIMEOUT`](crate::FEDERATION_CONNECTION_TIMEOUT));
+        /// one request is served per connection.
+        #[must_use]
+        connection_timeout: Duration;
     }
 }
 
