@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
+use super::token::Bearer;
 use super::JwsAlgorithm;
 use crate::id::SpiffeId;
 
@@ -24,7 +25,7 @@ pub struct JwtSvid {
     pub(super) not_before: Option<SystemTime>,
     pub(super) key_id: String,
     pub(super) algorithm: JwsAlgorithm,
-    pub(super) token: String,
+    pub(super) token: Bearer,
     pub(super) claims: Map<String, Value>,
 }
 
@@ -48,7 +49,7 @@ impl JwtSvid {
 
     /// The token in its compact serialization, as received.
     pub fn token(&self) -> &str {
-        &self.token
+        &self.token.0
     }
 
     /// Every claim, as JSON, for callers who need more than the typed

@@ -18,7 +18,8 @@ use crate::id::SpiffeId;
 /// receiver checks it: tokens received from peers go through a
 /// [`JwtSvidValidator`](crate::JwtSvidValidator), never through this type.
 ///
-/// Its `Debug` output leaves out the token (a bearer credential).
+/// Its `Debug` output shows `<redacted>` in place of the token (a bearer
+/// credential).
 ///
 /// ```
 /// use mtls_core::JwtToken;
@@ -31,15 +32,16 @@ use crate::id::SpiffeId;
 /// )?;
 /// assert_eq!(token.spiffe_id().as_str(), "spiffe://example.org/web");
 /// assert_eq!(token.audience(), ["api"]);
-/// assert!(!format!("{token:?}").contains("eyJ"), "Debug never shows the token");
+/// let shown = format!("{token:?}");
+/// assert!(!shown.contains("eyJ") && shown.contains("<redacted>"), "Debug never shows the token");
 ///
 /// // {"alg":"none"}: refused, as a validator would.
 /// assert!(JwtToken::from_compact("eyJhbGciOiJub25lIn0.e30.").is_err());
 /// # Ok::<(), mtls_core::JwtSvidError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwtToken {
-    token: String,
+    token: Bearer,
     spiffe_id: SpiffeId,
     audience: Vec<String>,
     expiry: SystemTime,
@@ -66,7 +68,7 @@ impl JwtToken {
         numeric_date(&claims, "nbf")?;
         let issued_at = numeric_date(&claims, "iat")?;
         Ok(Self {
-            token: token.to_owned(),
+            token: Bearer(token.to_owned()),
             spiffe_id,
             audience,
             expiry,
@@ -76,7 +78,7 @@ impl JwtToken {
 
     /// The token, in its compact serialization: what goes after `Bearer `.
     pub fn token(&self) -> &str {
-        &self.token
+        &self.token.0
     }
 
     super::claim_accessors!();
@@ -95,13 +97,13 @@ impl From<JwtSvid> for JwtToken {
     }
 }
 
-impl fmt::Debug for JwtToken {
+/// A token in its compact serialization: a bearer credential, which
+/// `Debug` never shows (logs are no place for it).
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct Bearer(pub(super) String);
+
+impl fmt::Debug for Bearer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtToken")
-            .field("spiffe_id", &self.spiffe_id)
-            .field("audience", &self.audience)
-            .field("expiry", &self.expiry)
-            .field("issued_at", &self.issued_at)
-            .finish_non_exhaustive()
+        f.write_str("<redacted>")
     }
 }

@@ -214,7 +214,7 @@ impl JwtSvidValidator {
             issued_at,
             not_before,
             algorithm,
-            token: token.to_owned(),
+            token: super::token::Bearer(token.to_owned()),
             claims,
         })
     }
