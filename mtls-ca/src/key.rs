@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use mtls_core::der::tlv;
 use rcgen::{KeyPair, SignatureAlgorithm};
 use zeroize::Zeroizing;
 
@@ -131,16 +132,4 @@ pub(crate) fn wrap_pkcs8(
     ]
     .concat();
     Some(tlv(0x30, &body))
-}
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let len = content.len();
-    let mut out = vec![tag];
-    match len {
-        0..=0x7f => out.push(len as u8),
-        0x80..=0xff => out.extend([0x81, len as u8]),
-        _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
-    }
-    out.extend_from_slice(content);
-    out
 }
