@@ -59,13 +59,13 @@ where
 {
     fn verify_server_cert(
         &self,
-        end_entity: &CertificateDer<'_>,
+        leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
+        _: &ServerName<'_>,
+        _: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        (self.check)(end_entity, intermediates, now).map(|()| ServerCertVerified::assertion())
+        (self.check)(leaf, intermediates, now).map(|()| ServerCertVerified::assertion())
     }
 
     mtls_core::__handshake_signature_methods!();
