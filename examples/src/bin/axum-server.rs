@@ -39,11 +39,12 @@ use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use mtls_core::authorize;
-use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, PeerId, RoutePolicy};
+use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, RoutePolicy};
 
 use axum::extract::Path;
 use examples::cli::{self, PolicyArgs, ServerArgs};
 use examples::federate::FederationArgs;
+use examples::handlers::{admin, whoami};
 use examples::BoxError;
 
 const PROGRAM: &str = "axum-server";
@@ -118,14 +119,4 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
 /// Item `id`.
 async fn item(Path(id): Path<String>) -> String {
     format!("item {id}\n")
-}
-
-/// The caller's SPIFFE ID and a newline.
-async fn whoami(PeerId(id): PeerId) -> String {
-    format!("{id}\n")
-}
-
-/// Reached only by the `--admin` IDs: the layer answers 403 to the others.
-async fn admin() -> &'static str {
-    "welcome, admin\n"
 }
