@@ -35,7 +35,7 @@ use mtls_tower::{
     AuthorizeLayer, AuthorizeRequest, Caller, Denial, PolicyFile, RequestHead, RoutePolicy,
 };
 
-use examples::cli::{self, PolicyArgs, ServerArgs};
+use examples::cli::{self, ServerArgs};
 use examples::identity_proto::{self, identity_server::IdentityServer};
 use examples::identity_service::IdentityService;
 use examples::BoxError;
@@ -48,8 +48,6 @@ const PROGRAM: &str = "tonic-server";
 struct Cli {
     #[command(flatten)]
     server: ServerArgs,
-    #[command(flatten)]
-    policy: PolicyArgs,
 }
 
 /// Who decides each call: the built-in route policy, or a policy file.
@@ -74,17 +72,14 @@ impl AuthorizeRequest for Decider {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.policy.validate_or_exit::<Cli>(&cli.server.admins);
-    cli::init_tracing();
-    cli::exit(PROGRAM, run(cli).await)
+    cli::server_main(PROGRAM, |cli: &Cli| &cli.server, run).await
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let args = cli.server;
     let server = args.server_config(PROGRAM, &[b"h2"])?;
 
-    let served = cli.policy.load()?;
+    let served = args.policy.load()?;
     let decider = match &served {
         // A policy file (enforce, audit or learn) decides every call.
         Some(served) => Decider::File(served.file.clone()),
