@@ -10,10 +10,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc);
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_with_config(config, &["proto/identity.proto"], &["proto"])?;
+    // Client and server: tonic-prost-build's default.
+    tonic_prost_build::configure().compile_with_config(
+        config,
+        &["proto/identity.proto"],
+        &["proto"],
+    )?;
     println!("cargo:rerun-if-changed=proto/identity.proto");
     Ok(())
 }

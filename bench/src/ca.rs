@@ -14,6 +14,7 @@ use rcgen::{
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 
+use crate::stats::{kept, micros};
 use crate::{rotate, BoxError, Fixture};
 
 fn random_serial(provider: &CryptoProvider) -> Result<SerialNumber, BoxError> {
@@ -132,29 +133,21 @@ impl<'a> CaKit<'a> {
 /// verify like ours first.
 pub fn measure_ca(fx: &Fixture, rounds: usize, iters: u64) -> Result<CaRounds, BoxError> {
     let kit = CaKit::new(fx)?;
-    let mut issue_ours = || {
-        let _ = black_box(kit.issue_ours());
-    };
-    let mut issue_raw = || {
-        let _ = black_box(kit.issue_raw());
-    };
-    let mut csr_ours = || {
-        let _ = black_box(kit.csr_ours());
-    };
-    let mut csr_raw = || {
-        let _ = black_box(kit.csr_raw());
-    };
-    let mut out = rotate(
+    let [issue_ours_us, issue_raw_us, csr_ours_us, csr_raw_us] = rotate(
         rounds,
         iters,
-        &mut [&mut issue_ours, &mut issue_raw, &mut csr_ours, &mut csr_raw],
+        [
+            &mut kept(|| kit.issue_ours()),
+            &mut kept(|| kit.issue_raw()),
+            &mut kept(|| kit.csr_ours()),
+            &mut kept(|| kit.csr_raw()),
+        ],
     )
-    .into_iter()
-    .map(|v| v.iter().map(|ns| ns / 1e3).collect::<Vec<f64>>());
+    .map(micros);
     Ok(CaRounds {
-        issue_ours_us: out.next().unwrap_or_default(),
-        issue_raw_us: out.next().unwrap_or_default(),
-        csr_ours_us: out.next().unwrap_or_default(),
-        csr_raw_us: out.next().unwrap_or_default(),
+        issue_ours_us,
+        issue_raw_us,
+        csr_ours_us,
+        csr_raw_us,
     })
 }

@@ -7,6 +7,7 @@ use mtls_core::rustls;
 use rustls::SignatureScheme;
 
 use crate::handshake::connect;
+use crate::stats::kept;
 use crate::{ns_per_call, BoxError, Fixture, Side};
 
 /// The cryptography a full mTLS handshake cannot avoid, per side: one
@@ -142,18 +143,10 @@ impl FloorKit {
 
     /// Times each operation over `iters` calls, once.
     pub fn round(&mut self, iters: u64) {
-        let sign = ns_per_call(iters, || {
-            let _ = black_box(self.sign());
-        });
-        let verify = ns_per_call(iters, || {
-            let _ = black_box(self.verify());
-        });
-        let kx_client = ns_per_call(iters, || {
-            let _ = black_box(self.kx_client());
-        });
-        let kx_server = ns_per_call(iters, || {
-            let _ = black_box(self.kx_server());
-        });
+        let sign = ns_per_call(iters, kept(|| self.sign()));
+        let verify = ns_per_call(iters, kept(|| self.verify()));
+        let kx_client = ns_per_call(iters, kept(|| self.kx_client()));
+        let kx_server = ns_per_call(iters, kept(|| self.kx_server()));
         self.floor.sign_us.push(sign / 1e3);
         self.floor.verify_us.push(verify / 1e3);
         self.floor.kx_client_us.push(kx_client / 1e3);

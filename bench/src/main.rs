@@ -153,6 +153,30 @@ impl Report {
             .push([what.into(), ours, baseline, ratio, target.into()]);
     }
 
+    /// A row of two series of µs per round, ours and the `baseline`'s:
+    /// their medians and the throughput ratio ours/baseline (its time ÷
+    /// ours, paired round by round), which it returns; `target` is the
+    /// least ratio wanted and how the row says it.
+    fn throughput(
+        &mut self,
+        what: &str,
+        ours: &[f64],
+        baseline: (&[f64], &str),
+        target: Option<(f64, &str)>,
+    ) -> f64 {
+        let (theirs, name) = baseline;
+        let r = paired_ratio(theirs, ours);
+        let target = target.map_or_else(String::new, |(least, text)| verdict(r >= least, text));
+        self.row(
+            what,
+            us(median(ours)),
+            format!("{} {name}", us(median(theirs))),
+            ratio(r),
+            &target,
+        );
+        r
+    }
+
     fn key(&mut self, key: &'static str, value: String) {
         self.keys.push((key, value));
     }
@@ -320,68 +344,64 @@ fn handshakes(
 
     // (1) Full handshakes: throughput ratio ours/raw = raw CPU / our CPU,
     // paired round by round.
-    let server_ratio = paired_ratio(&rf.server_us, &of.server_us);
-    let client_ratio = paired_ratio(&rf.client_us, &of.client_us);
-    let total_ratio = paired_ratio(&rf.total_us(), &of.total_us());
-    report.row(
+    let server_ratio = report.throughput(
         &format!("(1) full handshake ({version}, {group}, P-256 leaf + intermediate both sides), server CPU per handshake; ratio = throughput ours/raw"),
-        us(median(&of.server_us)),
-        format!("{} raw rustls, WebPkiClientVerifier", us(median(&rf.server_us))),
-        ratio(server_ratio),
-        "",
+        &of.server_us,
+        (&rf.server_us, "raw rustls, WebPkiClientVerifier"),
+        None,
     );
-    report.row(
+    let client_ratio = report.throughput(
         "(1) full handshake, client CPU per handshake; ratio = throughput ours/raw",
-        us(median(&of.client_us)),
-        format!(
-            "{} raw rustls, verify_server_cert_signed_by_trust_anchor",
-            us(median(&rf.client_us))
+        &of.client_us,
+        (
+            &rf.client_us,
+            "raw rustls, verify_server_cert_signed_by_trust_anchor",
         ),
-        ratio(client_ratio),
-        "",
+        None,
     );
-    report.row(
+    let total_ratio = report.throughput(
         &format!("(1) **full handshake, both sides** ({group}); ratio = throughput ours/raw"),
-        us(median(&of.total_us())),
-        format!("{} raw rustls", us(median(&rf.total_us()))),
-        ratio(total_ratio),
-        &verdict(total_ratio >= 1.20, "≥ 1.20"),
+        &of.total_us(),
+        (&rf.total_us(), "raw rustls"),
+        Some((1.20, "≥ 1.20")),
     );
     if !headline {
-        let resumed_vs_raw = paired_ratio(&rr.total_us(), &or.total_us());
-        report.row(
+        let resumed_vs_raw = report.throughput(
             &format!("(2) resumed handshake, both sides ({group}); ratio = throughput ours/raw"),
-            us(median(&or.total_us())),
-            format!("{} raw rustls resumed", us(median(&rr.total_us()))),
-            ratio(resumed_vs_raw),
-            "",
+            &or.total_us(),
+            (&rr.total_us(), "raw rustls resumed"),
+            None,
         );
         report.key("handshake_ratio_pq", ratio(total_ratio));
         report.key("resumed_vs_raw_ratio_pq", ratio(resumed_vs_raw));
         return Ok(());
     }
-    report.row(
-        &format!("(1)/(3) full handshake server CPU over the crypto floor (1 P-256 sign + 3 verifies + 1 {group} exchange); ratio = ours/floor"),
-        us(median(&of.server_us)),
-        format!(
-            "{} floor (raw rustls: {:.2}× floor)",
-            us(median(&floor.server_us())),
-            paired_ratio(&rf.server_us, &floor.server_us())
+    for (what, ours, raw, floor) in [
+        (
+            format!("(1)/(3) full handshake server CPU over the crypto floor (1 P-256 sign + 3 verifies + 1 {group} exchange); ratio = ours/floor"),
+            &of.server_us,
+            &rf.server_us,
+            floor.server_us(),
         ),
-        format!("{:.2}×", paired_ratio(&of.server_us, &floor.server_us())),
-        "",
-    );
-    report.row(
-        "(1)/(3) full handshake client CPU over the crypto floor; ratio = ours/floor",
-        us(median(&of.client_us)),
-        format!(
-            "{} floor (raw rustls: {:.2}× floor)",
-            us(median(&floor.client_us())),
-            paired_ratio(&rf.client_us, &floor.client_us())
+        (
+            "(1)/(3) full handshake client CPU over the crypto floor; ratio = ours/floor".into(),
+            &of.client_us,
+            &rf.client_us,
+            floor.client_us(),
         ),
-        format!("{:.2}×", paired_ratio(&of.client_us, &floor.client_us())),
-        "",
-    );
+    ] {
+        report.row(
+            &what,
+            us(median(ours)),
+            format!(
+                "{} floor (raw rustls: {:.2}× floor)",
+                us(median(&floor)),
+                paired_ratio(raw, &floor)
+            ),
+            format!("{:.2}×", paired_ratio(ours, &floor)),
+            "",
+        );
+    }
 
     // (1b) A fleet: the server handshakes with more distinct clients than
     // its verifier remembers, so each of their chains is verified (under
@@ -399,16 +419,14 @@ fn handshakes(
     )?;
     let [fleet_ours, fleet_raw] =
         <[HandshakeRounds; 2]>::try_from(fleet).map_err(|_| "expected two fleet series")?;
-    let fleet_ratio = paired_ratio(&fleet_raw.total_us(), &fleet_ours.total_us());
-    report.row(
+    let fleet_ratio = report.throughput(
         &format!(
             "(1b) full handshake, both sides, a server and a fleet of {} clients taken in turn (more than the 64 chains a verifier remembers); ratio = throughput ours/raw",
             mtls_bench::FLEET
         ),
-        us(median(&fleet_ours.total_us())),
-        format!("{} raw rustls", us(median(&fleet_raw.total_us()))),
-        ratio(fleet_ratio),
-        "",
+        &fleet_ours.total_us(),
+        (&fleet_raw.total_us(), "raw rustls"),
+        None,
     );
     report.key("handshake_ratio_fleet", ratio(fleet_ratio));
 
@@ -423,37 +441,31 @@ fn handshakes(
 
     // (2) Resumed handshakes, with the re-verification the listener and
     // the connector do on resumption.
-    let resumed_vs_raw = paired_ratio(&rr.total_us(), &or.total_us());
     let speedup_ours = paired_ratio(&of.total_us(), &or.total_us());
     let speedup_raw = paired_ratio(&rf.total_us(), &rr.total_us());
-    report.row(
+    report.throughput(
         "(2) resumed handshake, server CPU (ours: with `peer_identity` re-verification); ratio = throughput ours/raw",
-        us(median(&or.server_us)),
-        format!("{} raw rustls resumed", us(median(&rr.server_us))),
-        ratio(paired_ratio(&rr.server_us, &or.server_us)),
-        "",
+        &or.server_us,
+        (&rr.server_us, "raw rustls resumed"),
+        None,
     );
-    report.row(
+    report.throughput(
         "(2) resumed handshake, client CPU (ours: with re-verification); ratio = throughput ours/raw",
-        us(median(&or.client_us)),
-        format!("{} raw rustls resumed", us(median(&rr.client_us))),
-        ratio(paired_ratio(&rr.client_us, &or.client_us)),
-        "",
+        &or.client_us,
+        (&rr.client_us, "raw rustls resumed"),
+        None,
     );
-    report.row(
+    let resumed_vs_raw = report.throughput(
         "(2) resumed handshake, both sides; ratio = throughput ours/raw",
-        us(median(&or.total_us())),
-        format!("{} raw rustls resumed", us(median(&rr.total_us()))),
-        ratio(resumed_vs_raw),
-        &verdict(resumed_vs_raw >= 1.0, "≥ 1.0"),
+        &or.total_us(),
+        (&rr.total_us(), "raw rustls resumed"),
+        Some((1.0, "≥ 1.0")),
     );
-    let resumed_vs_one_ticket = paired_ratio(&r1.total_us(), &or.total_us());
-    report.row(
+    let resumed_vs_one_ticket = report.throughput(
         "(2) resumed handshake, both sides, raw rustls set to send one ticket per handshake as ours does (its default is two); ratio = throughput ours/raw",
-        us(median(&or.total_us())),
-        format!("{} raw rustls resumed, one ticket", us(median(&r1.total_us()))),
-        ratio(resumed_vs_one_ticket),
-        "",
+        &or.total_us(),
+        (&r1.total_us(), "raw rustls resumed, one ticket"),
+        None,
     );
     report.row(
         "(2) **resumption speed-up**: resumed ÷ full handshake throughput, both sides",
@@ -685,20 +697,30 @@ fn request_path(fx: &Fixture, plan: &Plan, report: &mut Report) -> Result<(), Bo
     let overhead = paired_diff(&cpu[0], &cpu[1]);
     let tls_cost = paired_diff(&cpu[1], &cpu[2]);
     let conns = plan.req_connections;
-    report.row(
-        &format!("(5) requests/s, HTTP/1.1 keep-alive, {conns} connection{}, closed loop over loopback, ours = {}; ratio = ours/raw", if conns == 1 { "" } else { "s" }, Stack::Ours.label()),
-        format!("{:.0}/s", median(&rps[0])),
-        format!("{:.0}/s {}", median(&rps[1]), Stack::RawTls.label()),
-        ratio(paired_ratio(&rps[0], &rps[1])),
-        "",
-    );
-    report.row(
-        "(5) requests/s, raw rustls vs plaintext; ratio = TLS/plaintext",
-        format!("{:.0}/s raw rustls", median(&rps[1])),
-        format!("{:.0}/s {}", median(&rps[2]), Stack::Plain.label()),
-        ratio(paired_ratio(&rps[1], &rps[2])),
-        "",
-    );
+    // Requests/s of a stack (index `a` of `Stack::ALL`) against those of
+    // the next (`b`): ours against raw rustls, raw rustls against plaintext.
+    for (what, a, a_name, b) in [
+        (
+            format!("(5) requests/s, HTTP/1.1 keep-alive, {conns} connection{}, closed loop over loopback, ours = {}; ratio = ours/raw", if conns == 1 { "" } else { "s" }, Stack::Ours.label()),
+            0,
+            "",
+            1,
+        ),
+        (
+            "(5) requests/s, raw rustls vs plaintext; ratio = TLS/plaintext".into(),
+            1,
+            " raw rustls",
+            2,
+        ),
+    ] {
+        report.row(
+            &what,
+            format!("{:.0}/s{a_name}", median(&rps[a])),
+            format!("{:.0}/s {}", median(&rps[b]), Stack::ALL[b].label()),
+            ratio(paired_ratio(&rps[a], &rps[b])),
+            "",
+        );
+    }
     report.row(
         "(5) latency p50 / p99 / p99.9; ratio = p50 ours/raw",
         format!("{:.0} / {:.0} / {:.0} µs", l_ours.0, l_ours.1, l_ours.2),
@@ -755,36 +777,28 @@ fn ca(fx: &Fixture, plan: &Plan, report: &mut Report) -> Result<(), BoxError> {
     let per_s = |v: &[f64]| 1e6 / median(v);
     let issue_ratio = paired_ratio(&r.issue_raw_us, &r.issue_ours_us);
     let csr_ratio = paired_ratio(&r.csr_raw_us, &r.csr_ours_us);
-    report.row(
-        "(6) SVIDs issued per second (P-256 key generation + signing); ratio = ours/raw",
-        format!(
-            "{:.0}/s ({:.1} µs)",
-            per_s(&r.issue_ours_us),
-            median(&r.issue_ours_us)
+    for (what, ours, raw, ours_over_raw) in [
+        (
+            "(6) SVIDs issued per second (P-256 key generation + signing); ratio = ours/raw",
+            &r.issue_ours_us,
+            &r.issue_raw_us,
+            issue_ratio,
         ),
-        format!(
-            "{:.0}/s ({:.1} µs) raw rcgen",
-            per_s(&r.issue_raw_us),
-            median(&r.issue_raw_us)
+        (
+            "(6) CSRs signed per second (parse + signature check + signing); ratio = ours/raw",
+            &r.csr_ours_us,
+            &r.csr_raw_us,
+            csr_ratio,
         ),
-        ratio(issue_ratio),
-        "",
-    );
-    report.row(
-        "(6) CSRs signed per second (parse + signature check + signing); ratio = ours/raw",
-        format!(
-            "{:.0}/s ({:.1} µs)",
-            per_s(&r.csr_ours_us),
-            median(&r.csr_ours_us)
-        ),
-        format!(
-            "{:.0}/s ({:.1} µs) raw rcgen",
-            per_s(&r.csr_raw_us),
-            median(&r.csr_raw_us)
-        ),
-        ratio(csr_ratio),
-        "",
-    );
+    ] {
+        report.row(
+            what,
+            format!("{:.0}/s ({:.1} µs)", per_s(ours), median(ours)),
+            format!("{:.0}/s ({:.1} µs) raw rcgen", per_s(raw), median(raw)),
+            ratio(ours_over_raw),
+            "",
+        );
+    }
     report.key("issue_per_s", format!("{:.0}", per_s(&r.issue_ours_us)));
     report.key("issue_ratio", ratio(issue_ratio));
     report.key("csr_per_s", format!("{:.0}", per_s(&r.csr_ours_us)));

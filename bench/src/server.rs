@@ -2,7 +2,6 @@
 //! its own thread, and the application alone, called in process.
 
 use std::future::IntoFuture;
-use std::hint::black_box;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::authz::rule_peer;
+use crate::stats::kept;
 use crate::{rotate, BoxError, Fixture};
 
 /// The server stacks compared on the request path.
@@ -335,19 +335,14 @@ impl LayerKit {
 /// router, and bare; the per-round figures of each.
 pub fn measure_layer(fx: &Fixture, rounds: usize, iters: u64) -> Result<[Vec<f64>; 3], BoxError> {
     let kit = LayerKit::new(fx)?;
-    let mut a = || {
-        black_box(kit.call(true));
-    };
-    let mut w = || {
-        black_box(kit.call_whole());
-    };
-    let mut b = || {
-        black_box(kit.call(false));
-    };
-    let mut out = rotate(rounds, iters, &mut [&mut a, &mut w, &mut b]).into_iter();
-    Ok([
-        out.next().unwrap_or_default(),
-        out.next().unwrap_or_default(),
-        out.next().unwrap_or_default(),
-    ])
+    let per_round = rotate(
+        rounds,
+        iters,
+        [
+            &mut kept(|| kit.call(true)),
+            &mut kept(|| kit.call_whole()),
+            &mut kept(|| kit.call(false)),
+        ],
+    );
+    Ok(per_round)
 }

@@ -1,6 +1,7 @@
 //! Timing and statistics: calls timed in batches, rounds that rotate which
 //! function goes first, medians and percentiles, paired ratios.
 
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 /// The median of `values` (NaN when empty).
@@ -56,16 +57,32 @@ pub fn calibrate<F: FnMut()>(target: Duration, mut f: F) -> u64 {
 /// `rounds` rounds; in each, every function of `fns` is timed over `iters`
 /// calls, starting with a different one each round. Returns, per function,
 /// its nanoseconds per call in each round.
-pub fn rotate(rounds: usize, iters: u64, fns: &mut [&mut dyn FnMut()]) -> Vec<Vec<f64>> {
-    let n = fns.len();
-    let mut out = vec![Vec::with_capacity(rounds); n];
+pub fn rotate<const N: usize>(
+    rounds: usize,
+    iters: u64,
+    fns: [&mut dyn FnMut(); N],
+) -> [Vec<f64>; N] {
+    let mut out: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
     for round in 0..rounds {
-        for k in 0..n {
-            let i = (round + k) % n;
+        for k in 0..N {
+            let i = (round + k) % N;
             out[i].push(ns_per_call(iters, &mut *fns[i]));
         }
     }
     out
+}
+
+/// `f` as a call to time: its result goes to [`black_box`], so that the
+/// optimizer cannot skip the work.
+pub(crate) fn kept<T>(mut f: impl FnMut() -> T) -> impl FnMut() {
+    move || {
+        black_box(f());
+    }
+}
+
+/// Nanoseconds to microseconds, round by round.
+pub(crate) fn micros(ns: Vec<f64>) -> Vec<f64> {
+    ns.into_iter().map(|ns| ns / 1e3).collect()
 }
 
 /// The median over rounds of `a[i] / b[i]`.

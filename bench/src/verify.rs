@@ -13,6 +13,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::RootCertStore;
 
+use crate::stats::{kept, micros};
 use crate::{rotate, BoxError, Fixture};
 
 /// The three verifications of the client's chain that are compared, set up
@@ -102,20 +103,19 @@ pub struct VerifyRounds {
 /// rounds that rotate which goes first.
 pub fn measure_verify(fx: &Fixture, rounds: usize, iters: u64) -> Result<VerifyRounds, BoxError> {
     let verifiers = ChainVerifiers::new(fx)?;
-    let mut ours = || {
-        let _ = black_box(verifiers.ours());
-    };
-    let mut raw_cv = || {
-        let _ = black_box(verifiers.raw_client_verifier());
-    };
-    let mut raw_ta = || {
-        let _ = black_box(verifiers.raw_trust_anchor());
-    };
-    let mut out = rotate(rounds, iters, &mut [&mut ours, &mut raw_cv, &mut raw_ta]).into_iter();
-    let us = |v: Option<Vec<f64>>| v.unwrap_or_default().iter().map(|ns| ns / 1e3).collect();
+    let [ours_us, raw_client_verifier_us, raw_trust_anchor_us] = rotate(
+        rounds,
+        iters,
+        [
+            &mut kept(|| verifiers.ours()),
+            &mut kept(|| verifiers.raw_client_verifier()),
+            &mut kept(|| verifiers.raw_trust_anchor()),
+        ],
+    )
+    .map(micros);
     Ok(VerifyRounds {
-        ours_us: us(out.next()),
-        raw_client_verifier_us: us(out.next()),
-        raw_trust_anchor_us: us(out.next()),
+        ours_us,
+        raw_client_verifier_us,
+        raw_trust_anchor_us,
     })
 }

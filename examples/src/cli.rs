@@ -214,6 +214,9 @@ pub struct ServerArgs {
     /// nobody). It must also be allowed to connect.
     #[arg(long = "admin", value_name = "ID", value_parser = parse_spiffe_id)]
     pub admins: Vec<SpiffeId>,
+    /// The policy file deciding every request instead, and its mode.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 impl ServerArgs {
@@ -461,6 +464,26 @@ where
         served.write_learned()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `main` of both servers: parses their command line `C`, exits with
+/// its usage error (status 2) when the policy flags do not go together
+/// ([`PolicyArgs::validate`]), installs tracing, then runs `run` and ends
+/// as [`exit`] does. `server` finds the [`ServerArgs`] in `C`.
+pub async fn server_main<C, F>(
+    program: &str,
+    server: fn(&C) -> &ServerArgs,
+    run: impl FnOnce(C) -> F,
+) -> ExitCode
+where
+    C: clap::Parser,
+    F: std::future::Future<Output = Result<ExitCode, BoxError>>,
+{
+    let cli = C::parse();
+    let args = server(&cli);
+    args.policy.validate_or_exit::<C>(&args.admins);
+    init_tracing();
+    exit(program, run(cli).await)
 }
 
 /// Installs a tracing subscriber writing to stderr, filtered by `RUST_LOG`

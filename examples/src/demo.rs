@@ -37,7 +37,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use mtls_ca::CertificateAuthority;
 use mtls_core::{MtlsClientConfig, MtlsServerConfig, PeerIdentity};
-use mtls_tower::{MtlsConnectInfo, MtlsConnector, MtlsListener, PeerId};
+use mtls_tower::{MtlsConnectInfo, MtlsConnector, MtlsListener};
 
 use crate::BoxError;
 
@@ -58,10 +58,7 @@ pub fn web_pki_client_config(ca: &CertificateAuthority) -> Result<rustls::Client
 
 /// Serves `GET /whoami` (the caller's SPIFFE ID) on a loopback port.
 pub async fn serve_whoami(server: MtlsServerConfig) -> Result<SocketAddr, BoxError> {
-    let app = Router::new().route(
-        "/whoami",
-        get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
-    );
+    let app = Router::new().route("/whoami", get(crate::handlers::whoami));
     let listener = MtlsListener::bind("127.0.0.1:0", server).await?;
     let addr = listener.local_addr();
     tokio::spawn(async move {

@@ -7,6 +7,8 @@
 //!   in-process demos.
 //! - [`federate`]: the `--federate` flag of `axum-server` (a partner trust
 //!   domain followed through its SPIFFE bundle endpoint).
+//! - [`handlers`]: the `GET /whoami` and `GET /admin` handlers of the axum
+//!   servers.
 //! - [`identity_proto`]: the gRPC code of `proto/identity.proto`.
 //! - [`BoxError`] and [`error_chain`]: how every example reports an error.
 //!
@@ -26,6 +28,7 @@ use std::fmt::Write as _;
 pub mod cli;
 pub mod demo;
 pub mod federate;
+pub mod handlers;
 pub mod identity_proto;
 pub mod identity_service;
 

@@ -2,7 +2,8 @@
 //!
 //! `axum-server` and `axum-client` as real processes over loopback, with
 //! certificates from the `mtls-ca` library, and curl as an independent
-//! client.
+//! client: what only they do (what `tonic-server` does as well is tested
+//! against both in `servers.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -10,31 +11,6 @@ mod common;
 use common::{
     args, bundle, curl, run, s, Fixture, Identity, Server, AXUM_CLIENT, AXUM_SERVER, TONIC_SERVER,
 };
-
-#[test]
-fn whoami_answers_the_callers_spiffe_id_and_admin_is_for_admins() {
-    let f = Fixture::new(AXUM_SERVER);
-    let server = f.start(&s(&["--admin", &f.admin.id]));
-
-    f.axum_get(&server, &f.client, "/whoami")
-        .assert_stdout("spiffe://example.org/client\n");
-
-    f.axum_get(&server, &f.admin, "/whoami")
-        .assert_stdout("spiffe://example.org/admin\n");
-
-    // A non-admin: 403 from the route policy; status and body on stderr.
-    let out = f.axum_get(&server, &f.client, "/admin");
-    out.assert_refused();
-    out.assert_stderr_has(&["403", "permission denied"]);
-
-    f.axum_get(&server, &f.admin, "/admin")
-        .assert_stdout("welcome, admin\n");
-
-    // No rule for the path: denied before routing (default deny).
-    let out = f.axum_get(&server, &f.client, "/elsewhere");
-    out.assert_exit(1);
-    assert!(out.stderr.contains("403"), "{out:#?}");
-}
 
 #[test]
 fn without_admin_flags_nobody_is_admin() {
@@ -83,30 +59,6 @@ fn curl_is_an_independent_client() {
 }
 
 #[test]
-fn another_trust_domain_is_refused_during_the_handshake() {
-    let f = Fixture::new(AXUM_SERVER);
-    let stranger = f.stranger();
-
-    let mut server = f.start(&[]);
-    let out = f.axum_get_with(
-        &server,
-        &stranger.identity,
-        "/whoami",
-        stranger.trust_both.clone(),
-    );
-    out.assert_refused();
-    assert!(!out.stderr.contains("rejected the server"), "{out:#?}");
-    server.assert_logged(&["rejected a client", "other.org"]);
-
-    // Federated: with other.org's bundle and other.org allowed, it gets in.
-    let server = f.start(&stranger.admitted());
-    f.axum_get_with(&server, &stranger.identity, "/whoami", stranger.trust_both)
-        .assert_stdout("spiffe://other.org/stranger\n");
-    // ...and example.org members no longer do: only other.org is allowed.
-    f.axum_get(&server, &f.client, "/whoami").assert_exit(1);
-}
-
-#[test]
 fn an_impostor_from_another_ca_of_the_same_trust_domain_is_refused() {
     let f = Fixture::new(AXUM_SERVER);
     let rogue = f.pki.domain("rogue", "example.org");
@@ -133,14 +85,6 @@ fn allow_lists_ids_and_trust_domains() {
         "example.org",
     ]));
     f.axum_get(&server, &f.admin, "/whoami").assert_ok();
-}
-
-#[test]
-fn the_client_refuses_a_server_with_another_spiffe_id() {
-    let f = Fixture::new(AXUM_SERVER);
-    let server = f.start(&[]);
-    let url = format!("https://{}/whoami", server.addr);
-    f.assert_refuses_another_server(AXUM_CLIENT, &["--url", &url]);
 }
 
 #[test]

@@ -291,9 +291,14 @@ fn seed_set() -> Vec<(&'static str, Seeds)> {
     let int_leaf: &[u8] = from_int.leaf();
     let (keep, root, stranger, leaf_key) =
         (Signer::Keep, Signer::Root, Signer::Stranger, Signer::Leaf);
-    let fixed_chain = [(keep, &f.leaf[..]), (keep, &f.intermediate[..])];
-    let mut seventeen = vec![(keep, &f.leaf[..])];
-    seventeen.extend(std::iter::repeat_n((keep, &f.intermediate[..]), 16));
+    // The fixed certificates, as the chains below list them.
+    let fixed_leaf: &[u8] = &f.leaf;
+    let fixed_int: &[u8] = &f.intermediate;
+    let fixed_root: &[u8] = &f.root;
+    let stranger_root: &[u8] = &f.stranger_root;
+    let fixed_chain = [(keep, fixed_leaf), (keep, fixed_int)];
+    let mut seventeen = vec![(keep, fixed_leaf)];
+    seventeen.extend(std::iter::repeat_n((keep, fixed_int), 16));
     let x509_verify = vec![
         s(
             "root-leaf",
@@ -309,22 +314,14 @@ fn seed_set() -> Vec<(&'static str, Seeds)> {
         ),
         s(
             "intermediate-chain-server",
-            verify_input(
-                t_int,
-                true,
-                &[(keep, int_leaf), (keep, &f.intermediate[..])],
-            ),
+            verify_input(t_int, true, &[(keep, int_leaf), (keep, fixed_int)]),
         ),
         s(
             "intermediate-chain-with-root",
             verify_input(
                 t_int,
                 false,
-                &[
-                    (keep, int_leaf),
-                    (keep, &f.intermediate[..]),
-                    (keep, &f.root[..]),
-                ],
+                &[(keep, int_leaf), (keep, fixed_int), (keep, fixed_root)],
             ),
         ),
         s(
@@ -332,20 +329,12 @@ fn seed_set() -> Vec<(&'static str, Seeds)> {
             verify_input(
                 t_int,
                 false,
-                &[
-                    (keep, int_leaf),
-                    (keep, &f.intermediate[..]),
-                    (keep, &f.stranger_root[..]),
-                ],
+                &[(keep, int_leaf), (keep, fixed_int), (keep, stranger_root)],
             ),
         ),
         s(
             "intermediate-leaf-signed-by-root-key",
-            verify_input(
-                t_int,
-                false,
-                &[(root, int_leaf), (keep, &f.intermediate[..])],
-            ),
+            verify_input(t_int, false, &[(root, int_leaf), (keep, fixed_int)]),
         ),
         s(
             "intermediate-missing",
@@ -353,11 +342,7 @@ fn seed_set() -> Vec<(&'static str, Seeds)> {
         ),
         s(
             "reversed",
-            verify_input(
-                t_int,
-                false,
-                &[(keep, &f.intermediate[..]), (keep, int_leaf)],
-            ),
+            verify_input(t_int, false, &[(keep, fixed_int), (keep, int_leaf)]),
         ),
         s("fixed-chain", verify_input(FIXED_NOW, false, &fixed_chain)),
         s(
@@ -373,12 +358,12 @@ fn seed_set() -> Vec<(&'static str, Seeds)> {
             verify_input(
                 FIXED_NOW,
                 false,
-                &[(leaf_key, &f.leaf[..]), (keep, &f.intermediate[..])],
+                &[(leaf_key, fixed_leaf), (keep, fixed_int)],
             ),
         ),
         s(
             "intermediate-as-leaf",
-            verify_input(FIXED_NOW, false, &[(keep, &f.intermediate[..])]),
+            verify_input(FIXED_NOW, false, &[(keep, fixed_int)]),
         ),
         s("chain-of-17", verify_input(FIXED_NOW, false, &seventeen)),
         s(

@@ -3,17 +3,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mtls-policy");
 
-/// A policy file of `tests/data` (the shop's policy, learned policies, the
-/// policies `diff` and `graph` compare).
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The path of a policy file of `tests/data` (the shop's policy, learned
+/// policies, the policies `diff` and `graph` compare), as an argument.
+fn data(name: &str) -> String {
+    arg(&PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
-        .join(name)
+        .join(name))
+}
+
+/// `path` as a command-line argument.
+fn arg(path: &Path) -> String {
+    path.to_str().unwrap().to_owned()
 }
 
 /// The text of [`data`] file `name`.
@@ -21,13 +26,13 @@ fn data_text(name: &str) -> String {
     std::fs::read_to_string(data(name)).unwrap()
 }
 
-/// `text` written to a temporary file `name`.
-fn file(name: &str, text: &str) -> PathBuf {
+/// `text` written to a temporary file `name`; its path, as an argument.
+fn file(name: &str, text: &str) -> String {
     let dir = std::env::temp_dir().join(format!("mtls-policy-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
-    path
+    arg(&path)
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -45,8 +50,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn check_accepts_a_valid_file() {
-    let path = data("shop.toml");
-    let (code, out, err) = run(&["check", path.to_str().unwrap()]);
+    let (code, out, err) = run(&["check", &data("shop.toml")]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ok: 3 rules"), "{out}");
 }
@@ -57,11 +61,10 @@ fn check_refuses_a_bad_file_with_line_and_column() {
         "bad.toml",
         &data_text("shop.toml").replace("\"/orders/{id}\"", "\"/orders/{id\""),
     );
-    let shown = path.to_str().unwrap();
-    let (code, out, err) = run(&["check", shown]);
+    let (code, out, err) = run(&["check", &path]);
     assert_eq!(code, 1);
     assert!(out.is_empty(), "{out}");
-    assert!(err.starts_with(&format!("{shown}:8:10: ")), "{err}");
+    assert!(err.starts_with(&format!("{path}:8:10: ")), "{err}");
     let (code, _, err) = run(&["check", "/nonexistent/policy.toml"]);
     assert_eq!(code, 1);
     assert!(err.starts_with("/nonexistent/policy.toml: "), "{err}");
@@ -70,7 +73,7 @@ fn check_refuses_a_bad_file_with_line_and_column() {
 #[test]
 fn usage_errors_exit_2() {
     let path = data("shop.toml");
-    let p = path.to_str().unwrap();
+    let p = path.as_str();
     for args in [
         &[][..],
         &["frobnicate"],
@@ -127,7 +130,7 @@ const WEB_GETS_AN_ORDER: &[&str] = &[
 #[test]
 fn explain_says_allow_or_deny_first_then_the_rule() {
     let path = data("shop.toml");
-    let p = path.to_str().unwrap();
+    let p = path.as_str();
     let cases: &[(&[&str], &str)] = &[
         (
             WEB_GETS_AN_ORDER,
@@ -214,18 +217,12 @@ const LEARNED_LABELS: [&str; 6] = [
 fn learn_merges_learned_files_into_one_policy() {
     let (a, b) = (data("learned-a.toml"), data("learned-b.toml"));
     let out = file("merged.toml", "");
-    let (code, stdout, err) = run(&[
-        "learn",
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (code, stdout, err) = run(&["learn", &a, &b, "--out", &out]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("4 calls"), "{stdout}");
     let merged = std::fs::read_to_string(&out).unwrap();
     let explain = |caller: &str, extra: &[&str]| {
-        let mut args = vec!["explain", out.to_str().unwrap(), "--caller", caller];
+        let mut args = vec!["explain", &out, "--caller", caller];
         args.extend_from_slice(extra);
         run(&args).1
     };
@@ -248,28 +245,17 @@ fn learn_merges_learned_files_into_one_policy() {
 
     // A policy that is not a learned one is refused.
     let hand = data("shop.toml");
-    let (code, _, err) = run(&[
-        "learn",
-        hand.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (code, _, err) = run(&["learn", &hand, "--out", &out]);
     assert_eq!(code, 1);
     assert!(err.contains("not a learned policy"), "{err}");
-    assert_eq!(run(&["learn", "--out", out.to_str().unwrap()]).0, 2);
+    assert_eq!(run(&["learn", "--out", &out]).0, 2);
 }
 
 #[test]
 fn diff_lists_the_observed_calls_the_new_policy_would_deny() {
     let observed = data("learned-a.toml");
     let (old, new) = (data("diff-old.toml"), data("diff-new.toml"));
-    let (code, out, err) = run(&[
-        "diff",
-        old.to_str().unwrap(),
-        new.to_str().unwrap(),
-        "--observations",
-        observed.to_str().unwrap(),
-    ]);
+    let (code, out, err) = run(&["diff", &old, &new, "--observations", &observed]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
@@ -281,18 +267,9 @@ fn diff_lists_the_observed_calls_the_new_policy_would_deny() {
     );
     assert!(lines[1].starts_with("deny spiffe://example.org/web POST /shop.Orders/Get: denied by rule \"no-grpc-for-web\""), "{out}");
     // The same policy denies nothing new.
-    let (code, out, _) = run(&[
-        "diff",
-        old.to_str().unwrap(),
-        old.to_str().unwrap(),
-        "--observations",
-        observed.to_str().unwrap(),
-    ]);
+    let (code, out, _) = run(&["diff", &old, &old, "--observations", &observed]);
     assert_eq!((code, out.as_str()), (0, ""));
-    assert_eq!(
-        run(&["diff", old.to_str().unwrap(), new.to_str().unwrap()]).0,
-        2
-    );
+    assert_eq!(run(&["diff", &old, &new]).0, 2);
 }
 
 #[test]
@@ -300,14 +277,8 @@ fn graph_draws_callers_to_routes_as_dot_and_svg() {
     let (a, b) = (data("learned-a.toml"), data("learned-b.toml"));
     // Web may read orders; nobody else is allowed anything.
     let policy = data("web-reads-orders.toml");
-    let (a, b, policy) = (
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        policy.to_str().unwrap(),
-    );
     let dot = std::env::temp_dir().join(format!("mtls-policy-graph-{}.dot", std::process::id()));
-    let dot_s = dot.to_str().unwrap();
-    let (code, out, err) = run(&["graph", a, b, "--out", dot_s, "--policy", policy]);
+    let (code, out, err) = run(&["graph", &a, &b, "--out", &arg(&dot), "--policy", &policy]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("4 calls"), "{out}");
     let text = std::fs::read_to_string(&dot).unwrap();
@@ -338,7 +309,7 @@ fn graph_draws_callers_to_routes_as_dot_and_svg() {
 
     // SVG, without a policy: every call "observed".
     let svg = dot.with_extension("svg");
-    let (code, _, err) = run(&["graph", a, b, "--out", svg.to_str().unwrap()]);
+    let (code, _, err) = run(&["graph", &a, &b, "--out", &arg(&svg)]);
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&svg).unwrap();
     let doc = roxmltree::Document::parse(&text).unwrap();
@@ -363,6 +334,6 @@ fn graph_draws_callers_to_routes_as_dot_and_svg() {
     );
 
     // Neither .svg nor .dot: a usage error.
-    let (code, _, err) = run(&["graph", a, "--out", "graph.png"]);
+    let (code, _, err) = run(&["graph", &a, "--out", "graph.png"]);
     assert_eq!(code, 2, "{err}");
 }

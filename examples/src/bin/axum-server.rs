@@ -39,11 +39,12 @@ use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use mtls_core::authorize;
-use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, PeerId, RoutePolicy};
+use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, RoutePolicy};
 
 use axum::extract::Path;
-use examples::cli::{self, PolicyArgs, ServerArgs};
+use examples::cli::{self, ServerArgs};
 use examples::federate::FederationArgs;
+use examples::handlers::{admin, whoami};
 use examples::BoxError;
 
 const PROGRAM: &str = "axum-server";
@@ -55,17 +56,12 @@ struct Cli {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
-    policy: PolicyArgs,
-    #[command(flatten)]
     federation: FederationArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.policy.validate_or_exit::<Cli>(&cli.server.admins);
-    cli::init_tracing();
-    cli::exit(PROGRAM, run(cli).await)
+    cli::server_main(PROGRAM, |cli: &Cli| &cli.server, run).await
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
@@ -84,7 +80,7 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         .route("/whoami", get(whoami))
         .route("/items/{id}", get(item))
         .route("/admin", get(admin));
-    let served = cli.policy.load()?;
+    let served = args.policy.load()?;
     let app = match &served {
         // Learn mode: after routing, so that the layer sees the route
         // templates (`/items/{id}`, not `/items/7`).
@@ -118,14 +114,4 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
 /// Item `id`.
 async fn item(Path(id): Path<String>) -> String {
     format!("item {id}\n")
-}
-
-/// The caller's SPIFFE ID and a newline.
-async fn whoami(PeerId(id): PeerId) -> String {
-    format!("{id}\n")
-}
-
-/// Reached only by the `--admin` IDs: the layer answers 403 to the others.
-async fn admin() -> &'static str {
-    "welcome, admin\n"
 }

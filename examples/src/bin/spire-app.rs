@@ -14,9 +14,10 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use clap::Parser;
+use examples::handlers::{admin, whoami};
 use examples::BoxError;
 use mtls_core::{authorize, Denied, MtlsServerConfig, SpiffeId, SpireSource};
-use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, MtlsListener, PeerId, RoutePolicy};
+use mtls_tower::{AuthorizeLayer, MtlsConnectInfo, MtlsListener, RoutePolicy};
 
 /// Serve with an identity from the SPIFFE Workload API.
 #[derive(Debug, Parser)]
@@ -82,11 +83,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
         .route("/whoami", authorize::any())
         .build()?;
     let app = Router::new()
-        .route(
-            "/whoami",
-            get(|PeerId(id): PeerId| async move { format!("{id}\n") }),
-        )
-        .route("/admin", get(|| async { "welcome, admin\n" }))
+        .route("/whoami", get(whoami))
+        .route("/admin", get(admin))
         .layer(AuthorizeLayer::new(policy));
     let listener = MtlsListener::bind(args.listen.as_str(), server).await?;
     println!("listening on {}", listener.local_addr());

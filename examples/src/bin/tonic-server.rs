@@ -34,7 +34,7 @@ use clap::Parser;
 use mtls_core::authorize;
 use mtls_tower::{AuthorizeLayer, AuthorizeRequest, RoutePolicy};
 
-use examples::cli::{self, PolicyArgs, ServerArgs};
+use examples::cli::{self, ServerArgs};
 use examples::identity_proto::{self, identity_server::IdentityServer};
 use examples::identity_service::IdentityService;
 use examples::BoxError;
@@ -47,23 +47,18 @@ const PROGRAM: &str = "tonic-server";
 struct Cli {
     #[command(flatten)]
     server: ServerArgs,
-    #[command(flatten)]
-    policy: PolicyArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.policy.validate_or_exit::<Cli>(&cli.server.admins);
-    cli::init_tracing();
-    cli::exit(PROGRAM, run(cli).await)
+    cli::server_main(PROGRAM, |cli: &Cli| &cli.server, run).await
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let args = cli.server;
     let server = args.server_config(PROGRAM, &[b"h2"])?;
 
-    let served = cli.policy.load()?;
+    let served = args.policy.load()?;
     // Who decides each call, chosen here: a policy file, or the built-in
     // route policy.
     let decider: Arc<dyn AuthorizeRequest> = match &served {

@@ -220,11 +220,11 @@ impl Fixture {
     /// expecting another server's SPIFFE ID: asserts that it refuses the
     /// server.
     #[track_caller]
-    pub(crate) fn assert_refuses_another_server(&self, exe: &str, target: &[&str]) {
+    pub(crate) fn assert_refuses_another_server(&self, exe: &str, target: &[String]) {
         let out = run(
             exe,
             &args([
-                s(target),
+                target.to_vec(),
                 s(&["--server-id", "spiffe://example.org/someone-else"]),
                 self.client.args(),
                 bundle(&self.example.bundle),

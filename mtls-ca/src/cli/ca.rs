@@ -209,17 +209,21 @@ pub(super) fn check_prefix(prefix: &Path) -> Result<(), Failure> {
 }
 
 pub(crate) fn issue(a: IssueArgs) -> Result<(), Failure> {
-    check_prefix(&a.out)?;
-    let mut request = a.leaf.request().key_type(a.key_type.into());
-    if let Some(cn) = a.common_name {
+    let IssueArgs {
+        svid: args,
+        common_name,
+    } = a;
+    check_prefix(&args.out)?;
+    let mut request = args.leaf.request().key_type(args.key_type.into());
+    if let Some(cn) = common_name {
         request = request.common_name(cn);
     }
-    let svid = update(&a.dir, |ca| Ok(ca.issue(&request)?))?;
+    let svid = update(&args.dir, |ca| Ok(ca.issue(&request)?))?;
     let key_pem = Zeroizing::new(svid.private_key_pem());
     // The key first: whoever watches the certificate file finds its key
     // already in place.
-    write_private(&with_suffix(&a.out, ".key"), key_pem.as_bytes())?;
-    write_atomic(&with_suffix(&a.out, ".pem"), svid.chain_pem().as_bytes())?;
+    write_private(&with_suffix(&args.out, ".key"), key_pem.as_bytes())?;
+    write_atomic(&with_suffix(&args.out, ".pem"), svid.chain_pem().as_bytes())?;
     print(&issued_summary(svid.spiffe_id(), svid.leaf())?)
 }
 

@@ -350,37 +350,36 @@ impl LeafArgs {
     }
 }
 
+/// What `issue` and `renew` both ask: the CA, the leaf, its fresh key and
+/// the files to write.
 #[derive(Debug, Args)]
-struct IssueArgs {
+struct NewSvidArgs {
     /// The CA directory.
     #[arg(long, value_name = "DIR")]
     dir: PathBuf,
     #[command(flatten)]
     leaf: LeafArgs,
-    /// The key type of the generated key.
+    /// The key type of the generated key (a fresh key for every SVID).
     #[arg(long, value_enum, default_value_t = KeyTypeArg::P256)]
     key_type: KeyTypeArg,
-    /// A subject common name (default: an empty subject).
-    #[arg(long, value_name = "CN")]
-    common_name: Option<String>,
     /// Where to write: PREFIX.pem (chain) and PREFIX.key (private key).
     #[arg(long, value_name = "PREFIX")]
     out: PathBuf,
 }
 
 #[derive(Debug, Args)]
-struct RenewArgs {
-    /// The CA directory (opened again at every renewal).
-    #[arg(long, value_name = "DIR")]
-    dir: PathBuf,
+struct IssueArgs {
     #[command(flatten)]
-    leaf: LeafArgs,
-    /// The key type of the generated keys (a fresh key at every renewal).
-    #[arg(long, value_enum, default_value_t = KeyTypeArg::P256)]
-    key_type: KeyTypeArg,
-    /// Where to write: PREFIX.pem (chain) and PREFIX.key (private key).
-    #[arg(long, value_name = "PREFIX")]
-    out: PathBuf,
+    svid: NewSvidArgs,
+    /// A subject common name (default: an empty subject).
+    #[arg(long, value_name = "CN")]
+    common_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct RenewArgs {
+    #[command(flatten)]
+    svid: NewSvidArgs,
     /// Also keep a copy of the CA's bundle (DIR/bundle.pem) in FILE,
     /// rewritten (atomically, before the SVID) whenever it changes: for a
     /// service that cannot read the CA directory.

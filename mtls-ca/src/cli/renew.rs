@@ -29,29 +29,30 @@ use crate::CertificateAuthority;
 const POLL: Duration = Duration::from_secs(1);
 
 pub(crate) fn renew(a: RenewArgs) -> Result<(), Failure> {
-    check_prefix(&a.out)?;
-    let spec = a
+    let args = a.svid;
+    check_prefix(&args.out)?;
+    let spec = args
         .leaf
         .dns
         .iter()
-        .fold(SvidSpec::new(a.leaf.spiffe_id.clone()), |s, name| {
+        .fold(SvidSpec::new(args.leaf.spiffe_id.clone()), |s, name| {
             s.dns_name(name.clone())
         })
-        .ttl(a.leaf.ttl)
-        .key_algorithm(match a.key_type {
+        .ttl(args.leaf.ttl)
+        .key_algorithm(match args.key_type {
             KeyTypeArg::P256 => KeyAlgorithm::EcdsaP256,
             KeyTypeArg::P384 => KeyAlgorithm::EcdsaP384,
             KeyTypeArg::Ed25519 => KeyAlgorithm::Ed25519,
         });
     let bundle = BundleCopy {
-        from: a.dir.join(crate::BUNDLE_FILE),
+        from: args.dir.join(crate::BUNDLE_FILE),
         to: a.bundle_out,
         last: None,
     };
     if a.once {
-        return once(&a.dir, &spec, &a.out, bundle);
+        return once(&args.dir, &spec, &args.out, bundle);
     }
-    runtime()?.block_on(run(a.dir, spec, a.out, bundle))
+    runtime()?.block_on(run(args.dir, spec, args.out, bundle))
 }
 
 /// `--once`: renews when due (see [`due`]), else says until when the files

@@ -14,14 +14,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let well_known = protoc_bin_vendored::include_path()?;
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc);
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_with_config(
-            config,
-            &[PathBuf::from("proto/workload.proto")],
-            &[PathBuf::from("proto"), well_known],
-        )?;
+    // Client and server: tonic-prost-build's default.
+    tonic_prost_build::configure().compile_with_config(
+        config,
+        &[PathBuf::from("proto/workload.proto")],
+        &[PathBuf::from("proto"), well_known],
+    )?;
     println!("cargo:rerun-if-changed=proto/workload.proto");
     println!("cargo:rerun-if-changed=build.rs");
     Ok(())

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,27 +10,15 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 )
 
-func runClient(args []string) error {
-	fs, id := identityFlagSet("client")
-	url := fs.String("url", "", "https URL to GET")
-	_ = fs.Parse(args)
-	if *url == "" {
-		return fmt.Errorf("--url is required")
-	}
-
-	source, err := id.load(context.Background())
-	if err != nil {
-		return err
-	}
-	defer source.close()
-
+// get GETs url with the SVID of source and prints the response body.
+func get(source *identity, url string) error {
 	client := &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig: tlsconfig.MTLSClientConfig(source.svid, source.bundles, source.authorizer),
 		},
 	}
-	response, err := client.Get(*url)
+	response, err := client.Get(url)
 	if err != nil {
 		return err
 	}

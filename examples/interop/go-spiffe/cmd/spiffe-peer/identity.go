@@ -29,13 +29,26 @@ type identityFlags struct {
 	authorize   string
 }
 
-// identityFlagSet is the flag set of a command that takes IDENTITY and
-// --authorize; the command adds its own flags.
-func identityFlagSet(name string) (*flag.FlagSet, *identityFlags) {
-	fs := flag.NewFlagSet(name, flag.ExitOnError)
+// runWithIdentity runs a command that takes IDENTITY, --authorize and one
+// flag of its own, --name (default value, required when that is empty):
+// it parses args, loads the identity, and calls run with it and the
+// flag's value, closing the identity when run returns.
+func runWithIdentity(command string, args []string, name, value, usage string, run func(*identity, string) error) error {
+	fs := flag.NewFlagSet(command, flag.ExitOnError)
 	id := &identityFlags{}
 	id.register(fs)
-	return fs, id
+	own := fs.String(name, value, usage)
+	_ = fs.Parse(args)
+	if value == "" && *own == "" {
+		return fmt.Errorf("--%s is required", name)
+	}
+
+	source, err := id.load(context.Background())
+	if err != nil {
+		return err
+	}
+	defer source.close()
+	return run(source, *own)
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {

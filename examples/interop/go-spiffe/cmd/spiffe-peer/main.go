@@ -30,9 +30,9 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "server":
-		err = runServer(os.Args[2:])
+		err = runWithIdentity("server", os.Args[2:], "listen", "127.0.0.1:0", "address to listen on", serve)
 	case "client":
-		err = runClient(os.Args[2:])
+		err = runWithIdentity("client", os.Args[2:], "url", "", "https URL to GET", get)
 	case "jwt-validate":
 		err = runJWTValidate(os.Args[2:])
 	default:

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -14,19 +13,10 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
 
-func runServer(args []string) error {
-	fs, id := identityFlagSet("server")
-	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
-	_ = fs.Parse(args)
-
-	source, err := id.load(context.Background())
-	if err != nil {
-		return err
-	}
-	defer source.close()
-
+// serve serves hello on listen with the SVID of source until killed.
+func serve(source *identity, listen string) error {
 	config := tlsconfig.MTLSServerConfig(source.svid, source.bundles, source.authorizer)
-	listener, err := net.Listen("tcp", *listen)
+	listener, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
