@@ -18,7 +18,7 @@ use super::{parse_bundle, EndpointConfig, EndpointProfile, EndpointUrl, Federati
 use crate::authorize;
 use crate::bundle::{BundleSet, SpiffeBundle};
 use crate::id::TrustDomain;
-use crate::source::{BundleSource, SharedSvid};
+use crate::source::{AbortOnDrop, BundleSource, SharedSvid};
 use crate::tls::{MtlsClientConfig, Rejection};
 use crate::x509::escape_untrusted;
 
@@ -218,7 +218,7 @@ impl Fetcher {
         let driver = tokio::spawn(async move {
             let _ = connection.await;
         });
-        let _driver = AbortOnDrop(driver);
+        let _driver = AbortOnDrop(driver.abort_handle());
         let request = Request::get(url.path_and_query())
             .header(header::HOST, url.authority().as_str())
             .header(header::ACCEPT, "application/json")
@@ -293,15 +293,6 @@ impl Fetcher {
                 status: status.as_u16(),
             }),
         }
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

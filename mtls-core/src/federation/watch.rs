@@ -11,7 +11,9 @@ use super::client::Fetcher;
 use super::{EndpointConfig, FederationError};
 use crate::bundle::{BundleSet, SpiffeBundle};
 use crate::jwt::{JwtBundle, JwtBundleSet};
-use crate::source::{tracked_source, BundleSource, JwtBundleSource, Published, SourceStatus};
+use crate::source::{
+    tracked_source, AbortOnDrop, BundleSource, JwtBundleSource, Published, SourceStatus,
+};
 
 /// The refresh interval used while the bundle held has no
 /// `spiffe_refresh_hint` (SPIFFE_Federation.md 4.1 recommends five
@@ -168,14 +170,9 @@ pub struct FederatedBundleSource {
 struct Shared {
     published: Published<Held, FederationError>,
     refresh: Arc<Notify>,
-    task: tokio::task::AbortHandle,
+    /// The polling task, stopped with the last clone.
+    _task: AbortOnDrop,
     config: EndpointConfig,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The held bundle as a bundle source, for the fetcher's verifier.
@@ -207,7 +204,7 @@ impl FederatedBundleSource {
             shared: Arc::new(Shared {
                 published,
                 refresh,
-                task: task.abort_handle(),
+                _task: AbortOnDrop(task.abort_handle()),
                 config,
             }),
         })
